@@ -1,0 +1,175 @@
+//! Composite builders: functions that emit several primitives (softmax, layer norm, losses).
+//!
+//! Each is numerically careful in the usual ways (max-shifted softmax and logsumexp) and, like
+//! the primitives, panics at the caller's location or returns a [`BuildError`] from its `try_`
+//! twin.
+
+use super::primitives::panicking;
+use super::{unwrap_build, BuildError, Tensor};
+use crate::DType;
+
+/// `sqrt(2/pi)`, the GELU tanh-approximation constant.
+const GELU_C: f64 = 0.797_884_560_802_865_4;
+
+impl<'b> Tensor<'b> {
+    panicking! {
+        /// `max(x, 0)`.
+        relu => try_relu();
+        /// `1 / (1 + e^-x)`.
+        sigmoid => try_sigmoid();
+        /// GELU, tanh form: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
+        gelu => try_gelu();
+        /// `x * x`.
+        square => try_square();
+        /// Softmax along `axis`, shifted by the maximum for stability.
+        softmax => try_softmax(axis: isize);
+        /// `log(softmax(x))` along `axis`, computed as `x - logsumexp(x)`.
+        log_softmax => try_log_softmax(axis: isize);
+        /// `log(sum(exp(x)))` over `axes`, shifted by the maximum (reduced axes removed).
+        logsumexp => try_logsumexp(axes: &[isize]);
+        /// Mean over `axes` (removed).
+        mean => try_mean(axes: &[isize]);
+        /// Biased variance over `axes` (removed).
+        var => try_var(axes: &[isize]);
+        /// Layer normalization over the last axis: `(x - mean) / sqrt(var + eps) * gamma + beta`,
+        /// with `gamma` and `beta` of the last axis' size.
+        layer_norm => try_layer_norm(gamma: Tensor<'b>, beta: Tensor<'b>, eps: f64);
+        /// Mean softmax cross-entropy of logits `[N, C]` against integer labels `[N]` (i32):
+        /// `mean_i(logsumexp(logits_i) - logits_i[y_i])`. A label outside `0..C` selects no
+        /// logit, so its row contributes `logsumexp(logits_i)`.
+        cross_entropy => try_cross_entropy(labels: Tensor<'b>);
+        /// Mean squared error over all elements.
+        mse => try_mse(target: Tensor<'b>);
+    }
+
+    /// ReLU, or an error.
+    #[track_caller]
+    pub fn try_relu(self) -> Result<Tensor<'b>, BuildError> {
+        self.try_maximum(self.scalar_like(0.0))
+    }
+
+    /// Sigmoid, or an error.
+    #[track_caller]
+    pub fn try_sigmoid(self) -> Result<Tensor<'b>, BuildError> {
+        let one = self.scalar_like(1.0);
+        one.try_add(self.try_neg()?.try_exp()?)?.try_recip()
+    }
+
+    /// GELU, or an error.
+    #[track_caller]
+    pub fn try_gelu(self) -> Result<Tensor<'b>, BuildError> {
+        let cube = self.try_mul(self.try_square()?)?;
+        let inner = self
+            .try_add(cube.try_mul(self.scalar_like(0.044715))?)?
+            .try_mul(self.scalar_like(GELU_C))?;
+        let gate = inner.try_tanh()?.try_add(self.scalar_like(1.0))?;
+        self.try_mul(self.scalar_like(0.5))?.try_mul(gate)
+    }
+
+    /// Square, or an error.
+    #[track_caller]
+    pub fn try_square(self) -> Result<Tensor<'b>, BuildError> {
+        self.try_mul(self)
+    }
+
+    /// Softmax, or an error.
+    #[track_caller]
+    pub fn try_softmax(self, axis: isize) -> Result<Tensor<'b>, BuildError> {
+        let shifted = self.try_sub(self.try_max_keepdims(&[axis])?)?;
+        let e = shifted.try_exp()?;
+        e.try_div(e.try_sum_keepdims(&[axis])?)
+    }
+
+    /// Log-softmax, or an error.
+    #[track_caller]
+    pub fn try_log_softmax(self, axis: isize) -> Result<Tensor<'b>, BuildError> {
+        let shifted = self.try_sub(self.try_max_keepdims(&[axis])?)?;
+        let lse = shifted.try_exp()?.try_sum_keepdims(&[axis])?.try_log()?;
+        shifted.try_sub(lse)
+    }
+
+    /// Logsumexp, or an error.
+    #[track_caller]
+    pub fn try_logsumexp(self, axes: &[isize]) -> Result<Tensor<'b>, BuildError> {
+        let m = self.try_max_keepdims(axes)?;
+        let s = self.try_sub(m)?.try_exp()?.try_sum(axes)?.try_log()?;
+        let m = m.try_reshape(s.shape())?;
+        s.try_add(m)
+    }
+
+    /// Mean, or an error.
+    #[track_caller]
+    pub fn try_mean(self, axes: &[isize]) -> Result<Tensor<'b>, BuildError> {
+        let count = self.count(axes)?;
+        self.try_sum(axes)?.try_div(self.scalar_like(count))
+    }
+
+    /// Variance, or an error.
+    #[track_caller]
+    pub fn try_var(self, axes: &[isize]) -> Result<Tensor<'b>, BuildError> {
+        let count = self.count(axes)?;
+        let mean = self.try_sum_keepdims(axes)?.try_div(self.scalar_like(count))?;
+        self.try_sub(mean)?.try_square()?.try_mean(axes)
+    }
+
+    /// Number of elements covered by `axes`, checked for float dtype.
+    #[track_caller]
+    fn count(self, axes: &[isize]) -> Result<f64, BuildError> {
+        if !self.dtype().is_float() {
+            let msg = format!("needs a float tensor, got {}", self.dtype());
+            return Err(self.builder.error("mean", &[self], msg));
+        }
+        let shape = self.shape();
+        let axes = self.resolve_axes("mean", axes)?;
+        Ok(axes.iter().map(|&a| shape.dim(a)).product::<usize>() as f64)
+    }
+
+    /// Layer norm, or an error.
+    #[track_caller]
+    pub fn try_layer_norm(
+        self,
+        gamma: Tensor<'b>,
+        beta: Tensor<'b>,
+        eps: f64,
+    ) -> Result<Tensor<'b>, BuildError> {
+        let s = self.shape();
+        let last = s.dims().last().copied().unwrap_or(0);
+        let ok = |t: Tensor<'b>| t.rank() == 1 && t.shape().dim(0) == last;
+        if s.rank() == 0 || !ok(gamma) || !ok(beta) {
+            let msg = format!("gamma and beta must have shape [{last}], the last axis of the input");
+            return Err(self.builder.error("layer_norm", &[self, gamma, beta], msg));
+        }
+        let count = last as f64;
+        let mean = self.try_sum_keepdims(&[-1])?.try_div(self.scalar_like(count))?;
+        let centered = self.try_sub(mean)?;
+        let var = centered
+            .try_square()?
+            .try_sum_keepdims(&[-1])?
+            .try_div(self.scalar_like(count))?;
+        let inv_std = var.try_add(self.scalar_like(eps))?.try_sqrt()?.try_recip()?;
+        centered.try_mul(inv_std)?.try_mul(gamma)?.try_add(beta)
+    }
+
+    /// Cross-entropy, or an error.
+    #[track_caller]
+    pub fn try_cross_entropy(self, labels: Tensor<'b>) -> Result<Tensor<'b>, BuildError> {
+        let s = self.shape();
+        if s.rank() != 2 || labels.shape().dims() != [s.dim(0)] || labels.dtype() != DType::I32 {
+            let msg = "expects logits [N, C] (float) and labels [N] (i32)".to_string();
+            return Err(self.builder.error("cross_entropy", &[self, labels], msg));
+        }
+        let classes = self.builder.iota(DType::I32, s.clone(), 1);
+        let one_hot = classes.try_eq(labels.try_unsqueeze(1)?)?.try_cast(self.dtype())?;
+        let picked = self.try_mul(one_hot)?.try_sum(&[1])?;
+        self.try_logsumexp(&[1])?.try_sub(picked)?.try_mean(&[0])
+    }
+
+    /// MSE, or an error.
+    #[track_caller]
+    pub fn try_mse(self, target: Tensor<'b>) -> Result<Tensor<'b>, BuildError> {
+        let d = self.try_sub(target)?.try_square()?;
+        let axes: Vec<isize> = (0..d.rank() as isize).collect();
+        d.try_mean(&axes)
+    }
+}
+

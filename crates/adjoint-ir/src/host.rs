@@ -1,0 +1,254 @@
+//! Tensors in host memory: what users feed, what the interpreter and the runtime return.
+
+use crate::op::TensorType;
+use crate::rng::Rng;
+use crate::shape::Shape;
+use crate::DType;
+use std::fmt;
+
+/// The elements of a [`HostTensor`], row-major, one variant per dtype.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HostData {
+    /// `f32` elements.
+    F32(Vec<f32>),
+    /// `f64` elements.
+    F64(Vec<f64>),
+    /// `i32` elements.
+    I32(Vec<i32>),
+    /// `bool` elements.
+    Bool(Vec<bool>),
+}
+
+impl HostData {
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        match self {
+            HostData::F32(_) => DType::F32,
+            HostData::F64(_) => DType::F64,
+            HostData::I32(_) => DType::I32,
+            HostData::Bool(_) => DType::Bool,
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            HostData::F32(v) => v.len(),
+            HostData::F64(v) => v.len(),
+            HostData::I32(v) => v.len(),
+            HostData::Bool(v) => v.len(),
+        }
+    }
+
+    /// True when there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A dense row-major tensor in host memory.
+///
+/// ```
+/// use adjoint_ir::{HostTensor, DType};
+/// let t = HostTensor::from_f32([2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap();
+/// assert_eq!(t.dtype(), DType::F32);
+/// assert_eq!(t.to_f64_vec(), vec![1.0, 2.0, 3.0, 4.0]);
+/// assert!(HostTensor::from_f32([3], vec![1.0]).is_err());
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct HostTensor {
+    shape: Shape,
+    data: HostData,
+}
+
+impl HostTensor {
+    /// A tensor from a shape and matching data; an error if the element count differs.
+    pub fn new(shape: impl Into<Shape>, data: HostData) -> Result<HostTensor, String> {
+        let shape = shape.into();
+        if shape.numel() != data.len() {
+            return Err(format!(
+                "shape {shape} needs {} elements, got {}",
+                shape.numel(),
+                data.len()
+            ));
+        }
+        Ok(HostTensor { shape, data })
+    }
+
+    /// An `f32` tensor.
+    pub fn from_f32(shape: impl Into<Shape>, v: Vec<f32>) -> Result<HostTensor, String> {
+        HostTensor::new(shape, HostData::F32(v))
+    }
+
+    /// An `f64` tensor.
+    pub fn from_f64(shape: impl Into<Shape>, v: Vec<f64>) -> Result<HostTensor, String> {
+        HostTensor::new(shape, HostData::F64(v))
+    }
+
+    /// An `i32` tensor.
+    pub fn from_i32(shape: impl Into<Shape>, v: Vec<i32>) -> Result<HostTensor, String> {
+        HostTensor::new(shape, HostData::I32(v))
+    }
+
+    /// A `bool` tensor.
+    pub fn from_bool(shape: impl Into<Shape>, v: Vec<bool>) -> Result<HostTensor, String> {
+        HostTensor::new(shape, HostData::Bool(v))
+    }
+
+    /// A tensor of `dtype` from `f64` values, rounded as [`crate::Literal`] rounds them.
+    pub fn from_f64_as(
+        dtype: DType,
+        shape: impl Into<Shape>,
+        v: &[f64],
+    ) -> Result<HostTensor, String> {
+        let data = match dtype {
+            DType::F32 => HostData::F32(v.iter().map(|&x| x as f32).collect()),
+            DType::F64 => HostData::F64(v.to_vec()),
+            DType::I32 => HostData::I32(v.iter().map(|&x| x as i32).collect()),
+            DType::Bool => HostData::Bool(v.iter().map(|&x| x != 0.0).collect()),
+        };
+        HostTensor::new(shape, data)
+    }
+
+    /// A rank-0 `f32` tensor.
+    pub fn scalar_f32(v: f32) -> HostTensor {
+        HostTensor {
+            shape: Shape::scalar(),
+            data: HostData::F32(vec![v]),
+        }
+    }
+
+    /// A tensor of zeros (false for bool).
+    pub fn zeros(dtype: DType, shape: impl Into<Shape>) -> HostTensor {
+        let shape = shape.into();
+        let n = shape.numel();
+        let data = match dtype {
+            DType::F32 => HostData::F32(vec![0.0; n]),
+            DType::F64 => HostData::F64(vec![0.0; n]),
+            DType::I32 => HostData::I32(vec![0; n]),
+            DType::Bool => HostData::Bool(vec![false; n]),
+        };
+        HostTensor { shape, data }
+    }
+
+    /// Seeded random data for a tensor of type `ty`: floats standard normal, i32 uniform in
+    /// `0..int_bound`, bools fair coin flips.
+    pub fn random(ty: &TensorType, rng: &mut Rng, int_bound: u32) -> HostTensor {
+        let n = ty.shape.numel();
+        let data = match ty.dtype {
+            DType::F32 => HostData::F32((0..n).map(|_| rng.normal() as f32).collect()),
+            DType::F64 => HostData::F64((0..n).map(|_| rng.normal()).collect()),
+            DType::I32 => HostData::I32(
+                (0..n)
+                    .map(|_| rng.below(int_bound.max(1) as u64) as i32)
+                    .collect(),
+            ),
+            DType::Bool => HostData::Bool((0..n).map(|_| rng.below(2) == 1).collect()),
+        };
+        HostTensor {
+            shape: ty.shape.clone(),
+            data,
+        }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &Shape {
+        &self.shape
+    }
+
+    /// The element type.
+    pub fn dtype(&self) -> DType {
+        self.data.dtype()
+    }
+
+    /// Type (dtype and shape).
+    pub fn ty(&self) -> TensorType {
+        TensorType::new(self.dtype(), self.shape.clone())
+    }
+
+    /// The elements.
+    pub fn data(&self) -> &HostData {
+        &self.data
+    }
+
+    /// The elements, mutably (the shape is fixed).
+    pub fn data_mut(&mut self) -> &mut HostData {
+        &mut self.data
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The `f32` elements, if the dtype is `f32`.
+    pub fn as_f32(&self) -> Option<&[f32]> {
+        match &self.data {
+            HostData::F32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The `f64` elements, if the dtype is `f64`.
+    pub fn as_f64(&self) -> Option<&[f64]> {
+        match &self.data {
+            HostData::F64(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The `i32` elements, if the dtype is `i32`.
+    pub fn as_i32(&self) -> Option<&[i32]> {
+        match &self.data {
+            HostData::I32(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The `bool` elements, if the dtype is `bool`.
+    pub fn as_bool(&self) -> Option<&[bool]> {
+        match &self.data {
+            HostData::Bool(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// Every element converted to `f64` (bools as 0/1).
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        match &self.data {
+            HostData::F32(v) => v.iter().map(|&x| x as f64).collect(),
+            HostData::F64(v) => v.clone(),
+            HostData::I32(v) => v.iter().map(|&x| x as f64).collect(),
+            HostData::Bool(v) => v.iter().map(|&x| x as u8 as f64).collect(),
+        }
+    }
+
+    /// The same values converted to `dtype` (as [`crate::Op::Cast`] converts).
+    pub fn cast(&self, dtype: DType) -> HostTensor {
+        if dtype == self.dtype() {
+            return self.clone();
+        }
+        let v = self.to_f64_vec();
+        HostTensor::from_f64_as(dtype, self.shape.clone(), &v).expect("same element count")
+    }
+
+    /// Same elements under a new shape with the same element count.
+    pub fn reshape(self, shape: impl Into<Shape>) -> Result<HostTensor, String> {
+        HostTensor::new(shape, self.data)
+    }
+}
+
+impl fmt::Debug for HostTensor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{} ", self.dtype(), self.shape)?;
+        match &self.data {
+            HostData::F32(v) => write!(f, "{v:?}"),
+            HostData::F64(v) => write!(f, "{v:?}"),
+            HostData::I32(v) => write!(f, "{v:?}"),
+            HostData::Bool(v) => write!(f, "{v:?}"),
+        }
+    }
+}
+
+/// Named tensors fed to a graph (inputs and parameters by name), in a deterministic order.
+pub type Feeds = std::collections::BTreeMap<String, HostTensor>;

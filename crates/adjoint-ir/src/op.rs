@@ -1,0 +1,411 @@
+//! The primitive op set.
+//!
+//! Everything else (softmax, layer norm, cross-entropy, attention) is a builder function that
+//! emits these primitives. `docs/ir.md` gives each op's semantics and shape rule.
+
+use crate::literal::Literal;
+use crate::shape::{Dims, Shape};
+use crate::DType;
+use std::fmt;
+
+/// A tensor's static type: element type and shape.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TensorType {
+    /// Element type.
+    pub dtype: DType,
+    /// Static shape.
+    pub shape: Shape,
+}
+
+impl TensorType {
+    /// A tensor type from its parts.
+    pub fn new(dtype: DType, shape: impl Into<Shape>) -> TensorType {
+        TensorType {
+            dtype,
+            shape: shape.into(),
+        }
+    }
+
+    /// Bytes of a dense buffer of this type.
+    pub fn size_bytes(&self) -> usize {
+        self.shape.numel() * self.dtype.size_bytes()
+    }
+}
+
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.dtype, self.shape)
+    }
+}
+
+/// Elementwise functions of one operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum UnaryOp {
+    /// `-x` (floats and i32).
+    Neg,
+    /// `e^x`.
+    Exp,
+    /// Natural logarithm.
+    Log,
+    /// Square root.
+    Sqrt,
+    /// `1/x`.
+    Recip,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Sine (radians).
+    Sin,
+    /// Cosine (radians).
+    Cos,
+    /// `|x|` (floats and i32).
+    Abs,
+    /// `-1`, `0` or `1` (floats and i32); `sign(±0) = 0`, `sign(NaN) = NaN`.
+    Sign,
+}
+
+/// Elementwise functions of two operands of the same type and shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum BinaryOp {
+    /// `a + b`.
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b`.
+    Mul,
+    /// `a / b` (floats only).
+    Div,
+    /// `a^b` (floats only).
+    Pow,
+    /// `max(a, b)`; NaN if either is NaN.
+    Max,
+    /// `min(a, b)`; NaN if either is NaN.
+    Min,
+}
+
+/// Elementwise comparisons; the result is `bool`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CompareOp {
+    /// `a < b`.
+    Lt,
+    /// `a <= b`.
+    Le,
+    /// `a == b`.
+    Eq,
+    /// `a != b`.
+    Ne,
+}
+
+/// Reductions over a set of axes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReduceOp {
+    /// Sum (0 over an empty set).
+    Sum,
+    /// Maximum (`-inf` for floats, `i32::MIN` for i32 over an empty set).
+    Max,
+}
+
+/// One axis of a [`Op::Slice`]: the elements `start, start+step, …` below `stop`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SliceRange {
+    /// First index taken.
+    pub start: usize,
+    /// One past the last index that may be taken (`start <= stop <= dim`).
+    pub stop: usize,
+    /// Distance between taken indices (at least 1).
+    pub step: usize,
+}
+
+impl SliceRange {
+    /// The whole of an axis of size `dim`.
+    pub fn full(dim: usize) -> SliceRange {
+        SliceRange {
+            start: 0,
+            stop: dim,
+            step: 1,
+        }
+    }
+
+    /// How many indices the range takes.
+    pub fn len(&self) -> usize {
+        if self.stop <= self.start {
+            0
+        } else {
+            (self.stop - self.start).div_ceil(self.step)
+        }
+    }
+
+    /// True when the range takes no index.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A primitive operation. Its operands are the node's incoming edges, ordered by edge weight.
+///
+/// Every op carries all of its attributes, so the result type of a node is a pure function of
+/// its op and its operands' types ([`crate::infer::result_type`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// A tensor fed at run time (data, labels). No operands.
+    Input {
+        /// Name the feed is given under.
+        name: String,
+        /// Its type.
+        ty: TensorType,
+    },
+    /// A persistent tensor owned by the runtime (weights, optimizer state). No operands.
+    Parameter {
+        /// Name the value is stored under.
+        name: String,
+        /// Its type.
+        ty: TensorType,
+    },
+    /// A literal tensor (a scalar has rank 0). No operands.
+    Constant(Literal),
+    /// Values `0, 1, 2, …` along `axis`, repeated over the other axes. No operands.
+    Iota {
+        /// Its type (numeric).
+        ty: TensorType,
+        /// The axis that counts.
+        axis: usize,
+    },
+    /// Elementwise function of one operand.
+    Unary(UnaryOp),
+    /// Elementwise function of two operands of equal type.
+    Binary(BinaryOp),
+    /// Elementwise comparison of two operands of equal type; result `bool`.
+    Compare(CompareOp),
+    /// `select(cond, a, b)`: `a` where `cond` is true, else `b`; all three the same shape.
+    Select,
+    /// Element type conversion (float→i32 truncates toward zero and saturates; NaN→0;
+    /// bool→number gives 0/1; number→bool is `x != 0`).
+    Cast {
+        /// Target element type.
+        to: DType,
+    },
+    /// NumPy `broadcast_to`: aligned on the last axis, each operand dimension 1 or equal.
+    Broadcast {
+        /// Result shape.
+        shape: Shape,
+    },
+    /// Same elements, new shape (row-major order); element counts must match.
+    Reshape {
+        /// Result shape.
+        shape: Shape,
+    },
+    /// Axis permutation: result axis `i` is operand axis `perm[i]`.
+    Permute {
+        /// A permutation of `0..rank`.
+        perm: Dims,
+    },
+    /// Strided slice, one range per axis.
+    Slice {
+        /// One range per operand axis.
+        ranges: Vec<SliceRange>,
+    },
+    /// Zero padding: `low[i]` zeros before and `high[i]` after axis `i`.
+    Pad {
+        /// Zeros before each axis.
+        low: Dims,
+        /// Zeros after each axis.
+        high: Dims,
+    },
+    /// Joins one or more operands along `axis`; other dimensions must match.
+    Concat {
+        /// The joined axis.
+        axis: usize,
+    },
+    /// Sum or max over `axes` (sorted, distinct); reduced axes are kept as size 1 if `keepdims`.
+    Reduce {
+        /// Which reduction.
+        op: ReduceOp,
+        /// Reduced axes, ascending.
+        axes: Dims,
+        /// Keep reduced axes with size 1.
+        keepdims: bool,
+    },
+    /// Batched matrix product `[..., m, k] @ [..., k, n] -> [..., m, n]`; both operands have the
+    /// same rank (at least 2) and the same batch dimensions.
+    MatMul,
+    /// NumPy `take(x, idx, axis)`: result shape is
+    /// `x.shape[..axis] ++ idx.shape ++ x.shape[axis+1..]`. Indices outside `0..x.shape[axis]`
+    /// read 0.
+    Gather {
+        /// The indexed axis of the first operand.
+        axis: usize,
+    },
+    /// The adjoint of [`Op::Gather`]: `scatter_add(upd, idx)` starts from zeros whose `axis` has
+    /// `size` elements and adds `upd` at the indexed positions (`upd.shape` is
+    /// `out.shape[..axis] ++ idx.shape ++ out.shape[axis+1..]`). Out-of-range indices are dropped.
+    ScatterAdd {
+        /// The scattered axis of the result.
+        axis: usize,
+        /// Size of that axis.
+        size: usize,
+    },
+}
+
+impl Op {
+    /// The op's name in the text format (`add`, `matmul`, `reduce_sum`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Input { .. } => "input",
+            Op::Parameter { .. } => "parameter",
+            Op::Constant(_) => "constant",
+            Op::Iota { .. } => "iota",
+            Op::Unary(u) => u.name(),
+            Op::Binary(b) => b.name(),
+            Op::Compare(c) => c.name(),
+            Op::Select => "select",
+            Op::Cast { .. } => "cast",
+            Op::Broadcast { .. } => "broadcast",
+            Op::Reshape { .. } => "reshape",
+            Op::Permute { .. } => "permute",
+            Op::Slice { .. } => "slice",
+            Op::Pad { .. } => "pad",
+            Op::Concat { .. } => "concat",
+            Op::Reduce {
+                op: ReduceOp::Sum, ..
+            } => "reduce_sum",
+            Op::Reduce {
+                op: ReduceOp::Max, ..
+            } => "reduce_max",
+            Op::MatMul => "matmul",
+            Op::Gather { .. } => "gather",
+            Op::ScatterAdd { .. } => "scatter_add",
+        }
+    }
+
+    /// True for ops without operands: inputs, parameters, constants and iota.
+    pub fn is_leaf(&self) -> bool {
+        matches!(
+            self,
+            Op::Input { .. } | Op::Parameter { .. } | Op::Constant(_) | Op::Iota { .. }
+        )
+    }
+
+    /// How many operands the op takes; `None` for variadic [`Op::Concat`] (one or more).
+    pub fn arity(&self) -> Option<usize> {
+        Some(match self {
+            Op::Input { .. } | Op::Parameter { .. } | Op::Constant(_) | Op::Iota { .. } => 0,
+            Op::Unary(_)
+            | Op::Cast { .. }
+            | Op::Broadcast { .. }
+            | Op::Reshape { .. }
+            | Op::Permute { .. }
+            | Op::Slice { .. }
+            | Op::Pad { .. }
+            | Op::Reduce { .. } => 1,
+            Op::Binary(_) | Op::Compare(_) | Op::MatMul | Op::Gather { .. } => 2,
+            Op::ScatterAdd { .. } => 2,
+            Op::Select => 3,
+            Op::Concat { .. } => return None,
+        })
+    }
+
+    /// True for ops applied element by element with no data movement (unary, binary, compare,
+    /// select, cast).
+    pub fn is_elementwise(&self) -> bool {
+        matches!(
+            self,
+            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast { .. }
+        )
+    }
+
+    /// True for ops that only move or replicate elements (broadcast, reshape, permute, slice,
+    /// pad, concat).
+    pub fn is_movement(&self) -> bool {
+        matches!(
+            self,
+            Op::Broadcast { .. }
+                | Op::Reshape { .. }
+                | Op::Permute { .. }
+                | Op::Slice { .. }
+                | Op::Pad { .. }
+                | Op::Concat { .. }
+        )
+    }
+}
+
+impl UnaryOp {
+    /// Every unary op.
+    pub const ALL: [UnaryOp; 10] = [
+        UnaryOp::Neg,
+        UnaryOp::Exp,
+        UnaryOp::Log,
+        UnaryOp::Sqrt,
+        UnaryOp::Recip,
+        UnaryOp::Tanh,
+        UnaryOp::Sin,
+        UnaryOp::Cos,
+        UnaryOp::Abs,
+        UnaryOp::Sign,
+    ];
+
+    /// Text-format name.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Neg => "neg",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Log => "log",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Recip => "recip",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Sin => "sin",
+            UnaryOp::Cos => "cos",
+            UnaryOp::Abs => "abs",
+            UnaryOp::Sign => "sign",
+        }
+    }
+
+    /// True for the ops defined on i32 as well as floats.
+    pub fn allows_int(self) -> bool {
+        matches!(self, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign)
+    }
+}
+
+impl BinaryOp {
+    /// Every binary op.
+    pub const ALL: [BinaryOp; 7] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Pow,
+        BinaryOp::Max,
+        BinaryOp::Min,
+    ];
+
+    /// Text-format name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Pow => "pow",
+            BinaryOp::Max => "max",
+            BinaryOp::Min => "min",
+        }
+    }
+
+    /// True for the ops defined on i32 as well as floats.
+    pub fn allows_int(self) -> bool {
+        !matches!(self, BinaryOp::Div | BinaryOp::Pow)
+    }
+}
+
+impl CompareOp {
+    /// Every comparison.
+    pub const ALL: [CompareOp; 4] = [CompareOp::Lt, CompareOp::Le, CompareOp::Eq, CompareOp::Ne];
+
+    /// Text-format name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CompareOp::Lt => "lt",
+            CompareOp::Le => "le",
+            CompareOp::Eq => "eq",
+            CompareOp::Ne => "ne",
+        }
+    }
+}
