@@ -6,8 +6,8 @@ use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::{EdgeRef, NodeIndexable};
 use petgraph::Direction;
 use smallvec::SmallVec;
-use std::collections::{BinaryHeap, HashMap};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 /// Identifies a node. Ids stay valid while other nodes are removed.
 pub type NodeId = NodeIndex<u32>;
@@ -78,7 +78,10 @@ impl Graph {
                 return Err(format!("operand {o:?} is not a node of this graph"));
             }
         }
-        if let Some(&id) = self.interned.get(&(op.clone(), Operands::from_slice(operands))) {
+        if let Some(&id) = self
+            .interned
+            .get(&(op.clone(), Operands::from_slice(operands)))
+        {
             return Ok(id);
         }
         let ty = {
@@ -87,7 +90,9 @@ impl Graph {
         };
         if let Op::Input { name, .. } | Op::Parameter { name, .. } = &op {
             if self.leaves_by_name.contains_key(name) {
-                return Err(format!("the name `{name}` is already taken by another input or parameter"));
+                return Err(format!(
+                    "the name `{name}` is already taken by another input or parameter"
+                ));
             }
         }
         Ok(self.insert(op, operands, ty))
@@ -206,7 +211,9 @@ impl Graph {
         while let Some(Reverse(id)) = ready.pop() {
             order.push(id);
             for e in self.dag.edges_directed(id, Direction::Outgoing) {
-                let left = pending.get_mut(&e.target()).expect("user has pending operands");
+                let left = pending
+                    .get_mut(&e.target())
+                    .expect("user has pending operands");
                 *left -= 1;
                 if *left == 0 {
                     ready.push(Reverse(e.target()));
@@ -241,13 +248,11 @@ impl Graph {
 
     /// Finds a node by name: an input or parameter, then an output, then a node label.
     pub fn find(&self, name: &str) -> Option<NodeId> {
-        self.leaf(name)
-            .or_else(|| self.output(name))
-            .or_else(|| {
-                self.dag
-                    .node_indices()
-                    .find(|&id| self.dag[id].label.as_deref() == Some(name))
-            })
+        self.leaf(name).or_else(|| self.output(name)).or_else(|| {
+            self.dag
+                .node_indices()
+                .find(|&id| self.dag[id].label.as_deref() == Some(name))
+        })
     }
 
     /// Sets the label of node `id`.
@@ -262,7 +267,10 @@ impl Graph {
 
     /// The node of output `name`.
     pub fn output(&self, name: &str) -> Option<NodeId> {
-        self.outputs.iter().find(|(n, _)| n == name).map(|&(_, id)| id)
+        self.outputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|&(_, id)| id)
     }
 
     /// Declares `id` an output called `name`, replacing an earlier output of that name.
@@ -281,7 +289,10 @@ impl Graph {
 
     /// The new value declared for `param`, if any.
     pub fn update_of(&self, param: NodeId) -> Option<NodeId> {
-        self.updates.iter().find(|(p, _)| *p == param).map(|&(_, v)| v)
+        self.updates
+            .iter()
+            .find(|(p, _)| *p == param)
+            .map(|&(_, v)| v)
     }
 
     /// Declares that after a step `param` takes the value of `value`.
@@ -290,7 +301,10 @@ impl Graph {
     /// parameter replaces the first.
     pub fn set_update(&mut self, param: NodeId, value: NodeId) -> Result<(), String> {
         if !matches!(self.dag[param].op, Op::Parameter { .. }) {
-            return Err(format!("only a parameter can be updated, not a {}", self.dag[param].op.name()));
+            return Err(format!(
+                "only a parameter can be updated, not a {}",
+                self.dag[param].op.name()
+            ));
         }
         if self.ty(param) != self.ty(value) {
             return Err(format!(

@@ -58,7 +58,8 @@ fn infer(op: &Op, xs: &[&TensorType]) -> Result<TensorType, String> {
         }
         Op::Compare(c) => {
             same_type(xs[0], xs[1])?;
-            if xs[0].dtype == DType::Bool && !matches!(c, crate::CompareOp::Eq | crate::CompareOp::Ne)
+            if xs[0].dtype == DType::Bool
+                && !matches!(c, crate::CompareOp::Eq | crate::CompareOp::Ne)
             {
                 return Err("bool operands can only be compared with eq or ne".into());
             }
@@ -140,7 +141,10 @@ fn infer(op: &Op, xs: &[&TensorType]) -> Result<TensorType, String> {
         Op::Concat { axis } => {
             let first = xs[0];
             if *axis >= first.shape.rank() {
-                return Err(format!("axis {axis} out of range for shape {}", first.shape));
+                return Err(format!(
+                    "axis {axis} out of range for shape {}",
+                    first.shape
+                ));
             }
             let mut dims = Dims::from_slice(first.shape.dims());
             for x in &xs[1..] {
@@ -161,19 +165,24 @@ fn infer(op: &Op, xs: &[&TensorType]) -> Result<TensorType, String> {
             if !x.dtype.is_numeric() {
                 return Err(format!("not defined for dtype {}", x.dtype));
             }
-            if !axes.windows(2).all(|w| w[0] < w[1]) || axes.iter().any(|&a| a >= x.shape.rank())
-            {
+            if !axes.windows(2).all(|w| w[0] < w[1]) || axes.iter().any(|&a| a >= x.shape.rank()) {
                 return Err(format!(
                     "axes {axes:?} must be ascending, distinct and within rank {}",
                     x.shape.rank()
                 ));
             }
-            Ok(TensorType::new(x.dtype, reduced_shape(&x.shape, axes, *keepdims)))
+            Ok(TensorType::new(
+                x.dtype,
+                reduced_shape(&x.shape, axes, *keepdims),
+            ))
         }
         Op::MatMul => {
             let (a, b) = (xs[0], xs[1]);
             if a.dtype != b.dtype || !a.dtype.is_numeric() {
-                return Err(format!("operand dtypes {} and {} must be the same number type", a.dtype, b.dtype));
+                return Err(format!(
+                    "operand dtypes {} and {} must be the same number type",
+                    a.dtype, b.dtype
+                ));
             }
             let r = a.shape.rank();
             if r < 2 || b.shape.rank() != r {

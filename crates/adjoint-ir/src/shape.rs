@@ -63,11 +63,7 @@ impl Shape {
 
 /// Resolves a possibly negative axis (`-1` is the last) against a rank.
 pub fn normalize_axis(axis: isize, rank: usize) -> Option<usize> {
-    let a = if axis < 0 {
-        axis + rank as isize
-    } else {
-        axis
-    };
+    let a = if axis < 0 { axis + rank as isize } else { axis };
     (0..rank as isize).contains(&a).then_some(a as usize)
 }
 

@@ -52,7 +52,10 @@ impl Graph {
                 .collect();
             slots.sort_unstable();
             if slots.iter().enumerate().any(|(i, &w)| w as usize != i) {
-                return Err(fail(id, format!("operand positions {slots:?} are not 0..{}", slots.len())));
+                return Err(fail(
+                    id,
+                    format!("operand positions {slots:?} are not 0..{}", slots.len()),
+                ));
             }
             let operands = self.operands(id);
             let tys: Vec<&TensorType> = operands.iter().map(|&o| self.ty(o)).collect();

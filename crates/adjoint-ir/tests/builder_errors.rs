@@ -15,10 +15,16 @@ fn matmul_shape_mismatch_panics_naming_op_shapes_and_caller_line() {
         let _ = x.matmul(w);
     });
     let payload = result.expect_err("matmul of [2,3] by [4,5] must panic");
-    let msg = payload.downcast_ref::<String>().cloned().unwrap_or_default();
+    let msg = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .unwrap_or_default();
     let line = CALL_LINE.load(Ordering::SeqCst);
     assert!(msg.starts_with("matmul:"), "{msg}");
-    assert!(msg.contains("f32[2,3]") && msg.contains("f32[4,5]"), "{msg}");
+    assert!(
+        msg.contains("f32[2,3]") && msg.contains("f32[4,5]"),
+        "{msg}"
+    );
     assert!(
         msg.contains(&format!("builder_errors.rs:{line}:")),
         "message should name this file and line {line}: {msg}"
@@ -55,5 +61,8 @@ fn dtype_mismatch_is_refused() {
     let x = b.input("x", DType::F32, [2]);
     let y = b.input("y", DType::F64, [2]);
     let err = x.try_add(y).unwrap_err();
-    assert!(err.to_string().contains("dtypes f32 and f64 differ"), "{err}");
+    assert!(
+        err.to_string().contains("dtypes f32 and f64 differ"),
+        "{err}"
+    );
 }

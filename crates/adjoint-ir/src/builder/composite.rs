@@ -108,7 +108,9 @@ impl<'b> Tensor<'b> {
     #[track_caller]
     pub fn try_var(self, axes: &[isize]) -> Result<Tensor<'b>, BuildError> {
         let count = self.count(axes)?;
-        let mean = self.try_sum_keepdims(axes)?.try_div(self.scalar_like(count))?;
+        let mean = self
+            .try_sum_keepdims(axes)?
+            .try_div(self.scalar_like(count))?;
         self.try_sub(mean)?.try_square()?.try_mean(axes)
     }
 
@@ -136,17 +138,23 @@ impl<'b> Tensor<'b> {
         let last = s.dims().last().copied().unwrap_or(0);
         let ok = |t: Tensor<'b>| t.rank() == 1 && t.shape().dim(0) == last;
         if s.rank() == 0 || !ok(gamma) || !ok(beta) {
-            let msg = format!("gamma and beta must have shape [{last}], the last axis of the input");
+            let msg =
+                format!("gamma and beta must have shape [{last}], the last axis of the input");
             return Err(self.builder.error("layer_norm", &[self, gamma, beta], msg));
         }
         let count = last as f64;
-        let mean = self.try_sum_keepdims(&[-1])?.try_div(self.scalar_like(count))?;
+        let mean = self
+            .try_sum_keepdims(&[-1])?
+            .try_div(self.scalar_like(count))?;
         let centered = self.try_sub(mean)?;
         let var = centered
             .try_square()?
             .try_sum_keepdims(&[-1])?
             .try_div(self.scalar_like(count))?;
-        let inv_std = var.try_add(self.scalar_like(eps))?.try_sqrt()?.try_recip()?;
+        let inv_std = var
+            .try_add(self.scalar_like(eps))?
+            .try_sqrt()?
+            .try_recip()?;
         centered.try_mul(inv_std)?.try_mul(gamma)?.try_add(beta)
     }
 
@@ -159,7 +167,9 @@ impl<'b> Tensor<'b> {
             return Err(self.builder.error("cross_entropy", &[self, labels], msg));
         }
         let classes = self.builder.iota(DType::I32, s.clone(), 1);
-        let one_hot = classes.try_eq(labels.try_unsqueeze(1)?)?.try_cast(self.dtype())?;
+        let one_hot = classes
+            .try_eq(labels.try_unsqueeze(1)?)?
+            .try_cast(self.dtype())?;
         let picked = self.try_mul(one_hot)?.try_sum(&[1])?;
         self.try_logsumexp(&[1])?.try_sub(picked)?.try_mean(&[0])
     }
@@ -172,4 +182,3 @@ impl<'b> Tensor<'b> {
         d.try_mean(&axes)
     }
 }
-

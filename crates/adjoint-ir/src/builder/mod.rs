@@ -350,6 +350,11 @@ impl<'b> Tensor<'b> {
 
 impl fmt::Debug for Tensor<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Tensor({} : {})", self.builder.graph.borrow().describe(self.id), self.ty())
+        write!(
+            f,
+            "Tensor({} : {})",
+            self.builder.graph.borrow().describe(self.id),
+            self.ty()
+        )
     }
 }

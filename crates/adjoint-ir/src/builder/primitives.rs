@@ -123,7 +123,10 @@ impl<'b> Tensor<'b> {
             let msg = format!("shapes {sa} and {sb} do not broadcast");
             return Err(self.builder.error(op, &[self, rhs], msg));
         };
-        Ok((self.try_broadcast_to(shape.clone())?, rhs.try_broadcast_to(shape)?))
+        Ok((
+            self.try_broadcast_to(shape.clone())?,
+            rhs.try_broadcast_to(shape)?,
+        ))
     }
 
     /// Applies a binary op after broadcasting.
@@ -184,7 +187,9 @@ impl<'b> Tensor<'b> {
             match normalize_axis(a, rank) {
                 Some(a) if !out.contains(&a) => out.push(a),
                 Some(_) => {
-                    return Err(self.builder.error(op, &[self], format!("axis {a} given twice")))
+                    return Err(self
+                        .builder
+                        .error(op, &[self], format!("axis {a} given twice")))
                 }
                 None => {
                     return Err(self.builder.error(
@@ -343,7 +348,10 @@ impl<'b> Tensor<'b> {
             return Err(b.error("select", &[self, on_true, on_false], msg));
         };
         let c = self.try_broadcast_to(shape.clone())?;
-        let (t, f) = (t.try_broadcast_to(shape.clone())?, f.try_broadcast_to(shape)?);
+        let (t, f) = (
+            t.try_broadcast_to(shape.clone())?,
+            f.try_broadcast_to(shape)?,
+        );
         self.op(Op::Select, &[c.id, t.id, f.id])
     }
 
@@ -412,7 +420,12 @@ impl<'b> Tensor<'b> {
         step: usize,
     ) -> Result<Tensor<'b>, BuildError> {
         let axis = self.resolve_axis("slice", axis)?;
-        let mut ranges: Vec<SliceRange> = self.shape().dims().iter().map(|&d| SliceRange::full(d)).collect();
+        let mut ranges: Vec<SliceRange> = self
+            .shape()
+            .dims()
+            .iter()
+            .map(|&d| SliceRange::full(d))
+            .collect();
         ranges[axis] = SliceRange { start, stop, step };
         self.try_slice_ranges(&ranges)
     }
@@ -422,7 +435,10 @@ impl<'b> Tensor<'b> {
     pub fn try_slice_ranges(self, ranges: &[SliceRange]) -> Result<Tensor<'b>, BuildError> {
         let shape = self.shape();
         let whole = ranges.len() == shape.rank()
-            && ranges.iter().zip(shape.dims()).all(|(r, &d)| *r == SliceRange::full(d));
+            && ranges
+                .iter()
+                .zip(shape.dims())
+                .all(|(r, &d)| *r == SliceRange::full(d));
         if whole {
             return Ok(self);
         }
@@ -523,7 +539,10 @@ impl<'b> Tensor<'b> {
         let mut dims_b = dims_a.clone();
         dims_a.extend([m, k]);
         dims_b.extend([k, n]);
-        let (a, b) = (self.try_broadcast_to(dims_a)?, rhs.try_broadcast_to(dims_b)?);
+        let (a, b) = (
+            self.try_broadcast_to(dims_a)?,
+            rhs.try_broadcast_to(dims_b)?,
+        );
         self.op(Op::MatMul, &[a.id, b.id])
     }
 
