@@ -4,7 +4,7 @@
 //! A [`Schedule`] is computed for one graph and refers to its nodes by [`NodeId`]; it is only
 //! meaningful together with that graph.
 
-use adjoint_ir::NodeId;
+use adjoint_ir::{Graph, NodeId, Op};
 
 /// What kind of loop nest a group lowers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -100,5 +100,46 @@ impl MemoryPlan {
     /// The assignment of `value`, if it is materialized.
     pub fn buffer(&self, value: NodeId) -> Option<&BufferAssignment> {
         self.buffers.iter().find(|b| b.value == value)
+    }
+}
+
+impl GroupKind {
+    /// The kind of a group whose main node has op `op`.
+    pub fn of(op: &Op) -> GroupKind {
+        match op {
+            Op::Reduce { .. } => GroupKind::Reduction,
+            Op::MatMul => GroupKind::MatMul,
+            Op::Gather { .. } => GroupKind::Gather,
+            Op::ScatterAdd { .. } => GroupKind::ScatterAdd,
+            _ => GroupKind::Elementwise,
+        }
+    }
+}
+
+impl Schedule {
+    /// One kernel per node (every node except inputs and parameters, constants included), in
+    /// topological order: the unfused execution mode, and the baseline fusion is measured
+    /// against.
+    pub fn unfused(graph: &Graph) -> Schedule {
+        let groups = graph
+            .topo_order()
+            .into_iter()
+            .filter(|&id| !matches!(graph.op(id), Op::Input { .. } | Op::Parameter { .. }))
+            .map(|id| {
+                let mut inputs: Vec<NodeId> = Vec::new();
+                for o in graph.operands(id) {
+                    if !inputs.contains(&o) {
+                        inputs.push(o);
+                    }
+                }
+                FusionGroup {
+                    kind: GroupKind::of(graph.op(id)),
+                    nodes: vec![id],
+                    outputs: vec![id],
+                    inputs,
+                }
+            })
+            .collect();
+        Schedule { groups }
     }
 }
