@@ -1,0 +1,1 @@
+//! Adjoint training library (under construction).
