@@ -1,1 +1,27 @@
-//! Adjoint training library (under construction).
+//! # adjoint-nn
+//!
+//! Adjoint's training library. This crate currently provides the input/output foundations of
+//! training:
+//!
+//! - [`data`]: the [`Dataset`](data::Dataset) type, the bundled digits loader, seeded stratified
+//!   train/test splits, standardization and seeded mini-batches;
+//! - [`checkpoint`]: parameters and optimizer state in the safetensors format, written
+//!   atomically and validated on load;
+//! - [`chart`]: loss curves as SVG line charts;
+//! - [`progress`]: a progress bar for the training loop that falls back to plain log lines when
+//!   stderr is not a terminal.
+//!
+//! ```
+//! use adjoint_nn::data::{digits_path, load_digits};
+//!
+//! let digits = load_digits(digits_path()).unwrap();
+//! let (train, test) = digits.split(42, 0.2).unwrap();
+//! let batch = train.batches(32, 42, 0).unwrap().next().unwrap();
+//! assert_eq!(batch.features.shape().dims(), &[32, 64]);
+//! # let _ = test;
+//! ```
+
+#![warn(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod data;
