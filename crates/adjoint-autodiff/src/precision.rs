@@ -1,0 +1,107 @@
+//! Re-emitting a graph in f64, for gradient checking (finite differences need the precision).
+
+use adjoint_ir::{DType, Feeds, Graph, Literal, NodeId, Op, TensorType};
+use std::collections::HashMap;
+
+/// A graph re-emitted with every `f32` value turned into `f64`, and where each node of the
+/// original went.
+#[derive(Clone, Debug)]
+pub struct WidenedGraph {
+    /// The f64 graph: same inputs, parameters, outputs, updates and labels.
+    pub graph: Graph,
+    map: HashMap<NodeId, NodeId>,
+}
+
+impl WidenedGraph {
+    /// The node of the f64 graph that computes what node `id` of the original computed.
+    pub fn node(&self, id: NodeId) -> Option<NodeId> {
+        self.map.get(&id).copied()
+    }
+}
+
+/// Re-emits `graph` node by node (in topological order, through [`Graph::add`], so equal nodes
+/// are merged) with every `f32` input, parameter, constant and iota declared `f64`, and every
+/// cast to `f32` turned into a cast to `f64`. A cast that becomes `f64 → f64` disappears (its
+/// users read its operand). Integer and bool values are unchanged. Constants keep their values,
+/// which an `f32` literal already holds exactly.
+///
+/// Errors: the graph does not verify.
+pub fn widen_to_f64(graph: &Graph) -> Result<WidenedGraph, adjoint_ir::VerifyError> {
+    graph.verify()?;
+    let mut out = Graph::new(graph.name());
+    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
+    for id in graph.topo_order() {
+        let operands: Vec<NodeId> = graph.operands(id).iter().map(|o| map[o]).collect();
+        let new_id = match widen_op(graph.op(id)) {
+            Op::Cast { to } if out.ty(operands[0]).dtype == to => operands[0],
+            op => out
+                .add(op, &operands)
+                .expect("widening keeps every type rule satisfied"),
+        };
+        if let Some(label) = &graph.node(id).label {
+            if out.node(new_id).label.is_none() {
+                out.set_label(new_id, label);
+            }
+        }
+        map.insert(id, new_id);
+    }
+    for (name, id) in graph.outputs() {
+        out.set_output(name, map[id]);
+    }
+    for (param, value) in graph.updates() {
+        out.set_update(map[param], map[value])
+            .expect("a parameter and its update widen to the same type");
+    }
+    Ok(WidenedGraph { graph: out, map })
+}
+
+/// The same feeds with every `f32` tensor converted to `f64`.
+pub fn widen_feeds(feeds: &Feeds) -> Feeds {
+    feeds
+        .iter()
+        .map(|(name, t)| {
+            let t = if t.dtype() == DType::F32 {
+                t.cast(DType::F64)
+            } else {
+                t.clone()
+            };
+            (name.clone(), t)
+        })
+        .collect()
+}
+
+fn widen_ty(ty: &TensorType) -> TensorType {
+    TensorType::new(widen_dtype(ty.dtype), ty.shape.clone())
+}
+
+fn widen_dtype(d: DType) -> DType {
+    if d == DType::F32 {
+        DType::F64
+    } else {
+        d
+    }
+}
+
+fn widen_op(op: &Op) -> Op {
+    match op {
+        Op::Input { name, ty } => Op::Input {
+            name: name.clone(),
+            ty: widen_ty(ty),
+        },
+        Op::Parameter { name, ty } => Op::Parameter {
+            name: name.clone(),
+            ty: widen_ty(ty),
+        },
+        Op::Constant(lit) => Op::Constant(
+            Literal::new(widen_ty(lit.ty()), lit.values()).expect("same element count"),
+        ),
+        Op::Iota { ty, axis } => Op::Iota {
+            ty: widen_ty(ty),
+            axis: *axis,
+        },
+        Op::Cast { to } => Op::Cast {
+            to: widen_dtype(*to),
+        },
+        other => other.clone(),
+    }
+}
