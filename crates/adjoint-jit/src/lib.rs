@@ -1,1 +1,3 @@
 //! adjoint-jit
+
+pub mod math;
