@@ -5,7 +5,7 @@
 //! execution order and a memory plan.
 //!
 //! Two entry points cover the pipeline: [`optimize`] runs the graph-to-graph passes (constant
-//! folding, algebraic simplification, CSE, DCE) under a [`PassManager`]; `plan` turns a graph
+//! folding, algebraic simplification, CSE, DCE) under a [`PassManager`]; [`plan`] turns a graph
 //! into a schedule of fused kernels with a memory plan.
 //!
 //! ```
@@ -25,15 +25,22 @@
 #![warn(missing_docs)]
 
 pub mod fold;
+pub mod fusion;
 pub mod listing;
 mod manager;
+pub mod memory;
 pub mod passes;
+mod plan;
+pub mod remat;
 pub mod rewrite;
 pub mod schedule;
 pub mod simplify;
 
 pub use manager::{PassError, PassManager, PassOptions, PassReport, PassStat, DUMP_ENV};
+pub use memory::{check_memory_plan, plan_memory};
 pub use passes::{Pass, PassResult, PASS_NAMES};
+pub use plan::{plan, Plan, PlanOptions};
+pub use remat::RematReport;
 pub use rewrite::{Expr, Rewriter, Rule};
 pub use schedule::{BufferAssignment, FusionGroup, GroupKind, MemoryPlan, Placement, Schedule};
 

@@ -3,6 +3,44 @@
 //!
 //! A [`Schedule`] is computed for one graph and refers to its nodes by [`NodeId`]; it is only
 //! meaningful together with that graph.
+//!
+//! # What a group may contain
+//!
+//! [`Schedule::unfused`] puts every node in its own group. The fusion planner
+//! ([`crate::fusion`]) builds larger groups, and every group it builds has these properties, so
+//! that the code generator can lower each kind with one loop nest:
+//!
+//! - **One output.** `outputs` is exactly the group's *root*: the one member read by other
+//!   groups, or a graph output, or a parameter update. Every other member is used only inside
+//!   the group. (The contract allows several outputs; the planner never makes them.)
+//! - **Loads.** A group reads memory only through its `inputs` (inputs, parameters, roots of
+//!   earlier groups). Constants and iota inside a group are immediates / index arithmetic.
+//! - **Movement ops are index maps.** A broadcast, pad or concat inside a group has operands
+//!   that are loads, constants, iota or other movement ops — never a value computed in the
+//!   group, so nothing is recomputed per re-read element. A reshape, permute or slice may also
+//!   sit on a value computed in the group (each element of it is still computed at most once).
+//! - **`Elementwise`**: elementwise ops, movement ops, constants and iota, evaluated once per
+//!   element of the root's shape (the loop domain); values inside the group are computed at the
+//!   index that the movement ops between them and the root map to.
+//! - **`Reduction`**: exactly one `reduce_sum`/`reduce_max` node `r`. Its *prologue* (members
+//!   that `r` depends on) is elementwise and movement ops evaluated per element of `r`'s operand
+//!   shape as it is read; its *epilogue* (members depending on `r`, the root among them) is
+//!   elementwise ops whose computed values all have exactly `r`'s result shape, reading `r` at
+//!   the same index, plus movement ops on loads (e.g. a broadcast of a parameter). No member is
+//!   in both. E.g. `sum(exp(x - broadcast(m)))` with epilogue `log(·) + reshape(m)` (where `m`
+//!   is a load).
+//! - **`MatMul`**: exactly one `matmul` node. Its operands are loads through movement ops only
+//!   (a transpose, a reshape, a broadcast) — never computed in the group, because each operand
+//!   element is read many times. The epilogue is elementwise ops with exactly the matmul's
+//!   result shape, reading it at the same index: bias add (a broadcast load), activation,
+//!   residual add, an SGD update `w - lr * g`.
+//! - **`Gather`**: exactly one `gather`, operands loads through movement ops, and an elementwise
+//!   epilogue of the gather's result shape (e.g. `embedding[tokens] + positions`).
+//! - **`ScatterAdd`**: exactly one `scatter_add`, which is the root (no epilogue); its operands
+//!   are loads through movement ops.
+//! - **Ordering.** Groups come in an order where every group runs after the groups it reads, and
+//!   every group reading a parameter runs before the group writing that parameter's update in
+//!   place (see [`crate::memory`]).
 
 use adjoint_ir::{Graph, NodeId, Op};
 
@@ -117,6 +155,123 @@ impl GroupKind {
 }
 
 impl Schedule {
+    /// Checks that this is a valid schedule of `graph`: every node except inputs and
+    /// parameters is in exactly one group; each group lists its nodes in dependency order; its
+    /// inputs are exactly the values it reads from outside (inputs, parameters, or outputs of
+    /// earlier groups); its outputs are its own nodes, and include every node read by a later
+    /// group, every graph output and every update value.
+    pub fn check(&self, graph: &Graph) -> Result<(), String> {
+        use std::collections::HashMap;
+        let mut group_of: HashMap<NodeId, usize> = HashMap::new();
+        for (gi, g) in self.groups.iter().enumerate() {
+            if g.nodes.is_empty() {
+                return Err(format!("group {gi} is empty"));
+            }
+            for &n in &g.nodes {
+                if !graph.contains(n) {
+                    return Err(format!(
+                        "group {gi} holds #{} which is not in the graph",
+                        n.index()
+                    ));
+                }
+                if matches!(graph.op(n), Op::Input { .. } | Op::Parameter { .. }) {
+                    return Err(format!(
+                        "group {gi} computes the leaf {}",
+                        graph.describe(n)
+                    ));
+                }
+                if let Some(prev) = group_of.insert(n, gi) {
+                    return Err(format!(
+                        "{} is in groups {prev} and {gi}",
+                        graph.describe(n)
+                    ));
+                }
+            }
+        }
+        for id in graph.node_ids() {
+            let leaf = matches!(graph.op(id), Op::Input { .. } | Op::Parameter { .. });
+            if !leaf && !group_of.contains_key(&id) {
+                return Err(format!("{} is in no group", graph.describe(id)));
+            }
+        }
+        let must_write: Vec<NodeId> = graph
+            .outputs()
+            .iter()
+            .map(|&(_, v)| v)
+            .chain(graph.updates().iter().map(|&(_, v)| v))
+            .collect();
+        for (gi, g) in self.groups.iter().enumerate() {
+            let mut seen: Vec<NodeId> = Vec::new();
+            let mut reads: Vec<NodeId> = Vec::new();
+            for &n in &g.nodes {
+                for o in graph.operands(n) {
+                    match group_of.get(&o) {
+                        Some(&h) if h == gi => {
+                            if !seen.contains(&o) {
+                                return Err(format!(
+                                    "group {gi} lists {} before its operand {}",
+                                    graph.describe(n),
+                                    graph.describe(o)
+                                ));
+                            }
+                        }
+                        Some(&h) => {
+                            if h > gi {
+                                return Err(format!(
+                                    "group {gi} reads {} which group {h} computes later",
+                                    graph.describe(o)
+                                ));
+                            }
+                            if !self.groups[h].outputs.contains(&o) {
+                                return Err(format!(
+                                    "group {gi} reads {} which group {h} does not write",
+                                    graph.describe(o)
+                                ));
+                            }
+                            if !reads.contains(&o) {
+                                reads.push(o);
+                            }
+                        }
+                        None => {
+                            if !reads.contains(&o) {
+                                reads.push(o);
+                            }
+                        }
+                    }
+                }
+                seen.push(n);
+            }
+            let mut a = reads.clone();
+            let mut b = g.inputs.clone();
+            a.sort_unstable();
+            b.sort_unstable();
+            if a != b {
+                return Err(format!(
+                    "group {gi} lists inputs {:?} but reads {:?}",
+                    g.inputs.iter().map(|n| n.index()).collect::<Vec<_>>(),
+                    reads.iter().map(|n| n.index()).collect::<Vec<_>>()
+                ));
+            }
+            for &o in &g.outputs {
+                if group_of.get(&o) != Some(&gi) {
+                    return Err(format!(
+                        "group {gi} outputs {} which it does not compute",
+                        graph.describe(o)
+                    ));
+                }
+            }
+            for &n in &g.nodes {
+                if must_write.contains(&n) && !g.outputs.contains(&n) {
+                    return Err(format!(
+                        "group {gi} does not write {}, a graph output or update",
+                        graph.describe(n)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// One kernel per node (every node except inputs and parameters, constants included), in
     /// topological order: the unfused execution mode, and the baseline fusion is measured
     /// against.

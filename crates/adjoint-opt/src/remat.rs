@@ -1,0 +1,377 @@
+//! Rematerialization: for every forward value the backward pass reads, keep it or recompute it
+//! from values that are kept anyway, minimizing the bytes held from forward to backward.
+//!
+//! # Forward and backward
+//!
+//! In a training-step graph with a scalar loss output, the **forward** nodes are the loss and
+//! its ancestors; every other node (gradients, optimizer updates) is **backward**. A forward
+//! value that a backward node reads must be held from the forward to the backward part of the
+//! step, or recomputed there.
+//!
+//! # The cut
+//!
+//! As in PyTorch's AOTAutograd partitioner, this is a minimum cut. Every forward node `v`
+//! becomes an edge `v_in → v_out` whose capacity is what keeping `v` costs: its bytes; zero for
+//! inputs, parameters and graph outputs (held anyway); unbounded for constants, iota and
+//! movement ops (index maps, never worth a buffer: keep their operand instead). Data edges
+//! `u_out → v_in` and edges from the source to inputs and parameters are unbounded, and every
+//! forward value with a backward reader has an unbounded edge to the sink. Nodes that must not
+//! be recomputed — matmuls, reductions, gathers and scatter-adds, whose recomputation costs a
+//! pass over their operands — get an unbounded edge from the source, so the cut keeps them when
+//! the backward needs them. A minimum cut then keeps the cheapest set of values from which
+//! everything else the backward reads can be recomputed by elementwise and movement ops, which
+//! the fusion planner folds into the backward kernels that consume them.
+//!
+//! The recomputation is made explicit in the graph: backward readers of a recomputed value get
+//! a fresh copy of the forward nodes between the kept values and it (copies are not merged with
+//! the originals: do not run CSE after this pass).
+
+use crate::fusion::is_free;
+use adjoint_ir::{Graph, NodeId, Op};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+/// What rematerialization decided.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RematReport {
+    /// The loss output the forward part ends at (`None`: no such output, nothing to do).
+    pub loss: Option<String>,
+    /// Forward nodes (of the input graph) kept for the backward, with their bytes.
+    pub kept: Vec<(NodeId, usize)>,
+    /// Forward nodes (of the input graph) recomputed in the backward.
+    pub recomputed: Vec<NodeId>,
+    /// Bytes held from forward to backward with these decisions.
+    pub bytes_kept: usize,
+    /// Bytes held when every forward value the backward reads is kept.
+    pub bytes_kept_without_remat: usize,
+}
+
+const INF: u64 = 1 << 60;
+
+/// The nodes of the forward part: `loss` and its ancestors.
+pub fn forward_nodes(graph: &Graph, loss: NodeId) -> BTreeSet<NodeId> {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![loss];
+    while let Some(v) = stack.pop() {
+        if seen.insert(v) {
+            stack.extend(graph.operands(v));
+        }
+    }
+    seen
+}
+
+fn is_leaf_value(op: &Op) -> bool {
+    matches!(op, Op::Input { .. } | Op::Parameter { .. })
+}
+
+/// True for the ops rematerialization never recomputes.
+pub fn never_recomputed(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::MatMul | Op::Reduce { .. } | Op::Gather { .. } | Op::ScatterAdd { .. }
+    )
+}
+
+/// Decides keep or recompute for every forward value the backward reads and returns the graph
+/// with recomputations made explicit. With `keep_all`, or without an output called `loss`, the
+/// graph is returned unchanged and the report gives the keep-everything numbers.
+pub fn rematerialize(graph: &Graph, loss: &str, keep_all: bool) -> (Graph, RematReport) {
+    let Some(loss_id) = graph.output(loss) else {
+        return (graph.clone(), RematReport::default());
+    };
+    let fwd = forward_nodes(graph, loss_id);
+    let outputs: BTreeSet<NodeId> = graph.outputs().iter().map(|&(_, v)| v).collect();
+    let needed: BTreeSet<NodeId> = fwd
+        .iter()
+        .copied()
+        .filter(|&v| graph.users(v).iter().any(|u| !fwd.contains(u)))
+        .collect();
+    let held_anyway = |v: NodeId| is_leaf_value(graph.op(v)) || outputs.contains(&v);
+    // Without remat: every computed forward value the backward reads, directly or through
+    // movement ops.
+    let mut held: BTreeSet<NodeId> = BTreeSet::new();
+    let mut stack: Vec<NodeId> = needed.iter().copied().collect();
+    let mut seen = BTreeSet::new();
+    while let Some(v) = stack.pop() {
+        if !seen.insert(v) || held_anyway(v) {
+            continue;
+        }
+        if is_free(graph.op(v)) {
+            stack.extend(graph.operands(v));
+        } else {
+            held.insert(v);
+        }
+    }
+    let bytes_without: usize = held.iter().map(|&v| graph.ty(v).size_bytes()).sum();
+    let mut report = RematReport {
+        loss: Some(loss.to_string()),
+        bytes_kept_without_remat: bytes_without,
+        ..RematReport::default()
+    };
+    if keep_all || needed.is_empty() {
+        report.kept = held
+            .iter()
+            .map(|&v| (v, graph.ty(v).size_bytes()))
+            .collect();
+        report.bytes_kept = bytes_without;
+        return (graph.clone(), report);
+    }
+    // Flow network: node 0 source, 1 sink, forward node i → 2 + 2i (in), 3 + 2i (out).
+    let idx: HashMap<NodeId, usize> = fwd.iter().enumerate().map(|(i, &v)| (v, i)).collect();
+    let mut net = FlowNet::new(2 + 2 * fwd.len());
+    let (vin, vout) = (|i: usize| 2 + 2 * i, |i: usize| 3 + 2 * i);
+    for (&v, &i) in &idx {
+        let op = graph.op(v);
+        let cap = if held_anyway(v) {
+            0
+        } else if is_free(op) {
+            INF
+        } else {
+            graph.ty(v).size_bytes() as u64
+        };
+        net.add_edge(vin(i), vout(i), cap);
+        if is_leaf_value(op) || never_recomputed(op) {
+            net.add_edge(0, vin(i), INF);
+        }
+        for o in graph.operands(v) {
+            net.add_edge(vout(idx[&o]), vin(i), INF);
+        }
+        if needed.contains(&v) {
+            net.add_edge(vout(i), 1, INF);
+        }
+    }
+    net.max_flow(0, 1);
+    let source_side = net.source_side(0);
+    let kept = |v: NodeId| {
+        let i = idx[&v];
+        source_side[vin(i)] && !source_side[vout(i)]
+    };
+    let recompute = |v: NodeId| !source_side[vin(idx[&v])];
+    for &v in &fwd {
+        if kept(v) && !held_anyway(v) && !is_free(graph.op(v)) {
+            let b = graph.ty(v).size_bytes();
+            report.kept.push((v, b));
+            report.bytes_kept += b;
+        }
+    }
+    // Re-emit, giving backward readers copies of recomputed forward values.
+    let bound = graph.node_ids().map(|n| n.index() + 1).max().unwrap_or(0);
+    let mut map: Vec<Option<NodeId>> = vec![None; bound];
+    let mut copies: HashMap<NodeId, NodeId> = HashMap::new();
+    let mut out = Graph::new(graph.name());
+    let emit = |out: &mut Graph, v: NodeId, operands: &[NodeId], suffix: &str| {
+        let n = graph.node(v);
+        let id = out.add_unchecked(n.op.clone(), operands, n.ty.clone());
+        if let Some(l) = &n.label {
+            out.set_label(id, &format!("{l}{suffix}"));
+        }
+        id
+    };
+    for &v in graph.inputs().iter().chain(graph.parameters()) {
+        map[v.index()] = Some(emit(&mut out, v, &[], ""));
+    }
+    let mut recomputed: BTreeSet<NodeId> = BTreeSet::new();
+    for v in graph.topo_order() {
+        if map[v.index()].is_some() {
+            continue;
+        }
+        let backward = !fwd.contains(&v);
+        let mut ops = Vec::new();
+        for o in graph.operands(v) {
+            let id = if backward && fwd.contains(&o) && recompute(o) && !held_anyway(o) {
+                copy_forward(
+                    graph,
+                    &mut out,
+                    &map,
+                    &mut copies,
+                    &mut recomputed,
+                    o,
+                    &|x| kept(x) || held_anyway(x) || !recompute(x),
+                    &emit,
+                )
+            } else {
+                map[o.index()].expect("operands first")
+            };
+            ops.push(id);
+        }
+        map[v.index()] = Some(emit(&mut out, v, &ops, ""));
+    }
+    for (name, v) in graph.outputs() {
+        out.set_output(name, map[v.index()].expect("emitted"));
+    }
+    for &(p, v) in graph.updates() {
+        let (p, v) = (
+            map[p.index()].expect("emitted"),
+            map[v.index()].expect("emitted"),
+        );
+        out.set_update(p, v).expect("types unchanged");
+    }
+    report.recomputed = recomputed.into_iter().collect();
+    (out, report)
+}
+
+/// Emits a copy of a node of the input graph with new operands and a label suffix.
+type EmitFn<'a> = dyn Fn(&mut Graph, NodeId, &[NodeId], &str) -> NodeId + 'a;
+
+#[allow(clippy::too_many_arguments)]
+fn copy_forward(
+    graph: &Graph,
+    out: &mut Graph,
+    map: &[Option<NodeId>],
+    copies: &mut HashMap<NodeId, NodeId>,
+    recomputed: &mut BTreeSet<NodeId>,
+    v: NodeId,
+    available: &dyn Fn(NodeId) -> bool,
+    emit: &EmitFn<'_>,
+) -> NodeId {
+    if available(v) {
+        return map[v.index()].expect("forward values are emitted before backward readers");
+    }
+    if let Some(&c) = copies.get(&v) {
+        return c;
+    }
+    let ops: Vec<NodeId> = graph
+        .operands(v)
+        .iter()
+        .map(|&o| copy_forward(graph, out, map, copies, recomputed, o, available, emit))
+        .collect();
+    let c = emit(out, v, &ops, ".remat");
+    copies.insert(v, c);
+    if !is_free(graph.op(v)) {
+        recomputed.insert(v);
+    }
+    c
+}
+
+/// A flow network for Dinic's maximum-flow algorithm.
+struct FlowNet {
+    head: Vec<Vec<usize>>,
+    to: Vec<usize>,
+    cap: Vec<u64>,
+}
+
+impl FlowNet {
+    fn new(n: usize) -> FlowNet {
+        FlowNet {
+            head: vec![Vec::new(); n],
+            to: Vec::new(),
+            cap: Vec::new(),
+        }
+    }
+
+    fn add_edge(&mut self, a: usize, b: usize, c: u64) {
+        self.head[a].push(self.to.len());
+        self.to.push(b);
+        self.cap.push(c);
+        self.head[b].push(self.to.len());
+        self.to.push(a);
+        self.cap.push(0);
+    }
+
+    fn levels(&self, s: usize) -> Vec<usize> {
+        let mut level = vec![usize::MAX; self.head.len()];
+        level[s] = 0;
+        let mut q = VecDeque::from([s]);
+        while let Some(a) = q.pop_front() {
+            for &e in &self.head[a] {
+                let b = self.to[e];
+                if self.cap[e] > 0 && level[b] == usize::MAX {
+                    level[b] = level[a] + 1;
+                    q.push_back(b);
+                }
+            }
+        }
+        level
+    }
+
+    fn max_flow(&mut self, s: usize, t: usize) -> u64 {
+        let mut total = 0;
+        loop {
+            let level = self.levels(s);
+            if level[t] == usize::MAX {
+                return total;
+            }
+            let mut next = vec![0usize; self.head.len()];
+            loop {
+                let f = self.augment(s, t, INF * 4, &level, &mut next);
+                if f == 0 {
+                    break;
+                }
+                total += f;
+            }
+        }
+    }
+
+    /// One blocking-flow augmentation by iterative depth-first search.
+    fn augment(
+        &mut self,
+        s: usize,
+        t: usize,
+        limit: u64,
+        level: &[usize],
+        next: &mut [usize],
+    ) -> u64 {
+        let mut path: Vec<usize> = Vec::new(); // edges
+        let mut at = s;
+        loop {
+            if at == t {
+                let f = path
+                    .iter()
+                    .map(|&e| self.cap[e])
+                    .min()
+                    .unwrap_or(limit)
+                    .min(limit);
+                for &e in &path {
+                    self.cap[e] -= f;
+                    self.cap[e ^ 1] += f;
+                }
+                return f;
+            }
+            let mut advanced = false;
+            while next[at] < self.head[at].len() {
+                let e = self.head[at][next[at]];
+                let b = self.to[e];
+                if self.cap[e] > 0 && level[b] == level[at] + 1 {
+                    path.push(e);
+                    at = b;
+                    advanced = true;
+                    break;
+                }
+                next[at] += 1;
+            }
+            if !advanced {
+                match path.pop() {
+                    Some(e) => {
+                        at = self.to[e ^ 1];
+                        next[at] += 1;
+                    }
+                    None => return 0,
+                }
+            }
+        }
+    }
+
+    /// Nodes reachable from `s` in the residual network (the source side of a minimum cut).
+    fn source_side(&self, s: usize) -> Vec<bool> {
+        let level = self.levels(s);
+        level.iter().map(|&l| l != usize::MAX).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dinic_finds_the_minimum_cut() {
+        // s→a 3, s→b 2, a→b 1, a→t 2, b→t 3: max flow 5.
+        let mut n = FlowNet::new(4);
+        n.add_edge(0, 2, 3);
+        n.add_edge(0, 3, 2);
+        n.add_edge(2, 3, 1);
+        n.add_edge(2, 1, 2);
+        n.add_edge(3, 1, 3);
+        assert_eq!(n.max_flow(0, 1), 5);
+        let side = n.source_side(0);
+        assert!(side[0] && !side[1]);
+    }
+}
