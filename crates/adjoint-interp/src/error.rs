@@ -1,0 +1,70 @@
+//! What can go wrong when interpreting a graph: bad feeds or an invalid graph.
+
+use adjoint_ir::{TensorType, VerifyError};
+use std::fmt;
+
+/// Why a graph could not be evaluated. Every error is found before any node is computed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum InterpError {
+    /// An input or parameter that the requested values depend on was not fed.
+    MissingFeed {
+        /// The input or parameter's name.
+        name: String,
+        /// The type the graph declares for it.
+        expected: TensorType,
+    },
+    /// A fed tensor's dtype or shape differs from the type the graph declares.
+    FeedMismatch {
+        /// The feed's name.
+        name: String,
+        /// The type the graph declares.
+        expected: TensorType,
+        /// The type of the tensor fed.
+        got: TensorType,
+    },
+    /// A feed names no input or parameter of the graph (a typo must not pass silently).
+    UnknownFeed {
+        /// The feed's name.
+        name: String,
+    },
+    /// The graph failed [`adjoint_ir::Graph::verify`], or a node asked for is not in the graph.
+    Invalid(VerifyError),
+}
+
+impl fmt::Display for InterpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InterpError::MissingFeed { name, expected } => write!(
+                f,
+                "missing feed `{name}`: the graph needs a tensor of type {expected}"
+            ),
+            InterpError::FeedMismatch {
+                name,
+                expected,
+                got,
+            } => write!(
+                f,
+                "feed `{name}` has type {got}, but the graph expects {expected}"
+            ),
+            InterpError::UnknownFeed { name } => {
+                write!(f, "feed `{name}` names no input or parameter of the graph")
+            }
+            InterpError::Invalid(e) => write!(f, "cannot interpret the graph: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for InterpError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            InterpError::Invalid(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<VerifyError> for InterpError {
+    fn from(e: VerifyError) -> InterpError {
+        InterpError::Invalid(e)
+    }
+}
