@@ -21,14 +21,17 @@
 #![warn(missing_docs)]
 
 mod builder;
+pub mod dot;
 mod dtype;
 mod graph;
 mod host;
 pub mod infer;
 mod literal;
 mod op;
+pub mod random_graph;
 pub mod rng;
 pub mod shape;
+pub mod text;
 mod verify;
 
 pub use builder::{BuildError, Builder, Tensor};
@@ -39,4 +42,5 @@ pub use literal::{round_to, Literal};
 pub use op::{BinaryOp, CompareOp, Op, ReduceOp, SliceRange, TensorType, UnaryOp};
 pub use rng::Rng;
 pub use shape::{Dims, Shape, MAX_RANK};
+pub use text::ParseError;
 pub use verify::VerifyError;
