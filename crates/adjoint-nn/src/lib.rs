@@ -24,5 +24,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod chart;
 pub mod checkpoint;
 pub mod data;
+pub mod progress;
