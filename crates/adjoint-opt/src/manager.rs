@@ -252,10 +252,15 @@ impl PassManager {
         std::fs::create_dir_all(dir)
             .map_err(|e| PassError::Dump(format!("{}: {e}", dir.display())))?;
         let stem = format!("{}.{index:03}.{pass}", sanitize(g.name()));
-        let path = dir.join(format!("{stem}.txt"));
-        std::fs::write(&path, crate::listing::listing(g))
-            .map_err(|e| PassError::Dump(format!("{}: {e}", path.display())))?;
-        report.dumped.push(path);
+        for (ext, body) in [
+            ("txt", adjoint_ir::text::print(g)),
+            ("dot", adjoint_ir::dot::to_dot(g)),
+        ] {
+            let path = dir.join(format!("{stem}.{ext}"));
+            std::fs::write(&path, body)
+                .map_err(|e| PassError::Dump(format!("{}: {e}", path.display())))?;
+            report.dumped.push(path);
+        }
         Ok(())
     }
 }

@@ -72,6 +72,18 @@ pub fn plan(graph: &Graph, options: &PlanOptions) -> Plan {
 }
 
 impl Plan {
+    /// The planned graph in DOT, each fusion group drawn as a cluster.
+    pub fn to_dot(&self) -> String {
+        let clusters: Vec<(String, Vec<adjoint_ir::NodeId>)> = self
+            .schedule
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| (format!("group {i} ({:?})", g.kind), g.nodes.clone()))
+            .collect();
+        adjoint_ir::dot::to_dot_with_clusters(&self.graph, &clusters)
+    }
+
     /// The kernels with their nodes, one block per group.
     pub fn groups_report(&self) -> String {
         let g = &self.graph;

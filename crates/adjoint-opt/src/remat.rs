@@ -20,7 +20,9 @@
 //! pass over their operands — get an unbounded edge from the source, so the cut keeps them when
 //! the backward needs them. A minimum cut then keeps the cheapest set of values from which
 //! everything else the backward reads can be recomputed by elementwise and movement ops, which
-//! the fusion planner folds into the backward kernels that consume them.
+//! the fusion planner folds into the backward kernels that consume them. Among cuts of equal
+//! bytes the cut prefers keeping an elementwise value over a matmul or reduction output, so
+//! that the elementwise epilogue stays fused into the anchor's kernel.
 //!
 //! The recomputation is made explicit in the graph: backward readers of a recomputed value get
 //! a fresh copy of the forward nodes between the kept values and it (copies are not merged with
@@ -121,12 +123,15 @@ pub fn rematerialize(graph: &Graph, loss: &str, keep_all: bool) -> (Graph, Remat
     let (vin, vout) = (|i: usize| 2 + 2 * i, |i: usize| 3 + 2 * i);
     for (&v, &i) in &idx {
         let op = graph.op(v);
+        // Twice the bytes, plus one for anchors: among cuts of equal bytes, keep the value
+        // after an anchor's epilogue rather than the anchor's output, so the epilogue still
+        // fuses into the anchor's kernel.
         let cap = if held_anyway(v) {
             0
         } else if is_free(op) {
             INF
         } else {
-            graph.ty(v).size_bytes() as u64
+            2 * graph.ty(v).size_bytes() as u64 + u64::from(never_recomputed(op))
         };
         net.add_edge(vin(i), vout(i), cap);
         if is_leaf_value(op) || never_recomputed(op) {

@@ -287,10 +287,20 @@ fn dumps_are_numbered_in_pass_order() {
     assert!(names.iter().any(|n| n.starts_with("dumped.001.simplify.")));
     assert!(names.iter().any(|n| n.starts_with("dumped.002.dce.")));
     assert_eq!(report.dumped.len(), names.len());
-    let after =
-        std::fs::read_to_string(dir.join(names.iter().find(|n| n.contains("001")).unwrap()))
-            .unwrap();
-    assert!(after.contains("output \"y\""), "{after}");
+    let after = std::fs::read_to_string(
+        dir.join(
+            names
+                .iter()
+                .find(|n| n.contains("001") && n.ends_with(".txt"))
+                .unwrap(),
+        ),
+    )
+    .unwrap();
+    assert!(after.contains("output \"y\" = %x"), "{after}");
+    assert!(
+        names.iter().any(|n| n == "dumped.001.simplify.dot"),
+        "{names:?}"
+    );
     assert!(!after.contains("neg"), "{after}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
