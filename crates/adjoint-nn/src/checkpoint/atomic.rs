@@ -16,7 +16,8 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// the file is flushed and fsynced, renamed over `path` (an atomic replacement on POSIX file
 /// systems), and on Unix the directory is fsynced so that the rename itself survives a crash.
 /// If `write` or any step before the rename fails, the temporary file is removed and `path`
-/// is untouched.
+/// is untouched. (A crash can leave a stray temporary file behind; it is never read, and the
+/// next successful write to the same path does not depend on it.)
 ///
 /// ```
 /// use adjoint_nn::checkpoint::write_atomically;

@@ -35,7 +35,10 @@ pub fn digits_path() -> PathBuf {
         .flat_map(|start| start.ancestors())
         .map(|dir| dir.join(DIGITS_RELATIVE))
         .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| build_time.join("../..").join(DIGITS_RELATIVE))
+        .unwrap_or_else(|| {
+            let workspace = build_time.ancestors().nth(2).unwrap_or(&build_time);
+            workspace.join(DIGITS_RELATIVE)
+        })
 }
 
 /// Loads the digits data set from its gzip-compressed CSV file (see `data/README.md`): one
