@@ -51,6 +51,23 @@ pub struct Plan {
 
 /// Plans `graph`: rematerialization (unless `keep_all`), then fusion (unless `!fuse`), then
 /// the memory plan.
+///
+/// ```
+/// use adjoint_ir::{Builder, DType};
+/// use adjoint_opt::{check_memory_plan, plan, GroupKind, PlanOptions};
+///
+/// let b = Builder::new("dense");
+/// let x = b.input("x", DType::F32, [8, 4]);
+/// let w = b.parameter("w", DType::F32, [4, 16]);
+/// let bias = b.parameter("b", DType::F32, [16]);
+/// b.output("h", (x.matmul(w) + bias).relu());
+/// let p = plan(&b.finish(), &PlanOptions::default());
+/// // matmul + bias + ReLU is one kernel writing one 8x16 f32 buffer.
+/// assert_eq!(p.schedule.groups.len(), 1);
+/// assert_eq!(p.schedule.groups[0].kind, GroupKind::MatMul);
+/// assert_eq!(p.memory.arena_bytes, 8 * 16 * 4);
+/// check_memory_plan(&p.graph, &p.schedule, &p.memory).unwrap();
+/// ```
 pub fn plan(graph: &Graph, options: &PlanOptions) -> Plan {
     let (g, remat) = rematerialize(graph, &options.loss_output, options.keep_all);
     let (g, schedule) = if options.fuse {
