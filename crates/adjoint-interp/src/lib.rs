@@ -133,5 +133,6 @@ pub fn eval_nodes(
     nodes: &[NodeId],
 ) -> Result<Vec<HostTensor>, InterpError> {
     let plan = plan::plan(graph, feeds, nodes)?;
-    Ok(eval::execute(graph, feeds, plan, nodes))
+    let (values, _peak_held) = eval::execute(graph, feeds, plan, nodes);
+    Ok(values)
 }
