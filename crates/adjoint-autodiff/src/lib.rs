@@ -8,6 +8,25 @@
 //!
 //! [`check_grads`] compares the gradients with central finite differences in f64.
 //!
+//! ```
+//! use adjoint_autodiff::{training_step, Optimizer};
+//! use adjoint_ir::{Builder, DType, Feeds, HostTensor};
+//!
+//! // loss = sum((w - 3)²); one SGD step with lr 0.25 moves w = 1 to 1 - 0.25·2·(1 - 3) = 2.
+//! let b = Builder::new("quadratic");
+//! let w = b.parameter("w", DType::F64, [1]);
+//! let loss = (w - 3.0).square().sum_all();
+//! b.output("loss", loss);
+//! let (loss, w) = (loss.id(), w.id());
+//! let step = training_step(b.finish(), loss, &[w], &Optimizer::sgd(0.25)).unwrap();
+//!
+//! let mut feeds = Feeds::new();
+//! feeds.insert("w".into(), HostTensor::from_f64([1], vec![1.0]).unwrap());
+//! let out = adjoint_interp::run(&step.graph, &feeds).unwrap();
+//! assert_eq!(out.output("loss").unwrap().to_f64_vec(), vec![4.0]);
+//! assert_eq!(out.update("w").unwrap().to_f64_vec(), vec![2.0]);
+//! ```
+//!
 //! `docs/autodiff.md` explains how adjoints are appended and lists every rule with its
 //! conventions at kinks and ties.
 
