@@ -1,3 +1,283 @@
-//! adjoint-jit
+//! # adjoint-jit
+//!
+//! The code generator of Adjoint: a planned graph (fusion groups and a memory plan from
+//! `adjoint-opt`) becomes a [`kernel::Program`] of loop nests, which Cranelift compiles into
+//! one JIT module with one entry point per training step. The runtime ([`CompiledStep`]) owns
+//! the arena and the parameter storage, checks every feed, and updates parameters in place.
+//!
+//! ```
+//! use adjoint_ir::{Builder, DType, Feeds, HostTensor};
+//! use adjoint_jit::{compile, Options};
+//!
+//! let b = Builder::new("affine");
+//! let x = b.input("x", DType::F32, [2, 2]);
+//! let w = b.parameter("w", DType::F32, [2]);
+//! b.output("y", (x * w + 1.0).relu());
+//! b.update(w, w * 0.5);
+//! let graph = b.finish();
+//!
+//! let mut step = compile(&graph, &Options::default()).unwrap();
+//! step.set_param("w", &HostTensor::from_f32([2], vec![10.0, -100.0]).unwrap()).unwrap();
+//! let mut feeds = Feeds::new();
+//! feeds.insert("x".into(), HostTensor::from_f32([2, 2], vec![1.0, 2.0, 3.0, 4.0]).unwrap());
+//! let out = step.run(&feeds).unwrap();
+//! assert_eq!(out.output("y").unwrap().as_f32().unwrap(), &[11.0, 0.0, 31.0, 0.0]);
+//! assert_eq!(step.param("w").unwrap().as_f32().unwrap(), &[5.0, -50.0]);
+//!
+//! // Feeds are checked before any native code runs.
+//! feeds.insert("x".into(), HostTensor::from_f32([4], vec![0.0; 4]).unwrap());
+//! let err = step.run(&feeds).unwrap_err();
+//! assert_eq!(err.to_string(), "`x` has type f32[4], but the graph expects f32[2,2]");
+//! ```
 
+#![warn(missing_docs)]
+// `JitError` carries the declared and fed tensor types by value, as its public API promises; an
+// error is returned at most once per compile or run, so its size costs nothing worth boxing.
+#![allow(clippy::result_large_err)]
+
+pub mod cache;
+pub mod codegen;
+mod error;
+pub mod kernel;
 pub mod math;
+pub mod runtime;
+
+pub use error::JitError;
+pub use runtime::{CompileStats, CompiledStep, StepOutputs};
+
+use adjoint_ir::{Graph, Op};
+use adjoint_opt::{Placement, PlanOptions};
+use codegen::CodegenOptions;
+use kernel::lower::lower_program;
+use runtime::{Compiled, Interface, Source};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The environment variable naming a directory to dump kernels, CLIF, disassembly and
+/// compile statistics into (the same variable the pass manager dumps under).
+pub const DUMP_ENV: &str = "ADJOINT_DUMP";
+
+/// How to compile a step.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Options {
+    /// Fuse producers into consumers (`adjoint-opt`'s fusion planner); `false` gives one
+    /// kernel per node.
+    pub fusion: bool,
+    /// Threads for large kernels; 0 means every available core. With 1, results are
+    /// bit-identical from run to run (they are with more threads too: work is split over
+    /// output rows, never inside a reduction).
+    pub threads: usize,
+    /// Write the kernel IR, CLIF, disassembly and statistics here (also set by
+    /// `ADJOINT_DUMP`).
+    pub dump_dir: Option<PathBuf>,
+    /// Run Cranelift's verifier on every function (default: on in debug builds).
+    pub verifier: bool,
+    /// Reuse the code of an identical graph compiled earlier in this process.
+    pub cache: bool,
+    /// Keep every forward value the backward needs rather than recomputing cheap ones.
+    pub keep_all: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            fusion: true,
+            threads: 0,
+            dump_dir: None,
+            verifier: cfg!(debug_assertions),
+            cache: true,
+            keep_all: false,
+        }
+    }
+}
+
+impl Options {
+    /// The number of threads `threads` stands for.
+    pub fn thread_count(&self) -> usize {
+        if self.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.threads
+        }
+    }
+}
+
+/// Compiles `graph` (forward, backward and updates, as built) into a native step.
+///
+/// The graph is verified, planned by `adjoint_opt::plan` (rematerialization, fusion unless
+/// `options.fusion` is off, memory plan), lowered to kernel IR and compiled by Cranelift. An
+/// identical graph compiled before with the same options reuses its code.
+pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitError> {
+    graph.verify()?;
+    let threads = options.thread_count();
+    let dump = options
+        .dump_dir
+        .clone()
+        .or_else(|| std::env::var_os(DUMP_ENV).map(PathBuf::from));
+    let key = options.cache.then(|| cache::key(graph, options, threads));
+    if let Some(code) = key.as_ref().and_then(|k| cache::get(k)) {
+        return Ok(CompiledStep::new(code, threads, true));
+    }
+    let t0 = Instant::now();
+    let plan = adjoint_opt::plan(
+        graph,
+        &PlanOptions {
+            fuse: options.fusion,
+            keep_all: options.keep_all,
+            ..PlanOptions::default()
+        },
+    );
+    let program = lower_program(&plan.graph, &plan.schedule, &plan.memory)?;
+    let planning = t0.elapsed();
+    let iface = interface(&plan.graph, &plan.memory, &program)?;
+    let native = codegen::compile_program(
+        &program,
+        &CodegenOptions {
+            verifier: options.verifier,
+            threads,
+            keep_text: dump.is_some(),
+            layout: iface.layout,
+        },
+    )?;
+    let stats = runtime::CompileStats {
+        planning,
+        codegen: native.times.clone(),
+        kernels: program.kernels.len(),
+        functions: native.functions,
+        code_bytes: native.code_bytes,
+        arena_bytes: program.arena_bytes,
+        cached: false,
+    };
+    let code = Arc::new(Compiled {
+        native,
+        program,
+        iface,
+        stats,
+    });
+    if let Some(dir) = dump {
+        write_dump(&dir, graph.name(), &code)?;
+    }
+    if let Some(k) = key {
+        cache::put(k, Arc::clone(&code));
+    }
+    Ok(CompiledStep::new(code, threads, false))
+}
+
+/// Where every input, parameter, output and update of the planned graph lives.
+fn interface(
+    graph: &Graph,
+    plan: &adjoint_opt::MemoryPlan,
+    program: &kernel::Program,
+) -> Result<Interface, JitError> {
+    let inputs: Vec<_> = graph
+        .inputs()
+        .iter()
+        .map(|&id| {
+            (
+                graph.leaf_name(id).unwrap_or("").to_string(),
+                graph.ty(id).clone(),
+            )
+        })
+        .collect();
+    let params: Vec<_> = graph
+        .parameters()
+        .iter()
+        .map(|&id| {
+            (
+                graph.leaf_name(id).unwrap_or("").to_string(),
+                graph.ty(id).clone(),
+            )
+        })
+        .collect();
+    let param_index: HashMap<_, _> = graph
+        .parameters()
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (p, i))
+        .collect();
+    let source = |id| -> Result<Source, JitError> {
+        if let Some(i) = graph.inputs().iter().position(|&x| x == id) {
+            return Ok(Source::Input(i));
+        }
+        if let Some(&i) = param_index.get(&id) {
+            return Ok(Source::Param(i));
+        }
+        match plan.buffer(id).map(|b| b.placement) {
+            Some(Placement::Arena { offset }) => Ok(Source::Arena(offset)),
+            Some(Placement::Parameter { param }) => Ok(Source::Param(param_index[&param])),
+            None => Err(JitError::Plan(format!(
+                "{} is an output but has no buffer",
+                graph.describe(id)
+            ))),
+        }
+    };
+    let mut outputs = Vec::new();
+    for (name, id) in graph.outputs() {
+        outputs.push((name.clone(), graph.ty(*id).clone(), source(*id)?));
+    }
+    let mut updates = Vec::new();
+    for &(p, v) in graph.updates() {
+        let pi = param_index[&p];
+        match source(v)? {
+            Source::Param(i) if i == pi => {}
+            src => updates.push((pi, src)),
+        }
+    }
+    let constants = program
+        .constants
+        .iter()
+        .map(|c| runtime::constant_bytes(c.dtype, &c.values))
+        .collect();
+    let layout = codegen::SlotLayout {
+        params: params.len(),
+        inputs: inputs.len(),
+        constants: program.constants.len(),
+    };
+    // Constants that a graph output or update is (and so never enters a kernel) are not
+    // expected: the schedule puts every constant into a group.
+    debug_assert!(graph
+        .outputs()
+        .iter()
+        .all(|(_, id)| !matches!(graph.op(*id), Op::Constant(_)) || plan.buffer(*id).is_some()));
+    Ok(Interface {
+        inputs,
+        params,
+        outputs,
+        updates,
+        constants,
+        arena_bytes: program.arena_bytes,
+        layout,
+    })
+}
+
+fn write_dump(dir: &std::path::Path, name: &str, code: &Compiled) -> Result<(), JitError> {
+    let err = |e: std::io::Error| JitError::Dump(format!("{}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(err)?;
+    let base = if name.is_empty() { "step" } else { name };
+    let s = &code.stats;
+    let stats = format!(
+        "kernels {}\nfunctions {}\ncode_bytes {}\narena_bytes {}\nplanning_us {}\n\
+         lowering_us {}\ncranelift_us {}\nfinalize_us {}\ntotal_us {}\n",
+        s.kernels,
+        s.functions,
+        s.code_bytes,
+        s.arena_bytes,
+        s.planning.as_micros(),
+        s.codegen.lowering.as_micros(),
+        s.codegen.cranelift.as_micros(),
+        s.codegen.finalize.as_micros(),
+        s.total().as_micros()
+    );
+    let files = [
+        (format!("{base}.kernels.txt"), code.program.to_string()),
+        (format!("{base}.clif"), code.native.clif.clone()),
+        (format!("{base}.disasm.txt"), code.native.disasm.clone()),
+        (format!("{base}.compile-stats.txt"), stats),
+    ];
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).map_err(err)?;
+    }
+    Ok(())
+}

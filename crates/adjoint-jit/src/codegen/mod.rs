@@ -1,0 +1,353 @@
+//! Cranelift code generation: one JIT module per step, one function per loop nest, and one
+//! entry point that calls them all in schedule order.
+//!
+//! Every generated function receives `ctx`, a table of pointers laid out by [`slot_of`]: the
+//! host's `parallel_for`, the thread pool, the arena, then one pointer per parameter, input
+//! and constant. A nest function has the signature `fn(ctx, begin, end)` and runs iterations
+//! `begin..end` of its outermost loop; the entry `fn(ctx)` calls each nest directly over its
+//! whole range, or through `parallel_for` (which splits the range over the pool's threads)
+//! when the nest is large enough.
+
+mod nest;
+mod ops;
+mod value;
+
+use crate::kernel::{BufferId, Program, Storage};
+use crate::math::MathOptions;
+use crate::JitError;
+use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+/// Fixed slots at the start of the pointer table.
+pub const SLOT_PARALLEL_FOR: usize = 0;
+/// The thread pool pointer.
+pub const SLOT_POOL: usize = 1;
+/// The arena base pointer.
+pub const SLOT_ARENA: usize = 2;
+/// The first parameter pointer.
+pub const SLOT_FIRST_PARAM: usize = 3;
+
+/// How the program's buffers map to pointer-table slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotLayout {
+    /// Number of parameters.
+    pub params: usize,
+    /// Number of inputs.
+    pub inputs: usize,
+    /// Number of constants.
+    pub constants: usize,
+}
+
+impl SlotLayout {
+    /// Total number of slots.
+    pub fn len(&self) -> usize {
+        SLOT_FIRST_PARAM + self.params + self.inputs + self.constants
+    }
+
+    /// True if there are no slots (never: the fixed slots are always there).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The slot of input `i`.
+    pub fn input(&self, i: usize) -> usize {
+        SLOT_FIRST_PARAM + self.params + i
+    }
+
+    /// The slot of constant `i`.
+    pub fn constant(&self, i: usize) -> usize {
+        SLOT_FIRST_PARAM + self.params + self.inputs + i
+    }
+}
+
+/// The slot holding `buf`'s base pointer, and the byte offset from it.
+pub fn slot_of(prog: &Program, buf: BufferId) -> (usize, usize) {
+    let layout = layout_of(prog);
+    match prog.buffers[buf.0 as usize].storage {
+        Storage::Arena { offset } => (SLOT_ARENA, offset),
+        Storage::Parameter { index } => (SLOT_FIRST_PARAM + index, 0),
+        Storage::Input { index } => (layout.input(index), 0),
+        Storage::Constant { index } => (layout.constant(index), 0),
+    }
+}
+
+/// The slot layout of a program.
+pub fn layout_of(prog: &Program) -> SlotLayout {
+    let mut l = SlotLayout {
+        params: 0,
+        inputs: 0,
+        constants: prog.constants.len(),
+    };
+    for b in &prog.buffers {
+        match b.storage {
+            Storage::Parameter { index } => l.params = l.params.max(index + 1),
+            Storage::Input { index } => l.inputs = l.inputs.max(index + 1),
+            _ => {}
+        }
+    }
+    l
+}
+
+/// Code generation settings.
+#[derive(Clone, Debug)]
+pub struct CodegenOptions {
+    /// Run the Cranelift verifier on every function.
+    pub verifier: bool,
+    /// Threads of the pool (1: no parallel calls are generated).
+    pub threads: usize,
+    /// Keep the CLIF text and disassembly of every function.
+    pub keep_text: bool,
+    /// Number of parameters and inputs of the graph (slots exist for all of them).
+    pub layout: SlotLayout,
+}
+
+/// Time spent in each phase of code generation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PhaseTimes {
+    /// Building CLIF from the kernel IR.
+    pub lowering: Duration,
+    /// Cranelift compilation (optimization, register allocation, emission).
+    pub cranelift: Duration,
+    /// Linking and making the code executable.
+    pub finalize: Duration,
+}
+
+/// Compiled machine code of a step.
+pub struct NativeCode {
+    module: Option<JITModule>,
+    /// Address of the entry function `fn(ctx)`.
+    pub entry: *const u8,
+    /// Number of generated functions (nests plus the entry).
+    pub functions: usize,
+    /// CLIF of every function (when kept).
+    pub clif: String,
+    /// Disassembly of every function (when kept).
+    pub disasm: String,
+    /// Phase times.
+    pub times: PhaseTimes,
+    /// Bytes of machine code.
+    pub code_bytes: usize,
+}
+
+// SAFETY: the module is never touched after `finalize_definitions` except to free its memory
+// in `Drop`, and the code it holds is immutable; the entry pointer is plain data.
+unsafe impl Send for NativeCode {}
+// SAFETY: as above; calling the code concurrently is only done on distinct arenas by the
+// runtime, which owns the mutable state.
+unsafe impl Sync for NativeCode {}
+
+impl Drop for NativeCode {
+    fn drop(&mut self) {
+        if let Some(m) = self.module.take() {
+            // SAFETY: `NativeCode` is the only owner of the module; every runtime that calls
+            // into it holds an `Arc<NativeCode>`, so when this runs no call is in flight and no
+            // function pointer into the module survives.
+            unsafe { m.free_memory() };
+            crate::runtime::LIVE_MODULES.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// Work (element operations) below which a nest runs on one thread.
+const PARALLEL_WORK: usize = 1 << 15;
+
+/// Compiles `prog` to machine code for the host.
+pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCode, JitError> {
+    let t0 = Instant::now();
+    let mut flags = settings::builder();
+    let set = |f: &mut settings::Builder, k: &str, v: &str| {
+        f.set(k, v)
+            .map_err(|e| JitError::Codegen(format!("setting {k}={v}: {e}")))
+    };
+    set(&mut flags, "opt_level", "speed")?;
+    set(
+        &mut flags,
+        "enable_verifier",
+        if opts.verifier { "true" } else { "false" },
+    )?;
+    set(&mut flags, "use_colocated_libcalls", "false")?;
+    set(&mut flags, "is_pic", "false")?;
+    let isa = cranelift_native::builder()
+        .map_err(|e| JitError::Codegen(format!("host not supported: {e}")))?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| JitError::Codegen(format!("building the host ISA: {e}")))?;
+    let math = MathOptions::for_isa(isa.as_ref());
+    let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+    crate::runtime::LIVE_MODULES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let mut code = NativeCode {
+        module: None,
+        entry: std::ptr::null(),
+        functions: 0,
+        clif: String::new(),
+        disasm: String::new(),
+        times: PhaseTimes::default(),
+        code_bytes: 0,
+    };
+    let result = build(prog, opts, math, &mut module, &mut code, t0);
+    code.module = Some(module);
+    result?;
+    Ok(code)
+}
+
+fn build(
+    prog: &Program,
+    opts: &CodegenOptions,
+    math: MathOptions,
+    module: &mut JITModule,
+    code: &mut NativeCode,
+    t0: Instant,
+) -> Result<(), JitError> {
+    let ptr = types::I64;
+    let tcfg = module.target_config();
+    let mut nest_sig = module.make_signature();
+    nest_sig.params.extend([AbiParam::new(ptr); 3]);
+    let mut entry_sig = module.make_signature();
+    entry_sig.params.push(AbiParam::new(ptr));
+    let mut pfor_sig = module.make_signature();
+    pfor_sig.params.extend([AbiParam::new(ptr); 4]);
+
+    let mut fctx = FunctionBuilderContext::new();
+    let mut ctx = module.make_context();
+    ctx.set_disasm(opts.keep_text);
+    let mut calls: Vec<(FuncId, usize, bool)> = Vec::new(); // (function, outer extent, parallel)
+    let mut lowering = t0.elapsed();
+    let mut cranelift = Duration::ZERO;
+    let err = |e: cranelift_module::ModuleError| JitError::Codegen(format!("{e:?}"));
+    for k in &prog.kernels {
+        let deps = nest::dependencies(k);
+        for (ni, n) in k.nests.iter().enumerate() {
+            let t = Instant::now();
+            let name = format!("{}_n{ni}", k.name);
+            let id = module
+                .declare_function(&name, Linkage::Local, &nest_sig)
+                .map_err(err)?;
+            ctx.func.signature = nest_sig.clone();
+            ctx.func.name = UserFuncName::user(0, id.as_u32());
+            {
+                let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+                let entry = b.create_block();
+                b.append_block_params_for_function_params(entry);
+                b.switch_to_block(entry);
+                let p = b.block_params(entry).to_vec();
+                let mut e = nest::NestEmitter::new(b, k, prog, math, &deps, p[0]);
+                e.emit(n, p[1], p[2]);
+                let mut b = e.b;
+                b.ins().return_(&[]);
+                b.seal_all_blocks();
+                b.finalize(tcfg);
+            }
+            let outer = n.vars.first().map_or(1, |v| k.vars[v.0 as usize]);
+            let parallel =
+                n.parallel && opts.threads > 1 && outer >= 2 && k.work(n) >= PARALLEL_WORK;
+            calls.push((id, outer, parallel));
+            lowering += t.elapsed();
+            compile_one(
+                module,
+                &mut ctx,
+                id,
+                &name,
+                opts.keep_text,
+                code,
+                &mut cranelift,
+            )?;
+        }
+    }
+    // The entry point.
+    let t = Instant::now();
+    let entry_id = module
+        .declare_function("step", Linkage::Local, &entry_sig)
+        .map_err(err)?;
+    ctx.func.signature = entry_sig.clone();
+    ctx.func.name = UserFuncName::user(0, entry_id.as_u32());
+    {
+        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let block = b.create_block();
+        b.append_block_params_for_function_params(block);
+        b.switch_to_block(block);
+        let table = b.block_params(block)[0];
+        let pfor_ref = b.import_signature(pfor_sig.clone());
+        let mem = value::mem();
+        for &(id, outer, parallel) in &calls {
+            let f = module.declare_func_in_func(id, b.func);
+            let n = b.ins().iconst(ptr, outer as i64);
+            if parallel {
+                let pfor = b
+                    .ins()
+                    .load(ptr, mem, table, (SLOT_PARALLEL_FOR * 8) as i32);
+                let pool = b.ins().load(ptr, mem, table, (SLOT_POOL * 8) as i32);
+                let addr = b.ins().func_addr(ptr, f);
+                b.ins()
+                    .call_indirect(pfor_ref, pfor, &[pool, addr, table, n]);
+            } else {
+                let zero = b.ins().iconst(ptr, 0);
+                b.ins().call(f, &[table, zero, n]);
+            }
+        }
+        b.ins().return_(&[]);
+        b.seal_all_blocks();
+        b.finalize(tcfg);
+    }
+    lowering += t.elapsed();
+    compile_one(
+        module,
+        &mut ctx,
+        entry_id,
+        "step",
+        opts.keep_text,
+        code,
+        &mut cranelift,
+    )?;
+    let t = Instant::now();
+    module
+        .finalize_definitions()
+        .map_err(|e| JitError::Codegen(format!("finalizing: {e:?}")))?;
+    code.entry = module.get_finalized_function(entry_id);
+    code.functions = calls.len() + 1;
+    code.times = PhaseTimes {
+        lowering,
+        cranelift,
+        finalize: t.elapsed(),
+    };
+    Ok(())
+}
+
+fn compile_one(
+    module: &mut JITModule,
+    ctx: &mut Context,
+    id: FuncId,
+    name: &str,
+    keep_text: bool,
+    code: &mut NativeCode,
+    cranelift: &mut Duration,
+) -> Result<(), JitError> {
+    if keep_text {
+        let _ = writeln!(code.clif, "; {name}\n{}", ctx.func.display());
+    }
+    let t = Instant::now();
+    module.define_function(id, ctx).map_err(|e| {
+        let detail = match &e {
+            cranelift_module::ModuleError::Compilation(
+                cranelift_codegen::CodegenError::Verifier(errors),
+            ) => format!("{errors}"),
+            other => format!("{other:?}"),
+        };
+        JitError::Codegen(format!("compiling {name}: {detail}"))
+    })?;
+    *cranelift += t.elapsed();
+    if let Some(c) = ctx.compiled_code() {
+        code.code_bytes += c.code_buffer().len();
+        if keep_text {
+            if let Some(v) = &c.vcode {
+                let _ = writeln!(code.disasm, "; {name}\n{v}");
+            }
+        }
+    }
+    module.clear_context(ctx);
+    Ok(())
+}

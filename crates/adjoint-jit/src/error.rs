@@ -1,0 +1,97 @@
+//! What can go wrong when compiling or running a step.
+
+use adjoint_ir::{TensorType, VerifyError};
+use std::fmt;
+
+/// An error of [`crate::compile`] or of a [`crate::CompiledStep`] call. Every feed and
+/// parameter problem is found before any native code runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum JitError {
+    /// The graph failed verification.
+    Invalid(VerifyError),
+    /// The schedule or memory plan does not fit the graph (a bug in a planner).
+    Plan(String),
+    /// Cranelift rejected a generated function, or the host is not supported.
+    Codegen(String),
+    /// An input the step reads was not fed.
+    MissingFeed {
+        /// The input's name.
+        name: String,
+        /// Its declared type.
+        expected: TensorType,
+    },
+    /// A fed tensor or a parameter value has the wrong dtype or shape.
+    TypeMismatch {
+        /// The input or parameter.
+        name: String,
+        /// The declared type.
+        expected: TensorType,
+        /// The type given.
+        got: TensorType,
+    },
+    /// A feed names no input of the graph (parameters are set with `set_param`).
+    UnknownFeed {
+        /// The name fed.
+        name: String,
+        /// Why it is not accepted.
+        reason: String,
+    },
+    /// A parameter was never given a value.
+    UninitializedParameter {
+        /// The parameter's name.
+        name: String,
+    },
+    /// `set_param` or `param` named no parameter of the graph.
+    UnknownParameter {
+        /// The name given.
+        name: String,
+    },
+    /// Writing a dump failed.
+    Dump(String),
+}
+
+impl fmt::Display for JitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JitError::Invalid(e) => write!(f, "cannot compile the graph: {e}"),
+            JitError::Plan(m) => write!(f, "inconsistent plan: {m}"),
+            JitError::Codegen(m) => write!(f, "code generation failed: {m}"),
+            JitError::MissingFeed { name, expected } => write!(
+                f,
+                "missing feed `{name}`: the graph needs a tensor of type {expected}"
+            ),
+            JitError::TypeMismatch {
+                name,
+                expected,
+                got,
+            } => write!(
+                f,
+                "`{name}` has type {got}, but the graph expects {expected}"
+            ),
+            JitError::UnknownFeed { name, reason } => write!(f, "feed `{name}` {reason}"),
+            JitError::UninitializedParameter { name } => write!(
+                f,
+                "parameter `{name}` has no value: set it with set_param before running"
+            ),
+            JitError::UnknownParameter { name } => {
+                write!(f, "`{name}` is not a parameter of the graph")
+            }
+            JitError::Dump(m) => write!(f, "writing the dump failed: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for JitError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JitError::Invalid(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<VerifyError> for JitError {
+    fn from(e: VerifyError) -> JitError {
+        JitError::Invalid(e)
+    }
+}

@@ -1,0 +1,292 @@
+//! Index expressions: integer functions of loop variables that address tensor elements.
+//!
+//! An [`Ix`] is kept in a normal form, `Σ coeff·atom + constant`, where an atom is a loop
+//! variable or a non-linear piece (a floor division, a remainder, a clamp, or an index read
+//! from data). Movement ops compose into index expressions instead of copies: a permute
+//! reorders the per-axis indices, a broadcast sets an index to 0, a slice scales and offsets
+//! it, a reshape linearizes and splits again with division and remainder — which
+//! [`Ix::div`] and [`Ix::rem`] simplify away whenever the variables' ranges allow it, so a
+//! reshape of a contiguous view stays affine.
+
+use super::{ExprId, VarId};
+use std::fmt;
+
+/// A non-linear or leaf part of an index expression.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Atom {
+    /// A loop variable.
+    Var(VarId),
+    /// `floor(e / d)` of a non-negative `e`, `d > 1`.
+    Div(Box<Ix>, i64),
+    /// `e mod d` of a non-negative `e`, `d > 1`.
+    Rem(Box<Ix>, i64),
+    /// `e` clamped to `lo..=hi` (used to keep guarded reads in bounds).
+    Clamp(Box<Ix>, i64, i64),
+    /// The value of an `i32` expression (a gather or scatter index).
+    Value(ExprId),
+}
+
+/// An index expression `Σ coeff·atom + constant` (terms sorted, no zero coefficients).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ix {
+    /// The terms `(atom, coefficient)`.
+    pub terms: Vec<(Atom, i64)>,
+    /// The constant part.
+    pub constant: i64,
+}
+
+impl Ix {
+    /// The constant `c`.
+    pub fn constant(c: i64) -> Ix {
+        Ix {
+            terms: Vec::new(),
+            constant: c,
+        }
+    }
+
+    /// The loop variable `v`.
+    pub fn var(v: VarId) -> Ix {
+        Ix::atom(Atom::Var(v))
+    }
+
+    /// One atom with coefficient 1.
+    pub fn atom(a: Atom) -> Ix {
+        Ix {
+            terms: vec![(a, 1)],
+            constant: 0,
+        }
+    }
+
+    /// `self + other`.
+    pub fn add(&self, other: &Ix) -> Ix {
+        let mut terms = self.terms.clone();
+        for (a, c) in &other.terms {
+            match terms.iter_mut().find(|(b, _)| b == a) {
+                Some(t) => t.1 += c,
+                None => terms.push((a.clone(), *c)),
+            }
+        }
+        terms.retain(|t| t.1 != 0);
+        terms.sort();
+        Ix {
+            terms,
+            constant: self.constant + other.constant,
+        }
+    }
+
+    /// `self + c`.
+    pub fn offset(&self, c: i64) -> Ix {
+        let mut r = self.clone();
+        r.constant += c;
+        r
+    }
+
+    /// `self * k`.
+    pub fn scale(&self, k: i64) -> Ix {
+        if k == 0 {
+            return Ix::constant(0);
+        }
+        Ix {
+            terms: self.terms.iter().map(|(a, c)| (a.clone(), c * k)).collect(),
+            constant: self.constant * k,
+        }
+    }
+
+    /// The constant value, if the expression has no terms.
+    pub fn as_constant(&self) -> Option<i64> {
+        self.terms.is_empty().then_some(self.constant)
+    }
+
+    /// The inclusive range of values the expression can take, given each loop variable's
+    /// extent; `None` when it depends on data.
+    pub fn range(&self, extents: &[usize]) -> Option<(i64, i64)> {
+        let (mut lo, mut hi) = (self.constant, self.constant);
+        for (a, c) in &self.terms {
+            let (alo, ahi) = a.range(extents)?;
+            if *c >= 0 {
+                lo += c * alo;
+                hi += c * ahi;
+            } else {
+                lo += c * ahi;
+                hi += c * alo;
+            }
+        }
+        Some((lo, hi))
+    }
+
+    /// `floor(self / d)` for a non-negative `self`, simplified when the range allows.
+    pub fn div(&self, d: i64, extents: &[usize]) -> Ix {
+        if d == 1 {
+            return self.clone();
+        }
+        let (quot, rest) = self.split(d);
+        match rest.range(extents) {
+            Some((lo, hi)) if lo >= 0 && hi < d => quot,
+            _ => Ix::atom(Atom::Div(Box::new(self.clone()), d)),
+        }
+    }
+
+    /// `self mod d` for a non-negative `self`, simplified when the range allows.
+    pub fn rem(&self, d: i64, extents: &[usize]) -> Ix {
+        if d == 1 {
+            return Ix::constant(0);
+        }
+        let (_, rest) = self.split(d);
+        match rest.range(extents) {
+            Some((lo, hi)) if lo >= 0 && hi < d => rest,
+            _ => match self.range(extents) {
+                Some((lo, hi)) if lo >= 0 && hi < d => self.clone(),
+                _ => Ix::atom(Atom::Rem(Box::new(self.clone()), d)),
+            },
+        }
+    }
+
+    /// `self` clamped to `lo..=hi`, or `self` when its range is already inside.
+    pub fn clamp_to(&self, lo: i64, hi: i64, extents: &[usize]) -> Ix {
+        match self.range(extents) {
+            Some((a, b)) if a >= lo && b <= hi => self.clone(),
+            _ => Ix::atom(Atom::Clamp(Box::new(self.clone()), lo, hi)),
+        }
+    }
+
+    /// Splits into `(q, r)` with `self = d·q + r`, where `q` gathers the terms whose
+    /// coefficients `d` divides and the constant's quotient.
+    fn split(&self, d: i64) -> (Ix, Ix) {
+        let mut q = Ix::constant(self.constant.div_euclid(d));
+        let mut r = Ix::constant(self.constant.rem_euclid(d));
+        for (a, c) in &self.terms {
+            if c % d == 0 {
+                q.terms.push((a.clone(), c / d));
+            } else {
+                r.terms.push((a.clone(), *c));
+            }
+        }
+        (q, r)
+    }
+
+    /// The coefficient of `v` if the expression is `coeff·v + (terms free of v)`; `None` when
+    /// `v` occurs inside a non-linear atom.
+    pub fn stride_of(&self, v: VarId, uses_var: &dyn Fn(ExprId, VarId) -> bool) -> Option<i64> {
+        let mut stride = 0;
+        for (a, c) in &self.terms {
+            match a {
+                Atom::Var(w) if *w == v => stride += c,
+                Atom::Var(_) => {}
+                other => {
+                    if other.uses_var(v, uses_var) {
+                        return None;
+                    }
+                }
+            }
+        }
+        Some(stride)
+    }
+
+    /// True if `v` occurs anywhere in the expression.
+    pub fn uses_var(&self, v: VarId, uses_var: &dyn Fn(ExprId, VarId) -> bool) -> bool {
+        self.terms.iter().any(|(a, _)| a.uses_var(v, uses_var))
+    }
+
+    /// Calls `f` on every loop variable and every data expression the index reads.
+    pub fn visit(&self, f: &mut dyn FnMut(Option<VarId>, Option<ExprId>)) {
+        for (a, _) in &self.terms {
+            a.visit(f);
+        }
+    }
+}
+
+impl Atom {
+    fn range(&self, extents: &[usize]) -> Option<(i64, i64)> {
+        match self {
+            Atom::Var(v) => Some((0, extents[v.0 as usize] as i64 - 1)),
+            Atom::Div(e, d) => {
+                let (lo, hi) = e.range(extents)?;
+                Some((lo.div_euclid(*d), hi.div_euclid(*d)))
+            }
+            Atom::Rem(_, d) => Some((0, d - 1)),
+            Atom::Clamp(_, lo, hi) => Some((*lo, *hi)),
+            Atom::Value(_) => None,
+        }
+    }
+
+    fn uses_var(&self, v: VarId, uses_var: &dyn Fn(ExprId, VarId) -> bool) -> bool {
+        match self {
+            Atom::Var(w) => *w == v,
+            Atom::Div(e, _) | Atom::Rem(e, _) | Atom::Clamp(e, _, _) => e.uses_var(v, uses_var),
+            Atom::Value(x) => uses_var(*x, v),
+        }
+    }
+
+    fn visit(&self, f: &mut dyn FnMut(Option<VarId>, Option<ExprId>)) {
+        match self {
+            Atom::Var(v) => f(Some(*v), None),
+            Atom::Div(e, _) | Atom::Rem(e, _) | Atom::Clamp(e, _, _) => e.visit(f),
+            Atom::Value(x) => f(None, Some(*x)),
+        }
+    }
+}
+
+impl fmt::Display for Atom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Atom::Var(v) => write!(f, "{v}"),
+            Atom::Div(e, d) => write!(f, "({e})/{d}"),
+            Atom::Rem(e, d) => write!(f, "({e})%{d}"),
+            Atom::Clamp(e, lo, hi) => write!(f, "clamp({e}, {lo}, {hi})"),
+            Atom::Value(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+impl fmt::Display for Ix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (a, c) in &self.terms {
+            let sep = if first { "" } else { " + " };
+            match c {
+                1 => write!(f, "{sep}{a}")?,
+                c => write!(f, "{sep}{c}*{a}")?,
+            }
+            first = false;
+        }
+        if first {
+            write!(f, "{}", self.constant)
+        } else if self.constant != 0 {
+            write!(f, " + {}", self.constant)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reshape_of_contiguous_dims_stays_affine() {
+        // [2,3] viewed as [6] and back: i*3 + j split by 3 gives i and j again.
+        let ext = [2, 3];
+        let (i, j) = (Ix::var(VarId(0)), Ix::var(VarId(1)));
+        let lin = i.scale(3).add(&j);
+        assert_eq!(lin.div(3, &ext), i);
+        assert_eq!(lin.rem(3, &ext), j);
+    }
+
+    #[test]
+    fn non_aligned_split_keeps_division() {
+        let ext = [6];
+        let v = Ix::var(VarId(0));
+        let q = v.div(4, &ext);
+        assert!(matches!(q.terms[0].0, Atom::Div(_, 4)));
+        assert_eq!(q.range(&ext), Some((0, 1)));
+    }
+
+    #[test]
+    fn clamp_vanishes_inside_range() {
+        let ext = [5];
+        let v = Ix::var(VarId(0));
+        assert_eq!(v.clamp_to(0, 4, &ext), v);
+        assert_ne!(v.offset(-1).clamp_to(0, 4, &ext), v.offset(-1));
+    }
+}

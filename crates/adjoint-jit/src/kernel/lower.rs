@@ -1,0 +1,834 @@
+//! Lowering: a graph, its schedule and its memory plan become a [`Program`] of loop nests.
+//!
+//! Each group is lowered on its own. Its *materialized* values get a loop nest each (group
+//! outputs of the same shape share one nest): the group outputs, and the reductions, matmuls
+//! and gathers inside the group whose results feed more than one element of their consumers
+//! (those go to kernel-local scratch space after the memory plan's arena). Every other node of
+//! the group is inlined into the expressions of the values that use it, evaluated at the
+//! index its consumer asks for: movement ops only transform that index ([`Ix`]), so they never
+//! copy. A reduction or matmul whose only consumers are elementwise ops leading to one output
+//! is inlined as well — that is the matmul epilogue (bias, activation) and the reduction
+//! epilogue (mean's division).
+
+use super::{
+    Buffer, BufferId, ConstantData, Expr, ExprId, ExprNode, Ix, Kernel, LoopNest, Program, Storage,
+    Store, VarId,
+};
+use crate::JitError;
+use adjoint_ir::{DType, Graph, NodeId, Op, ReduceOp, Shape};
+use adjoint_opt::{FusionGroup, GroupKind, MemoryPlan, Placement, Schedule};
+use std::collections::{HashMap, HashSet};
+
+/// Lowers every group of `schedule` to a kernel, with buffers placed by `plan`.
+pub fn lower_program(
+    graph: &Graph,
+    schedule: &Schedule,
+    plan: &MemoryPlan,
+) -> Result<Program, JitError> {
+    let mut prog = Program::default();
+    let mut values: HashMap<NodeId, BufferId> = HashMap::new();
+    for (i, &id) in graph.inputs().iter().enumerate() {
+        let b = add_buffer(&mut prog, graph, id, Storage::Input { index: i });
+        values.insert(id, b);
+    }
+    for (i, &id) in graph.parameters().iter().enumerate() {
+        let b = add_buffer(&mut prog, graph, id, Storage::Parameter { index: i });
+        values.insert(id, b);
+    }
+    let param_index: HashMap<NodeId, usize> = graph
+        .parameters()
+        .iter()
+        .enumerate()
+        .map(|(i, &p)| (p, i))
+        .collect();
+    for a in &plan.buffers {
+        let storage = match a.placement {
+            Placement::Arena { offset } => Storage::Arena { offset },
+            Placement::Parameter { param } => Storage::Parameter {
+                index: *param_index.get(&param).ok_or_else(|| {
+                    JitError::Plan(format!(
+                        "{} is placed in {}, which is not a parameter",
+                        graph.describe(a.value),
+                        graph.describe(param)
+                    ))
+                })?,
+            },
+        };
+        let b = add_buffer(&mut prog, graph, a.value, storage);
+        values.insert(a.value, b);
+    }
+    let scratch_base = align(plan.arena_bytes);
+    prog.arena_bytes = plan.arena_bytes;
+    let mut constants: HashMap<NodeId, BufferId> = HashMap::new();
+    for (gi, group) in schedule.groups.iter().enumerate() {
+        for &out in &group.outputs {
+            if !values.contains_key(&out) {
+                return Err(JitError::Plan(format!(
+                    "output {} of group {gi} has no buffer in the memory plan",
+                    graph.describe(out)
+                )));
+            }
+        }
+        let mut redirect = HashSet::new();
+        let kernel = loop {
+            let mut g = GroupLower::new(
+                graph,
+                group,
+                gi,
+                &mut prog,
+                &values,
+                &mut constants,
+                scratch_base,
+            );
+            let k = g.lower(&redirect)?;
+            let hazards = g.in_place_hazards(&k);
+            let used = g.scratch_end;
+            if hazards.is_empty() || !redirect.is_empty() {
+                prog.arena_bytes = prog.arena_bytes.max(used);
+                break k;
+            }
+            redirect = hazards;
+        };
+        prog.kernels.push(kernel);
+    }
+    Ok(prog)
+}
+
+fn add_buffer(prog: &mut Program, graph: &Graph, id: NodeId, storage: Storage) -> BufferId {
+    let ty = graph.ty(id);
+    let name = graph
+        .leaf_name(id)
+        .map(str::to_string)
+        .or_else(|| graph.node(id).label.clone())
+        .unwrap_or_else(|| format!("#{}", id.index()));
+    prog.buffers.push(Buffer {
+        name,
+        dtype: ty.dtype,
+        shape: ty.shape.clone(),
+        storage,
+    });
+    BufferId(prog.buffers.len() as u32 - 1)
+}
+
+fn align(n: usize) -> usize {
+    n.div_ceil(MemoryPlan::ALIGN) * MemoryPlan::ALIGN
+}
+
+/// True for the nodes that need a loop of their own when their results are reused.
+fn is_heavy(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Reduce { .. } | Op::MatMul | Op::Gather { .. } | Op::ScatterAdd { .. }
+    )
+}
+
+struct GroupLower<'a> {
+    graph: &'a Graph,
+    group: &'a FusionGroup,
+    index: usize,
+    prog: &'a mut Program,
+    values: &'a HashMap<NodeId, BufferId>,
+    constants: &'a mut HashMap<NodeId, BufferId>,
+    in_group: HashSet<NodeId>,
+    /// Values of this group stored to memory and read back by later nests.
+    local: HashMap<NodeId, BufferId>,
+    computing: Option<NodeId>,
+    kernel: Kernel,
+    interned: HashMap<ExprNode, ExprId>,
+    scratch_end: usize,
+}
+
+impl<'a> GroupLower<'a> {
+    fn new(
+        graph: &'a Graph,
+        group: &'a FusionGroup,
+        index: usize,
+        prog: &'a mut Program,
+        values: &'a HashMap<NodeId, BufferId>,
+        constants: &'a mut HashMap<NodeId, BufferId>,
+        scratch_base: usize,
+    ) -> Self {
+        let main = group
+            .nodes
+            .iter()
+            .rev()
+            .find(|&&n| is_heavy(graph.op(n)))
+            .or(group.nodes.last())
+            .map(|&n| graph.op(n).name())
+            .unwrap_or("empty");
+        GroupLower {
+            graph,
+            group,
+            index,
+            prog,
+            values,
+            constants,
+            in_group: group.nodes.iter().copied().collect(),
+            local: HashMap::new(),
+            computing: None,
+            kernel: Kernel {
+                name: format!("k{index}_{main}"),
+                group: index,
+                kind: group.kind,
+                vars: Vec::new(),
+                exprs: Vec::new(),
+                nests: Vec::new(),
+            },
+            interned: HashMap::new(),
+            scratch_end: scratch_base,
+        }
+    }
+
+    fn lower(&mut self, redirect: &HashSet<NodeId>) -> Result<Kernel, JitError> {
+        let g = self.graph;
+        let outputs: HashSet<NodeId> = self.group.outputs.iter().copied().collect();
+        // Heavy nodes that are not inlined get a nest (and scratch if not an output).
+        let mut heavy: Vec<NodeId> = Vec::new();
+        for &n in &self.group.nodes {
+            let op = g.op(n);
+            let inline = !outputs.contains(&n)
+                && !matches!(op, Op::ScatterAdd { .. })
+                && self.epilogue_output(n, &outputs).is_some();
+            if is_heavy(op) && !inline {
+                heavy.push(n);
+            }
+        }
+        let mut copies: Vec<(NodeId, BufferId)> = Vec::new();
+        for &n in &heavy {
+            let b = if !outputs.contains(&n) || redirect.contains(&n) {
+                self.scratch(n)
+            } else {
+                self.values[&n]
+            };
+            self.local.insert(n, b);
+        }
+        // Each materialized node is stored by the nest after the last heavy node it reads.
+        let mut stage: HashMap<NodeId, usize> = HashMap::new();
+        for (i, &h) in heavy.iter().enumerate() {
+            stage.insert(h, i + 1);
+        }
+        let mut elementwise: Vec<(usize, NodeId)> = Vec::new();
+        for &n in &self.group.nodes {
+            if heavy.contains(&n) {
+                continue;
+            }
+            let s = g
+                .operands(n)
+                .iter()
+                .filter(|o| self.in_group.contains(o))
+                .map(|o| stage.get(o).copied().unwrap_or(0))
+                .max()
+                .unwrap_or(0);
+            stage.insert(n, s);
+            if outputs.contains(&n) {
+                elementwise.push((s, n));
+            }
+        }
+        for i in 0..=heavy.len() {
+            if i > 0 {
+                self.heavy_nests(heavy[i - 1], redirect, &mut copies)?;
+            }
+            let mut batch: Vec<NodeId> = Vec::new();
+            for &(s, n) in &elementwise {
+                if s == i {
+                    batch.push(n);
+                }
+            }
+            // One nest per distinct shape, in first-appearance order.
+            let mut shapes: Vec<Shape> = Vec::new();
+            for &n in &batch {
+                let s = g.ty(n).shape.clone();
+                if !shapes.contains(&s) {
+                    shapes.push(s);
+                }
+            }
+            for shape in shapes {
+                let nodes: Vec<NodeId> = batch
+                    .iter()
+                    .copied()
+                    .filter(|&n| g.ty(n).shape == shape)
+                    .collect();
+                self.elementwise_nest(&shape, &nodes, redirect, &mut copies)?;
+            }
+        }
+        for (n, scratch) in copies {
+            let target = self.values[&n];
+            let shape = g.ty(n).shape.clone();
+            let vars = self.fresh_vars(shape.dims());
+            let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
+            let offset = linearize(&idx, &shape);
+            let value = self.intern(
+                Expr::Load {
+                    buffer: scratch,
+                    offset: offset.clone(),
+                },
+                g.ty(n).dtype,
+            );
+            self.kernel.nests.push(LoopNest {
+                vars,
+                stores: vec![Store {
+                    buffer: target,
+                    offset,
+                    value,
+                    accumulate: false,
+                    guard: None,
+                }],
+                parallel: true,
+            });
+        }
+        Ok(std::mem::replace(
+            &mut self.kernel,
+            Kernel {
+                name: String::new(),
+                group: self.index,
+                kind: GroupKind::Elementwise,
+                vars: Vec::new(),
+                exprs: Vec::new(),
+                nests: Vec::new(),
+            },
+        ))
+    }
+
+    /// If every use of `n` is an in-group elementwise op of the same shape, leading to exactly
+    /// one group output, that output.
+    fn epilogue_output(&self, n: NodeId, outputs: &HashSet<NodeId>) -> Option<NodeId> {
+        let g = self.graph;
+        let mut reached: HashSet<NodeId> = HashSet::new();
+        let mut stack = vec![n];
+        let mut seen = HashSet::new();
+        while let Some(x) = stack.pop() {
+            if !seen.insert(x) {
+                continue;
+            }
+            if x != n && outputs.contains(&x) {
+                reached.insert(x);
+                continue;
+            }
+            for u in g.users(x) {
+                let same = g.ty(u).shape == g.ty(n).shape;
+                if !self.in_group.contains(&u) || !g.op(u).is_elementwise() || !same {
+                    return None;
+                }
+                stack.push(u);
+            }
+        }
+        (reached.len() == 1).then(|| *reached.iter().next().expect("one element"))
+    }
+
+    fn scratch(&mut self, n: NodeId) -> BufferId {
+        let bytes = self.graph.ty(n).size_bytes();
+        let offset = self.scratch_end;
+        self.scratch_end = align(offset + bytes.max(1));
+        let b = add_buffer(self.prog, self.graph, n, Storage::Arena { offset });
+        self.prog.buffers[b.0 as usize].name += ".scratch";
+        b
+    }
+
+    /// The buffer stores of `n` go to.
+    fn target(
+        &mut self,
+        n: NodeId,
+        redirect: &HashSet<NodeId>,
+        copies: &mut Vec<(NodeId, BufferId)>,
+    ) -> BufferId {
+        if let Some(&b) = self.local.get(&n) {
+            if redirect.contains(&n) && !copies.iter().any(|c| c.0 == n) {
+                copies.push((n, b));
+            }
+            return b;
+        }
+        if redirect.contains(&n) {
+            let b = self.scratch(n);
+            copies.push((n, b));
+            return b;
+        }
+        self.values[&n]
+    }
+
+    fn elementwise_nest(
+        &mut self,
+        shape: &Shape,
+        nodes: &[NodeId],
+        redirect: &HashSet<NodeId>,
+        copies: &mut Vec<(NodeId, BufferId)>,
+    ) -> Result<(), JitError> {
+        let vars = self.fresh_vars(shape.dims());
+        let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
+        let offset = linearize(&idx, shape);
+        let mut stores = Vec::new();
+        for &n in nodes {
+            self.computing = Some(n);
+            let value = self.eval(n, &idx)?;
+            let buffer = self.target(n, redirect, copies);
+            stores.push(Store {
+                buffer,
+                offset: offset.clone(),
+                value,
+                accumulate: false,
+                guard: None,
+            });
+        }
+        self.computing = None;
+        self.kernel.nests.push(LoopNest {
+            vars,
+            stores,
+            parallel: true,
+        });
+        Ok(())
+    }
+
+    fn heavy_nests(
+        &mut self,
+        n: NodeId,
+        redirect: &HashSet<NodeId>,
+        copies: &mut Vec<(NodeId, BufferId)>,
+    ) -> Result<(), JitError> {
+        let g = self.graph;
+        let ty = g.ty(n).clone();
+        let buffer = self.target(n, redirect, copies);
+        if let Op::ScatterAdd { axis, size } = *g.op(n) {
+            // Zero the result, then add every update at its index.
+            let vars = self.fresh_vars(ty.shape.dims());
+            let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
+            let zero = self.constant(0.0, ty.dtype);
+            self.kernel.nests.push(LoopNest {
+                vars,
+                stores: vec![Store {
+                    buffer,
+                    offset: linearize(&idx, &ty.shape),
+                    value: zero,
+                    accumulate: false,
+                    guard: None,
+                }],
+                parallel: true,
+            });
+            let ops = g.operands(n);
+            let (upd, ind) = (ops[0], ops[1]);
+            let ushape = g.ty(upd).shape.clone();
+            let k = g.ty(ind).shape.rank();
+            let vars = self.fresh_vars(ushape.dims());
+            let uidx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
+            self.computing = Some(n);
+            let value = self.eval(upd, &uidx)?;
+            let at = self.eval(ind, &uidx[axis..axis + k])?;
+            self.computing = None;
+            let pos = Ix::atom(super::Atom::Value(at));
+            let guard = self.intern(
+                Expr::InBounds {
+                    conds: vec![(pos.clone(), 0, size as i64)],
+                },
+                DType::Bool,
+            );
+            let mut oidx: Vec<Ix> = uidx[..axis].to_vec();
+            oidx.push(pos.clamp_to(0, size as i64 - 1, &self.kernel.vars));
+            oidx.extend_from_slice(&uidx[axis + k..]);
+            self.kernel.nests.push(LoopNest {
+                vars,
+                stores: vec![Store {
+                    buffer,
+                    offset: linearize(&oidx, &ty.shape),
+                    value,
+                    accumulate: true,
+                    guard: Some(guard),
+                }],
+                parallel: false,
+            });
+            return Ok(());
+        }
+        let vars = self.fresh_vars(ty.shape.dims());
+        let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
+        self.computing = Some(n);
+        let value = self.eval(n, &idx)?;
+        self.computing = None;
+        self.kernel.nests.push(LoopNest {
+            vars,
+            stores: vec![Store {
+                buffer,
+                offset: linearize(&idx, &ty.shape),
+                value,
+                accumulate: false,
+                guard: None,
+            }],
+            parallel: true,
+        });
+        Ok(())
+    }
+
+    fn fresh_vars(&mut self, extents: &[usize]) -> Vec<VarId> {
+        extents
+            .iter()
+            .map(|&e| {
+                self.kernel.vars.push(e);
+                VarId(self.kernel.vars.len() as u32 - 1)
+            })
+            .collect()
+    }
+
+    fn intern(&mut self, expr: Expr, dtype: DType) -> ExprId {
+        let node = ExprNode { expr, dtype };
+        if let Some(&id) = self.interned.get(&node) {
+            return id;
+        }
+        self.kernel.exprs.push(node.clone());
+        let id = ExprId(self.kernel.exprs.len() as u32 - 1);
+        self.interned.insert(node, id);
+        id
+    }
+
+    fn constant(&mut self, v: f64, dtype: DType) -> ExprId {
+        let v = adjoint_ir::round_to(dtype, v);
+        self.intern(Expr::Const { bits: v.to_bits() }, dtype)
+    }
+
+    /// The buffer to read `n` from, or `None` when it is computed inline.
+    fn source(&mut self, n: NodeId) -> Result<Option<BufferId>, JitError> {
+        if Some(n) == self.computing {
+            return Ok(None);
+        }
+        if let Some(&b) = self.local.get(&n) {
+            return Ok(Some(b));
+        }
+        if self.in_group.contains(&n) {
+            return Ok(None);
+        }
+        match self.values.get(&n) {
+            Some(&b) => Ok(Some(b)),
+            None if matches!(self.graph.op(n), Op::Constant(_)) => Ok(None),
+            None => Err(JitError::Plan(format!(
+                "group {} reads {}, which no earlier group stores",
+                self.index,
+                self.graph.describe(n)
+            ))),
+        }
+    }
+
+    /// The expression for element `index` of node `n`.
+    fn eval(&mut self, n: NodeId, index: &[Ix]) -> Result<ExprId, JitError> {
+        let g = self.graph;
+        let ty = g.ty(n);
+        let dtype = ty.dtype;
+        if let Some(buffer) = self.source(n)? {
+            let offset = linearize(index, &ty.shape);
+            return Ok(self.intern(Expr::Load { buffer, offset }, dtype));
+        }
+        let ops = g.operands(n);
+        let ext = self.kernel.vars.clone();
+        let e = match g.op(n) {
+            Op::Input { .. } | Op::Parameter { .. } => {
+                return Err(JitError::Plan(format!("{} has no buffer", g.describe(n))))
+            }
+            Op::Constant(lit) => {
+                if let Some(v) = lit.values().first().filter(|&&v| lit.is_splat(v)) {
+                    return Ok(self.constant(*v, dtype));
+                }
+                let buffer = match self.constants.get(&n) {
+                    Some(&b) => b,
+                    None => {
+                        self.prog.constants.push(ConstantData {
+                            dtype,
+                            values: lit.values().to_vec(),
+                        });
+                        let index = self.prog.constants.len() - 1;
+                        let b = add_buffer(self.prog, g, n, Storage::Constant { index });
+                        self.constants.insert(n, b);
+                        b
+                    }
+                };
+                let offset = linearize(index, &ty.shape);
+                return Ok(self.intern(Expr::Load { buffer, offset }, dtype));
+            }
+            Op::Iota { axis, .. } => Expr::Index {
+                ix: index[*axis].clone(),
+            },
+            Op::Unary(op) => Expr::Unary {
+                op: *op,
+                x: self.eval(ops[0], index)?,
+            },
+            Op::Binary(op) => Expr::Binary {
+                op: *op,
+                a: self.eval(ops[0], index)?,
+                b: self.eval(ops[1], index)?,
+            },
+            Op::Compare(op) => Expr::Compare {
+                op: *op,
+                a: self.eval(ops[0], index)?,
+                b: self.eval(ops[1], index)?,
+            },
+            Op::Select => Expr::Select {
+                cond: self.eval(ops[0], index)?,
+                a: self.eval(ops[1], index)?,
+                b: self.eval(ops[2], index)?,
+            },
+            Op::Cast { .. } => Expr::Cast {
+                x: self.eval(ops[0], index)?,
+            },
+            Op::Broadcast { .. } => {
+                let from = g.ty(ops[0]).shape.clone();
+                let lead = index.len() - from.rank();
+                let idx: Vec<Ix> = (0..from.rank())
+                    .map(|k| {
+                        if from.dim(k) == 1 {
+                            Ix::constant(0)
+                        } else {
+                            index[lead + k].clone()
+                        }
+                    })
+                    .collect();
+                return self.eval(ops[0], &idx);
+            }
+            Op::Reshape { .. } => {
+                let from = g.ty(ops[0]).shape.clone();
+                let lin = linearize(index, &ty.shape);
+                let strides = from.strides();
+                let idx: Vec<Ix> = (0..from.rank())
+                    .map(|k| {
+                        lin.div(strides[k] as i64, &ext)
+                            .rem(from.dim(k) as i64, &ext)
+                    })
+                    .collect();
+                return self.eval(ops[0], &idx);
+            }
+            Op::Permute { perm } => {
+                let mut idx = vec![Ix::constant(0); perm.len()];
+                for (i, &p) in perm.iter().enumerate() {
+                    idx[p] = index[i].clone();
+                }
+                return self.eval(ops[0], &idx);
+            }
+            Op::Slice { ranges } => {
+                let idx: Vec<Ix> = ranges
+                    .iter()
+                    .zip(index)
+                    .map(|(r, i)| i.scale(r.step as i64).offset(r.start as i64))
+                    .collect();
+                return self.eval(ops[0], &idx);
+            }
+            Op::Pad { low, .. } => {
+                let from = g.ty(ops[0]).shape.clone();
+                let mut conds = Vec::new();
+                let mut idx = Vec::new();
+                for (k, i) in index.iter().enumerate() {
+                    let d = from.dim(k) as i64;
+                    let j = i.offset(-(low[k] as i64));
+                    match j.range(&ext) {
+                        Some((lo, hi)) if lo >= 0 && hi < d => idx.push(j),
+                        _ => {
+                            conds.push((j.clone(), 0, d));
+                            idx.push(j.clamp_to(0, (d - 1).max(0), &ext));
+                        }
+                    }
+                }
+                if from.numel() == 0 {
+                    return Ok(self.constant(0.0, dtype));
+                }
+                let x = self.eval(ops[0], &idx)?;
+                if conds.is_empty() {
+                    return Ok(x);
+                }
+                let cond = self.intern(Expr::InBounds { conds }, DType::Bool);
+                let zero = self.constant(0.0, dtype);
+                Expr::Select {
+                    cond,
+                    a: x,
+                    b: zero,
+                }
+            }
+            Op::Concat { axis } => {
+                let axis = *axis;
+                let mut parts: Vec<(NodeId, i64, i64)> = Vec::new();
+                let mut off = 0i64;
+                for &p in &ops {
+                    let d = g.ty(p).shape.dim(axis) as i64;
+                    if d > 0 {
+                        parts.push((p, off, d));
+                    }
+                    off += d;
+                }
+                let mut acc: Option<ExprId> = None;
+                for &(p, off, d) in parts.iter().rev() {
+                    let mut idx = index.to_vec();
+                    idx[axis] = index[axis].offset(-off).clamp_to(0, d - 1, &ext);
+                    let v = self.eval(p, &idx)?;
+                    acc = Some(match acc {
+                        None => v,
+                        Some(rest) => {
+                            let cond = self.intern(
+                                Expr::InBounds {
+                                    conds: vec![(index[axis].clone(), off, off + d)],
+                                },
+                                DType::Bool,
+                            );
+                            self.intern(
+                                Expr::Select {
+                                    cond,
+                                    a: v,
+                                    b: rest,
+                                },
+                                dtype,
+                            )
+                        }
+                    });
+                }
+                return Ok(acc.unwrap_or_else(|| self.constant(0.0, dtype)));
+            }
+            Op::Reduce { op, axes, keepdims } => {
+                let from = g.ty(ops[0]).shape.clone();
+                if axes.is_empty() {
+                    return self.eval(ops[0], index);
+                }
+                let dims: Vec<usize> = axes.iter().map(|&a| from.dim(a)).collect();
+                let vars = self.fresh_vars(&dims);
+                let mut idx = Vec::with_capacity(from.rank());
+                let mut out_pos = 0;
+                for k in 0..from.rank() {
+                    if let Some(j) = axes.iter().position(|&a| a == k) {
+                        idx.push(Ix::var(vars[j]));
+                        if *keepdims {
+                            out_pos += 1;
+                        }
+                    } else {
+                        idx.push(index[out_pos].clone());
+                        out_pos += 1;
+                    }
+                }
+                let body = self.eval(ops[0], &idx)?;
+                Expr::Reduce {
+                    op: *op,
+                    vars,
+                    body,
+                }
+            }
+            Op::MatMul => {
+                let a_shape = g.ty(ops[0]).shape.clone();
+                let r = a_shape.rank();
+                let k = self.fresh_vars(&[a_shape.dim(r - 1)])[0];
+                let mut ai = index[..r - 2].to_vec();
+                ai.extend([index[r - 2].clone(), Ix::var(k)]);
+                let mut bi = index[..r - 2].to_vec();
+                bi.extend([Ix::var(k), index[r - 1].clone()]);
+                let a = self.eval(ops[0], &ai)?;
+                let b = self.eval(ops[1], &bi)?;
+                let body = self.intern(
+                    Expr::Binary {
+                        op: adjoint_ir::BinaryOp::Mul,
+                        a,
+                        b,
+                    },
+                    dtype,
+                );
+                Expr::Reduce {
+                    op: ReduceOp::Sum,
+                    vars: vec![k],
+                    body,
+                }
+            }
+            Op::Gather { axis } => {
+                let axis = *axis;
+                let x_shape = g.ty(ops[0]).shape.clone();
+                let k = g.ty(ops[1]).shape.rank();
+                let at = self.eval(ops[1], &index[axis..axis + k])?;
+                let d = x_shape.dim(axis) as i64;
+                if d == 0 {
+                    return Ok(self.constant(0.0, dtype));
+                }
+                let pos = Ix::atom(super::Atom::Value(at));
+                let mut idx = index[..axis].to_vec();
+                idx.push(pos.clamp_to(0, d - 1, &ext));
+                idx.extend_from_slice(&index[axis + k..]);
+                let x = self.eval(ops[0], &idx)?;
+                let cond = self.intern(
+                    Expr::InBounds {
+                        conds: vec![(pos, 0, d)],
+                    },
+                    DType::Bool,
+                );
+                let zero = self.constant(0.0, dtype);
+                Expr::Select {
+                    cond,
+                    a: x,
+                    b: zero,
+                }
+            }
+            Op::ScatterAdd { .. } => {
+                return Err(JitError::Plan(format!(
+                    "{} must be stored before it is read",
+                    g.describe(n)
+                )))
+            }
+        };
+        Ok(self.intern(e, dtype))
+    }
+
+    /// The group outputs stored into parameter storage while the same kernel still reads that
+    /// parameter at another element or in a later nest: those must be written to scratch and
+    /// copied at the end.
+    fn in_place_hazards(&self, k: &Kernel) -> HashSet<NodeId> {
+        let mut hazards = HashSet::new();
+        let storage = |b: BufferId| self.prog.buffers[b.0 as usize].storage;
+        let loads: Vec<Vec<(Storage, Ix)>> = k
+            .nests
+            .iter()
+            .map(|nest| {
+                let mut out = Vec::new();
+                let mut seen = HashSet::new();
+                let mut stack: Vec<ExprId> = nest.stores.iter().map(|s| s.value).collect();
+                while let Some(e) = stack.pop() {
+                    if !seen.insert(e) {
+                        continue;
+                    }
+                    push_operands(&k.expr(e).expr, &mut stack);
+                    if let Expr::Load { buffer, offset } = &k.expr(e).expr {
+                        out.push((storage(*buffer), offset.clone()));
+                    }
+                }
+                out
+            })
+            .collect();
+        for (ni, nest) in k.nests.iter().enumerate() {
+            for s in &nest.stores {
+                let st = storage(s.buffer);
+                if !matches!(st, Storage::Parameter { .. }) {
+                    continue;
+                }
+                let bad = loads.iter().enumerate().any(|(li, ls)| {
+                    ls.iter().any(|(ls_st, off)| {
+                        *ls_st == st && (li > ni || (li == ni && *off != s.offset))
+                    })
+                });
+                if bad {
+                    if let Some((&n, _)) = self.values.iter().find(|(_, &b)| b == s.buffer) {
+                        hazards.insert(n);
+                    }
+                }
+            }
+        }
+        hazards
+    }
+}
+
+/// Pushes the operand expressions of `e` (including those inside its index expressions).
+pub(crate) fn push_operands(e: &Expr, stack: &mut Vec<ExprId>) {
+    match e {
+        Expr::Load { offset: ix, .. } | Expr::Index { ix } => ix.visit(&mut |_, x| stack.extend(x)),
+        Expr::InBounds { conds } => {
+            for (ix, _, _) in conds {
+                ix.visit(&mut |_, x| stack.extend(x));
+            }
+        }
+        Expr::Const { .. } => {}
+        Expr::Unary { x, .. } | Expr::Cast { x } => stack.push(*x),
+        Expr::Binary { a, b, .. } | Expr::Compare { a, b, .. } => stack.extend([*a, *b]),
+        Expr::Select { cond, a, b } => stack.extend([*cond, *a, *b]),
+        Expr::Reduce { body, .. } => stack.push(*body),
+    }
+}
+
+/// The row-major element offset of `index` in `shape`.
+pub fn linearize(index: &[Ix], shape: &Shape) -> Ix {
+    let strides = shape.strides();
+    let mut lin = Ix::constant(0);
+    for (i, s) in index.iter().zip(strides.iter()) {
+        lin = lin.add(&i.scale(*s as i64));
+    }
+    lin
+}

@@ -1,0 +1,407 @@
+//! The kernel IR: what one compiled step computes, as loop nests over buffers.
+//!
+//! A [`Program`] holds the step's buffers (arena slices, parameters, inputs, constant data)
+//! and one [`Kernel`] per fusion group, in schedule order. A kernel is one or more
+//! [`LoopNest`]s; each nest iterates over the shape of the values it stores and computes every
+//! element from a small expression DAG ([`Expr`]) whose loads address their buffers through
+//! [`Ix`] index maps. Reductions are expressions with their own loop variables
+//! ([`Expr::Reduce`]); a matmul is a reduction of a product over its contraction variable.
+//!
+//! The IR is printable, so that a user can read what will be generated:
+//!
+//! ```text
+//! kernel k3 (group 3, matmul)
+//!   nest 0 over v0<8, v1<16 [parallel]
+//!     e0 = load b2[32*v0 + v2]            : f32
+//!     e1 = load b1[16*v2 + v1]            : f32
+//!     e2 = mul e0, e1                     : f32
+//!     e3 = reduce_sum over v2<32 of e2    : f32
+//!     b4[16*v0 + v1] = e3
+//! ```
+
+pub mod ix;
+pub mod lower;
+
+use adjoint_ir::{BinaryOp, CompareOp, DType, ReduceOp, Shape, UnaryOp};
+use adjoint_opt::GroupKind;
+pub use ix::{Atom, Ix};
+use std::fmt;
+
+/// A loop variable of a kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VarId(pub u32);
+
+/// An expression of a kernel (an index into [`Kernel::exprs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExprId(pub u32);
+
+/// A buffer of the step (an index into [`Program::buffers`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BufferId(pub u32);
+
+impl fmt::Display for VarId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+impl fmt::Display for ExprId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "e{}", self.0)
+    }
+}
+
+impl fmt::Display for BufferId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "b{}", self.0)
+    }
+}
+
+/// Where a buffer's storage is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Storage {
+    /// At a byte offset of the step's arena.
+    Arena {
+        /// Byte offset.
+        offset: usize,
+    },
+    /// The runtime-owned storage of parameter number `index` (in `Graph::parameters` order).
+    Parameter {
+        /// Parameter number.
+        index: usize,
+    },
+    /// The tensor fed for input number `index` (in `Graph::inputs` order); read-only.
+    Input {
+        /// Input number.
+        index: usize,
+    },
+    /// Constant data number `index` of [`Program::constants`]; read-only.
+    Constant {
+        /// Constant number.
+        index: usize,
+    },
+}
+
+/// A dense row-major buffer the step reads or writes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Buffer {
+    /// A name for dumps (the graph node it holds).
+    pub name: String,
+    /// Element type.
+    pub dtype: DType,
+    /// Shape.
+    pub shape: Shape,
+    /// Where it lives.
+    pub storage: Storage,
+}
+
+/// One node of a kernel's expression DAG.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Expr {
+    /// The element of `buffer` at element offset `offset`.
+    Load {
+        /// The buffer read.
+        buffer: BufferId,
+        /// Element offset (row-major linear index).
+        offset: Ix,
+    },
+    /// A constant, stored as the bits of its `f64` value (exact for every dtype).
+    Const {
+        /// `f64::to_bits` of the value.
+        bits: u64,
+    },
+    /// The value of an index expression, converted to the node's dtype (`iota`).
+    Index {
+        /// The index.
+        ix: Ix,
+    },
+    /// `bool`: every `lo <= ix < hi` holds (the guard of padding, concatenation and gathers).
+    InBounds {
+        /// The conditions `(ix, lo, hi)`.
+        conds: Vec<(Ix, i64, i64)>,
+    },
+    /// An elementwise function of one operand.
+    Unary {
+        /// Which.
+        op: UnaryOp,
+        /// Operand.
+        x: ExprId,
+    },
+    /// An elementwise function of two operands.
+    Binary {
+        /// Which.
+        op: BinaryOp,
+        /// Left operand.
+        a: ExprId,
+        /// Right operand.
+        b: ExprId,
+    },
+    /// A comparison (`bool` result).
+    Compare {
+        /// Which.
+        op: CompareOp,
+        /// Left operand.
+        a: ExprId,
+        /// Right operand.
+        b: ExprId,
+    },
+    /// `cond ? a : b`.
+    Select {
+        /// A `bool` expression.
+        cond: ExprId,
+        /// Value if true.
+        a: ExprId,
+        /// Value if false.
+        b: ExprId,
+    },
+    /// Conversion of `x` to the node's dtype (the rules of `Op::Cast`).
+    Cast {
+        /// Operand.
+        x: ExprId,
+    },
+    /// A reduction of `body` over the loop variables `vars` (innermost last).
+    Reduce {
+        /// Sum or max.
+        op: ReduceOp,
+        /// The reduced variables, outermost first.
+        vars: Vec<VarId>,
+        /// The reduced expression.
+        body: ExprId,
+    },
+}
+
+/// An expression with its element type.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ExprNode {
+    /// The expression.
+    pub expr: Expr,
+    /// Its element type.
+    pub dtype: DType,
+}
+
+/// A write of one value per iteration of a loop nest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Store {
+    /// The buffer written.
+    pub buffer: BufferId,
+    /// Element offset.
+    pub offset: Ix,
+    /// The value.
+    pub value: ExprId,
+    /// Add to the element instead of overwriting it (scatter-add).
+    pub accumulate: bool,
+    /// A `bool` expression: store only where it is true.
+    pub guard: Option<ExprId>,
+}
+
+/// A loop nest: one loop per variable (outermost first), and stores in its body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoopNest {
+    /// The loop variables, outermost first.
+    pub vars: Vec<VarId>,
+    /// The stores of each iteration, in order.
+    pub stores: Vec<Store>,
+    /// Iterations of the outermost loop may run on different threads.
+    pub parallel: bool,
+}
+
+/// The code of one fusion group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Kernel {
+    /// Name in dumps and in the module (`k3_matmul`).
+    pub name: String,
+    /// Index of the group in the schedule.
+    pub group: usize,
+    /// The group's kind.
+    pub kind: GroupKind,
+    /// Extent of every loop variable.
+    pub vars: Vec<usize>,
+    /// The expression DAG (operands before users).
+    pub exprs: Vec<ExprNode>,
+    /// The loop nests, run in order.
+    pub nests: Vec<LoopNest>,
+}
+
+/// Constant tensor data the step reads (non-uniform literals).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConstantData {
+    /// Element type.
+    pub dtype: DType,
+    /// Values, row-major.
+    pub values: Vec<f64>,
+}
+
+/// A whole step in kernel IR.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Program {
+    /// Every buffer a kernel touches.
+    pub buffers: Vec<Buffer>,
+    /// Constant data.
+    pub constants: Vec<ConstantData>,
+    /// Kernels in execution order.
+    pub kernels: Vec<Kernel>,
+    /// Bytes of the arena: the memory plan's arena plus kernel-local scratch.
+    pub arena_bytes: usize,
+}
+
+impl Kernel {
+    /// The node of `e`.
+    pub fn expr(&self, e: ExprId) -> &ExprNode {
+        &self.exprs[e.0 as usize]
+    }
+
+    /// Multiply-adds (or comparable element operations) of the kernel: the product of the loop
+    /// extents of every nest, times the extents of the reductions it contains.
+    pub fn work(&self, nest: &LoopNest) -> usize {
+        let outer: usize = nest.vars.iter().map(|v| self.vars[v.0 as usize]).product();
+        let inner: usize = nest
+            .stores
+            .iter()
+            .map(|s| self.reduce_work(s.value))
+            .max()
+            .unwrap_or(1);
+        outer.saturating_mul(inner)
+    }
+
+    fn reduce_work(&self, e: ExprId) -> usize {
+        match &self.expr(e).expr {
+            Expr::Reduce { vars, body, .. } => {
+                let n: usize = vars.iter().map(|v| self.vars[v.0 as usize]).product();
+                n.saturating_mul(self.reduce_work(*body))
+            }
+            Expr::Unary { x, .. } | Expr::Cast { x } => self.reduce_work(*x),
+            Expr::Binary { a, b, .. } | Expr::Compare { a, b, .. } => {
+                self.reduce_work(*a).max(self.reduce_work(*b))
+            }
+            Expr::Select { cond, a, b } => self
+                .reduce_work(*cond)
+                .max(self.reduce_work(*a))
+                .max(self.reduce_work(*b)),
+            _ => 1,
+        }
+    }
+}
+
+fn write_var_list(f: &mut fmt::Formatter<'_>, k: &Kernel, vars: &[VarId]) -> fmt::Result {
+    for (i, v) in vars.iter().enumerate() {
+        if i > 0 {
+            write!(f, ", ")?;
+        }
+        write!(f, "{v}<{}", k.vars[v.0 as usize])?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "kernel {} (group {}, {:?})",
+            self.name, self.group, self.kind
+        )?;
+        for (n, nest) in self.nests.iter().enumerate() {
+            write!(f, "  nest {n} over ")?;
+            write_var_list(f, self, &nest.vars)?;
+            writeln!(f, "{}", if nest.parallel { " [parallel]" } else { "" })?;
+            // Print the expressions this nest uses, in DAG order.
+            let mut used = vec![false; self.exprs.len()];
+            let mut stack: Vec<ExprId> = Vec::new();
+            for s in &nest.stores {
+                stack.push(s.value);
+                stack.extend(s.guard);
+                s.offset.visit(&mut |_, e| stack.extend(e));
+            }
+            while let Some(e) = stack.pop() {
+                if std::mem::replace(&mut used[e.0 as usize], true) {
+                    continue;
+                }
+                let node = self.expr(e);
+                match &node.expr {
+                    Expr::Load { offset, .. } | Expr::Index { ix: offset } => {
+                        offset.visit(&mut |_, x| stack.extend(x))
+                    }
+                    Expr::InBounds { conds } => {
+                        for (ix, _, _) in conds {
+                            ix.visit(&mut |_, x| stack.extend(x));
+                        }
+                    }
+                    Expr::Const { .. } => {}
+                    Expr::Unary { x, .. } | Expr::Cast { x } => stack.push(*x),
+                    Expr::Binary { a, b, .. } | Expr::Compare { a, b, .. } => {
+                        stack.extend([*a, *b])
+                    }
+                    Expr::Select { cond, a, b } => stack.extend([*cond, *a, *b]),
+                    Expr::Reduce { body, .. } => stack.push(*body),
+                }
+            }
+            for (i, node) in self.exprs.iter().enumerate() {
+                if !used[i] {
+                    continue;
+                }
+                let text = ExprText(self, &node.expr).to_string();
+                writeln!(f, "    e{i} = {text:<40} : {}", node.dtype)?;
+            }
+            for s in &nest.stores {
+                let op = if s.accumulate { "+=" } else { "=" };
+                write!(f, "    {}[{}] {op} {}", s.buffer, s.offset, s.value)?;
+                match s.guard {
+                    Some(g) => writeln!(f, " if {g}")?,
+                    None => writeln!(f)?,
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct ExprText<'a>(&'a Kernel, &'a Expr);
+
+impl fmt::Display for ExprText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.1 {
+            Expr::Load { buffer, offset } => write!(f, "load {buffer}[{offset}]"),
+            Expr::Const { bits } => write!(f, "const {}", f64::from_bits(*bits)),
+            Expr::Index { ix } => write!(f, "index {ix}"),
+            Expr::InBounds { conds } => {
+                write!(f, "in_bounds")?;
+                for (ix, lo, hi) in conds {
+                    write!(f, " {lo}<={ix}<{hi}")?;
+                }
+                Ok(())
+            }
+            Expr::Unary { op, x } => write!(f, "{} {x}", op.name()),
+            Expr::Binary { op, a, b } => write!(f, "{} {a}, {b}", op.name()),
+            Expr::Compare { op, a, b } => write!(f, "{} {a}, {b}", op.name()),
+            Expr::Select { cond, a, b } => write!(f, "select {cond}, {a}, {b}"),
+            Expr::Cast { x } => write!(f, "cast {x}"),
+            Expr::Reduce { op, vars, body } => {
+                let name = match op {
+                    ReduceOp::Sum => "reduce_sum",
+                    ReduceOp::Max => "reduce_max",
+                };
+                write!(f, "{name} over ")?;
+                write_var_list(f, self.0, vars)?;
+                write!(f, " of {body}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "arena {} bytes", self.arena_bytes)?;
+        for (i, b) in self.buffers.iter().enumerate() {
+            let at = match b.storage {
+                Storage::Arena { offset } => format!("arena+{offset}"),
+                Storage::Parameter { index } => format!("parameter {index}"),
+                Storage::Input { index } => format!("input {index}"),
+                Storage::Constant { index } => format!("constant {index}"),
+            };
+            writeln!(f, "b{i} {}{} \"{}\" at {at}", b.dtype, b.shape, b.name)?;
+        }
+        for k in &self.kernels {
+            write!(f, "{k}")?;
+        }
+        Ok(())
+    }
+}

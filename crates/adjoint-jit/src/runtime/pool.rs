@@ -1,0 +1,164 @@
+//! A small persistent thread pool for splitting one loop nest over cores.
+//!
+//! Written on `std` alone: the job is always "run this native function over `begin..end` for
+//! each of a few chunks", so a mutex, two condition variables and a chunk counter are all it
+//! takes; no thread is started per call. One pool per thread count is created on first use and
+//! shared by every compiled step of the process.
+
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::JoinHandle;
+
+/// A generated nest function: `fn(ctx, begin, end)`.
+pub type NestFn = unsafe extern "C" fn(*const u8, i64, i64);
+
+#[derive(Clone, Copy)]
+struct Job {
+    f: NestFn,
+    ctx: usize,
+    n: i64,
+    chunks: usize,
+}
+
+#[derive(Default)]
+struct State {
+    job: Option<Job>,
+    next_chunk: usize,
+    remaining: usize,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    work: Condvar,
+    done: Condvar,
+}
+
+/// Worker threads that run chunks of a nest together with the calling thread.
+pub struct Pool {
+    shared: Arc<Shared>,
+    /// Serializes jobs from different callers.
+    submit: Mutex<()>,
+    threads: usize,
+    _workers: Vec<JoinHandle<()>>,
+}
+
+impl Pool {
+    fn new(threads: usize) -> Pool {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            done: Condvar::new(),
+        });
+        let workers = (1..threads)
+            .map(|i| {
+                let s = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name(format!("adjoint-worker-{i}"))
+                    .spawn(move || worker(&s))
+                    .expect("spawning a worker thread")
+            })
+            .collect();
+        Pool {
+            shared,
+            submit: Mutex::new(()),
+            threads,
+            _workers: workers,
+        }
+    }
+
+    /// The process-wide pool with `threads` threads (the caller counts as one).
+    pub fn shared(threads: usize) -> Arc<Pool> {
+        static POOLS: OnceLock<Mutex<Vec<Arc<Pool>>>> = OnceLock::new();
+        let pools = POOLS.get_or_init(|| Mutex::new(Vec::new()));
+        let mut pools = pools.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = pools.iter().find(|p| p.threads == threads) {
+            return Arc::clone(p);
+        }
+        let p = Arc::new(Pool::new(threads.max(1)));
+        pools.push(Arc::clone(&p));
+        p
+    }
+
+    /// Runs `f(ctx, begin, end)` over `0..n`, split into one chunk per thread.
+    ///
+    /// # Safety
+    /// `f` must be safe to call with `ctx` on disjoint ranges from several threads at once.
+    pub unsafe fn run(&self, f: NestFn, ctx: *const u8, n: i64) {
+        let chunks = (self.threads as i64).min(n).max(1) as usize;
+        if chunks == 1 {
+            // SAFETY: the caller's contract.
+            unsafe { f(ctx, 0, n) };
+            return;
+        }
+        let _turn = self.submit.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.job = Some(Job {
+                f,
+                ctx: ctx as usize,
+                n,
+                chunks,
+            });
+            st.next_chunk = 0;
+            st.remaining = chunks;
+        }
+        self.shared.work.notify_all();
+        run_chunks(&self.shared);
+        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        while st.remaining > 0 {
+            st = self.shared.done.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.job = None;
+    }
+}
+
+/// Claims and runs chunks of the current job until none is left.
+fn run_chunks(s: &Shared) {
+    loop {
+        let (job, c) = {
+            let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
+            match st.job {
+                Some(job) if st.next_chunk < job.chunks => {
+                    st.next_chunk += 1;
+                    (job, st.next_chunk - 1)
+                }
+                _ => return,
+            }
+        };
+        let begin = job.n * c as i64 / job.chunks as i64;
+        let end = job.n * (c as i64 + 1) / job.chunks as i64;
+        // SAFETY: `Pool::run`'s caller guaranteed that `f` may run on disjoint ranges at once;
+        // the submitting thread waits for every chunk before `ctx` can go away.
+        unsafe { (job.f)(job.ctx as *const u8, begin, end) };
+        let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.remaining -= 1;
+        if st.remaining == 0 {
+            s.done.notify_all();
+        }
+    }
+}
+
+fn worker(s: &Shared) {
+    loop {
+        {
+            let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
+            while !matches!(st.job, Some(j) if st.next_chunk < j.chunks) {
+                st = s.work.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        run_chunks(s);
+    }
+}
+
+/// The function generated code calls to run a nest in parallel (slot 0 of the pointer table).
+///
+/// # Safety
+/// `pool` must point to a live [`Pool`], `f` to a nest function of a live module, and `ctx` to
+/// that step's pointer table.
+pub unsafe extern "C" fn parallel_for(pool: *const Pool, f: *const u8, ctx: *const u8, n: i64) {
+    // SAFETY: the runtime stores a pointer to a pool it keeps alive (an `Arc`) for as long as
+    // the code can run, and `f` is the address of a function with the `NestFn` signature.
+    unsafe {
+        let f: NestFn = std::mem::transmute::<*const u8, NestFn>(f);
+        (*pool).run(f, ctx, n);
+    }
+}

@@ -1,0 +1,102 @@
+//! Shared helpers: run a graph through the interpreter (the oracle) and the JIT, and compare.
+
+#![allow(dead_code)]
+
+use adjoint_ir::{DType, Feeds, Graph, HostTensor, Rng};
+use adjoint_jit::{compile, CompiledStep, Options};
+
+/// The four configurations every graph is checked in.
+pub fn modes() -> Vec<Options> {
+    let mut out = Vec::new();
+    for fusion in [false, true] {
+        for threads in [1, 2] {
+            out.push(Options {
+                fusion,
+                threads,
+                cache: false,
+                ..Options::default()
+            });
+        }
+    }
+    out
+}
+
+/// Tolerance of a dtype: relative error for values of magnitude at least 1, absolute below.
+pub fn tolerance(d: DType) -> f64 {
+    match d {
+        DType::F32 => 1e-4,
+        DType::F64 => 1e-10,
+        _ => 0.0,
+    }
+}
+
+/// Asserts that `got` matches `want` element by element.
+pub fn assert_close(what: &str, got: &HostTensor, want: &HostTensor) {
+    assert_eq!(got.ty(), want.ty(), "{what}: type");
+    let tol = tolerance(want.dtype());
+    let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        let ok = if b.is_nan() {
+            a.is_nan()
+        } else if b.is_infinite() {
+            a == b
+        } else {
+            (a - b).abs() <= tol * b.abs().max(1.0)
+        };
+        assert!(ok, "{what}[{i}]: got {a}, want {b} (tolerance {tol})");
+    }
+}
+
+/// Random feeds for every input and parameter of `g` (integers in `0..int_bound`).
+pub fn random_feeds(g: &Graph, seed: u64, int_bound: u32) -> Feeds {
+    let mut rng = Rng::new(seed);
+    let mut feeds = Feeds::new();
+    for &id in g.inputs().iter().chain(g.parameters()) {
+        let name = g.leaf_name(id).unwrap().to_string();
+        feeds.insert(name, HostTensor::random(g.ty(id), &mut rng, int_bound));
+    }
+    feeds
+}
+
+/// Compiles `g`, sets its parameters from `feeds`, and runs it once on the inputs.
+pub fn run_jit(
+    g: &Graph,
+    feeds: &Feeds,
+    opts: &Options,
+) -> (CompiledStep, adjoint_jit::StepOutputs) {
+    let mut step = compile(g, opts).unwrap_or_else(|e| panic!("compiling {}: {e}", g.name()));
+    step.set_params(feeds).unwrap();
+    let inputs: Feeds = feeds
+        .iter()
+        .filter(|(n, _)| step.inputs().iter().any(|(i, _)| i == *n))
+        .map(|(n, t)| (n.clone(), t.clone()))
+        .collect();
+    let out = step
+        .run(&inputs)
+        .unwrap_or_else(|e| panic!("running {}: {e}", g.name()));
+    (step, out)
+}
+
+/// Checks every output and update of `g` against the interpreter in every mode.
+pub fn check_graph(g: &Graph, feeds: &Feeds) {
+    let want = adjoint_interp::run(g, feeds).unwrap();
+    for opts in modes() {
+        let mode = format!(
+            "{} (fusion {}, threads {})",
+            g.name(),
+            opts.fusion,
+            opts.threads
+        );
+        let (step, out) = run_jit(g, feeds, &opts);
+        for (name, t) in &want.outputs {
+            let got = out
+                .output(name)
+                .unwrap_or_else(|| panic!("{mode}: no output {name}"));
+            assert_close(&format!("{mode} output {name}"), got, t);
+        }
+        for (name, t) in &want.updates {
+            let got = step.param(name).unwrap();
+            assert_close(&format!("{mode} update {name}"), &got, t);
+        }
+    }
+}
