@@ -18,6 +18,11 @@
 //! `-0 < +0`). Reductions and matrix products accumulate in the element type in the natural
 //! order of the reduced index (row-major over the reduced axes; increasing `k` for matmul),
 //! with separate multiply and add.
+//!
+//! Nothing read from outside panics: a bad feed or an invalid graph is an [`InterpError`], found
+//! before any node runs, and on a verified graph with checked feeds every kernel is total
+//! (out-of-range gather/scatter indices, empty reductions and overflowing `i32` arithmetic all
+//! have defined results). A panic inside the interpreter is a bug in it.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]

@@ -549,3 +549,25 @@ fn casts_from_bool() {
     assert_f64_exact(&cast(x(), DType::F64), &[1.0, 0.0]);
     assert_eq!(cast(x(), DType::I32).as_i32().unwrap(), &[1, 0]);
 }
+
+#[test]
+fn cast_to_the_same_dtype_is_the_identity() {
+    // The builder never emits it, but the op set allows it.
+    use adjoint_ir::{Graph, Op, TensorType};
+    let mut g = Graph::new("same");
+    let ty = TensorType::new(DType::F32, [3]);
+    let x = g
+        .add(
+            Op::Input {
+                name: "x".into(),
+                ty,
+            },
+            &[],
+        )
+        .unwrap();
+    let y = g.add(Op::Cast { to: DType::F32 }, &[x]).unwrap();
+    g.set_output("y", y);
+    let fs = feeds(vec![("x", f32s(&[3], &[-0.0, NAN, 1.5]))]);
+    let r = adjoint_interp::run(&g, &fs).unwrap();
+    assert_f32_exact(r.output("y").unwrap(), &[-0.0, NAN, 1.5]);
+}
