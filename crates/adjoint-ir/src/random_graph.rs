@@ -25,7 +25,8 @@
 //!   valid ([`random_feeds`] makes such feeds), every value the graph computes is finite and of
 //!   magnitude below `1e10`.
 //! - **Outputs**: one to three outputs `out0`, `out1`, …; some parameters get an update of
-//!   their own type. Some nodes carry labels, including duplicate and awkward ones (`h`,
+//!   their own type. Nodes that no output or update depends on are left in (dead code for the
+//!   passes to remove). Some nodes carry labels, including duplicate and awkward ones (`h`,
 //!   `w.grad`, `tmp-1`, `3`) that the text printer must disambiguate.
 //! - **Smoothness**: with [`RandomGraphConfig::smooth`] the graph avoids the ops whose result
 //!   jumps (`sign`, comparisons with `select`, casts of float values to `i32` or `bool`), for

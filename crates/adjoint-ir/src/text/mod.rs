@@ -1,4 +1,4 @@
-//! The `.adj` text format: [`print`] a graph, [`parse`] it back.
+//! The `.adj` text format: [`print()`] a graph, [`parse()`] it back.
 //!
 //! A graph prints as one line per node in [`Graph::topo_order`](crate::Graph::topo_order), then its outputs and parameter
 //! updates:
