@@ -31,6 +31,7 @@ pub use mlp::{mlp, w1_mlp_small, w2_mlp_wide, MlpConfig};
 pub use resmlp::{resmlp_ln, w3_resmlp_ln, ResMlpConfig};
 pub use transformer::{causal_self_attention, gpt, w4_gpt_tiny, GptConfig};
 
+use adjoint_autodiff::{float_parameters, training_step, Optimizer, StepGraph};
 use adjoint_ir::{Feeds, Graph};
 
 /// The optimizer a workload trains with.
@@ -66,6 +67,30 @@ impl OptimizerSpec {
     }
 }
 
+impl OptimizerSpec {
+    /// The optimizer-step builder's form of this optimizer.
+    pub fn optimizer(&self) -> Optimizer {
+        match *self {
+            OptimizerSpec::Sgd { lr } => Optimizer::sgd(lr),
+            OptimizerSpec::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => Optimizer::adam_with(lr, beta1, beta2, eps),
+        }
+    }
+}
+
+/// A workload's whole training step and everything it needs fed.
+#[derive(Clone, Debug)]
+pub struct TrainingStep {
+    /// Forward, loss, gradients and optimizer updates of every float parameter.
+    pub step: StepGraph,
+    /// Data, initial parameters and the initial (zero) optimizer state, by name.
+    pub feeds: Feeds,
+}
+
 /// A benchmark workload: graph, data, initial parameters and optimizer.
 #[derive(Clone, Debug)]
 pub struct Workload {
@@ -82,6 +107,30 @@ pub struct Workload {
     /// Floating-point operations of the matmuls of one step (forward and backward: 3× the
     /// forward count), as WORKLOADS.md counts them.
     pub matmul_flops: f64,
+}
+
+impl Workload {
+    /// The training step WORKLOADS.md times: forward, loss, backward for every parameter and
+    /// the optimizer update of every parameter, in one graph.
+    pub fn training_step(&self) -> TrainingStep {
+        let loss = self
+            .graph
+            .output("loss")
+            .expect("every workload has a loss output");
+        let params = float_parameters(&self.graph);
+        let step = training_step(
+            self.graph.clone(),
+            loss,
+            &params,
+            &self.optimizer.optimizer(),
+        )
+        .expect("the workload graphs are differentiable");
+        let mut feeds = self.feeds.clone();
+        for (name, value) in &step.state {
+            feeds.insert(name.clone(), value.clone());
+        }
+        TrainingStep { step, feeds }
+    }
 }
 
 /// The workload with id `W1` … `W4` (case-insensitive) or name (`mlp-small`, …), at benchmark

@@ -77,3 +77,25 @@ fn w4_uses_a_causal_mask_and_an_embedding_gather() {
     });
     assert!(neg_inf, "future positions are masked with -inf");
 }
+
+#[test]
+fn training_steps_update_every_parameter_and_feed_the_optimizer_state() {
+    for w in [
+        mlp("W1", "tiny", &MlpConfig::tiny(), 2),
+        resmlp_ln(&ResMlpConfig::tiny(), 2),
+    ] {
+        let t = w.training_step();
+        let g = &t.step.graph;
+        g.verify().unwrap();
+        assert_eq!(
+            g.updates().len(),
+            g.parameters().len(),
+            "{}: every parameter and state is updated",
+            w.id
+        );
+        for &p in g.parameters() {
+            let name = g.leaf_name(p).unwrap();
+            assert_eq!(&t.feeds[name].ty(), g.ty(p), "{}: {name}", w.id);
+        }
+    }
+}

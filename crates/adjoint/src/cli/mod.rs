@@ -1,0 +1,186 @@
+//! Command-line definition and dispatch.
+
+mod autodiff_cmds;
+mod error;
+mod feeds;
+mod graph_cmds;
+mod opt_cmds;
+
+use clap::{Parser, Subcommand};
+pub use error::CliError;
+use std::path::PathBuf;
+
+/// Adjoint: a tensor-graph compiler with a JIT-compiled backward pass.
+#[derive(Parser, Debug)]
+#[command(name = "adjoint", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Parse and verify a graph, then print it in the text format.
+    Dump {
+        /// A graph in the `.adj` text format.
+        file: PathBuf,
+    },
+    /// Write a graph as Graphviz DOT.
+    Dot {
+        /// A graph in the `.adj` text format.
+        file: PathBuf,
+        /// Where to write the DOT (standard output if absent).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Evaluate a graph with the reference interpreter and print its outputs and updates.
+    Run {
+        /// A graph in the `.adj` text format.
+        file: PathBuf,
+        /// A feed `NAME=V1,V2,...` (row-major, as many values as the shape holds; a scalar
+        /// takes one) or `NAME=random`. Repeat for each input and parameter.
+        #[arg(long = "feed", value_name = "NAME=VALUES")]
+        feeds: Vec<String>,
+        /// Fill every input and parameter not given with `--feed` with seeded random data
+        /// (floats standard normal, i32 uniform in `0..--int-bound`, bools fair).
+        #[arg(long)]
+        random: bool,
+        /// Seed for random feeds.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Exclusive upper bound of random i32 feeds.
+        #[arg(long, default_value_t = 10)]
+        int_bound: u32,
+        /// Print at most this many values per tensor.
+        #[arg(long, default_value_t = 16)]
+        max_values: usize,
+    },
+    /// Write a benchmark workload's graph (W1, W2, W3, W4) in the text format.
+    Workload {
+        /// `W1` … `W4` or a workload name (`mlp-small`, …).
+        id: String,
+        /// The whole training step (forward, gradients, optimizer update) instead of the
+        /// forward graph.
+        #[arg(long)]
+        step: bool,
+        /// Where to write it (standard output if absent).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Differentiate: print the graph with the gradients of LOSS with respect to the WRT nodes
+    /// appended (outputs `NAME.grad`).
+    Grad {
+        /// A graph in the `.adj` text format.
+        file: PathBuf,
+        /// The scalar loss: an output, input, parameter or label name.
+        #[arg(long)]
+        loss: String,
+        /// Comma-separated names to differentiate with respect to.
+        #[arg(long, value_delimiter = ',', required = true)]
+        wrt: Vec<String>,
+        /// Where to write it (standard output if absent).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Check gradients against central finite differences in f64, with seeded random feeds.
+    Gradcheck {
+        /// A graph in the `.adj` text format.
+        file: PathBuf,
+        /// The scalar loss.
+        #[arg(long)]
+        loss: String,
+        /// Comma-separated inputs or parameters to check.
+        #[arg(long, value_delimiter = ',', required = true)]
+        wrt: Vec<String>,
+        /// Seed of the random feeds.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Largest relative error that passes.
+        #[arg(long, default_value_t = 1e-6)]
+        tolerance: f64,
+    },
+    /// Run the optimization passes and print the optimized graph (and per-pass statistics on
+    /// standard error).
+    Opt {
+        /// A graph in the `.adj` text format.
+        file: PathBuf,
+        /// Comma-separated passes to run (default: fold,simplify,cse,dce).
+        #[arg(long)]
+        passes: Option<String>,
+        /// Print the graph after every pass, to standard error.
+        #[arg(long)]
+        print_after_all: bool,
+        /// Dump the graph after every pass (text and DOT) into this directory.
+        #[arg(long)]
+        dump: Option<PathBuf>,
+    },
+    /// Optimize and plan: print the fusion groups, the keep/recompute decisions and the memory
+    /// plan.
+    Plan {
+        /// A graph in the `.adj` text format.
+        file: PathBuf,
+        /// One kernel per node instead of fusion groups.
+        #[arg(long)]
+        no_fusion: bool,
+        /// Keep every forward value the backward reads (no rematerialization).
+        #[arg(long)]
+        keep_all: bool,
+        /// Also write the fused graph as DOT, one cluster per kernel, to this file.
+        #[arg(long)]
+        dot: Option<PathBuf>,
+    },
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> Result<(), CliError> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Dump { file } => graph_cmds::dump(&file),
+        Command::Dot { file, output } => graph_cmds::dot(&file, output.as_deref()),
+        Command::Run {
+            file,
+            feeds,
+            random,
+            seed,
+            int_bound,
+            max_values,
+        } => {
+            let opts = graph_cmds::RunOptions {
+                feeds,
+                random,
+                seed,
+                int_bound,
+                max_values,
+            };
+            graph_cmds::run(&file, &opts)
+        }
+        Command::Workload { id, step, output } => {
+            graph_cmds::workload(&id, step, output.as_deref())
+        }
+        Command::Grad {
+            file,
+            loss,
+            wrt,
+            output,
+        } => autodiff_cmds::grad(&file, &loss, &wrt, output.as_deref()),
+        Command::Gradcheck {
+            file,
+            loss,
+            wrt,
+            seed,
+            tolerance,
+        } => autodiff_cmds::gradcheck(&file, &loss, &wrt, seed, tolerance),
+        Command::Opt {
+            file,
+            passes,
+            print_after_all,
+            dump,
+        } => opt_cmds::opt(&file, passes.as_deref(), print_after_all, dump),
+        Command::Plan {
+            file,
+            no_fusion,
+            keep_all,
+            dot,
+        } => opt_cmds::plan(&file, !no_fusion, keep_all, dot.as_deref()),
+    }
+}

@@ -1,0 +1,68 @@
+//! `adjoint opt` and `adjoint plan`.
+
+use super::graph_cmds::{emit, load_graph};
+use super::CliError;
+use adjoint_opt::{PassOptions, PlanOptions};
+use std::path::{Path, PathBuf};
+
+/// `adjoint opt FILE [--passes LIST] [--print-after-all] [--dump DIR]`.
+pub fn opt(
+    path: &Path,
+    passes: Option<&str>,
+    print_after_all: bool,
+    dump: Option<PathBuf>,
+) -> Result<(), CliError> {
+    let graph = load_graph(path)?;
+    let mut options = match passes {
+        Some(list) => PassOptions::with_passes(list).map_err(CliError::general)?,
+        None => PassOptions::default(),
+    };
+    // --print-after-all dumps into a scratch directory and echoes each dump in order.
+    let scratch = print_after_all.then(|| {
+        std::env::temp_dir().join(format!("adjoint-print-after-all-{}", std::process::id()))
+    });
+    options.dump_dir = dump.or_else(|| scratch.clone());
+    let (optimized, report) = adjoint_opt::optimize(&graph, &options)
+        .map_err(|e| CliError::in_file(path, e.to_string()))?;
+    if let Some(dir) = scratch {
+        let echoed = echo_text_dumps(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        echoed?;
+    }
+    eprint!("{report}");
+    emit(&adjoint_ir::text::print(&optimized), None)
+}
+
+/// Prints every `*.txt` dump in `dir` to standard error, in file-name (pass) order.
+fn echo_text_dumps(dir: &Path) -> Result<(), CliError> {
+    let read = |e: std::io::Error| CliError::general(format!("{}: {e}", dir.display()));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(read)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(read)?;
+        let name = f.file_name().unwrap_or_default().to_string_lossy();
+        eprintln!("// ---- after {name}\n{text}");
+    }
+    Ok(())
+}
+
+/// `adjoint plan FILE [--no-fusion] [--keep-all] [--dot OUT]`.
+pub fn plan(path: &Path, fuse: bool, keep_all: bool, dot: Option<&Path>) -> Result<(), CliError> {
+    let graph = load_graph(path)?;
+    let (optimized, _) = adjoint_opt::optimize(&graph, &PassOptions::default())
+        .map_err(|e| CliError::in_file(path, e.to_string()))?;
+    let options = PlanOptions {
+        fuse,
+        keep_all,
+        ..PlanOptions::default()
+    };
+    let plan = adjoint_opt::plan(&optimized, &options);
+    if let Some(out) = dot {
+        emit(&plan.to_dot(), Some(out))?;
+    }
+    emit(&plan.to_string(), None)
+}

@@ -1,0 +1,232 @@
+//! The `adjoint` binary end to end: dump, dot, run, and `FILE:LINE:COL:` errors with exit 1.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn adjoint(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_adjoint"))
+        .args(args)
+        .output()
+        .expect("the adjoint binary runs")
+}
+
+fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A scratch copy of `tests/data/mlp.adj` with `edit` applied, in a fresh temporary folder.
+fn edited_mlp(tag: &str, edit: impl Fn(&str) -> String) -> PathBuf {
+    let original = std::fs::read_to_string(repo_file("tests/data/mlp.adj")).unwrap();
+    let dir = std::env::temp_dir().join(format!("adjoint-cli-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("mlp.adj");
+    std::fs::write(&path, edit(&original)).unwrap();
+    path
+}
+
+#[test]
+fn dump_prints_the_mlp_graph() {
+    let path = repo_file("tests/data/mlp.adj");
+    let out = adjoint(&["dump", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(printed.contains("matmul"), "{printed}");
+    assert!(printed.contains("output \"loss\""), "{printed}");
+    // The file is in canonical form: dumping it gives it back unchanged.
+    assert_eq!(printed, std::fs::read_to_string(&path).unwrap());
+}
+
+#[test]
+fn mlp_adj_is_the_w1_forward_graph() {
+    let out = adjoint(&["workload", "W1"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let expected = std::fs::read_to_string(repo_file("tests/data/mlp.adj")).unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        expected,
+        "regenerate with: cargo run -p adjoint -- workload W1 -o tests/data/mlp.adj"
+    );
+}
+
+#[test]
+fn misspelled_op_exits_1_with_file_line_col() {
+    let path = edited_mlp("typo", |s| s.replacen("= matmul ", "= matmull ", 1));
+    let out = adjoint(&["dump", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    let prefix = format!("{}:", path.display());
+    assert!(err.starts_with(&prefix), "{err}");
+    let rest = &err[prefix.len()..];
+    let mut parts = rest.splitn(3, ':');
+    let line: usize = parts.next().unwrap().parse().expect("a line number");
+    let col: usize = parts.next().unwrap().parse().expect("a column number");
+    assert!(line > 1 && col > 1, "{err}");
+    assert!(err.contains("matmull"), "{err}");
+}
+
+#[test]
+fn shape_mismatch_exits_1_with_file_line_col() {
+    // Declare the first weight with the wrong number of rows: its matmul no longer fits.
+    let path = edited_mlp("shape", |s| {
+        s.replacen("f32[64,128] = parameter", "f32[65,128] = parameter", 1)
+    });
+    let out = adjoint(&["dump", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.starts_with(&format!("{}:", path.display())), "{err}");
+    assert!(err.contains("matmul"), "{err}");
+    assert!(err.contains("[64,64]") && err.contains("[65,128]"), "{err}");
+}
+
+#[test]
+fn run_evaluates_with_given_and_random_feeds() {
+    let path = repo_file("tests/data/mlp.adj");
+    let out = adjoint(&["run", path.to_str().unwrap(), "--random", "--seed", "3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let loss: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("loss: f32[] = "))
+        .expect("a loss line")
+        .parse()
+        .unwrap();
+    assert!(loss.is_finite() && loss > 0.0, "{stdout}");
+
+    let out = adjoint(&["run", path.to_str().unwrap(), "--feed", "x=1,2"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("needs 4096 value(s), got 2"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn dot_marks_inputs_parameters_and_outputs() {
+    let path = repo_file("tests/data/mlp.adj");
+    let out = adjoint(&["dot", path.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let dot = text(&out.stdout);
+    assert!(dot.starts_with("digraph"), "{dot}");
+    assert!(dot.contains("matmul") && dot.contains("[64,128]"), "{dot}");
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let out = adjoint(&["dump", "no/such/file.adj"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no/such/file.adj: cannot read"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn grad_appends_named_gradients() {
+    let path = repo_file("tests/data/mlp.adj");
+    let out = adjoint(&[
+        "grad",
+        path.to_str().unwrap(),
+        "--loss",
+        "loss",
+        "--wrt",
+        "w3,b3",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(printed.contains("output \"w3.grad\""), "{printed}");
+    assert!(printed.contains("%b3.grad: f32[10]"), "{printed}");
+
+    let out = adjoint(&[
+        "grad",
+        path.to_str().unwrap(),
+        "--loss",
+        "loss",
+        "--wrt",
+        "y",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "an i32 input is not differentiable"
+    );
+}
+
+#[test]
+fn gradcheck_passes_on_the_mlp_and_reports_each_wrt() {
+    let path = repo_file("tests/data/mlp.adj");
+    let out = adjoint(&[
+        "gradcheck",
+        path.to_str().unwrap(),
+        "--loss",
+        "loss",
+        "--wrt",
+        "w2,b1",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let report = text(&out.stdout);
+    assert!(
+        report.contains("w2") && report.contains("b1") && report.contains("PASS"),
+        "{report}"
+    );
+}
+
+#[test]
+fn opt_and_plan_print_the_optimized_graph_and_the_plan() {
+    let dir = std::env::temp_dir().join(format!("adjoint-cli-{}-plan", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let step = dir.join("w1_step.adj");
+    let out = adjoint(&["workload", "W1", "--step", "-o", step.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let dumps = dir.join("dumps");
+    let out = adjoint(&[
+        "opt",
+        step.to_str().unwrap(),
+        "--dump",
+        dumps.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).starts_with("graph "),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("simplify"),
+        "per-pass statistics: {}",
+        text(&out.stderr)
+    );
+    let dumped = std::fs::read_dir(&dumps).unwrap().count();
+    assert!(
+        dumped >= 4,
+        "a text and a DOT dump per pass, found {dumped} files"
+    );
+
+    let out = adjoint(&["plan", step.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan = text(&out.stdout);
+    assert!(plan.contains("MatMul") && plan.contains("arena"), "{plan}");
+    assert!(plan.contains("lower bound"), "{plan}");
+
+    let out = adjoint(&["opt", step.to_str().unwrap(), "--passes", "fold,nonsense"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("unknown pass `nonsense`"),
+        "{}",
+        text(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
