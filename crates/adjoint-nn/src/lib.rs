@@ -27,4 +27,9 @@
 pub mod chart;
 pub mod checkpoint;
 pub mod data;
+pub mod init;
+pub mod params;
 pub mod progress;
+
+pub use init::Initializer;
+pub use params::Params;
