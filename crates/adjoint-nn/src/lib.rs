@@ -32,4 +32,4 @@ pub mod params;
 pub mod progress;
 
 pub use init::Initializer;
-pub use params::Params;
+pub use params::{Params, RandomInput, RandomKind};

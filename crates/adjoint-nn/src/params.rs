@@ -1,7 +1,28 @@
 //! The parameter store that layers declare their parameters in.
 
 use crate::init::Initializer;
-use adjoint_ir::{Builder, DType, Feeds, HostTensor, Rng, Tensor};
+use adjoint_ir::{Builder, DType, Feeds, HostTensor, Rng, Tensor, TensorType};
+
+/// An input the training loop fills with fresh random values at every step (dropout masks).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RandomInput {
+    /// The input's name.
+    pub name: String,
+    /// Its type.
+    pub ty: TensorType,
+    /// What to draw.
+    pub kind: RandomKind,
+}
+
+/// The distribution of a [`RandomInput`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RandomKind {
+    /// Each element `1/keep` with probability `keep`, else 0 (an inverted-dropout mask).
+    DropoutMask {
+        /// Probability of keeping an element.
+        keep: f64,
+    },
+}
 
 /// Declares parameters in a [`Builder`] and records their seeded initial values.
 ///
@@ -26,6 +47,8 @@ pub struct Params<'b> {
     prefix: String,
     dtype: DType,
     values: Feeds,
+    trainable: Vec<String>,
+    random_inputs: Vec<RandomInput>,
 }
 
 impl<'b> Params<'b> {
@@ -37,6 +60,8 @@ impl<'b> Params<'b> {
             prefix: String::new(),
             dtype: DType::F32,
             values: Feeds::new(),
+            trainable: Vec::new(),
+            random_inputs: Vec::new(),
         }
     }
 
@@ -79,11 +104,21 @@ impl<'b> Params<'b> {
         }
     }
 
-    /// Declares the parameter `name` (scoped) of `shape`, initialized by `init`.
+    /// Declares the trainable parameter `name` (scoped) of `shape`, initialized by `init`.
     ///
     /// Panics at the caller's location if the name is already taken.
     #[track_caller]
     pub fn get(&mut self, name: &str, shape: &[usize], init: Initializer) -> Tensor<'b> {
+        let t = self.state(name, shape, init);
+        self.trainable.push(self.full_name(name));
+        t
+    }
+
+    /// Declares a parameter that the optimizer does not train but the step may update (running
+    /// statistics of batch norm): a graph parameter with an initial value, left out of
+    /// [`Params::trainable`].
+    #[track_caller]
+    pub fn state(&mut self, name: &str, shape: &[usize], init: Initializer) -> Tensor<'b> {
         let full = self.full_name(name);
         let t = self.builder.parameter(&full, self.dtype, shape);
         let mut rng = Rng::derive(self.seed, &full);
@@ -91,6 +126,30 @@ impl<'b> Params<'b> {
         let value = HostTensor::from_f64_as(self.dtype, shape, &values).expect("sized from shape");
         self.values.insert(full, value);
         t
+    }
+
+    /// Declares an input (scoped name) that the training loop fills with fresh random values of
+    /// `kind` at every step.
+    #[track_caller]
+    pub fn random_input(&mut self, name: &str, shape: &[usize], kind: RandomKind) -> Tensor<'b> {
+        let full = self.full_name(name);
+        let t = self.builder.input(&full, self.dtype, shape);
+        self.random_inputs.push(RandomInput {
+            name: full,
+            ty: TensorType::new(self.dtype, shape),
+            kind,
+        });
+        t
+    }
+
+    /// Full names of the trainable parameters, in declaration order.
+    pub fn trainable(&self) -> &[String] {
+        &self.trainable
+    }
+
+    /// The inputs to refill with random values at every step.
+    pub fn random_inputs(&self) -> &[RandomInput] {
+        &self.random_inputs
     }
 
     /// Records the initial value of a non-float parameter or state declared elsewhere (e.g. a
@@ -107,5 +166,25 @@ impl<'b> Params<'b> {
     /// Ends declaration, returning the initial values.
     pub fn into_initial_values(self) -> Feeds {
         self.values
+    }
+}
+
+impl RandomInput {
+    /// A fresh draw for this input from `rng`.
+    pub fn sample(&self, rng: &mut Rng) -> HostTensor {
+        let n = self.ty.shape.numel();
+        let values: Vec<f64> = match self.kind {
+            RandomKind::DropoutMask { keep } => (0..n)
+                .map(|_| {
+                    if rng.uniform() < keep {
+                        1.0 / keep
+                    } else {
+                        0.0
+                    }
+                })
+                .collect(),
+        };
+        HostTensor::from_f64_as(self.ty.dtype, self.ty.shape.clone(), &values)
+            .expect("sized from the type")
     }
 }

@@ -62,3 +62,22 @@ fn parameters_are_scoped_and_independent_of_declaration_order() {
     assert!(ab.contains_key("block.a") && ab.contains_key("block.b"));
     assert_ne!(ab["block.a"], ab["block.b"]);
 }
+
+#[test]
+fn state_is_not_trainable_and_random_inputs_are_registered() {
+    use adjoint_nn::RandomKind;
+    let b = Builder::new("net");
+    let mut p = Params::new(&b, 1);
+    p.get("w", &[2], Initializer::Ones);
+    p.state("running_mean", &[2], Initializer::Zeros);
+    let mask = p.scope("drop", |p| {
+        p.random_input("mask", &[1000], RandomKind::DropoutMask { keep: 0.8 })
+    });
+    assert_eq!(p.trainable(), &["w".to_string()]);
+    assert!(p.initial_values().contains_key("running_mean"));
+    assert_eq!(b.graph().leaf_name(mask.id()), Some("drop.mask"));
+    let draw = p.random_inputs()[0].sample(&mut Rng::new(3)).to_f64_vec();
+    let kept = draw.iter().filter(|&&v| v != 0.0).count();
+    assert!((700..900).contains(&kept), "{kept}");
+    assert!(draw.iter().all(|&v| v == 0.0 || (v - 1.25).abs() < 1e-6));
+}
