@@ -143,15 +143,11 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
         }
         let lane_var = nest.vars[n - 1];
         let w = self.choose_width(nest);
-        let reduce_roots = nest
+        let has_reduce = nest
             .stores
             .iter()
-            .all(|s| matches!(self.k.expr(s.value).expr, Expr::Reduce { .. }));
-        let rows = if w > 1 && n >= 2 && reduce_roots {
-            4
-        } else {
-            1
-        };
+            .any(|s| !self.top_reduces(s.value).is_empty());
+        let rows = if w > 1 && n >= 2 && has_reduce { 4 } else { 1 };
         let unroll = if rows > 1 && self.extent(lane_var) >= 2 * w as usize {
             2
         } else {
@@ -375,21 +371,54 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
         w
     }
 
-    /// Computes and stores every store of `nest` at each point of a tile.
+    /// The reductions `e` reads outside any other reduction.
+    fn top_reduces(&self, e: ExprId) -> Vec<ExprId> {
+        let mut out = Vec::new();
+        let mut stack = vec![e];
+        let mut seen = std::collections::HashSet::new();
+        while let Some(x) = stack.pop() {
+            if !seen.insert(x) {
+                continue;
+            }
+            let node = &self.k.expr(x).expr;
+            if let Expr::Reduce { .. } = node {
+                out.push(x);
+                continue;
+            }
+            crate::kernel::lower::push_operands(node, &mut stack);
+        }
+        out.sort();
+        out
+    }
+
+    /// Computes and stores every store of `nest` at each point of a tile. The reductions of a
+    /// tile (a matmul, also under an epilogue) run in one loop for all points.
     fn body(&mut self, nest: &LoopNest, pts: &[Point]) {
+        if pts.len() > 1 {
+            let mut reduces: Vec<ExprId> = Vec::new();
+            for s in &nest.stores {
+                reduces.extend(self.top_reduces(s.value));
+            }
+            reduces.sort();
+            reduces.dedup();
+            for r in reduces {
+                let vals = self.reduce_points(r, pts);
+                for (p, v) in pts.iter().zip(vals) {
+                    self.set_point(p);
+                    let key = self.key(r);
+                    self.memo.last_mut().expect("a memo scope").insert(key, v);
+                }
+            }
+        }
         let mut values: Vec<Vec<Val>> = Vec::new();
         for s in &nest.stores {
-            let jam = pts.len() > 1 && matches!(self.k.expr(s.value).expr, Expr::Reduce { .. });
-            let vals = if jam {
-                self.reduce_points(s.value, pts)
-            } else {
-                pts.iter()
-                    .map(|p| {
-                        self.set_point(p);
-                        self.eval(s.value)
-                    })
-                    .collect()
-            };
+            let vals = pts
+                .iter()
+                .map(|p| {
+                    self.set_point(p);
+                    self.eval(s.value)
+                })
+                .collect();
             values.push(vals);
         }
         for (s, vals) in nest.stores.iter().zip(values) {

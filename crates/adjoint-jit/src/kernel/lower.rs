@@ -706,8 +706,12 @@ impl<'a> GroupLower<'a> {
                 ai.extend([index[r - 2].clone(), Ix::var(k)]);
                 let mut bi = index[..r - 2].to_vec();
                 bi.extend([Ix::var(k), index[r - 1].clone()]);
-                let a = self.eval(ops[0], &ai)?;
-                let b = self.eval(ops[1], &bi)?;
+                let a = self.operand_panel(ops[0], &ai, None)?;
+                let lane = index[r - 1].terms.first().and_then(|(a, c)| match a {
+                    super::Atom::Var(v) if *c == 1 && index[r - 1].terms.len() == 1 => Some(*v),
+                    _ => None,
+                });
+                let b = self.operand_panel(ops[1], &bi, lane)?;
                 let body = self.intern(
                     Expr::Binary {
                         op: adjoint_ir::BinaryOp::Mul,
@@ -757,6 +761,57 @@ impl<'a> GroupLower<'a> {
             }
         };
         Ok(self.intern(e, dtype))
+    }
+
+    /// A matmul operand at `index`: read in place when it is a view of a buffer (through
+    /// movement ops) that is contiguous along `lane` (the output column, for the right
+    /// operand), else first computed into a row-major scratch panel by a nest of its own — so
+    /// elementwise producers are not recomputed for every row or column of the product, and a
+    /// transposed right operand is read with vector loads.
+    fn operand_panel(
+        &mut self,
+        n: NodeId,
+        index: &[Ix],
+        lane: Option<VarId>,
+    ) -> Result<ExprId, JitError> {
+        let e = self.eval(n, index)?;
+        let ok = match &self.kernel.expr(e).expr {
+            Expr::Load { offset, .. } => match lane {
+                None => true,
+                Some(v) => {
+                    let no_data = |_: ExprId, _: VarId| true;
+                    offset.stride_of(v, &no_data) == Some(1)
+                }
+            },
+            _ => false,
+        };
+        if ok {
+            return Ok(e);
+        }
+        let ty = self.graph.ty(n).clone();
+        let buffer = self.scratch(n);
+        self.prog.buffers[buffer.0 as usize].name += "(panel)";
+        let vars = self.fresh_vars(ty.shape.dims());
+        let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
+        let saved = self.computing;
+        if self.in_group.contains(&n) {
+            self.computing = Some(n);
+        }
+        let value = self.eval(n, &idx)?;
+        self.computing = saved;
+        self.kernel.nests.push(LoopNest {
+            vars,
+            stores: vec![Store {
+                buffer,
+                offset: linearize(&idx, &ty.shape),
+                value,
+                accumulate: false,
+                guard: None,
+            }],
+            parallel: true,
+        });
+        let offset = linearize(index, &ty.shape);
+        Ok(self.intern(Expr::Load { buffer, offset }, ty.dtype))
     }
 
     /// The group outputs stored into parameter storage while the same kernel still reads that
