@@ -66,7 +66,8 @@ impl GptConfig {
 
 /// Causal multi-head self-attention of `x` `[batch, seq, width]`: projections `x @ wq`,
 /// `x @ wk`, `x @ wv` split into `heads`, scores `q kᵀ / sqrt(head_dim)` with future positions
-/// set to `-inf`, softmax, `@ v`, heads concatenated and projected by `wo`.
+/// set to `-inf`, softmax, `@ v` ([`Tensor::scaled_dot_product_attention`]), heads concatenated
+/// and projected by `wo`.
 #[track_caller]
 pub fn causal_self_attention<'b>(
     x: Tensor<'b>,
@@ -88,13 +89,7 @@ pub fn causal_self_attention<'b>(
         split(x.matmul(wk)),
         split(x.matmul(wv)),
     );
-    let scores = q.matmul(k.transpose(-1, -2)) * (1.0 / (head_dim as f64).sqrt());
-    let b = x.builder();
-    let query_pos = b.iota(DType::I32, [seq, seq], 0);
-    let key_pos = b.iota(DType::I32, [seq, seq], 1);
-    let visible = key_pos.le(query_pos);
-    let masked = visible.select(scores, scores.scalar_like(f64::NEG_INFINITY));
-    let attended = masked.softmax(-1).matmul(v);
+    let attended = q.scaled_dot_product_attention(k, v, true);
     let merged = attended.permute(&[0, 2, 1, 3]).reshape([batch, seq, width]);
     merged.matmul(wo)
 }

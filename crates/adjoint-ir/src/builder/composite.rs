@@ -40,6 +40,15 @@ impl<'b> Tensor<'b> {
         cross_entropy => try_cross_entropy(labels: Tensor<'b>);
         /// Mean squared error over all elements.
         mse => try_mse(target: Tensor<'b>);
+        /// Scaled dot-product attention with `self` as the queries `[..., Sq, D]`, keys
+        /// `[..., Sk, D]` and values `[..., Sk, Dv]` (equal ranks of at least 2, equal leading
+        /// axes): `softmax(q kᵀ / sqrt(D)) @ v`, of shape `[..., Sq, Dv]`. With `causal`, query
+        /// `i` sees only keys `j <= i` (scores of later keys are `-inf`; needs `Sq == Sk`).
+        scaled_dot_product_attention => try_scaled_dot_product_attention(
+            k: Tensor<'b>,
+            v: Tensor<'b>,
+            causal: bool
+        );
     }
 
     /// ReLU, or an error.
@@ -180,5 +189,47 @@ impl<'b> Tensor<'b> {
         let d = self.try_sub(target)?.try_square()?;
         let axes: Vec<isize> = (0..d.rank() as isize).collect();
         d.try_mean(&axes)
+    }
+
+    /// Scaled dot-product attention, or an error.
+    #[track_caller]
+    pub fn try_scaled_dot_product_attention(
+        self,
+        k: Tensor<'b>,
+        v: Tensor<'b>,
+        causal: bool,
+    ) -> Result<Tensor<'b>, BuildError> {
+        let (sq, sk, sv) = (self.shape(), k.shape(), v.shape());
+        let r = sq.rank();
+        let fits = r >= 2
+            && sk.rank() == r
+            && sv.rank() == r
+            && sq.dims()[..r - 2] == sk.dims()[..r - 2]
+            && sq.dims()[..r - 2] == sv.dims()[..r - 2]
+            && sq.dim(r - 1) == sk.dim(r - 1)
+            && sk.dim(r - 2) == sv.dim(r - 2)
+            && (!causal || sq.dim(r - 2) == sk.dim(r - 2));
+        if !fits {
+            let msg = "expects queries [..., Sq, D], keys [..., Sk, D] and values [..., Sk, Dv] \
+                       with equal leading axes (and Sq == Sk when causal)"
+                .to_string();
+            return Err(self
+                .builder
+                .error("scaled_dot_product_attention", &[self, k, v], msg));
+        }
+        let head_dim = sq.dim(r - 1) as f64;
+        let scores = self
+            .try_matmul(k.try_transpose(-1, -2)?)?
+            .try_mul(self.scalar_like(1.0 / head_dim.sqrt()))?;
+        let scores = if causal {
+            let seq = sq.dim(r - 2);
+            let query_pos = self.builder.try_iota(DType::I32, [seq, seq], 0)?;
+            let key_pos = self.builder.try_iota(DType::I32, [seq, seq], 1)?;
+            let visible = key_pos.try_le(query_pos)?;
+            visible.try_select(scores, scores.scalar_like(f64::NEG_INFINITY))?
+        } else {
+            scores
+        };
+        scores.try_softmax(-1)?.try_matmul(v)
     }
 }
