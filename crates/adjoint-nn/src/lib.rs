@@ -28,8 +28,14 @@ pub mod chart;
 pub mod checkpoint;
 pub mod data;
 pub mod init;
+pub mod layers;
+pub mod loss;
 pub mod params;
 pub mod progress;
+pub mod schedule;
+pub mod trainer;
 
 pub use init::Initializer;
 pub use params::{Params, RandomInput, RandomKind};
+pub use schedule::Schedule;
+pub use trainer::{Forward, Mode, Pass, TrainError, Trainer, TrainerOptions};
