@@ -194,8 +194,11 @@ impl Trainer {
         })
     }
 
-    /// Trains until `epochs` epochs of `train` are done (continuing from the current step after
-    /// [`Trainer::resume`]), evaluating on `test` when given, and returns the history.
+    /// Trains until `epochs` epochs of `train` are done, or `max_steps` steps (continuing from
+    /// the current step after [`Trainer::resume`]), and returns the history.
+    ///
+    /// With `test`, evaluates every `eval_every` steps (or at the end of every epoch) and once
+    /// more at the end if the last step was not evaluated.
     ///
     /// Saves a checkpoint every `checkpoint_every` steps and at the end when a checkpoint path
     /// is set. Stops at the first non-finite loss or gradient with [`TrainError::NonFinite`].
@@ -208,7 +211,10 @@ impl Trainer {
                 train.len()
             )));
         }
-        let total = per_epoch * self.options.epochs;
+        let mut total = per_epoch * self.options.epochs;
+        if let Some(max) = self.options.max_steps {
+            total = total.min(max);
+        }
         let mode = ProgressMode::auto(self.options.quiet, self.options.log_every);
         let mut progress = Progress::new(total, mode);
         let result = self.run_epochs(train, test, per_epoch, total, &mut progress);
@@ -244,7 +250,9 @@ impl Trainer {
         while self.step < total {
             let epoch = self.step / per_epoch;
             let skip = (self.step % per_epoch) as usize;
-            for batch in train.batches(opts.batch_size, opts.seed, epoch)?.skip(skip) {
+            let left = (total - self.step) as usize;
+            let batches = train.batches(opts.batch_size, opts.seed, epoch)?;
+            for batch in batches.skip(skip).take(left) {
                 let (loss, acc) = self.train_step(&batch)?;
                 let s = smooth.map_or(loss, |m| 0.9 * m + 0.1 * loss);
                 smooth = Some(s);
@@ -263,9 +271,13 @@ impl Trainer {
                 }
             }
             epoch_acc = (0.0, 0);
-            if opts.eval_every == 0 {
+            if opts.eval_every == 0 && self.step.is_multiple_of(per_epoch) {
                 self.evaluate_into_history(test, progress)?;
             }
+        }
+        let evaluated = self.history.last_evaluation().map(|e| e.step) == Some(self.step);
+        if !evaluated {
+            self.evaluate_into_history(test, progress)?;
         }
         if let Some(path) = &opts.checkpoint {
             self.save_checkpoint(path)?;

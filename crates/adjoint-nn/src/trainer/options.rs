@@ -62,6 +62,9 @@ pub struct TrainerOptions {
     /// Passes over the training set; an epoch has `len / batch_size` steps (the remainder of
     /// the shuffled order is skipped, differently every epoch).
     pub epochs: u64,
+    /// Stop after this many steps in total (counted from the start of training, so a resumed
+    /// run counts the steps before the checkpoint); `None` for all `epochs`.
+    pub max_steps: Option<u64>,
     /// Seeds the initial parameters, the batch order and the random inputs (dropout masks).
     pub seed: u64,
     /// Evaluate on the held-out split every this many steps; 0 for the end of every epoch.
@@ -89,6 +92,7 @@ impl Default for TrainerOptions {
         TrainerOptions {
             batch_size: 32,
             epochs: 1,
+            max_steps: None,
             seed: 0,
             eval_every: 0,
             grad_norm_every: 0,
