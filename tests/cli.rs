@@ -230,3 +230,52 @@ fn opt_and_plan_print_the_optimized_graph_and_the_plan() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bench_json_has_every_field_and_the_loss_falls() {
+    let out = adjoint(&[
+        "bench",
+        "--workload",
+        "W1",
+        "--mode",
+        "all",
+        "--steps",
+        "3",
+        "--warmup",
+        "1",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "one line per mode: {stdout}");
+    for (line, mode) in lines.iter().zip(["interp", "jit-unfused", "jit-fused"]) {
+        for field in [
+            "workload",
+            "mode",
+            "threads",
+            "compile_ms",
+            "step_us_median",
+            "step_us_min",
+            "steps",
+            "gflops",
+            "arena_bytes",
+            "kernels",
+            "loss_first",
+            "loss_last",
+        ] {
+            assert!(
+                line.contains(&format!("\"{field}\":")),
+                "{field} missing in {line}"
+            );
+        }
+        assert!(line.contains(&format!("\"mode\":\"{mode}\"")), "{line}");
+        let number = |key: &str| -> f64 {
+            let rest = &line[line.find(&format!("\"{key}\":")).unwrap() + key.len() + 3..];
+            rest[..rest.find([',', '}']).unwrap()].parse().unwrap()
+        };
+        assert!(number("loss_last") < number("loss_first"), "{line}");
+    }
+    let out = adjoint(&["bench", "--workload", "W9"]);
+    assert_eq!(out.status.code(), Some(1));
+}

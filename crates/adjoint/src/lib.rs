@@ -33,6 +33,8 @@
 //! assert!((weight - 2.0).abs() < 1e-3, "learned y = 2x, got w = {weight}");
 //! ```
 
+pub mod bench;
+
 pub use adjoint_autodiff as autodiff;
 pub use adjoint_interp as interp;
 pub use adjoint_ir as ir;
@@ -40,5 +42,8 @@ pub use adjoint_ir::{
     BuildError, Builder, DType, Feeds, Graph, HostData, HostTensor, NodeId, Op, Shape, Tensor,
     TensorType,
 };
+pub use adjoint_jit as jit;
+pub use adjoint_jit::{compile, CompiledStep, Options};
+pub use adjoint_nn as nn;
 pub use adjoint_opt as opt;
 pub use adjoint_workloads as workloads;

@@ -1,6 +1,7 @@
 //! Command-line definition and dispatch.
 
 mod autodiff_cmds;
+mod bench_cmd;
 mod error;
 mod feeds;
 mod graph_cmds;
@@ -66,6 +67,31 @@ enum Command {
         /// Where to write it (standard output if absent).
         #[arg(short, long)]
         output: Option<PathBuf>,
+    },
+    /// Time whole training steps (forward, backward, optimizer update) of the benchmark
+    /// workloads; print a line (or a JSON object) per workload and mode.
+    Bench {
+        /// `W1`, `W2`, `W3`, `W4` or `all`.
+        #[arg(long, default_value = "all")]
+        workload: String,
+        /// `interp`, `jit-unfused`, `jit-fused` or `all`.
+        #[arg(long, default_value = "all")]
+        mode: String,
+        /// `1`, `all`, or a number of threads.
+        #[arg(long, default_value = "1")]
+        threads: String,
+        /// Untimed warm-up steps.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Timed steps.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Seed of the workload's data and parameters.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Print one JSON object per line.
+        #[arg(long)]
+        json: bool,
     },
     /// Differentiate: print the graph with the gradients of LOSS with respect to the WRT nodes
     /// appended (outputs `NAME.grad`).
@@ -157,6 +183,23 @@ pub fn main() -> Result<(), CliError> {
         Command::Workload { id, step, output } => {
             graph_cmds::workload(&id, step, output.as_deref())
         }
+        Command::Bench {
+            workload,
+            mode,
+            threads,
+            warmup,
+            steps,
+            seed,
+            json,
+        } => bench_cmd::bench(&bench_cmd::BenchOptions {
+            workload,
+            mode,
+            threads,
+            warmup,
+            steps,
+            seed,
+            json,
+        }),
         Command::Grad {
             file,
             loss,

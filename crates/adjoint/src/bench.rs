@@ -1,0 +1,287 @@
+//! Benchmarks of whole training steps: the W1–W4 workloads run by the interpreter, by the JIT
+//! without fusion, and by the JIT with fusion. Shared by `adjoint bench` and the criterion
+//! benches in `benches/`.
+
+use adjoint_ir::{Feeds, Graph, HostTensor};
+use adjoint_jit::{CompiledStep, Options};
+use adjoint_workloads::Workload;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+/// How a step is executed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The reference interpreter, node at a time.
+    Interp,
+    /// The JIT with one kernel per node.
+    JitUnfused,
+    /// The JIT with fusion.
+    JitFused,
+}
+
+impl Mode {
+    /// Every mode.
+    pub const ALL: [Mode; 3] = [Mode::Interp, Mode::JitUnfused, Mode::JitFused];
+
+    /// `interp`, `jit-unfused`, `jit-fused`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Interp => "interp",
+            Mode::JitUnfused => "jit-unfused",
+            Mode::JitFused => "jit-fused",
+        }
+    }
+
+    /// The mode called `name`.
+    pub fn parse(name: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+/// A training step ready to run repeatedly: each [`Runner::step`] runs forward, backward and
+/// the optimizer update, and the parameters carry over to the next call.
+pub enum Runner {
+    /// Interpreted: the step graph and the current feeds (parameters updated after each step).
+    Interp {
+        /// The step graph.
+        graph: Box<Graph>,
+        /// Inputs, parameters and optimizer state.
+        feeds: Feeds,
+    },
+    /// Compiled: the native step (which owns the parameters) and its inputs.
+    Jit {
+        /// The compiled step.
+        step: Box<CompiledStep>,
+        /// The graph's inputs.
+        inputs: Feeds,
+    },
+}
+
+/// A prepared runner and what preparing it cost.
+pub struct Prepared {
+    /// The runner.
+    pub runner: Runner,
+    /// Time to compile (passes, planning, code generation); zero for the interpreter.
+    pub compile: Duration,
+    /// Bytes of the compiled step's arena (0 for the interpreter).
+    pub arena_bytes: usize,
+    /// Kernels of the compiled step (0 for the interpreter).
+    pub kernels: usize,
+}
+
+/// Prepares `workload`'s training step for `mode` with `threads` threads (0 = all cores).
+/// The compile cache is bypassed so that compile time is measured.
+pub fn prepare(workload: &Workload, mode: Mode, threads: usize) -> Result<Prepared, String> {
+    let t = workload.training_step();
+    let graph = t.step.graph;
+    if mode == Mode::Interp {
+        return Ok(Prepared {
+            runner: Runner::Interp {
+                graph: Box::new(graph),
+                feeds: t.feeds,
+            },
+            compile: Duration::ZERO,
+            arena_bytes: 0,
+            kernels: 0,
+        });
+    }
+    let options = Options {
+        fusion: mode == Mode::JitFused,
+        threads,
+        cache: false,
+        verifier: false,
+        ..Options::default()
+    };
+    let start = Instant::now();
+    let mut step = adjoint_jit::compile(&graph, &options).map_err(|e| e.to_string())?;
+    let compile = start.elapsed();
+    let mut inputs = Feeds::new();
+    for (name, value) in t.feeds {
+        if graph
+            .inputs()
+            .iter()
+            .any(|&i| graph.leaf_name(i) == Some(&name))
+        {
+            inputs.insert(name, value);
+        } else {
+            step.set_param(&name, &value).map_err(|e| e.to_string())?;
+        }
+    }
+    let stats = step.stats();
+    let (arena_bytes, kernels) = (stats.arena_bytes, stats.kernels);
+    Ok(Prepared {
+        runner: Runner::Jit {
+            step: Box::new(step),
+            inputs,
+        },
+        compile,
+        arena_bytes,
+        kernels,
+    })
+}
+
+impl Runner {
+    /// Runs one training step and returns its loss.
+    pub fn step(&mut self) -> Result<f64, String> {
+        let loss = match self {
+            Runner::Interp { graph, feeds } => {
+                let out = adjoint_interp::run(graph, feeds).map_err(|e| e.to_string())?;
+                for (name, value) in out.updates.iter() {
+                    feeds.insert(name.clone(), value.clone());
+                }
+                scalar(out.output("loss"))?
+            }
+            Runner::Jit { step, inputs } => {
+                let out = step.run(inputs).map_err(|e| e.to_string())?;
+                scalar(out.output("loss"))?
+            }
+        };
+        Ok(loss)
+    }
+}
+
+fn scalar(t: Option<&HostTensor>) -> Result<f64, String> {
+    t.and_then(|t| t.to_f64_vec().first().copied())
+        .ok_or_else(|| "the step has no scalar `loss` output".to_string())
+}
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Steps run before timing starts.
+    pub warmup: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Threads (0 = all cores).
+    pub threads: usize,
+    /// Seed of the workload's data and parameters.
+    pub seed: u64,
+}
+
+/// One measurement, in the fields of `adjoint bench --json`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchResult {
+    /// `W1` … `W4`.
+    pub workload: String,
+    /// The mode's name.
+    pub mode: String,
+    /// Threads used.
+    pub threads: usize,
+    /// Compile time in milliseconds (0 for the interpreter).
+    pub compile_ms: f64,
+    /// Median step time in microseconds.
+    pub step_us_median: f64,
+    /// Fastest step in microseconds.
+    pub step_us_min: f64,
+    /// Timed steps.
+    pub steps: usize,
+    /// Matmul GFLOP/s at the median step time.
+    pub gflops: f64,
+    /// Arena bytes of the compiled step.
+    pub arena_bytes: usize,
+    /// Kernels of the compiled step.
+    pub kernels: usize,
+    /// Loss of the first timed step.
+    pub loss_first: f64,
+    /// Loss of the last timed step.
+    pub loss_last: f64,
+}
+
+/// Runs `config.warmup` untimed and `config.steps` timed training steps of `workload`.
+pub fn run_bench(
+    workload: &Workload,
+    mode: Mode,
+    config: &BenchConfig,
+) -> Result<BenchResult, String> {
+    let threads = if config.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        config.threads
+    };
+    let mut prepared = prepare(workload, mode, threads)?;
+    for _ in 0..config.warmup {
+        prepared.runner.step()?;
+    }
+    let steps = config.steps.max(1);
+    let mut times = Vec::with_capacity(steps);
+    let mut losses = Vec::with_capacity(steps);
+    for _ in 0..steps {
+        let start = Instant::now();
+        losses.push(prepared.runner.step()?);
+        times.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = if steps % 2 == 1 {
+        times[steps / 2]
+    } else {
+        (times[steps / 2 - 1] + times[steps / 2]) / 2.0
+    };
+    Ok(BenchResult {
+        workload: workload.id.to_string(),
+        mode: mode.name().to_string(),
+        threads,
+        compile_ms: prepared.compile.as_secs_f64() * 1e3,
+        step_us_median: median,
+        step_us_min: times[0],
+        steps,
+        gflops: workload.matmul_flops / (median * 1e-6) / 1e9,
+        arena_bytes: prepared.arena_bytes,
+        kernels: prepared.kernels,
+        loss_first: losses[0],
+        loss_last: losses[steps - 1],
+    })
+}
+
+impl BenchResult {
+    /// One JSON object on one line.
+    pub fn to_json(&self) -> String {
+        format!(
+            concat!(
+                "{{\"workload\":\"{}\",\"mode\":\"{}\",\"threads\":{},\"compile_ms\":{:.3},",
+                "\"step_us_median\":{:.1},\"step_us_min\":{:.1},\"steps\":{},\"gflops\":{:.3},",
+                "\"arena_bytes\":{},\"kernels\":{},\"loss_first\":{},\"loss_last\":{}}}"
+            ),
+            self.workload,
+            self.mode,
+            self.threads,
+            self.compile_ms,
+            self.step_us_median,
+            self.step_us_min,
+            self.steps,
+            self.gflops,
+            self.arena_bytes,
+            self.kernels,
+            json_number(self.loss_first),
+            json_number(self.loss_last),
+        )
+    }
+}
+
+/// JSON has no NaN or infinity: those become `null`.
+fn json_number(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}")
+    } else {
+        "null".into()
+    }
+}
+
+impl fmt::Display for BenchResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {:<11} threads {}  compile {:>8.1} ms  step median {:>10.1} µs (min {:.1})  {:>6.2} GFLOP/s  kernels {}  arena {} B  loss {:.4} -> {:.4}",
+            self.workload,
+            self.mode,
+            self.threads,
+            self.compile_ms,
+            self.step_us_median,
+            self.step_us_min,
+            self.gflops,
+            self.kernels,
+            self.arena_bytes,
+            self.loss_first,
+            self.loss_last
+        )
+    }
+}

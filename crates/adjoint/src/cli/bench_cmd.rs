@@ -1,0 +1,71 @@
+//! `adjoint bench`: time whole training steps of the W1–W4 workloads.
+
+use super::CliError;
+use adjoint::bench::{run_bench, BenchConfig, Mode};
+
+/// Options of `adjoint bench`.
+pub struct BenchOptions {
+    /// `W1` … `W4`, or `all`.
+    pub workload: String,
+    /// A mode name, or `all`.
+    pub mode: String,
+    /// `1`, `all`, or a thread count.
+    pub threads: String,
+    /// Untimed warm-up steps.
+    pub warmup: usize,
+    /// Timed steps.
+    pub steps: usize,
+    /// Seed of data and parameters.
+    pub seed: u64,
+    /// One JSON object per line instead of a table.
+    pub json: bool,
+}
+
+/// Runs the requested benchmarks, printing one line per (workload, mode).
+pub fn bench(opts: &BenchOptions) -> Result<(), CliError> {
+    let ids: Vec<&str> = if opts.workload.eq_ignore_ascii_case("all") {
+        vec!["W1", "W2", "W3", "W4"]
+    } else {
+        vec![opts.workload.as_str()]
+    };
+    let modes: Vec<Mode> = if opts.mode == "all" {
+        Mode::ALL.to_vec()
+    } else {
+        let mode = Mode::parse(&opts.mode).ok_or_else(|| {
+            CliError::general(format!(
+                "unknown mode `{}` (expected interp, jit-unfused, jit-fused or all)",
+                opts.mode
+            ))
+        })?;
+        vec![mode]
+    };
+    let threads = match opts.threads.as_str() {
+        "all" => 0,
+        n => n.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+            CliError::general(format!("--threads `{n}`: expected 1, 2, … or all"))
+        })?,
+    };
+    let config = BenchConfig {
+        warmup: opts.warmup,
+        steps: opts.steps,
+        threads,
+        seed: opts.seed,
+    };
+    for id in ids {
+        let workload = adjoint::workloads::by_id(id, config.seed).ok_or_else(|| {
+            CliError::general(format!(
+                "unknown workload `{id}` (expected W1, W2, W3, W4 or all)"
+            ))
+        })?;
+        for &mode in &modes {
+            let result = run_bench(&workload, mode, &config)
+                .map_err(|e| CliError::general(format!("{id} {}: {e}", mode.name())))?;
+            if opts.json {
+                println!("{}", result.to_json());
+            } else {
+                println!("{result}");
+            }
+        }
+    }
+    Ok(())
+}
