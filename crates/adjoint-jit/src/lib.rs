@@ -43,6 +43,7 @@ pub mod math;
 pub mod runtime;
 
 pub use error::JitError;
+pub use runtime::profile::{Profile, ProfileEntry};
 pub use runtime::{CompileStats, CompiledStep, StepOutputs};
 
 use adjoint_ir::{Graph, Op};
@@ -78,6 +79,9 @@ pub struct Options {
     pub cache: bool,
     /// Keep every forward value the backward needs rather than recomputing cheap ones.
     pub keep_all: bool,
+    /// Record the wall time of every loop nest of each run ([`CompiledStep::profile`]). The
+    /// nests are then called one by one from the runtime rather than by the entry point.
+    pub profile: bool,
 }
 
 impl Default for Options {
@@ -89,6 +93,7 @@ impl Default for Options {
             verifier: cfg!(debug_assertions),
             cache: true,
             keep_all: false,
+            profile: false,
         }
     }
 }
@@ -118,7 +123,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
         .or_else(|| std::env::var_os(DUMP_ENV).map(PathBuf::from));
     let key = options.cache.then(|| cache::key(graph, options, threads));
     if let Some(code) = key.as_ref().and_then(|k| cache::get(k)) {
-        return Ok(CompiledStep::new(code, threads, true));
+        return Ok(CompiledStep::new(code, threads, true, options.profile));
     }
     let t0 = Instant::now();
     let plan = adjoint_opt::plan(
@@ -162,7 +167,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
     if let Some(k) = key {
         cache::put(k, Arc::clone(&code));
     }
-    Ok(CompiledStep::new(code, threads, false))
+    Ok(CompiledStep::new(code, threads, false, options.profile))
 }
 
 /// Where every input, parameter, output and update of the planned graph lives.

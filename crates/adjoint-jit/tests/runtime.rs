@@ -220,3 +220,34 @@ fn compiled_f64_gradients_pass_a_finite_difference_check() {
         }
     }
 }
+
+#[test]
+fn profiling_times_every_nest_and_changes_no_result() {
+    let w = HostTensor::from_f32([3, 2], vec![1.0, 0.0, 0.0, 1.0, 1.0, 1.0]).unwrap();
+    let mut plain = compile(&affine(), &Options::default()).unwrap();
+    assert!(plain.profile().is_none());
+    let opts = Options {
+        profile: true,
+        ..Options::default()
+    };
+    let mut step = compile(&affine(), &opts).unwrap();
+    plain.set_param("w", &w).unwrap();
+    step.set_param("w", &w).unwrap();
+    for _ in 0..3 {
+        let a = plain.run(&x_feed()).unwrap();
+        let b = step.run(&x_feed()).unwrap();
+        assert_eq!(a, b);
+    }
+    // x·w with w = [[1,0],[0,1],[1,1]] scaled by 0.5 twice before the third run.
+    let y = step.run(&x_feed()).unwrap();
+    assert_eq!(
+        y.output("y").unwrap().as_f32().unwrap(),
+        &[0.5, 0.625, 1.25, 1.375]
+    );
+    let p = step.profile().unwrap();
+    assert_eq!(p.entries.len(), step.stats().functions - 1);
+    assert!(p.entries.iter().all(|e| e.calls == 4));
+    assert!(p.to_string().contains(&p.entries[0].name));
+    step.reset_profile();
+    assert!(step.profile().unwrap().entries.iter().all(|e| e.calls == 0));
+}

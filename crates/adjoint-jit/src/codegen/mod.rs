@@ -133,6 +133,25 @@ pub struct NativeCode {
     pub times: PhaseTimes,
     /// Bytes of machine code.
     pub code_bytes: usize,
+    /// Every nest function, in the order the entry point calls them.
+    pub nests: Vec<NestCall>,
+}
+
+/// One call the entry point makes: a nest function over its outermost range.
+#[derive(Clone, Debug)]
+pub struct NestCall {
+    /// The function's name (`k3_matmul_n0`).
+    pub name: String,
+    /// Index of the kernel in [`Program::kernels`].
+    pub kernel: usize,
+    /// Index of the nest in its kernel.
+    pub nest: usize,
+    /// Address of the finalized `fn(ctx, begin, end)`.
+    pub f: *const u8,
+    /// Extent of the outermost loop (the range the entry point passes).
+    pub outer: i64,
+    /// Split over the pool's threads.
+    pub parallel: bool,
 }
 
 // SAFETY: the module is never touched after `finalize_definitions` except to free its memory
@@ -188,6 +207,7 @@ pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCo
         disasm: String::new(),
         times: PhaseTimes::default(),
         code_bytes: 0,
+        nests: Vec::new(),
     };
     let result = build(prog, opts, math, &mut module, &mut code, t0);
     code.module = Some(module);
@@ -215,11 +235,12 @@ fn build(
     let mut fctx = FunctionBuilderContext::new();
     let mut ctx = module.make_context();
     ctx.set_disasm(opts.keep_text);
-    let mut calls: Vec<(FuncId, usize, bool)> = Vec::new(); // (function, outer extent, parallel)
+    // (function, outer extent, parallel, name, kernel, nest)
+    let mut calls: Vec<(FuncId, usize, bool, String, usize, usize)> = Vec::new();
     let mut lowering = t0.elapsed();
     let mut cranelift = Duration::ZERO;
     let err = |e: cranelift_module::ModuleError| JitError::Codegen(format!("{e:?}"));
-    for k in &prog.kernels {
+    for (ki, k) in prog.kernels.iter().enumerate() {
         let deps = nest::dependencies(k);
         for (ni, n) in k.nests.iter().enumerate() {
             let t = Instant::now();
@@ -245,7 +266,6 @@ fn build(
             let outer = n.vars.first().map_or(1, |v| k.vars[v.0 as usize]);
             let parallel =
                 n.parallel && opts.threads > 1 && outer >= 2 && k.work(n) >= PARALLEL_WORK;
-            calls.push((id, outer, parallel));
             lowering += t.elapsed();
             compile_one(
                 module,
@@ -256,6 +276,7 @@ fn build(
                 code,
                 &mut cranelift,
             )?;
+            calls.push((id, outer, parallel, name, ki, ni));
         }
     }
     // The entry point.
@@ -273,7 +294,7 @@ fn build(
         let table = b.block_params(block)[0];
         let pfor_ref = b.import_signature(pfor_sig.clone());
         let mem = value::mem();
-        for &(id, outer, parallel) in &calls {
+        for &(id, outer, parallel, ..) in &calls {
             let f = module.declare_func_in_func(id, b.func);
             let n = b.ins().iconst(ptr, outer as i64);
             if parallel {
@@ -308,7 +329,18 @@ fn build(
         .finalize_definitions()
         .map_err(|e| JitError::Codegen(format!("finalizing: {e:?}")))?;
     code.entry = module.get_finalized_function(entry_id);
-    code.functions = calls.len() + 1;
+    code.nests = calls
+        .into_iter()
+        .map(|(id, outer, parallel, name, kernel, nest)| NestCall {
+            name,
+            kernel,
+            nest,
+            f: module.get_finalized_function(id),
+            outer: outer as i64,
+            parallel,
+        })
+        .collect();
+    code.functions = code.nests.len() + 1;
     code.times = PhaseTimes {
         lowering,
         cranelift,

@@ -68,10 +68,33 @@ impl Ix {
         }
         terms.retain(|t| t.1 != 0);
         terms.sort();
-        Ix {
+        let sum = Ix {
             terms,
             constant: self.constant + other.constant,
+        };
+        sum.recombine()
+    }
+
+    /// Rewrites `c·d·(e/d) + c·(e%d)` as `c·e` (a reshape split and linearized again).
+    fn recombine(self) -> Ix {
+        for (i, (a, cq)) in self.terms.iter().enumerate() {
+            let Atom::Div(e, d) = a else { continue };
+            let rem = Atom::Rem(e.clone(), *d);
+            let Some(j) = self.terms.iter().position(|(b, _)| *b == rem) else {
+                continue;
+            };
+            let cr = self.terms[j].1;
+            if *cq != cr * d {
+                continue;
+            }
+            let e = (**e).clone();
+            let mut rest = self.clone();
+            let (hi, lo) = (i.max(j), i.min(j));
+            rest.terms.remove(hi);
+            rest.terms.remove(lo);
+            return rest.add(&e.scale(cr));
         }
+        self
     }
 
     /// `self + c`.
@@ -122,8 +145,46 @@ impl Ix {
         let (quot, rest) = self.split(d);
         match rest.range(extents) {
             Some((lo, hi)) if lo >= 0 && hi < d => quot,
+            Some((lo, _)) if lo >= 0 => match rest.factor(d, extents) {
+                Some((f, big, _)) => quot.add(&big.div(d / f, extents)),
+                None => quot.add(&Ix::atom(Atom::Div(Box::new(rest), d))),
+            },
             _ => Ix::atom(Atom::Div(Box::new(self.clone()), d)),
         }
+    }
+
+    /// Writes a non-negative `self` as `f·big + small` with `1 < f < d`, `f` dividing `d`,
+    /// `big` non-negative and `0 <= small < f`: then `self / d = big / (d/f)` and
+    /// `self % d = f·(big % (d/f)) + small` (a reshape that merges an outer axis with part
+    /// of an inner one).
+    fn factor(&self, d: i64, extents: &[usize]) -> Option<(i64, Ix, Ix)> {
+        let mut order: Vec<usize> = (0..self.terms.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(self.terms[i].1.abs()));
+        let mut f = d;
+        for n in 1..order.len() {
+            f = gcd(f, self.terms[order[n - 1]].1);
+            if f <= 1 {
+                return None;
+            }
+            let mut big = Ix::constant(0);
+            let mut small = Ix::constant(self.constant);
+            for (k, &i) in order.iter().enumerate() {
+                let (a, c) = &self.terms[i];
+                if k < n {
+                    big.terms.push((a.clone(), c / f));
+                } else {
+                    small.terms.push((a.clone(), *c));
+                }
+            }
+            big.terms.sort();
+            small.terms.sort();
+            let (blo, _) = big.range(extents)?;
+            let (slo, shi) = small.range(extents)?;
+            if blo >= 0 && slo >= 0 && shi < f {
+                return Some((f, big, small));
+            }
+        }
+        None
     }
 
     /// `self mod d` for a non-negative `self`, simplified when the range allows.
@@ -136,7 +197,13 @@ impl Ix {
             Some((lo, hi)) if lo >= 0 && hi < d => rest,
             _ => match self.range(extents) {
                 Some((lo, hi)) if lo >= 0 && hi < d => self.clone(),
-                _ => Ix::atom(Atom::Rem(Box::new(self.clone()), d)),
+                _ => match rest.range(extents) {
+                    Some((lo, _)) if lo >= 0 => match rest.factor(d, extents) {
+                        Some((f, big, small)) => big.rem(d / f, extents).scale(f).add(&small),
+                        None => Ix::atom(Atom::Rem(Box::new(rest), d)),
+                    },
+                    _ => Ix::atom(Atom::Rem(Box::new(self.clone()), d)),
+                },
             },
         }
     }
@@ -193,6 +260,14 @@ impl Ix {
             a.visit(f);
         }
     }
+}
+
+fn gcd(a: i64, b: i64) -> i64 {
+    let (mut a, mut b) = (a.abs(), b.abs());
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
 }
 
 impl Atom {
@@ -280,6 +355,23 @@ mod tests {
         let q = v.div(4, &ext);
         assert!(matches!(q.terms[0].0, Atom::Div(_, 4)));
         assert_eq!(q.range(&ext), Some((0, 1)));
+    }
+
+    #[test]
+    fn merged_axes_split_on_the_outer_variable_only() {
+        // [512,128] as [8,64,4,32]: (128*i + k)/8192 = i/64 when k < 128.
+        let ext = [512, 128];
+        let (i, k) = (Ix::var(VarId(0)), Ix::var(VarId(1)));
+        let lin = i.scale(128).add(&k);
+        assert_eq!(lin.div(8192, &ext), i.div(64, &ext));
+        // (128*i + k) % 8192 = 128*(i % 64) + k.
+        assert_eq!(lin.rem(8192, &ext), i.rem(64, &ext).scale(128).add(&k));
+        // And split then linearized again, it is affine.
+        let back = lin.div(8192, &ext).scale(8192).add(&lin.rem(8192, &ext));
+        assert_eq!(back, lin);
+        // Terms that d divides leave the division: (128*i + k) % 32 = k % 32.
+        assert_eq!(lin.rem(32, &ext), k.rem(32, &ext));
+        assert_eq!(lin.div(32, &ext), i.scale(4).add(&k.div(32, &ext)));
     }
 
     #[test]

@@ -135,6 +135,9 @@ struct GroupLower<'a> {
     computing: Option<NodeId>,
     kernel: Kernel,
     interned: HashMap<ExprNode, ExprId>,
+    /// Reductions and matmuls already lowered at an index: a value used several times by its
+    /// epilogue (GELU's backward reads `dy·Bᵀ` in four places) is one reduction, not four.
+    reductions: HashMap<(NodeId, Vec<Ix>, Option<NodeId>), ExprId>,
     scratch_end: usize,
 }
 
@@ -175,6 +178,7 @@ impl<'a> GroupLower<'a> {
                 nests: Vec::new(),
             },
             interned: HashMap::new(),
+            reductions: HashMap::new(),
             scratch_end: scratch_base,
         }
     }
@@ -511,6 +515,23 @@ impl<'a> GroupLower<'a> {
             let offset = linearize(index, &ty.shape);
             return Ok(self.intern(Expr::Load { buffer, offset }, dtype));
         }
+        if matches!(g.op(n), Op::Reduce { .. } | Op::MatMul) {
+            let key = (n, index.to_vec(), self.computing);
+            if let Some(&e) = self.reductions.get(&key) {
+                return Ok(e);
+            }
+            let e = self.eval_node(n, index)?;
+            self.reductions.insert(key, e);
+            return Ok(e);
+        }
+        self.eval_node(n, index)
+    }
+
+    /// [`Self::eval`] without the memo of reductions.
+    fn eval_node(&mut self, n: NodeId, index: &[Ix]) -> Result<ExprId, JitError> {
+        let g = self.graph;
+        let ty = g.ty(n);
+        let dtype = ty.dtype;
         let ops = g.operands(n);
         let ext = self.kernel.vars.clone();
         let e = match g.op(n) {

@@ -2,6 +2,7 @@
 //! the one place that calls native code.
 
 pub mod pool;
+pub mod profile;
 
 use crate::codegen::{NativeCode, PhaseTimes, SlotLayout, SLOT_ARENA, SLOT_FIRST_PARAM};
 use crate::codegen::{SLOT_PARALLEL_FOR, SLOT_POOL};
@@ -9,6 +10,7 @@ use crate::kernel::Program;
 use crate::JitError;
 use adjoint_ir::{DType, Feeds, HostData, HostTensor, TensorType};
 use pool::Pool;
+use profile::{Profile, ProfileEntry};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +87,7 @@ pub struct CompiledStep {
     arena: Vec<u8>,
     pool: Arc<Pool>,
     stats: CompileStats,
+    profile: Option<Profile>,
 }
 
 /// The outputs of one run, by name, in the graph's output order.
@@ -102,10 +105,35 @@ impl StepOutputs {
 }
 
 impl CompiledStep {
-    pub(crate) fn new(code: Arc<Compiled>, threads: usize, cached: bool) -> CompiledStep {
+    pub(crate) fn new(
+        code: Arc<Compiled>,
+        threads: usize,
+        cached: bool,
+        profile: bool,
+    ) -> CompiledStep {
         let mut stats = code.stats.clone();
         stats.cached = cached;
+        let profile = profile.then(|| Profile {
+            entries: code
+                .native
+                .nests
+                .iter()
+                .map(|n| {
+                    let k = &code.program.kernels[n.kernel];
+                    ProfileEntry {
+                        name: n.name.clone(),
+                        kernel: n.kernel,
+                        nest: n.nest,
+                        work: k.work(&k.nests[n.nest]),
+                        parallel: n.parallel,
+                        calls: 0,
+                        total: Duration::ZERO,
+                    }
+                })
+                .collect(),
+        });
         CompiledStep {
+            profile,
             params: vec![None; code.iface.params.len()],
             arena: vec![0; code.iface.arena_bytes],
             pool: Pool::shared(threads),
@@ -190,6 +218,27 @@ impl CompiledStep {
         }
         for (i, c) in code.iface.constants.iter().enumerate() {
             table[layout.constant(i)] = c.as_ptr() as *mut u8;
+        }
+        if let Some(profile) = self.profile.as_mut() {
+            for (call, entry) in code.native.nests.iter().zip(profile.entries.iter_mut()) {
+                let t = std::time::Instant::now();
+                // SAFETY: `call.f` is a finalized nest function `fn(ctx, begin, end)` of
+                // `code.native` (alive through the `Arc` above), called in the entry point's
+                // order over the same range with the same thread split, so every buffer
+                // argument is valid exactly as for the entry point below.
+                unsafe {
+                    let f = std::mem::transmute::<*const u8, pool::NestFn>(call.f);
+                    let ctx = table.as_ptr() as *const u8;
+                    if call.parallel {
+                        self.pool.run(f, ctx, call.outer);
+                    } else {
+                        f(ctx, 0, call.outer);
+                    }
+                }
+                entry.calls += 1;
+                entry.total += t.elapsed();
+            }
+            return;
         }
         // SAFETY: `entry` is the finalized `fn(ctx)` of `code.native`, which stays alive (the
         // `Arc` above) for the call. Every slot of the table points to a live buffer of the
@@ -285,6 +334,21 @@ impl CompiledStep {
     /// The kernel IR of the step.
     pub fn program(&self) -> &Program {
         &self.code.program
+    }
+
+    /// Per-nest wall times of the runs so far, when compiled with `Options::profile`.
+    pub fn profile(&self) -> Option<&Profile> {
+        self.profile.as_ref()
+    }
+
+    /// Starts the per-nest times again from zero (no effect without `Options::profile`).
+    pub fn reset_profile(&mut self) {
+        if let Some(p) = self.profile.as_mut() {
+            for e in &mut p.entries {
+                e.calls = 0;
+                e.total = Duration::ZERO;
+            }
+        }
     }
 
     /// Compile-time figures.

@@ -1,0 +1,65 @@
+//! Per-nest wall times of one workload's training step.
+//! `cargo run --release -p adjoint-jit --example profile_step -- W3 [fused|unfused] [threads]`
+
+use adjoint_autodiff::{float_parameters, training_step, Optimizer};
+use adjoint_ir::Feeds;
+use adjoint_jit::{compile, Options};
+use adjoint_workloads::OptimizerSpec;
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let id = args.first().map_or("W3", String::as_str);
+    let fusion = args.get(1).is_none_or(|m| m != "unfused");
+    let threads = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(1);
+    let top = args.get(3).and_then(|t| t.parse().ok()).unwrap_or(25);
+    let w = adjoint_workloads::by_id(id, 0).expect("a workload id");
+    let opt = match w.optimizer {
+        OptimizerSpec::Sgd { lr } => Optimizer::sgd(lr),
+        OptimizerSpec::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+        } => Optimizer::adam_with(lr, beta1, beta2, eps),
+    };
+    let loss = w.graph.output("loss").expect("a loss output");
+    let step = training_step(w.graph.clone(), loss, &float_parameters(&w.graph), &opt)
+        .expect("a training step");
+    let (g, _) = adjoint_opt::optimize(&step.graph, &adjoint_opt::PassOptions::default())
+        .expect("optimized");
+    let mut feeds = w.feeds.clone();
+    for (n, v) in &step.state {
+        feeds.insert(n.clone(), v.clone());
+    }
+    let opts = Options {
+        fusion,
+        threads,
+        cache: false,
+        profile: true,
+        ..Options::default()
+    };
+    let mut s = compile(&g, &opts).expect("compiled");
+    s.set_params(&feeds).expect("parameters");
+    let inputs: Feeds = feeds
+        .iter()
+        .filter(|(n, _)| s.inputs().iter().any(|(i, _)| i == *n))
+        .map(|(n, t)| (n.clone(), t.clone()))
+        .collect();
+    s.run(&inputs).expect("a run");
+    s.reset_profile();
+    for _ in 0..10 {
+        s.run(&inputs).expect("a run");
+    }
+    let p = s.profile().expect("profiling on");
+    println!(
+        "{id} fusion {fusion} threads {threads}: {:.3} ms per step in nests",
+        p.total().as_secs_f64() * 1e3 / 10.0
+    );
+    let text = p.to_string();
+    for line in text.lines().take(top + 1) {
+        println!("{line}");
+    }
+    if std::env::var_os("PROFILE_KERNELS").is_some() {
+        println!("{}", s.kernels());
+    }
+}
