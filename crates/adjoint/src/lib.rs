@@ -45,6 +45,5 @@ pub use adjoint_ir::{
 pub use adjoint_jit as jit;
 pub use adjoint_jit::{compile, CompiledStep, Options};
 pub use adjoint_nn as nn;
-pub use adjoint_nn as nn;
 pub use adjoint_opt as opt;
 pub use adjoint_workloads as workloads;
