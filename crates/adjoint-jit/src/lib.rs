@@ -38,6 +38,7 @@
 pub mod cache;
 pub mod codegen;
 mod error;
+pub mod gemm;
 pub mod kernel;
 pub mod math;
 pub mod runtime;
@@ -82,6 +83,19 @@ pub struct Options {
     /// Record the wall time of every loop nest of each run ([`CompiledStep::profile`]). The
     /// nests are then called one by one from the runtime rather than by the entry point.
     pub profile: bool,
+    /// Which code runs `f32` matmuls.
+    pub matmul: MatmulKernel,
+}
+
+/// The code that runs a matmul.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum MatmulKernel {
+    /// The host kernel ([`gemm`]: AVX2 + FMA, 256-bit) when the CPU has it, else generated
+    /// code. `f64` matmuls and operands that are not affine views always use generated code.
+    #[default]
+    Host,
+    /// Cranelift-generated register-blocked loops (128-bit vectors) for every matmul.
+    Generated,
 }
 
 impl Default for Options {
@@ -94,6 +108,7 @@ impl Default for Options {
             cache: true,
             keep_all: false,
             profile: false,
+            matmul: MatmulKernel::default(),
         }
     }
 }
@@ -134,7 +149,8 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
             ..PlanOptions::default()
         },
     );
-    let program = lower_program(&plan.graph, &plan.schedule, &plan.memory)?;
+    let host_gemm = options.matmul == MatmulKernel::Host && gemm::available();
+    let program = lower_program(&plan.graph, &plan.schedule, &plan.memory, host_gemm)?;
     let planning = t0.elapsed();
     let iface = interface(&plan.graph, &plan.memory, &program)?;
     let native = codegen::compile_program(

@@ -4,7 +4,7 @@
 mod common;
 
 use adjoint_ir::{Builder, DType, Feeds, HostTensor, Rng};
-use adjoint_jit::{compile, JitError, Options};
+use adjoint_jit::{compile, JitError, MatmulKernel, Options};
 use common::{assert_close, random_feeds, run_jit};
 
 fn affine() -> adjoint_ir::Graph {
@@ -145,9 +145,12 @@ fn parallel_and_repeated_runs_are_bit_identical() {
 #[test]
 fn dumps_kernels_clif_disassembly_and_statistics() {
     let dir = std::env::temp_dir().join(format!("adjoint-jit-dump-{}", std::process::id()));
+    // The generated matmul (a reduction with fma in the CLIF); the host kernel's nest is a
+    // call instead.
     let opts = Options {
         dump_dir: Some(dir.clone()),
         cache: false,
+        matmul: MatmulKernel::Generated,
         ..Options::default()
     };
     let step = compile(&affine(), &opts).unwrap();
@@ -160,6 +163,17 @@ fn dumps_kernels_clif_disassembly_and_statistics() {
     ] {
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         assert!(text.contains(needle), "{file} lacks {needle}:\n{text}");
+    }
+    if adjoint_jit::gemm::available() {
+        let host = Options {
+            matmul: MatmulKernel::Host,
+            ..opts
+        };
+        compile(&affine(), &host).unwrap();
+        let text = std::fs::read_to_string(dir.join("affine.kernels.txt")).unwrap();
+        assert!(text.contains("host gemm 2x2x3"), "{text}");
+        let clif = std::fs::read_to_string(dir.join("affine.clif")).unwrap();
+        assert!(clif.contains("call fn0"), "{clif}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -12,7 +12,8 @@ mod nest;
 mod ops;
 mod value;
 
-use crate::kernel::{BufferId, Program, Storage};
+use crate::gemm::GemmDesc;
+use crate::kernel::{BufferId, GemmNest, Program, Storage};
 use crate::math::MathOptions;
 use crate::JitError;
 use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName};
@@ -135,6 +136,10 @@ pub struct NativeCode {
     pub code_bytes: usize,
     /// Every nest function, in the order the entry point calls them.
     pub nests: Vec<NestCall>,
+    /// The descriptors of host matmuls; generated code holds their addresses, so each is
+    /// boxed (its address must not move when the vector grows).
+    #[allow(clippy::vec_box)]
+    gemm_descs: Vec<Box<GemmDesc>>,
 }
 
 /// One call the entry point makes: a nest function over its outermost range.
@@ -173,6 +178,9 @@ impl Drop for NativeCode {
     }
 }
 
+/// The host matmul kernel's symbol in the module.
+const GEMM_SYMBOL: &str = "adjoint_sgemm";
+
 /// Work (element operations) below which a nest runs on one thread.
 const PARALLEL_WORK: usize = 1 << 15;
 
@@ -197,7 +205,9 @@ pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCo
         .finish(settings::Flags::new(flags))
         .map_err(|e| JitError::Codegen(format!("building the host ISA: {e}")))?;
     let math = MathOptions::for_isa(isa.as_ref());
-    let mut module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+    let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
+    jb.symbol(GEMM_SYMBOL, crate::gemm::adjoint_sgemm as *const u8);
+    let mut module = JITModule::new(jb);
     crate::runtime::LIVE_MODULES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let mut code = NativeCode {
         module: None,
@@ -208,6 +218,7 @@ pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCo
         times: PhaseTimes::default(),
         code_bytes: 0,
         nests: Vec::new(),
+        gemm_descs: Vec::new(),
     };
     let result = build(prog, opts, math, &mut module, &mut code, t0);
     code.module = Some(module);
@@ -231,6 +242,12 @@ fn build(
     entry_sig.params.push(AbiParam::new(ptr));
     let mut pfor_sig = module.make_signature();
     pfor_sig.params.extend([AbiParam::new(ptr); 4]);
+
+    let mut gemm_sig = module.make_signature();
+    gemm_sig.params.extend([AbiParam::new(ptr); 6]);
+    let gemm_fn = module
+        .declare_function(GEMM_SYMBOL, Linkage::Import, &gemm_sig)
+        .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
 
     let mut fctx = FunctionBuilderContext::new();
     let mut ctx = module.make_context();
@@ -256,14 +273,28 @@ fn build(
                 b.append_block_params_for_function_params(entry);
                 b.switch_to_block(entry);
                 let p = b.block_params(entry).to_vec();
-                let mut e = nest::NestEmitter::new(b, k, prog, math, &deps, p[0]);
-                e.emit(n, p[1], p[2]);
-                let mut b = e.b;
+                let mut b = match &n.gemm {
+                    Some(g) => {
+                        let desc = Box::new(g.desc);
+                        let f = module.declare_func_in_func(gemm_fn, b.func);
+                        emit_gemm_call(&mut b, prog, g, &desc, f, &p);
+                        code.gemm_descs.push(desc);
+                        b
+                    }
+                    None => {
+                        let mut e = nest::NestEmitter::new(b, k, prog, math, &deps, p[0]);
+                        e.emit(n, p[1], p[2]);
+                        e.b
+                    }
+                };
                 b.ins().return_(&[]);
                 b.seal_all_blocks();
                 b.finalize(tcfg);
             }
-            let outer = n.vars.first().map_or(1, |v| k.vars[v.0 as usize]);
+            let outer = match &n.gemm {
+                Some(g) => g.desc.units() as usize,
+                None => n.vars.first().map_or(1, |v| k.vars[v.0 as usize]),
+            };
             let parallel =
                 n.parallel && opts.threads > 1 && outer >= 2 && k.work(n) >= PARALLEL_WORK;
             lowering += t.elapsed();
@@ -347,6 +378,30 @@ fn build(
         finalize: t.elapsed(),
     };
     Ok(())
+}
+
+/// The body of a host-matmul nest: `adjoint_sgemm(desc, a, b, c, begin, end)` with each
+/// operand's address of element 0.
+fn emit_gemm_call(
+    b: &mut FunctionBuilder<'_>,
+    prog: &Program,
+    g: &GemmNest,
+    desc: &GemmDesc,
+    f: cranelift_codegen::ir::FuncRef,
+    params: &[cranelift_codegen::ir::Value],
+) {
+    let ptr = types::I64;
+    let mut args = vec![b.ins().iconst(ptr, desc as *const GemmDesc as i64)];
+    for (buf, off) in [g.a, g.b, g.c] {
+        let (slot, bytes) = slot_of(prog, buf);
+        let base = b
+            .ins()
+            .load(ptr, value::mem(), params[0], (slot * 8) as i32);
+        let esize = prog.buffers[buf.0 as usize].dtype.size_bytes() as i64;
+        args.push(b.ins().iadd_imm_s(base, bytes as i64 + off * esize));
+    }
+    args.extend([params[1], params[2]]);
+    b.ins().call(f, &args);
 }
 
 fn compile_one(

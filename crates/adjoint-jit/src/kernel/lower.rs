@@ -19,11 +19,14 @@ use adjoint_ir::{DType, Graph, NodeId, Op, ReduceOp, Shape};
 use adjoint_opt::{FusionGroup, GroupKind, MemoryPlan, Placement, Schedule};
 use std::collections::{HashMap, HashSet};
 
-/// Lowers every group of `schedule` to a kernel, with buffers placed by `plan`.
+/// Lowers every group of `schedule` to a kernel, with buffers placed by `plan`. With
+/// `host_gemm`, `f32` matmuls whose operands are affine views become host-kernel nests
+/// ([`super::gemm`]).
 pub fn lower_program(
     graph: &Graph,
     schedule: &Schedule,
     plan: &MemoryPlan,
+    host_gemm: bool,
 ) -> Result<Program, JitError> {
     let mut prog = Program::default();
     let mut values: HashMap<NodeId, BufferId> = HashMap::new();
@@ -79,11 +82,15 @@ pub fn lower_program(
                 &values,
                 &mut constants,
                 scratch_base,
+                host_gemm,
             );
-            let k = g.lower(&redirect)?;
+            let mut k = g.lower(&redirect)?;
             let hazards = g.in_place_hazards(&k);
-            let used = g.scratch_end;
+            let mut used = g.scratch_end;
             if hazards.is_empty() || !redirect.is_empty() {
+                if host_gemm {
+                    super::gemm::host_gemms(&mut k, &mut prog, &mut used);
+                }
                 prog.arena_bytes = prog.arena_bytes.max(used);
                 break k;
             }
@@ -139,9 +146,12 @@ struct GroupLower<'a> {
     /// epilogue (GELU's backward reads `dy·Bᵀ` in four places) is one reduction, not four.
     reductions: HashMap<(NodeId, Vec<Ix>, Option<NodeId>), ExprId>,
     scratch_end: usize,
+    /// Matmuls go to the host kernel, which reads any affine view in place.
+    host_gemm: bool,
 }
 
 impl<'a> GroupLower<'a> {
+    #[allow(clippy::too_many_arguments)]
     fn new(
         graph: &'a Graph,
         group: &'a FusionGroup,
@@ -150,6 +160,7 @@ impl<'a> GroupLower<'a> {
         values: &'a HashMap<NodeId, BufferId>,
         constants: &'a mut HashMap<NodeId, BufferId>,
         scratch_base: usize,
+        host_gemm: bool,
     ) -> Self {
         let main = group
             .nodes
@@ -180,6 +191,7 @@ impl<'a> GroupLower<'a> {
             interned: HashMap::new(),
             reductions: HashMap::new(),
             scratch_end: scratch_base,
+            host_gemm,
         }
     }
 
@@ -278,6 +290,7 @@ impl<'a> GroupLower<'a> {
                     guard: None,
                 }],
                 parallel: true,
+                gemm: None,
             });
         }
         Ok(std::mem::replace(
@@ -377,6 +390,7 @@ impl<'a> GroupLower<'a> {
             vars,
             stores,
             parallel: true,
+            gemm: None,
         });
         Ok(())
     }
@@ -405,6 +419,7 @@ impl<'a> GroupLower<'a> {
                     guard: None,
                 }],
                 parallel: true,
+                gemm: None,
             });
             let ops = g.operands(n);
             let (upd, ind) = (ops[0], ops[1]);
@@ -436,6 +451,7 @@ impl<'a> GroupLower<'a> {
                     guard: Some(guard),
                 }],
                 parallel: false,
+                gemm: None,
             });
             return Ok(());
         }
@@ -454,6 +470,7 @@ impl<'a> GroupLower<'a> {
                 guard: None,
             }],
             parallel: true,
+            gemm: None,
         });
         Ok(())
     }
@@ -797,6 +814,12 @@ impl<'a> GroupLower<'a> {
     ) -> Result<ExprId, JitError> {
         let e = self.eval(n, index)?;
         let ok = match &self.kernel.expr(e).expr {
+            Expr::Load { offset, .. } if self.host_gemm && self.graph.ty(n).dtype == DType::F32 => {
+                offset
+                    .terms
+                    .iter()
+                    .all(|(a, c)| matches!(a, super::Atom::Var(_)) && *c >= 0)
+            }
             Expr::Load { offset, .. } => match lane {
                 None => true,
                 Some(v) => {
@@ -830,6 +853,7 @@ impl<'a> GroupLower<'a> {
                 guard: None,
             }],
             parallel: true,
+            gemm: None,
         });
         let offset = linearize(index, &ty.shape);
         Ok(self.intern(Expr::Load { buffer, offset }, ty.dtype))

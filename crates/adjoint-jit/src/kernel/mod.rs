@@ -19,9 +19,11 @@
 //!     b4[16*v0 + v1] = e3
 //! ```
 
+pub mod gemm;
 pub mod ix;
 pub mod lower;
 
+use crate::gemm::GemmDesc;
 use adjoint_ir::{BinaryOp, CompareOp, DType, ReduceOp, Shape, UnaryOp};
 use adjoint_opt::GroupKind;
 pub use ix::{Atom, Ix};
@@ -203,6 +205,23 @@ pub struct LoopNest {
     pub stores: Vec<Store>,
     /// Iterations of the outermost loop may run on different threads.
     pub parallel: bool,
+    /// A matmul run by the host kernel instead of generated loops (then `vars` and `stores`
+    /// are empty; the outermost range is the product's units, [`GemmDesc::units`]).
+    pub gemm: Option<GemmNest>,
+}
+
+/// A matmul `C = A·B` that the host kernel ([`crate::gemm`]) computes: the three operands
+/// are read and written in place through the element strides of `desc`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GemmNest {
+    /// `A`'s buffer and the element offset of `A[0, 0]`.
+    pub a: (BufferId, i64),
+    /// `B`'s buffer and the element offset of `B[0, 0]`.
+    pub b: (BufferId, i64),
+    /// `C`'s buffer and the element offset of `C[0, 0]`.
+    pub c: (BufferId, i64),
+    /// Sizes, strides and the split into units.
+    pub desc: GemmDesc,
 }
 
 /// The code of one fusion group.
@@ -253,6 +272,11 @@ impl Kernel {
     /// Multiply-adds (or comparable element operations) of the kernel: the product of the loop
     /// extents of every nest, times the extents of the reductions it contains.
     pub fn work(&self, nest: &LoopNest) -> usize {
+        if let Some(g) = &nest.gemm {
+            let d = &g.desc;
+            let batch: i64 = d.batch.iter().product();
+            return (batch * d.m * d.n * d.k.max(1)).max(0) as usize;
+        }
         let outer: usize = nest.vars.iter().map(|v| self.vars[v.0 as usize]).product();
         let inner: usize = nest
             .stores
@@ -300,6 +324,45 @@ impl fmt::Display for Kernel {
             self.name, self.group, self.kind
         )?;
         for (n, nest) in self.nests.iter().enumerate() {
+            if let Some(g) = &nest.gemm {
+                let d = &g.desc;
+                let batch: Vec<String> = d
+                    .batch
+                    .iter()
+                    .zip(&d.batch_strides)
+                    .filter(|(e, _)| **e > 1)
+                    .map(|(e, s)| format!("{e} (strides {}, {}, {})", s[0], s[1], s[2]))
+                    .collect();
+                writeln!(
+                    f,
+                    "  nest {n} host gemm {}x{}x{}{}{} [{} units of {} {}]",
+                    d.m,
+                    d.n,
+                    d.k,
+                    if batch.is_empty() { "" } else { " batch " },
+                    batch.join(" x "),
+                    d.units(),
+                    d.unit,
+                    if d.split_rows != 0 { "rows" } else { "columns" }
+                )?;
+                writeln!(
+                    f,
+                    "    {}[{} + {}*i + {}*j] = {}[{} + {}*i + {}*k] . {}[{} + {}*k + {}*j]",
+                    g.c.0,
+                    g.c.1,
+                    d.c[0],
+                    d.c[1],
+                    g.a.0,
+                    g.a.1,
+                    d.a[0],
+                    d.a[1],
+                    g.b.0,
+                    g.b.1,
+                    d.b[0],
+                    d.b[1]
+                )?;
+                continue;
+            }
             write!(f, "  nest {n} over ")?;
             write_var_list(f, self, &nest.vars)?;
             writeln!(f, "{}", if nest.parallel { " [parallel]" } else { "" })?;

@@ -3,9 +3,10 @@
 #![allow(dead_code)]
 
 use adjoint_ir::{DType, Feeds, Graph, HostTensor, Rng};
-use adjoint_jit::{compile, CompiledStep, Options};
+use adjoint_jit::{compile, CompiledStep, MatmulKernel, Options};
 
-/// The four configurations every graph is checked in.
+/// The configurations every graph is checked in: fused and unfused on 1 and 2 threads with
+/// the host matmul kernel (where the CPU has it), and with Cranelift-generated matmuls.
 pub fn modes() -> Vec<Options> {
     let mut out = Vec::new();
     for fusion in [false, true] {
@@ -17,6 +18,13 @@ pub fn modes() -> Vec<Options> {
                 ..Options::default()
             });
         }
+        out.push(Options {
+            fusion,
+            threads: if fusion { 2 } else { 1 },
+            cache: false,
+            matmul: MatmulKernel::Generated,
+            ..Options::default()
+        });
     }
     out
 }
@@ -82,10 +90,11 @@ pub fn check_graph(g: &Graph, feeds: &Feeds) {
     let want = adjoint_interp::run(g, feeds).unwrap();
     for opts in modes() {
         let mode = format!(
-            "{} (fusion {}, threads {})",
+            "{} (fusion {}, threads {}, matmul {:?})",
             g.name(),
             opts.fusion,
-            opts.threads
+            opts.threads,
+            opts.matmul
         );
         let (step, out) = run_jit(g, feeds, &opts);
         for (name, t) in &want.outputs {

@@ -1,0 +1,74 @@
+//! The AVX2 + FMA micro-kernel: a 6×16 tile of `C` (six rows of two 256-bit vectors, twelve
+//! accumulators) from a packed 6-row panel of `A` and a packed 16-column panel of `B`.
+//!
+//! Cranelift's x64 backend emits 128-bit vectors only, so this kernel, written with
+//! `std::arch` intrinsics, does twice the work per instruction of a generated one.
+
+use super::{MR, NR};
+use std::arch::x86_64::*;
+
+/// `C[r, j] (+)= Σ_p a[p·MR + r] · b[p·NR + j]` for `r < rows`, `j < cols`; with
+/// `accumulate` false the tile is overwritten. The sum of each element runs over `p` in order,
+/// one `fma` per step, whatever the tile's position, so results do not depend on how the
+/// product was split between threads.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA. `a` must hold `kc·MR` and `b` `kc·NR` readable `f32`s;
+/// `c + r·rs_c + j·cs_c` must be a valid, exclusively owned `f32` for every `r < rows`,
+/// `j < cols`, with `rows <= MR` and `cols <= NR`.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn kernel_6x16(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    rs_c: isize,
+    cs_c: isize,
+    rows: usize,
+    cols: usize,
+    accumulate: bool,
+) {
+    // SAFETY (whole body): the caller's contract bounds every pointer used below; loads and
+    // stores are unaligned forms.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        let (mut pa, mut pb) = (a, b);
+        for _ in 0..kc {
+            let b0 = _mm256_loadu_ps(pb);
+            let b1 = _mm256_loadu_ps(pb.add(8));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = _mm256_broadcast_ss(&*pa.add(r));
+                row[0] = _mm256_fmadd_ps(x, b0, row[0]);
+                row[1] = _mm256_fmadd_ps(x, b1, row[1]);
+            }
+            pa = pa.add(MR);
+            pb = pb.add(NR);
+        }
+        if rows == MR && cols == NR && cs_c == 1 {
+            for (r, row) in acc.iter().enumerate() {
+                let p = c.offset(r as isize * rs_c);
+                let (mut v0, mut v1) = (row[0], row[1]);
+                if accumulate {
+                    v0 = _mm256_add_ps(_mm256_loadu_ps(p), v0);
+                    v1 = _mm256_add_ps(_mm256_loadu_ps(p.add(8)), v1);
+                }
+                _mm256_storeu_ps(p, v0);
+                _mm256_storeu_ps(p.add(8), v1);
+            }
+            return;
+        }
+        let mut tile = [0.0f32; MR * NR];
+        for (r, row) in acc.iter().enumerate() {
+            _mm256_storeu_ps(tile.as_mut_ptr().add(r * NR), row[0]);
+            _mm256_storeu_ps(tile.as_mut_ptr().add(r * NR + 8), row[1]);
+        }
+        for r in 0..rows {
+            for j in 0..cols {
+                let p = c.offset(r as isize * rs_c + j as isize * cs_c);
+                let v = tile[r * NR + j];
+                *p = if accumulate { *p + v } else { v };
+            }
+        }
+    }
+}
