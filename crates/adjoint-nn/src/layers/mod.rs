@@ -21,13 +21,23 @@
 //! ```
 
 pub mod activation;
+pub mod attention;
+pub mod batch_norm;
+pub mod conv2d;
+pub mod dropout;
 pub mod embedding;
 pub mod layer_norm;
 pub mod linear;
 pub mod mlp;
+pub mod rnn;
 
 pub use activation::Activation;
+pub use attention::{MultiHeadAttention, TransformerBlock};
+pub use batch_norm::BatchNorm;
+pub use conv2d::{avg_pool2d, max_pool2d, Conv2d};
+pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
 pub use linear::{Linear, LinearOptions};
 pub use mlp::{residual, Mlp};
+pub use rnn::{Gru, Rnn, Sequence};
