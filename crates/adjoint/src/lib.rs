@@ -47,3 +47,8 @@ pub use adjoint_jit::{compile, CompiledStep, Options};
 pub use adjoint_nn as nn;
 pub use adjoint_opt as opt;
 pub use adjoint_workloads as workloads;
+
+/// The README's Rust examples, compiled and run as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
