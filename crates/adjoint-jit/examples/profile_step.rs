@@ -39,6 +39,17 @@ fn main() {
         ..Options::default()
     };
     let mut s = compile(&g, &opts).expect("compiled");
+    let st = s.stats();
+    println!(
+        "compile {:.1} ms: planning {:.1}, lowering {:.1}, cranelift {:.1}, finalize {:.1} ({} kernels, {} functions)",
+        st.total().as_secs_f64() * 1e3,
+        st.planning.as_secs_f64() * 1e3,
+        st.codegen.lowering.as_secs_f64() * 1e3,
+        st.codegen.cranelift.as_secs_f64() * 1e3,
+        st.codegen.finalize.as_secs_f64() * 1e3,
+        st.kernels,
+        st.functions
+    );
     s.set_params(&feeds).expect("parameters");
     let inputs: Feeds = feeds
         .iter()

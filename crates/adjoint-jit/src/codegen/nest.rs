@@ -402,10 +402,30 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             reduces.sort();
             reduces.dedup();
             for r in reduces {
-                let vals = self.reduce_points(r, pts);
-                for (p, v) in pts.iter().zip(vals) {
+                // Points that differ only in variables the reduction does not depend on (a
+                // row sum at two column vectors of one row) share one accumulator.
+                let deps = &self.deps[r.0 as usize];
+                let mut distinct: Vec<Point> = Vec::new();
+                let mut which: Vec<usize> = Vec::with_capacity(pts.len());
+                for p in pts {
+                    let proj: Point = p
+                        .iter()
+                        .filter(|(v, _)| deps.contains(v))
+                        .copied()
+                        .collect();
+                    match distinct.iter().position(|d| *d == proj) {
+                        Some(i) => which.push(i),
+                        None => {
+                            distinct.push(proj);
+                            which.push(distinct.len() - 1);
+                        }
+                    }
+                }
+                let vals = self.reduce_points(r, &distinct);
+                for (p, &i) in pts.iter().zip(&which) {
                     self.set_point(p);
                     let key = self.key(r);
+                    let v = vals[i].clone();
                     self.memo.last_mut().expect("a memo scope").insert(key, v);
                 }
             }

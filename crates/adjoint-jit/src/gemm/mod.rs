@@ -278,6 +278,19 @@ unsafe fn pack_a(out: &mut Vec<f32>, a: Operand, i0: usize, p0: usize, mc: usize
     for q in 0..panels {
         let rows = MR.min(mc - q * MR);
         let panel = &mut out[q * MR * kc..(q + 1) * MR * kc];
+        if a.rs == 1 {
+            // A transposed in memory (Aᵀ·B): the panel's rows are contiguous for each `p`.
+            // SAFETY: element `(i0 + q·MR, p0)` is inside `a`.
+            let corner = unsafe { a.ptr.offset((i0 + q * MR) as isize + p0 as isize * a.cs) };
+            for p in 0..kc {
+                // SAFETY: the `rows` elements of column `p0 + p` from row `i0 + q·MR` are
+                // inside `a`.
+                let src =
+                    unsafe { std::slice::from_raw_parts(corner.offset(p as isize * a.cs), rows) };
+                panel[p * MR..p * MR + rows].copy_from_slice(src);
+            }
+            continue;
+        }
         for r in 0..rows {
             // SAFETY: row `i0 + q·MR + r` and columns `p0..p0+kc` are inside `a`.
             let row = unsafe {
