@@ -1,5 +1,6 @@
-//! Times whole training steps of W1–W4 at benchmark size: interpreter, JIT unfused and JIT
-//! fused, with compile times. `cargo run --release -p adjoint-jit --example step_timing [W1..]`
+//! Times whole training steps of W1–W4 at benchmark size: interpreter, JIT unfused, JIT fused
+//! on one thread and on every core, with compile times (median step time of the timed runs).
+//! `cargo run --release -p adjoint-jit --example step_timing [W1..]`
 
 use adjoint_autodiff::{float_parameters, training_step, Optimizer};
 use adjoint_ir::Feeds;
@@ -33,14 +34,18 @@ fn main() {
         for (n, v) in &step.state {
             feeds.insert(n.clone(), v.clone());
         }
-        let t = Instant::now();
-        let reps = 3;
-        for _ in 0..reps {
-            adjoint_interp::run(&g, &feeds).unwrap();
-        }
-        let interp = t.elapsed().as_secs_f64() / reps as f64;
+        let reps = if id == "W1" { 50 } else { 5 };
+        let interp = median(
+            (0..reps)
+                .map(|_| {
+                    let t = Instant::now();
+                    adjoint_interp::run(&g, &feeds).unwrap();
+                    t.elapsed().as_secs_f64()
+                })
+                .collect(),
+        );
         print!("{id}: interp {:.2} ms", interp * 1e3);
-        for (fusion, threads) in [(false, 1), (true, 1), (true, 0)] {
+        for (fusion, threads) in [(false, 1), (true, 1), (true, 2)] {
             let opts = Options {
                 fusion,
                 threads,
@@ -57,15 +62,23 @@ fn main() {
                 .map(|(n, t)| (n.clone(), t.clone()))
                 .collect();
             let first = s.run(&inputs).unwrap().output("loss").unwrap().to_f64_vec()[0];
-            let reps = 20;
-            let t = Instant::now();
+            let reps = if id == "W1" { 200 } else { 20 };
             let mut last = 0.0;
-            for _ in 0..reps {
-                last = s.run(&inputs).unwrap().output("loss").unwrap().to_f64_vec()[0];
-            }
-            let per = t.elapsed().as_secs_f64() / reps as f64;
+            let times = (0..reps)
+                .map(|_| {
+                    let t = Instant::now();
+                    last = s.run(&inputs).unwrap().output("loss").unwrap().to_f64_vec()[0];
+                    t.elapsed().as_secs_f64()
+                })
+                .collect();
+            let per = median(times);
             print!(" | fusion {fusion} threads {threads}: compile {:.0} ms ({} kernels, arena {} KiB), step {:.3} ms, loss {first:.4}->{last:.4}", ct.as_secs_f64()*1e3, s.stats().kernels, s.stats().arena_bytes/1024, per*1e3);
         }
         println!();
     }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }

@@ -125,7 +125,7 @@ fn parallel_and_repeated_runs_are_bit_identical() {
     let (g, feeds) = large();
     let want = adjoint_interp::run(&g, &feeds).unwrap();
     let mut results = Vec::new();
-    for threads in [1, 1, 2] {
+    for threads in [1, 1, 2, 3] {
         let opts = Options {
             threads,
             cache: false,
@@ -140,6 +140,7 @@ fn parallel_and_repeated_runs_are_bit_identical() {
     }
     assert_eq!(results[0], results[1]);
     assert_eq!(results[0], results[2]);
+    assert_eq!(results[0], results[3]);
 }
 
 #[test]

@@ -181,8 +181,11 @@ impl Drop for NativeCode {
 /// The host matmul kernel's symbol in the module.
 const GEMM_SYMBOL: &str = "adjoint_sgemm";
 
-/// Work (element operations) below which a nest runs on one thread.
+/// Work (multiply-adds) below which a nest with reductions runs on one thread.
 const PARALLEL_WORK: usize = 1 << 15;
+/// Elements below which an elementwise nest runs on one thread: handing a range to the pool
+/// costs a few microseconds, about what 32K simple elements take.
+const PARALLEL_ELEMENTS: usize = 1 << 16;
 
 /// Compiles `prog` to machine code for the host.
 pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCode, JitError> {
@@ -295,8 +298,15 @@ fn build(
                 Some(g) => g.desc.units() as usize,
                 None => n.vars.first().map_or(1, |v| k.vars[v.0 as usize]),
             };
-            let parallel =
-                n.parallel && opts.threads > 1 && outer >= 2 && k.work(n) >= PARALLEL_WORK;
+            // No reduction inside: the work is the iteration count.
+            let iterations: usize = n.vars.iter().map(|v| k.vars[v.0 as usize]).product();
+            let elementwise = n.gemm.is_none() && iterations == k.work(n);
+            let threshold = if elementwise {
+                PARALLEL_ELEMENTS
+            } else {
+                PARALLEL_WORK
+            };
+            let parallel = n.parallel && opts.threads > 1 && outer >= 2 && k.work(n) >= threshold;
             lowering += t.elapsed();
             compile_one(
                 module,

@@ -8,6 +8,9 @@
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
+/// Chunks a parallel range is cut into per thread.
+const CHUNKS_PER_THREAD: i64 = 4;
+
 /// A generated nest function: `fn(ctx, begin, end)`.
 pub type NestFn = unsafe extern "C" fn(*const u8, i64, i64);
 
@@ -78,12 +81,19 @@ impl Pool {
         p
     }
 
-    /// Runs `f(ctx, begin, end)` over `0..n`, split into one chunk per thread.
+    /// Runs `f(ctx, begin, end)` over `0..n`, split into a few contiguous chunks per thread.
     ///
     /// # Safety
     /// `f` must be safe to call with `ctx` on disjoint ranges from several threads at once.
     pub unsafe fn run(&self, f: NestFn, ctx: *const u8, n: i64) {
-        let chunks = (self.threads as i64).min(n).max(1) as usize;
+        // A few chunks per thread, claimed in order: a thread that is late (descheduled on a
+        // busy machine) leaves its share to the others instead of holding everyone up.
+        let chunks = (CHUNKS_PER_THREAD * self.threads as i64).min(n).max(1) as usize;
+        if self.threads == 1 {
+            // SAFETY: the caller's contract.
+            unsafe { f(ctx, 0, n) };
+            return;
+        }
         if chunks == 1 {
             // SAFETY: the caller's contract.
             unsafe { f(ctx, 0, n) };
