@@ -186,6 +186,8 @@ const PARALLEL_WORK: usize = 1 << 15;
 /// Elements below which an elementwise nest runs on one thread: handing a range to the pool
 /// costs a few microseconds, about what 32K simple elements take.
 const PARALLEL_ELEMENTS: usize = 1 << 16;
+/// Multiply-adds below which a host matmul runs on one thread (about 30 µs of work).
+const PARALLEL_GEMM: usize = 1 << 19;
 
 /// Compiles `prog` to machine code for the host.
 pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCode, JitError> {
@@ -301,7 +303,9 @@ fn build(
             // No reduction inside: the work is the iteration count.
             let iterations: usize = n.vars.iter().map(|v| k.vars[v.0 as usize]).product();
             let elementwise = n.gemm.is_none() && iterations == k.work(n);
-            let threshold = if elementwise {
+            let threshold = if n.gemm.is_some() {
+                PARALLEL_GEMM
+            } else if elementwise {
                 PARALLEL_ELEMENTS
             } else {
                 PARALLEL_WORK
