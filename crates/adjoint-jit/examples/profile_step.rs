@@ -25,8 +25,10 @@ fn main() {
     let loss = w.graph.output("loss").expect("a loss output");
     let step = training_step(w.graph.clone(), loss, &float_parameters(&w.graph), &opt)
         .expect("a training step");
+    let t = std::time::Instant::now();
     let (g, _) = adjoint_opt::optimize(&step.graph, &adjoint_opt::PassOptions::default())
         .expect("optimized");
+    println!("passes {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
     let mut feeds = w.feeds.clone();
     for (n, v) in &step.state {
         feeds.insert(n.clone(), v.clone());
