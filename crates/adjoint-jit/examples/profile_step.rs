@@ -1,5 +1,6 @@
 //! Per-nest wall times of one workload's training step.
 //! `cargo run --release -p adjoint-jit --example profile_step -- W3 [fused|unfused] [threads]`
+//! (`KEEP_ALL=1`: keep every forward value the backward needs, no rematerialization).
 
 use adjoint_autodiff::{float_parameters, training_step, Optimizer};
 use adjoint_ir::Feeds;
@@ -38,6 +39,7 @@ fn main() {
         threads,
         cache: false,
         profile: true,
+        keep_all: std::env::var_os("KEEP_ALL").is_some(),
         ..Options::default()
     };
     let mut s = compile(&g, &opts).expect("compiled");
