@@ -2,9 +2,12 @@
 //!
 //! Written on `std` alone: the job is always "run this native function over `begin..end` for
 //! each of a few chunks", so a mutex, two condition variables and a chunk counter are all it
-//! takes; no thread is started per call. One pool per thread count is created on first use and
-//! shared by every compiled step of the process.
+//! takes; no thread is started per call. Workers and the waiting caller poll an atomic for a
+//! few tens of microseconds before they block, so consecutive nests hand over without a
+//! sleep and wake-up. One pool per thread count is created on first use and shared by every
+//! compiled step of the process.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
@@ -33,6 +36,26 @@ struct Shared {
     state: Mutex<State>,
     work: Condvar,
     done: Condvar,
+    /// A job has chunks left to claim (a hint read while spinning; `state` decides).
+    available: AtomicBool,
+    /// Chunks of the current job not finished yet (mirrors `State::remaining`).
+    remaining: AtomicUsize,
+}
+
+/// Polls of an atomic before blocking on a condition variable (tens of microseconds): the
+/// nests of a step follow each other closely, so a worker that has just finished one usually
+/// finds the next without sleeping, and the caller sees the last chunk end without a wake-up.
+const SPINS: usize = 1 << 14;
+
+/// Spins until `ready()` or [`SPINS`] polls; true if it became ready.
+fn spin_until(ready: impl Fn() -> bool) -> bool {
+    for _ in 0..SPINS {
+        if ready() {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    ready()
 }
 
 /// Worker threads that run chunks of a nest together with the calling thread.
@@ -50,6 +73,8 @@ impl Pool {
             state: Mutex::new(State::default()),
             work: Condvar::new(),
             done: Condvar::new(),
+            available: AtomicBool::new(false),
+            remaining: AtomicUsize::new(0),
         });
         let workers = (1..threads)
             .map(|i| {
@@ -110,9 +135,12 @@ impl Pool {
             });
             st.next_chunk = 0;
             st.remaining = chunks;
+            self.shared.remaining.store(chunks, Ordering::Release);
+            self.shared.available.store(true, Ordering::Release);
         }
         self.shared.work.notify_all();
         run_chunks(&self.shared);
+        spin_until(|| self.shared.remaining.load(Ordering::Acquire) == 0);
         let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         while st.remaining > 0 {
             st = self.shared.done.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -129,6 +157,9 @@ fn run_chunks(s: &Shared) {
             match st.job {
                 Some(job) if st.next_chunk < job.chunks => {
                     st.next_chunk += 1;
+                    if st.next_chunk == job.chunks {
+                        s.available.store(false, Ordering::Release);
+                    }
                     (job, st.next_chunk - 1)
                 }
                 _ => return,
@@ -141,6 +172,7 @@ fn run_chunks(s: &Shared) {
         unsafe { (job.f)(job.ctx as *const u8, begin, end) };
         let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
         st.remaining -= 1;
+        s.remaining.store(st.remaining, Ordering::Release);
         if st.remaining == 0 {
             s.done.notify_all();
         }
@@ -149,6 +181,7 @@ fn run_chunks(s: &Shared) {
 
 fn worker(s: &Shared) {
     loop {
+        spin_until(|| s.available.load(Ordering::Acquire));
         {
             let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
             while !matches!(st.job, Some(j) if st.next_chunk < j.chunks) {
