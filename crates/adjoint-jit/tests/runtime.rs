@@ -165,6 +165,13 @@ fn dumps_kernels_clif_disassembly_and_statistics() {
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         assert!(text.contains(needle), "{file} lacks {needle}:\n{text}");
     }
+    // Every function's disassembly is written, not only the first one's.
+    let disasm = std::fs::read_to_string(dir.join("affine.disasm.txt")).unwrap();
+    let headers = disasm
+        .lines()
+        .filter(|l| l.starts_with("; k") || *l == "; step")
+        .count();
+    assert_eq!(headers, step.stats().functions, "{disasm}");
     if adjoint_jit::gemm::available() {
         let host = Options {
             matmul: MatmulKernel::Host,

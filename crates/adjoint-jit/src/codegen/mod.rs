@@ -450,5 +450,7 @@ fn compile_one(
         }
     }
     module.clear_context(ctx);
+    // Clearing the context also turns the disassembly off.
+    ctx.set_disasm(keep_text);
     Ok(())
 }
