@@ -2,10 +2,8 @@
 //! `cargo run --release -p adjoint-jit --example profile_step -- W3 [fused|unfused] [threads]`
 //! (`KEEP_ALL=1`: keep every forward value the backward needs, no rematerialization).
 
-use adjoint_autodiff::{float_parameters, training_step, Optimizer};
 use adjoint_ir::Feeds;
 use adjoint_jit::{compile, Options};
-use adjoint_workloads::OptimizerSpec;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -14,26 +12,13 @@ fn main() {
     let threads = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(1);
     let top = args.get(3).and_then(|t| t.parse().ok()).unwrap_or(25);
     let w = adjoint_workloads::by_id(id, 0).expect("a workload id");
-    let opt = match w.optimizer {
-        OptimizerSpec::Sgd { lr } => Optimizer::sgd(lr),
-        OptimizerSpec::Adam {
-            lr,
-            beta1,
-            beta2,
-            eps,
-        } => Optimizer::adam_with(lr, beta1, beta2, eps),
-    };
-    let loss = w.graph.output("loss").expect("a loss output");
-    let step = training_step(w.graph.clone(), loss, &float_parameters(&w.graph), &opt)
-        .expect("a training step");
+    let training = w.training_step();
+    let step = training.step;
     let t = std::time::Instant::now();
     let (g, _) = adjoint_opt::optimize(&step.graph, &adjoint_opt::PassOptions::default())
         .expect("optimized");
     println!("passes {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
-    let mut feeds = w.feeds.clone();
-    for (n, v) in &step.state {
-        feeds.insert(n.clone(), v.clone());
-    }
+    let feeds = training.feeds;
     let opts = Options {
         fusion,
         threads,

@@ -3,11 +3,8 @@
 
 mod common;
 
-use adjoint_autodiff::{float_parameters, training_step, Optimizer};
 use adjoint_ir::{Feeds, Graph};
-use adjoint_workloads::{
-    gpt, mlp, resmlp_ln, GptConfig, MlpConfig, OptimizerSpec, ResMlpConfig, Workload,
-};
+use adjoint_workloads::{gpt, mlp, resmlp_ln, GptConfig, MlpConfig, ResMlpConfig, Workload};
 use common::{assert_close, check_graph, modes, run_jit};
 
 fn tiny_workloads() -> Vec<Workload> {
@@ -21,23 +18,8 @@ fn tiny_workloads() -> Vec<Workload> {
 
 /// The training step of a workload and feeds for its inputs, parameters and optimizer state.
 fn step_graph(w: &Workload) -> (Graph, Feeds) {
-    let opt = match w.optimizer {
-        OptimizerSpec::Sgd { lr } => Optimizer::sgd(lr),
-        OptimizerSpec::Adam {
-            lr,
-            beta1,
-            beta2,
-            eps,
-        } => Optimizer::adam_with(lr, beta1, beta2, eps),
-    };
-    let loss = w.graph.output("loss").unwrap();
-    let params = float_parameters(&w.graph);
-    let step = training_step(w.graph.clone(), loss, &params, &opt).unwrap();
-    let mut feeds = w.feeds.clone();
-    for (name, value) in &step.state {
-        feeds.insert(name.clone(), value.clone());
-    }
-    (step.graph, feeds)
+    let t = w.training_step();
+    (t.step.graph, t.feeds)
 }
 
 #[test]

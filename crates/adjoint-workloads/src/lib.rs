@@ -34,54 +34,6 @@ pub use transformer::{causal_self_attention, gpt, w4_gpt_tiny, GptConfig};
 use adjoint_autodiff::{float_parameters, training_step, Optimizer, StepGraph};
 use adjoint_ir::{Feeds, Graph};
 
-/// The optimizer a workload trains with.
-#[derive(Clone, Debug, PartialEq)]
-pub enum OptimizerSpec {
-    /// Plain SGD: `w -= lr * g`.
-    Sgd {
-        /// Learning rate.
-        lr: f64,
-    },
-    /// Adam with bias correction.
-    Adam {
-        /// Learning rate.
-        lr: f64,
-        /// First-moment decay.
-        beta1: f64,
-        /// Second-moment decay.
-        beta2: f64,
-        /// Denominator term.
-        eps: f64,
-    },
-}
-
-impl OptimizerSpec {
-    /// Adam with the settings of W3 and W4 (lr 1e-3, β1 0.9, β2 0.999, ε 1e-8).
-    pub fn adam_default() -> OptimizerSpec {
-        OptimizerSpec::Adam {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        }
-    }
-}
-
-impl OptimizerSpec {
-    /// The optimizer-step builder's form of this optimizer.
-    pub fn optimizer(&self) -> Optimizer {
-        match *self {
-            OptimizerSpec::Sgd { lr } => Optimizer::sgd(lr),
-            OptimizerSpec::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-            } => Optimizer::adam_with(lr, beta1, beta2, eps),
-        }
-    }
-}
-
 /// A workload's whole training step and everything it needs fed.
 #[derive(Clone, Debug)]
 pub struct TrainingStep {
@@ -103,7 +55,7 @@ pub struct Workload {
     /// Seeded data for every input and initial values for every parameter, by name.
     pub feeds: Feeds,
     /// The optimizer of one training step.
-    pub optimizer: OptimizerSpec,
+    pub optimizer: Optimizer,
     /// Floating-point operations of the matmuls of one step (forward and backward: 3× the
     /// forward count), as WORKLOADS.md counts them.
     pub matmul_flops: f64,
@@ -118,13 +70,8 @@ impl Workload {
             .output("loss")
             .expect("every workload has a loss output");
         let params = float_parameters(&self.graph);
-        let step = training_step(
-            self.graph.clone(),
-            loss,
-            &params,
-            &self.optimizer.optimizer(),
-        )
-        .expect("the workload graphs are differentiable");
+        let step = training_step(self.graph.clone(), loss, &params, &self.optimizer)
+            .expect("the workload graphs are differentiable");
         let mut feeds = self.feeds.clone();
         for (name, value) in &step.state {
             feeds.insert(name.clone(), value.clone());

@@ -1,7 +1,8 @@
 //! W1 `mlp-small` and W2 `mlp-wide`: ReLU MLPs with a softmax cross-entropy loss.
 
 use crate::init::{Init, InitKind};
-use crate::{OptimizerSpec, Workload};
+use crate::Workload;
+use adjoint_autodiff::Optimizer;
 use adjoint_ir::{Builder, DType};
 
 /// Sizes of a ReLU MLP classifier.
@@ -92,7 +93,7 @@ pub fn mlp(id: &'static str, name: &'static str, cfg: &MlpConfig, seed: u64) -> 
         name,
         graph: b.finish(),
         feeds: init.feeds,
-        optimizer: OptimizerSpec::Sgd { lr: 0.01 },
+        optimizer: Optimizer::sgd(0.01),
         matmul_flops: cfg.matmul_flops(),
     }
 }

@@ -1,7 +1,8 @@
 //! W3 `resmlp-ln`: residual MLP blocks with layer norm and GELU, MSE loss, Adam.
 
 use crate::init::{Init, InitKind};
-use crate::{OptimizerSpec, Workload};
+use crate::Workload;
+use adjoint_autodiff::Optimizer;
 use adjoint_ir::{Builder, DType};
 
 /// Sizes of the residual MLP.
@@ -78,7 +79,7 @@ pub fn resmlp_ln(cfg: &ResMlpConfig, seed: u64) -> Workload {
         name: "resmlp-ln",
         graph: b.finish(),
         feeds: init.feeds,
-        optimizer: OptimizerSpec::adam_default(),
+        optimizer: Optimizer::adam_with(1e-3, 0.9, 0.999, 1e-8),
         matmul_flops: cfg.matmul_flops(),
     }
 }

@@ -1,7 +1,8 @@
 //! W4 `gpt-tiny`: a pre-LN decoder-only transformer with causal self-attention.
 
 use crate::init::{Init, InitKind};
-use crate::{OptimizerSpec, Workload};
+use crate::Workload;
+use adjoint_autodiff::Optimizer;
 use adjoint_ir::{Builder, DType, Tensor};
 
 /// Sizes of the transformer.
@@ -156,7 +157,7 @@ pub fn gpt(cfg: &GptConfig, seed: u64) -> Workload {
         name: "gpt-tiny",
         graph: b.finish(),
         feeds: init.feeds,
-        optimizer: OptimizerSpec::adam_default(),
+        optimizer: Optimizer::adam_with(1e-3, 0.9, 0.999, 1e-8),
         matmul_flops: cfg.matmul_flops(),
     }
 }
