@@ -1,51 +1,15 @@
 //! Checkpoints: bit-exact round trips, validation of damaged files, atomic replacement and
 //! mismatch reports.
 
+mod common;
+use common::TempDir;
+
 use adjoint_ir::{DType, HostData, HostTensor, TensorType};
 use adjoint_nn::checkpoint::{
     load_checkpoint, load_checkpoint_matching, save_checkpoint, write_atomically, Checkpoint,
     CheckpointErrorKind, Mismatch, STEP_KEY,
 };
 use std::io::{self, Write};
-use std::path::PathBuf;
-
-/// A fresh, empty directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "adjoint-nn-ckpt-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-
-    /// The names of the files in the directory, sorted.
-    fn files(&self) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&self.0)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// A checkpoint with all four dtypes and awkward float values.
 fn sample(step: u64) -> Checkpoint {

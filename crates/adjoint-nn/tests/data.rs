@@ -1,40 +1,15 @@
 //! The digits loader, splits, standardization and mini-batches.
 
+mod common;
+use common::TempDir;
+
 use adjoint_ir::HostTensor;
 use adjoint_nn::data::{digits_path, load_digits, DataError, Dataset, Standardizer};
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use std::collections::HashSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
-
-/// A fresh, empty directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!(
-            "adjoint-nn-data-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn path(&self, file: &str) -> PathBuf {
-        self.0.join(file)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use std::path::Path;
 
 fn write_gz(path: &Path, text: &str) {
     let mut enc = GzEncoder::new(std::fs::File::create(path).unwrap(), Compression::fast());

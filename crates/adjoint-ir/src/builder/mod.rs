@@ -162,12 +162,8 @@ impl Builder {
         dtype: DType,
         shape: impl Into<Shape>,
     ) -> Result<Tensor<'_>, BuildError> {
-        let ty = TensorType::new(dtype, shape);
-        let op = Op::Input {
-            name: name.to_string(),
-            ty,
-        };
-        Ok(self.wrap(self.emit(op, &[])?))
+        let (name, ty) = (name.to_string(), TensorType::new(dtype, shape));
+        Ok(self.wrap(self.emit(Op::Input { name, ty }, &[])?))
     }
 
     /// A persistent tensor (weight or optimizer state). Panics if the name is taken.
@@ -184,12 +180,8 @@ impl Builder {
         dtype: DType,
         shape: impl Into<Shape>,
     ) -> Result<Tensor<'_>, BuildError> {
-        let ty = TensorType::new(dtype, shape);
-        let op = Op::Parameter {
-            name: name.to_string(),
-            ty,
-        };
-        Ok(self.wrap(self.emit(op, &[])?))
+        let (name, ty) = (name.to_string(), TensorType::new(dtype, shape));
+        Ok(self.wrap(self.emit(Op::Parameter { name, ty }, &[])?))
     }
 
     /// A rank-0 constant, rounded to `dtype`.
