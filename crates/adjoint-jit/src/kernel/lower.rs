@@ -395,6 +395,35 @@ impl<'a> GroupLower<'a> {
         Ok(())
     }
 
+    /// Pushes a parallel loop nest over `shape` that stores the value of node `n` into
+    /// `buffer`, evaluating it with `computing` as the node being computed.
+    fn store_nest(
+        &mut self,
+        n: NodeId,
+        buffer: BufferId,
+        shape: &Shape,
+        computing: Option<NodeId>,
+    ) -> Result<(), JitError> {
+        let vars = self.fresh_vars(shape.dims());
+        let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
+        let saved = std::mem::replace(&mut self.computing, computing);
+        let value = self.eval(n, &idx);
+        self.computing = saved;
+        self.kernel.nests.push(LoopNest {
+            vars,
+            stores: vec![Store {
+                buffer,
+                offset: linearize(&idx, shape),
+                value: value?,
+                accumulate: false,
+                guard: None,
+            }],
+            parallel: true,
+            gemm: None,
+        });
+        Ok(())
+    }
+
     fn heavy_nests(
         &mut self,
         n: NodeId,
@@ -455,24 +484,7 @@ impl<'a> GroupLower<'a> {
             });
             return Ok(());
         }
-        let vars = self.fresh_vars(ty.shape.dims());
-        let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
-        self.computing = Some(n);
-        let value = self.eval(n, &idx)?;
-        self.computing = None;
-        self.kernel.nests.push(LoopNest {
-            vars,
-            stores: vec![Store {
-                buffer,
-                offset: linearize(&idx, &ty.shape),
-                value,
-                accumulate: false,
-                guard: None,
-            }],
-            parallel: true,
-            gemm: None,
-        });
-        Ok(())
+        self.store_nest(n, buffer, &ty.shape, Some(n))
     }
 
     fn fresh_vars(&mut self, extents: &[usize]) -> Vec<VarId> {
@@ -835,26 +847,12 @@ impl<'a> GroupLower<'a> {
         let ty = self.graph.ty(n).clone();
         let buffer = self.scratch(n);
         self.prog.buffers[buffer.0 as usize].name += "(panel)";
-        let vars = self.fresh_vars(ty.shape.dims());
-        let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
-        let saved = self.computing;
-        if self.in_group.contains(&n) {
-            self.computing = Some(n);
-        }
-        let value = self.eval(n, &idx)?;
-        self.computing = saved;
-        self.kernel.nests.push(LoopNest {
-            vars,
-            stores: vec![Store {
-                buffer,
-                offset: linearize(&idx, &ty.shape),
-                value,
-                accumulate: false,
-                guard: None,
-            }],
-            parallel: true,
-            gemm: None,
-        });
+        let computing = if self.in_group.contains(&n) {
+            Some(n)
+        } else {
+            self.computing
+        };
+        self.store_nest(n, buffer, &ty.shape, computing)?;
         let offset = linearize(index, &ty.shape);
         Ok(self.intern(Expr::Load { buffer, offset }, ty.dtype))
     }
