@@ -221,6 +221,11 @@ fn opt_and_plan_print_the_optimized_graph_and_the_plan() {
     assert!(plan.contains("MatMul") && plan.contains("arena"), "{plan}");
     assert!(plan.contains("lower bound"), "{plan}");
 
+    let out = adjoint(&["plan", step.to_str().unwrap(), "--kernels"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    assert!(listing.contains("== kernels =="), "{listing}");
+
     let out = adjoint(&["opt", step.to_str().unwrap(), "--passes", "fold,nonsense"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

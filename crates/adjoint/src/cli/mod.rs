@@ -154,6 +154,10 @@ enum Command {
         /// Also write the fused graph as DOT, one cluster per kernel, to this file.
         #[arg(long)]
         dot: Option<PathBuf>,
+        /// Also compile the graph and print the kernel IR: the loop nests the JIT generates
+        /// code for.
+        #[arg(long)]
+        kernels: bool,
     },
 }
 
@@ -224,6 +228,15 @@ pub fn main() -> Result<(), CliError> {
             no_fusion,
             keep_all,
             dot,
-        } => opt_cmds::plan(&file, !no_fusion, keep_all, dot.as_deref()),
+            kernels,
+        } => opt_cmds::plan(
+            &file,
+            &opt_cmds::PlanFlags {
+                fuse: !no_fusion,
+                keep_all,
+                dot,
+                kernels,
+            },
+        ),
     }
 }

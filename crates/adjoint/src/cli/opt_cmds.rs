@@ -50,19 +50,43 @@ fn echo_text_dumps(dir: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `adjoint plan FILE [--no-fusion] [--keep-all] [--dot OUT]`.
-pub fn plan(path: &Path, fuse: bool, keep_all: bool, dot: Option<&Path>) -> Result<(), CliError> {
+/// Flags of `adjoint plan`.
+pub struct PlanFlags {
+    /// Fuse (otherwise one kernel per node).
+    pub fuse: bool,
+    /// No rematerialization.
+    pub keep_all: bool,
+    /// Write the clustered DOT here.
+    pub dot: Option<PathBuf>,
+    /// Compile and print the kernel IR.
+    pub kernels: bool,
+}
+
+/// `adjoint plan FILE [--no-fusion] [--keep-all] [--dot OUT] [--kernels]`.
+pub fn plan(path: &Path, flags: &PlanFlags) -> Result<(), CliError> {
     let graph = load_graph(path)?;
     let (optimized, _) = adjoint_opt::optimize(&graph, &PassOptions::default())
         .map_err(|e| CliError::in_file(path, e.to_string()))?;
     let options = PlanOptions {
-        fuse,
-        keep_all,
+        fuse: flags.fuse,
+        keep_all: flags.keep_all,
         ..PlanOptions::default()
     };
     let plan = adjoint_opt::plan(&optimized, &options);
-    if let Some(out) = dot {
+    if let Some(out) = &flags.dot {
         emit(&plan.to_dot(), Some(out))?;
     }
-    emit(&plan.to_string(), None)
+    emit(&plan.to_string(), None)?;
+    if flags.kernels {
+        let jit_options = adjoint::Options {
+            fusion: flags.fuse,
+            keep_all: flags.keep_all,
+            cache: false,
+            ..adjoint::Options::default()
+        };
+        let step = adjoint::compile(&optimized, &jit_options)
+            .map_err(|e| CliError::in_file(path, e.to_string()))?;
+        println!("\n== kernels ==\n{}", step.kernels());
+    }
+    Ok(())
 }
