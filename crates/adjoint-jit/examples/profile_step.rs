@@ -2,7 +2,6 @@
 //! `cargo run --release -p adjoint-jit --example profile_step -- W3 [fused|unfused] [threads]`
 //! (`KEEP_ALL=1`: keep every forward value the backward needs, no rematerialization).
 
-use adjoint_ir::Feeds;
 use adjoint_jit::{compile, Options};
 
 fn main() {
@@ -40,11 +39,7 @@ fn main() {
         st.functions
     );
     s.set_params(&feeds).expect("parameters");
-    let inputs: Feeds = feeds
-        .iter()
-        .filter(|(n, _)| s.inputs().iter().any(|(i, _)| i == *n))
-        .map(|(n, t)| (n.clone(), t.clone()))
-        .collect();
+    let inputs = s.input_feeds(&feeds);
     s.run(&inputs).expect("a run");
     s.reset_profile();
     for _ in 0..10 {

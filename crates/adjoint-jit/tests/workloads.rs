@@ -45,12 +45,7 @@ fn training_steps_match_the_interpreter_over_three_steps() {
                         interp_feeds.insert(name.clone(), t.clone());
                     }
                     want = adjoint_interp::run(&g, &interp_feeds).unwrap();
-                    let inputs: Feeds = w
-                        .feeds
-                        .iter()
-                        .filter(|(n, _)| step.inputs().iter().any(|(i, _)| i == *n))
-                        .map(|(n, t)| (n.clone(), t.clone()))
-                        .collect();
+                    let inputs = step.input_feeds(&w.feeds);
                     let out = step.run(&inputs).unwrap();
                     assert_close(
                         &format!("{mode} step {k} loss"),

@@ -95,18 +95,8 @@ pub fn prepare(workload: &Workload, mode: Mode, threads: usize) -> Result<Prepar
     let start = Instant::now();
     let mut step = adjoint_jit::compile(&graph, &options).map_err(|e| e.to_string())?;
     let compile = start.elapsed();
-    let mut inputs = Feeds::new();
-    for (name, value) in t.feeds {
-        if graph
-            .inputs()
-            .iter()
-            .any(|&i| graph.leaf_name(i) == Some(&name))
-        {
-            inputs.insert(name, value);
-        } else {
-            step.set_param(&name, &value).map_err(|e| e.to_string())?;
-        }
-    }
+    step.set_params(&t.feeds).map_err(|e| e.to_string())?;
+    let inputs = step.input_feeds(&t.feeds);
     let stats = step.stats();
     let (arena_bytes, kernels) = (stats.arena_bytes, stats.kernels);
     Ok(Prepared {

@@ -326,6 +326,17 @@ impl CompiledStep {
         &self.code.iface.inputs
     }
 
+    /// The entries of `feeds` that are inputs of this step: with [`CompiledStep::set_params`],
+    /// which takes the parameters from the same map, one map of initial values and data feeds
+    /// a step.
+    pub fn input_feeds(&self, feeds: &Feeds) -> Feeds {
+        feeds
+            .iter()
+            .filter(|(n, _)| self.code.iface.inputs.iter().any(|(i, _)| i == *n))
+            .map(|(n, t)| (n.clone(), t.clone()))
+            .collect()
+    }
+
     /// The kernel IR of the step, as text.
     pub fn kernels(&self) -> String {
         self.code.program.to_string()

@@ -74,11 +74,7 @@ pub fn run_jit(
 ) -> (CompiledStep, adjoint_jit::StepOutputs) {
     let mut step = compile(g, opts).unwrap_or_else(|e| panic!("compiling {}: {e}", g.name()));
     step.set_params(feeds).unwrap();
-    let inputs: Feeds = feeds
-        .iter()
-        .filter(|(n, _)| step.inputs().iter().any(|(i, _)| i == *n))
-        .map(|(n, t)| (n.clone(), t.clone()))
-        .collect();
+    let inputs = step.input_feeds(feeds);
     let out = step
         .run(&inputs)
         .unwrap_or_else(|e| panic!("running {}: {e}", g.name()));
