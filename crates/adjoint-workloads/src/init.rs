@@ -1,21 +1,6 @@
 //! Seeded parameter initialization and data for the workloads.
 
-use adjoint_ir::{Builder, DType, Feeds, HostTensor, Rng, Shape, Tensor};
-
-/// How a parameter starts.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum InitKind {
-    /// All zeros.
-    Zeros,
-    /// All ones.
-    Ones,
-    /// He (Kaiming) normal: `std = sqrt(2 / fan_in)`, for weights feeding a ReLU.
-    He,
-    /// LeCun normal: `std = 1 / sqrt(fan_in)`.
-    LeCun,
-    /// Normal with the given standard deviation.
-    Normal(f64),
-}
+use adjoint_ir::{Builder, DType, Feeds, HostTensor, Initializer, Rng, Shape, Tensor};
 
 /// Collects the initial values and data of a workload as it is built, each from its own named
 /// random stream so that adding a parameter never changes the others.
@@ -36,23 +21,18 @@ impl Init {
         Rng::derive(self.seed, name)
     }
 
-    /// Declares an f32 parameter of `shape` and records its initial value.
+    /// Declares an f32 parameter of `shape` and records its initial value, drawn by `init`
+    /// from the parameter's own stream.
     pub(crate) fn param<'b>(
         &mut self,
         b: &'b Builder,
         name: &str,
         shape: &[usize],
-        kind: InitKind,
+        init: Initializer,
     ) -> Tensor<'b> {
         let t = b.parameter(name, DType::F32, shape);
-        let fan_in = shape.first().copied().unwrap_or(1) as f64;
-        match kind {
-            InitKind::Zeros => self.fill(t, name, 0.0),
-            InitKind::Ones => self.fill(t, name, 1.0),
-            InitKind::He => self.normal(t, name, (2.0 / fan_in).sqrt()),
-            InitKind::LeCun => self.normal(t, name, 1.0 / fan_in.sqrt()),
-            InitKind::Normal(std) => self.normal(t, name, std),
-        }
+        let values = init.sample(shape, &mut self.rng(name));
+        self.put(name, t.shape(), values.iter().map(|&v| v as f32).collect());
         t
     }
 
@@ -62,12 +42,6 @@ impl Init {
         let n = t.shape().numel();
         let v: Vec<f32> = (0..n).map(|_| (rng.normal() * std) as f32).collect();
         self.put(name, t.shape(), v);
-    }
-
-    /// A constant fill.
-    pub(crate) fn fill(&mut self, t: Tensor<'_>, name: &str, value: f32) {
-        let n = t.shape().numel();
-        self.put(name, t.shape(), vec![value; n]);
     }
 
     /// Uniform integers in `0..bound`.

@@ -1,8 +1,9 @@
 //! W1 `mlp-small` and W2 `mlp-wide`: ReLU MLPs with a softmax cross-entropy loss.
 
-use crate::init::{Init, InitKind};
+use crate::init::Init;
 use crate::Workload;
 use adjoint_autodiff::Optimizer;
+use adjoint_ir::Initializer;
 use adjoint_ir::{Builder, DType};
 
 /// Sizes of a ReLU MLP classifier.
@@ -77,8 +78,8 @@ pub fn mlp(id: &'static str, name: &'static str, cfg: &MlpConfig, seed: u64) -> 
     let mut fan_in = cfg.inputs;
     for (i, &width) in widths.iter().enumerate() {
         let (wn, bn) = (format!("w{}", i + 1), format!("b{}", i + 1));
-        let w = init.param(&b, &wn, &[fan_in, width], InitKind::He);
-        let bias = init.param(&b, &bn, &[width], InitKind::Zeros);
+        let w = init.param(&b, &wn, &[fan_in, width], Initializer::HeNormal);
+        let bias = init.param(&b, &bn, &[width], Initializer::Zeros);
         let z = h.matmul(w) + bias;
         h = if i + 1 < widths.len() {
             z.relu().named(&format!("h{}", i + 1))

@@ -1,8 +1,9 @@
 //! W3 `resmlp-ln`: residual MLP blocks with layer norm and GELU, MSE loss, Adam.
 
-use crate::init::{Init, InitKind};
+use crate::init::Init;
 use crate::Workload;
 use adjoint_autodiff::Optimizer;
+use adjoint_ir::Initializer;
 use adjoint_ir::{Builder, DType};
 
 /// Sizes of the residual MLP.
@@ -63,12 +64,12 @@ pub fn resmlp_ln(cfg: &ResMlpConfig, seed: u64) -> Workload {
         // Residual branches start small so the stack stays well conditioned.
         let small = 1.0 / (cfg.hidden as f64).sqrt() / (cfg.blocks as f64).sqrt();
         let (w, hid) = (cfg.width, cfg.hidden);
-        let gamma = init.param(&b, &p("ln.gamma"), &[w], InitKind::Ones);
-        let beta = init.param(&b, &p("ln.beta"), &[w], InitKind::Zeros);
-        let aw = init.param(&b, &p("a.w"), &[w, hid], InitKind::LeCun);
-        let ab = init.param(&b, &p("a.b"), &[hid], InitKind::Zeros);
-        let bw = init.param(&b, &p("b.w"), &[hid, w], InitKind::Normal(small));
-        let bb = init.param(&b, &p("b.b"), &[w], InitKind::Zeros);
+        let gamma = init.param(&b, &p("ln.gamma"), &[w], Initializer::Ones);
+        let beta = init.param(&b, &p("ln.beta"), &[w], Initializer::Zeros);
+        let aw = init.param(&b, &p("a.w"), &[w, hid], Initializer::LeCunNormal);
+        let ab = init.param(&b, &p("a.b"), &[hid], Initializer::Zeros);
+        let bw = init.param(&b, &p("b.w"), &[hid, w], Initializer::Normal { std: small });
+        let bb = init.param(&b, &p("b.b"), &[w], Initializer::Zeros);
         let z = h.layer_norm(gamma, beta, 1e-5);
         let branch = (z.matmul(aw) + ab).gelu().matmul(bw) + bb;
         h = (h + branch).named(&format!("block{i}"));

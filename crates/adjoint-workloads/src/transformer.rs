@@ -1,8 +1,9 @@
 //! W4 `gpt-tiny`: a pre-LN decoder-only transformer with causal self-attention.
 
-use crate::init::{Init, InitKind};
+use crate::init::Init;
 use crate::Workload;
 use adjoint_autodiff::Optimizer;
+use adjoint_ir::Initializer;
 use adjoint_ir::{Builder, DType, Tensor};
 
 /// Sizes of the transformer.
@@ -110,28 +111,29 @@ pub fn gpt(cfg: &GptConfig, seed: u64) -> Workload {
     next_token_data(&mut init, cfg, tokens, targets);
 
     let (c, v) = (cfg.width, cfg.vocab);
-    let embed = init.param(&b, "embed", &[v, c], InitKind::Normal(0.02));
-    let pos = init.param(&b, "pos", &[cfg.seq, c], InitKind::Normal(0.02));
+    let embed = init.param(&b, "embed", &[v, c], Initializer::Normal { std: 0.02 });
+    let pos = init.param(&b, "pos", &[cfg.seq, c], Initializer::Normal { std: 0.02 });
     let mut h = embed.gather(tokens, 0) + pos;
 
-    let small =
-        InitKind::Normal(1.0 / (cfg.mlp_hidden as f64).sqrt() / ((2 * cfg.layers) as f64).sqrt());
+    let small = Initializer::Normal {
+        std: 1.0 / (cfg.mlp_hidden as f64).sqrt() / ((2 * cfg.layers) as f64).sqrt(),
+    };
     let hid = cfg.mlp_hidden;
     for l in 1..=cfg.layers {
         let name = |n: &str| format!("l{l}.{n}");
         let mut param = |n: &str, shape: &[usize], kind| init.param(&b, &name(n), shape, kind);
-        let g1 = param("ln1.gamma", &[c], InitKind::Ones);
-        let b1 = param("ln1.beta", &[c], InitKind::Zeros);
-        let wq = param("wq", &[c, c], InitKind::LeCun);
-        let wk = param("wk", &[c, c], InitKind::LeCun);
-        let wv = param("wv", &[c, c], InitKind::LeCun);
+        let g1 = param("ln1.gamma", &[c], Initializer::Ones);
+        let b1 = param("ln1.beta", &[c], Initializer::Zeros);
+        let wq = param("wq", &[c, c], Initializer::LeCunNormal);
+        let wk = param("wk", &[c, c], Initializer::LeCunNormal);
+        let wv = param("wv", &[c, c], Initializer::LeCunNormal);
         let wo = param("wo", &[c, c], small);
-        let g2 = param("ln2.gamma", &[c], InitKind::Ones);
-        let b2 = param("ln2.beta", &[c], InitKind::Zeros);
-        let m1 = param("m1.w", &[c, hid], InitKind::LeCun);
-        let m1b = param("m1.b", &[hid], InitKind::Zeros);
+        let g2 = param("ln2.gamma", &[c], Initializer::Ones);
+        let b2 = param("ln2.beta", &[c], Initializer::Zeros);
+        let m1 = param("m1.w", &[c, hid], Initializer::LeCunNormal);
+        let m1b = param("m1.b", &[hid], Initializer::Zeros);
         let m2 = param("m2.w", &[hid, c], small);
-        let m2b = param("m2.b", &[c], InitKind::Zeros);
+        let m2b = param("m2.b", &[c], Initializer::Zeros);
 
         let attn = causal_self_attention(h.layer_norm(g1, b1, 1e-5), wq, wk, wv, wo, cfg.heads);
         h = (h + attn).named(&name("attn_out"));
@@ -141,9 +143,9 @@ pub fn gpt(cfg: &GptConfig, seed: u64) -> Workload {
             + m2b;
         h = (h + mlp).named(&name("out"));
     }
-    let gf = init.param(&b, "lnf.gamma", &[c], InitKind::Ones);
-    let bf = init.param(&b, "lnf.beta", &[c], InitKind::Zeros);
-    let unembed = init.param(&b, "unembed", &[c, v], InitKind::LeCun);
+    let gf = init.param(&b, "lnf.gamma", &[c], Initializer::Ones);
+    let bf = init.param(&b, "lnf.beta", &[c], Initializer::Zeros);
+    let unembed = init.param(&b, "unembed", &[c, v], Initializer::LeCunNormal);
     let rows = cfg.batch * cfg.seq;
     let logits = h
         .layer_norm(gf, bf, 1e-5)
