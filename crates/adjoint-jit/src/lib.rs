@@ -85,6 +85,9 @@ pub struct Options {
     pub profile: bool,
     /// Which code runs `f32` matmuls.
     pub matmul: MatmulKernel,
+    /// Run the graph passes (`adjoint_opt::optimize`: folding, simplification, CSE, DCE)
+    /// before planning; `false` compiles the graph as built, for comparison.
+    pub passes: bool,
 }
 
 /// The code that runs a matmul.
@@ -109,6 +112,7 @@ impl Default for Options {
             keep_all: false,
             profile: false,
             matmul: MatmulKernel::default(),
+            passes: true,
         }
     }
 }
