@@ -9,6 +9,8 @@ use std::fmt;
 pub enum JitError {
     /// The graph failed verification.
     Invalid(VerifyError),
+    /// A graph pass failed (a bug in the pass: its result did not verify).
+    Pass(adjoint_opt::PassError),
     /// The schedule or memory plan does not fit the graph (a bug in a planner).
     Plan(String),
     /// Cranelift rejected a generated function, or the host is not supported.
@@ -54,6 +56,7 @@ impl fmt::Display for JitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             JitError::Invalid(e) => write!(f, "cannot compile the graph: {e}"),
+            JitError::Pass(e) => write!(f, "graph passes failed: {e}"),
             JitError::Plan(m) => write!(f, "inconsistent plan: {m}"),
             JitError::Codegen(m) => write!(f, "code generation failed: {m}"),
             JitError::MissingFeed { name, expected } => write!(
@@ -93,5 +96,11 @@ impl std::error::Error for JitError {
 impl From<VerifyError> for JitError {
     fn from(e: VerifyError) -> JitError {
         JitError::Invalid(e)
+    }
+}
+
+impl From<adjoint_opt::PassError> for JitError {
+    fn from(e: adjoint_opt::PassError) -> JitError {
+        JitError::Pass(e)
     }
 }

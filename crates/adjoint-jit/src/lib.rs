@@ -48,7 +48,7 @@ pub use runtime::profile::{Profile, ProfileEntry};
 pub use runtime::{CompileStats, CompiledStep, StepOutputs};
 
 use adjoint_ir::{Graph, Op};
-use adjoint_opt::{Placement, PlanOptions};
+use adjoint_opt::{PassOptions, Placement, PlanOptions};
 use codegen::CodegenOptions;
 use kernel::lower::lower_program;
 use runtime::{Compiled, Interface, Source};
@@ -130,8 +130,10 @@ impl Options {
 
 /// Compiles `graph` (forward, backward and updates, as built) into a native step.
 ///
-/// The graph is verified, planned by `adjoint_opt::plan` (rematerialization, fusion unless
-/// `options.fusion` is off, memory plan), lowered to kernel IR and compiled by Cranelift. An
+/// The pipeline: the graph is verified; optimized by `adjoint_opt::optimize` (folding,
+/// simplification, CSE and DCE to a fixpoint, unless `options.passes` is off; the report is in
+/// [`CompileStats::passes`]); planned by `adjoint_opt::plan` (rematerialization, fusion unless
+/// `options.fusion` is off, memory plan); lowered to kernel IR; and compiled by Cranelift. An
 /// identical graph compiled before with the same options reuses its code.
 pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitError> {
     graph.verify()?;
@@ -144,6 +146,23 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
     if let Some(code) = key.as_ref().and_then(|k| cache::get(k)) {
         return Ok(CompiledStep::new(code, threads, true, options.profile));
     }
+    let t0 = Instant::now();
+    let optimized;
+    let (graph, passes) = if options.passes {
+        let (g, report) = adjoint_opt::optimize(
+            graph,
+            &PassOptions {
+                verify: options.verifier,
+                dump_dir: dump.clone(),
+                ..PassOptions::default()
+            },
+        )?;
+        optimized = g;
+        (&optimized, Some(report))
+    } else {
+        (graph, None)
+    };
+    let optimizing = t0.elapsed();
     let t0 = Instant::now();
     let plan = adjoint_opt::plan(
         graph,
@@ -167,6 +186,8 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
         },
     )?;
     let stats = runtime::CompileStats {
+        optimizing,
+        passes,
         planning,
         codegen: native.times.clone(),
         kernels: program.kernels.len(),

@@ -273,3 +273,38 @@ fn profiling_times_every_nest_and_changes_no_result() {
     step.reset_profile();
     assert!(step.profile().unwrap().entries.iter().all(|e| e.calls == 0));
 }
+
+#[test]
+fn compile_runs_the_graph_passes_and_reports_them() {
+    // `x * 1` and a reshape of a reshape: the passes remove both.
+    let b = Builder::new("passes");
+    let x = b.input("x", DType::F32, [4, 3]);
+    let y = (x * b.scalar(DType::F32, 1.0)).reshape([12]).reshape([3, 4]);
+    b.output("y", y.exp());
+    let g = b.finish();
+    let mut feeds = Feeds::new();
+    let xs: Vec<f32> = (0..12).map(|i| i as f32 * 0.1).collect();
+    feeds.insert("x".into(), HostTensor::from_f32([4, 3], xs.clone()).unwrap());
+    let mut results = Vec::new();
+    for passes in [true, false] {
+        let options = Options {
+            passes,
+            cache: false,
+            ..Options::default()
+        };
+        let mut step = compile(&g, &options).unwrap();
+        let report = step.stats().passes.clone();
+        assert_eq!(report.is_some(), passes);
+        if let Some(r) = report {
+            assert!(r.nodes_after < r.nodes_before, "{r:?}");
+            assert!(r.stats.iter().any(|s| s.changes > 0));
+        }
+        let out = step.run(&feeds).unwrap();
+        results.push(out.output("y").unwrap().as_f32().unwrap().to_vec());
+    }
+    assert_eq!(results[0], results[1]);
+    let want: Vec<f32> = xs.iter().map(|v| v.exp()).collect();
+    for (a, b) in results[0].iter().zip(&want) {
+        assert!((a - b).abs() <= 1e-6 * b.abs(), "{a} vs {b}");
+    }
+}

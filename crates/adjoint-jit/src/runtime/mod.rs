@@ -45,6 +45,10 @@ pub(crate) struct Interface {
 /// Compile-time figures of a step.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CompileStats {
+    /// The graph passes (`adjoint_opt::optimize`).
+    pub optimizing: Duration,
+    /// What the graph passes did, per pass (`None` when `Options::passes` is off).
+    pub passes: Option<adjoint_opt::PassReport>,
     /// Rematerialization, fusion and memory planning.
     pub planning: Duration,
     /// Kernel IR and CLIF construction, Cranelift compilation, finalization.
@@ -64,7 +68,7 @@ pub struct CompileStats {
 impl CompileStats {
     /// Total compile time (planning and code generation).
     pub fn total(&self) -> Duration {
-        self.planning + self.codegen.lowering + self.codegen.cranelift + self.codegen.finalize
+        self.optimizing + self.planning + self.codegen.lowering + self.codegen.cranelift + self.codegen.finalize
     }
 }
 
