@@ -52,14 +52,17 @@ pub(crate) fn binary(op: BinaryOp, a: &HostData, b: &HostData) -> HostData {
     match op {
         BinaryOp::Div | BinaryOp::Pow => with_float!(a.dtype(), T => {
             let (a, b) = (T::slice(a), T::slice(b));
-            T::into_data(match op {
-                BinaryOp::Div => zip_map(a, b, T::div),
-                _ => zip_map(a, b, T::pow),
+            T::into_data(if op == BinaryOp::Div {
+                zip_map(a, b, T::div)
+            } else {
+                zip_map(a, b, T::pow)
             })
         }),
-        _ => with_number!(a.dtype(), T => {
-            T::into_data(binary_number::<T>(op, T::slice(a), T::slice(b)))
-        }),
+        BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Max | BinaryOp::Min => {
+            with_number!(a.dtype(), T => {
+                T::into_data(binary_number::<T>(op, T::slice(a), T::slice(b)))
+            })
+        }
     }
 }
 

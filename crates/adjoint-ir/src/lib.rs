@@ -41,7 +41,7 @@ pub use graph::{Graph, Node, NodeId, Operands};
 pub use host::{Feeds, HostData, HostTensor};
 pub use init::Initializer;
 pub use literal::{round_to, Literal};
-pub use op::{BinaryOp, CompareOp, Op, ReduceOp, SliceRange, TensorType, UnaryOp};
+pub use op::{BinaryOp, CompareOp, Op, OpClass, ReduceOp, SliceRange, TensorType, UnaryOp};
 pub use rng::Rng;
 pub use shape::{Dims, Shape, MAX_RANK};
 pub use text::ParseError;

@@ -38,61 +38,111 @@ impl fmt::Display for TensorType {
     }
 }
 
-/// Elementwise functions of one operand.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum UnaryOp {
-    /// `-x` (floats and i32).
-    Neg,
-    /// `e^x`.
-    Exp,
-    /// Natural logarithm.
-    Log,
-    /// Square root.
-    Sqrt,
-    /// `1/x`.
-    Recip,
-    /// Hyperbolic tangent.
-    Tanh,
-    /// Sine (radians).
-    Sin,
-    /// Cosine (radians).
-    Cos,
-    /// `|x|` (floats and i32).
-    Abs,
-    /// `-1`, `0` or `1` (floats and i32); `sign(±0) = 0`, `sign(NaN) = NaN`.
-    Sign,
+/// Declares an elementwise op enum from its table: one row per op with its text-format name
+/// and whether it is defined on `i32`. `ALL`, `COUNT`, `name`, `allows_int` and `from_name`
+/// are derived from the rows, so an op cannot be added without its name and dtype rule, and
+/// nothing that loops over `ALL` (the parser, the random graph generator, the op tests) can
+/// miss it.
+macro_rules! op_table {
+    (
+        $(#[$meta:meta])*
+        pub enum $Enum:ident {
+            $( $(#[$doc:meta])* $Variant:ident = $name:literal, int: $int:literal; )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $Enum {
+            $( $(#[$doc])* $Variant, )+
+        }
+
+        impl $Enum {
+            /// How many ops the table has.
+            pub const COUNT: usize = [$($name),+].len();
+
+            /// Every op of the table, in declaration order.
+            pub const ALL: [$Enum; $Enum::COUNT] = [$($Enum::$Variant),+];
+
+            /// Text-format name.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $( $Enum::$Variant => $name, )+
+                }
+            }
+
+            /// True for the ops defined on i32 as well as floats.
+            pub fn allows_int(self) -> bool {
+                match self {
+                    $( $Enum::$Variant => $int, )+
+                }
+            }
+
+            /// The op whose text-format name is `name`.
+            pub fn from_name(name: &str) -> Option<$Enum> {
+                $Enum::ALL.into_iter().find(|op| op.name() == name)
+            }
+        }
+    };
 }
 
-/// Elementwise functions of two operands of the same type and shape.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum BinaryOp {
-    /// `a + b`.
-    Add,
-    /// `a - b`.
-    Sub,
-    /// `a * b`.
-    Mul,
-    /// `a / b` (floats only).
-    Div,
-    /// `a^b` (floats only).
-    Pow,
-    /// `max(a, b)`; NaN if either is NaN.
-    Max,
-    /// `min(a, b)`; NaN if either is NaN.
-    Min,
+op_table! {
+    /// Elementwise functions of one operand.
+    pub enum UnaryOp {
+        /// `-x` (floats and i32).
+        Neg = "neg", int: true;
+        /// `e^x`.
+        Exp = "exp", int: false;
+        /// Natural logarithm.
+        Log = "log", int: false;
+        /// Square root.
+        Sqrt = "sqrt", int: false;
+        /// `1/x`.
+        Recip = "recip", int: false;
+        /// Hyperbolic tangent.
+        Tanh = "tanh", int: false;
+        /// Sine (radians).
+        Sin = "sin", int: false;
+        /// Cosine (radians).
+        Cos = "cos", int: false;
+        /// `|x|` (floats and i32).
+        Abs = "abs", int: true;
+        /// `-1`, `0` or `1` (floats and i32); `sign(±0) = 0`, `sign(NaN) = NaN`.
+        Sign = "sign", int: true;
+    }
 }
 
-/// Elementwise comparisons; the result is `bool`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum CompareOp {
-    /// `a < b`.
-    Lt,
-    /// `a <= b`.
-    Le,
-    /// `a == b`.
-    Eq,
-    /// `a != b`.
-    Ne,
+op_table! {
+    /// Elementwise functions of two operands of the same type and shape.
+    pub enum BinaryOp {
+        /// `a + b`.
+        Add = "add", int: true;
+        /// `a - b`.
+        Sub = "sub", int: true;
+        /// `a * b`.
+        Mul = "mul", int: true;
+        /// `a / b` (floats only).
+        Div = "div", int: false;
+        /// `a^b` (floats only).
+        Pow = "pow", int: false;
+        /// `max(a, b)`; NaN if either is NaN.
+        Max = "max", int: true;
+        /// `min(a, b)`; NaN if either is NaN.
+        Min = "min", int: true;
+    }
+}
+
+op_table! {
+    /// Elementwise comparisons; the result is `bool`.
+    pub enum CompareOp {
+        /// `a < b`.
+        Lt = "lt", int: true;
+        /// `a <= b`.
+        Le = "le", int: true;
+        /// `a == b`.
+        Eq = "eq", int: true;
+        /// `a != b`.
+        Ne = "ne", int: true;
+    }
 }
 
 /// Reductions over a set of axes.
@@ -276,12 +326,69 @@ impl Op {
         }
     }
 
+    /// The op's cost class: how the compiler schedules, fuses and lowers it. Every
+    /// classification in the compiler (fusion anchors, rematerialization costs, group kinds,
+    /// lowering) derives from this one exhaustive match.
+    pub fn class(&self) -> OpClass {
+        match self {
+            Op::Input { .. } | Op::Parameter { .. } | Op::Constant(_) | Op::Iota { .. } => {
+                OpClass::Leaf
+            }
+            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast { .. } => {
+                OpClass::Elementwise
+            }
+            Op::Broadcast { .. }
+            | Op::Reshape { .. }
+            | Op::Permute { .. }
+            | Op::Slice { .. }
+            | Op::Pad { .. }
+            | Op::Concat { .. } => OpClass::Movement,
+            Op::Reduce { .. } => OpClass::Reduction,
+            Op::MatMul => OpClass::Contraction,
+            Op::Gather { .. } => OpClass::Gather,
+            Op::ScatterAdd { .. } => OpClass::Scatter,
+        }
+    }
+
+    /// The text-format names of the ops outside the elementwise tables, one per [`Op`]
+    /// variant (two for `reduce`).
+    const STRUCTURAL_NAMES: [&'static str; 17] = [
+        "input",
+        "parameter",
+        "constant",
+        "iota",
+        "select",
+        "cast",
+        "broadcast",
+        "reshape",
+        "permute",
+        "slice",
+        "pad",
+        "concat",
+        "reduce_sum",
+        "reduce_max",
+        "matmul",
+        "gather",
+        "scatter_add",
+    ];
+
+    /// How many op names the text format has: every [`Op::all_names`] entry.
+    pub const NAME_COUNT: usize =
+        Op::STRUCTURAL_NAMES.len() + UnaryOp::COUNT + BinaryOp::COUNT + CompareOp::COUNT;
+
+    /// Every op name of the text format: the structural ops, then the unary, binary and
+    /// comparison tables.
+    pub fn all_names() -> impl Iterator<Item = &'static str> {
+        Op::STRUCTURAL_NAMES
+            .into_iter()
+            .chain(UnaryOp::ALL.into_iter().map(UnaryOp::name))
+            .chain(BinaryOp::ALL.into_iter().map(BinaryOp::name))
+            .chain(CompareOp::ALL.into_iter().map(CompareOp::name))
+    }
+
     /// True for ops without operands: inputs, parameters, constants and iota.
     pub fn is_leaf(&self) -> bool {
-        matches!(
-            self,
-            Op::Input { .. } | Op::Parameter { .. } | Op::Constant(_) | Op::Iota { .. }
-        )
+        self.class() == OpClass::Leaf
     }
 
     /// How many operands the op takes; `None` for variadic [`Op::Concat`] (one or more).
@@ -306,106 +413,51 @@ impl Op {
     /// True for ops applied element by element with no data movement (unary, binary, compare,
     /// select, cast).
     pub fn is_elementwise(&self) -> bool {
-        matches!(
-            self,
-            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::Cast { .. }
-        )
+        self.class() == OpClass::Elementwise
     }
 
     /// True for ops that only move or replicate elements (broadcast, reshape, permute, slice,
     /// pad, concat).
     pub fn is_movement(&self) -> bool {
-        matches!(
-            self,
-            Op::Broadcast { .. }
-                | Op::Reshape { .. }
-                | Op::Permute { .. }
-                | Op::Slice { .. }
-                | Op::Pad { .. }
-                | Op::Concat { .. }
-        )
+        self.class() == OpClass::Movement
+    }
+
+    /// True for the ops that read an operand element many times or out of order, and so give a
+    /// fusion group its kind and a loop structure of their own: reductions, contractions,
+    /// gathers and scatters ([`OpClass::is_anchor`]).
+    pub fn is_anchor(&self) -> bool {
+        self.class().is_anchor()
     }
 }
 
-impl UnaryOp {
-    /// Every unary op.
-    pub const ALL: [UnaryOp; 10] = [
-        UnaryOp::Neg,
-        UnaryOp::Exp,
-        UnaryOp::Log,
-        UnaryOp::Sqrt,
-        UnaryOp::Recip,
-        UnaryOp::Tanh,
-        UnaryOp::Sin,
-        UnaryOp::Cos,
-        UnaryOp::Abs,
-        UnaryOp::Sign,
-    ];
-
-    /// Text-format name.
-    pub fn name(self) -> &'static str {
-        match self {
-            UnaryOp::Neg => "neg",
-            UnaryOp::Exp => "exp",
-            UnaryOp::Log => "log",
-            UnaryOp::Sqrt => "sqrt",
-            UnaryOp::Recip => "recip",
-            UnaryOp::Tanh => "tanh",
-            UnaryOp::Sin => "sin",
-            UnaryOp::Cos => "cos",
-            UnaryOp::Abs => "abs",
-            UnaryOp::Sign => "sign",
-        }
-    }
-
-    /// True for the ops defined on i32 as well as floats.
-    pub fn allows_int(self) -> bool {
-        matches!(self, UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign)
-    }
+/// The cost class of an op ([`Op::class`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OpClass {
+    /// No operands: inputs, parameters, constants, iota.
+    Leaf,
+    /// One result element from the same element of each operand: unary, binary, compare,
+    /// select, cast.
+    Elementwise,
+    /// Moves or replicates elements without computing: broadcast, reshape, permute, slice,
+    /// pad, concat. Inside a kernel these are index maps.
+    Movement,
+    /// Sum or max over axes.
+    Reduction,
+    /// A matrix product.
+    Contraction,
+    /// Reads an operand at data-dependent positions (`gather`).
+    Gather,
+    /// Accumulates at data-dependent positions (`scatter_add`).
+    Scatter,
 }
 
-impl BinaryOp {
-    /// Every binary op.
-    pub const ALL: [BinaryOp; 7] = [
-        BinaryOp::Add,
-        BinaryOp::Sub,
-        BinaryOp::Mul,
-        BinaryOp::Div,
-        BinaryOp::Pow,
-        BinaryOp::Max,
-        BinaryOp::Min,
-    ];
-
-    /// Text-format name.
-    pub fn name(self) -> &'static str {
+impl OpClass {
+    /// True for the classes that anchor a fusion group: reduction, contraction, gather,
+    /// scatter.
+    pub fn is_anchor(self) -> bool {
         match self {
-            BinaryOp::Add => "add",
-            BinaryOp::Sub => "sub",
-            BinaryOp::Mul => "mul",
-            BinaryOp::Div => "div",
-            BinaryOp::Pow => "pow",
-            BinaryOp::Max => "max",
-            BinaryOp::Min => "min",
-        }
-    }
-
-    /// True for the ops defined on i32 as well as floats.
-    pub fn allows_int(self) -> bool {
-        !matches!(self, BinaryOp::Div | BinaryOp::Pow)
-    }
-}
-
-impl CompareOp {
-    /// Every comparison.
-    pub const ALL: [CompareOp; 4] = [CompareOp::Lt, CompareOp::Le, CompareOp::Eq, CompareOp::Ne];
-
-    /// Text-format name.
-    pub fn name(self) -> &'static str {
-        match self {
-            CompareOp::Lt => "lt",
-            CompareOp::Le => "le",
-            CompareOp::Eq => "eq",
-            CompareOp::Ne => "ne",
+            OpClass::Reduction | OpClass::Contraction | OpClass::Gather | OpClass::Scatter => true,
+            OpClass::Leaf | OpClass::Elementwise | OpClass::Movement => false,
         }
     }
 }

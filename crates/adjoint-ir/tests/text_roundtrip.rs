@@ -5,6 +5,7 @@ use adjoint_ir::random_graph::random_graph;
 use adjoint_ir::text::{parse, print};
 use adjoint_ir::{Builder, DType, Graph, Op, SliceRange};
 use proptest::prelude::*;
+use std::collections::BTreeSet;
 
 /// Parses `text`, checks that it verifies and prints back to exactly `text`.
 fn assert_fixed_point(text: &str) -> Graph {
@@ -102,8 +103,10 @@ fn every_op_and_attribute_reads_back_as_written() {
     assert_eq!(g.ty(find("scatter")).to_string(), "f32[7,3]");
     assert_eq!(g.updates().len(), 1);
     // Every op name of the IR occurs.
-    let names: std::collections::BTreeSet<&str> = g.node_ids().map(|id| g.op(id).name()).collect();
-    assert_eq!(names.len(), 38, "{names:?}");
+    let names: BTreeSet<&str> = g.node_ids().map(|id| g.op(id).name()).collect();
+    let all: BTreeSet<&str> = Op::all_names().collect();
+    assert_eq!(all.len(), Op::NAME_COUNT);
+    assert_eq!(names, all);
 }
 
 #[test]

@@ -182,7 +182,6 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
             verifier: options.verifier,
             threads,
             keep_text: dump.is_some(),
-            layout: iface.layout,
         },
     )?;
     let stats = runtime::CompileStats {
@@ -276,11 +275,7 @@ fn interface(
         .iter()
         .map(|c| runtime::constant_bytes(c.dtype, &c.values))
         .collect();
-    let layout = codegen::SlotLayout {
-        params: params.len(),
-        inputs: inputs.len(),
-        constants: program.constants.len(),
-    };
+    let layout = codegen::layout_of(program);
     // Constants that a graph output or update is (and so never enters a kernel) are not
     // expected: the schedule puts every constant into a group.
     debug_assert!(graph

@@ -279,12 +279,17 @@ fn compile_runs_the_graph_passes_and_reports_them() {
     // `x * 1` and a reshape of a reshape: the passes remove both.
     let b = Builder::new("passes");
     let x = b.input("x", DType::F32, [4, 3]);
-    let y = (x * b.scalar(DType::F32, 1.0)).reshape([12]).reshape([3, 4]);
+    let y = (x * b.scalar(DType::F32, 1.0))
+        .reshape([12])
+        .reshape([3, 4]);
     b.output("y", y.exp());
     let g = b.finish();
     let mut feeds = Feeds::new();
     let xs: Vec<f32> = (0..12).map(|i| i as f32 * 0.1).collect();
-    feeds.insert("x".into(), HostTensor::from_f32([4, 3], xs.clone()).unwrap());
+    feeds.insert(
+        "x".into(),
+        HostTensor::from_f32([4, 3], xs.clone()).unwrap(),
+    );
     let mut results = Vec::new();
     for passes in [true, false] {
         let options = Options {

@@ -26,8 +26,12 @@ fn fnv1a(hash: &mut u64, bytes: &[u8]) {
 
 fn hash_data(hash: &mut u64, data: &HostData) {
     match data {
-        HostData::F32(v) => v.iter().for_each(|x| fnv1a(hash, &x.to_bits().to_le_bytes())),
-        HostData::F64(v) => v.iter().for_each(|x| fnv1a(hash, &x.to_bits().to_le_bytes())),
+        HostData::F32(v) => v
+            .iter()
+            .for_each(|x| fnv1a(hash, &x.to_bits().to_le_bytes())),
+        HostData::F64(v) => v
+            .iter()
+            .for_each(|x| fnv1a(hash, &x.to_bits().to_le_bytes())),
         HostData::I32(v) => v.iter().for_each(|x| fnv1a(hash, &x.to_le_bytes())),
         HostData::Bool(v) => v.iter().for_each(|&x| fnv1a(hash, &[u8::from(x)])),
     }

@@ -92,7 +92,20 @@ pub fn eval_elementwise(op: &Op, dtype: DType, args: &[f64]) -> Option<f64> {
             }
         }
         Op::Cast { to } => return Some(round_to(*to, args[0])),
-        _ => return None,
+        Op::Input { .. }
+        | Op::Parameter { .. }
+        | Op::Constant(_)
+        | Op::Iota { .. }
+        | Op::Broadcast { .. }
+        | Op::Reshape { .. }
+        | Op::Permute { .. }
+        | Op::Slice { .. }
+        | Op::Pad { .. }
+        | Op::Concat { .. }
+        | Op::Reduce { .. }
+        | Op::MatMul
+        | Op::Gather { .. }
+        | Op::ScatterAdd { .. } => return None,
     };
     Some(round_to(dtype, v))
 }
@@ -104,7 +117,13 @@ fn eval_unary(u: UnaryOp, dtype: DType, x: f64) -> Option<f64> {
             UnaryOp::Neg => x.checked_neg()?,
             UnaryOp::Abs => x.checked_abs()?,
             UnaryOp::Sign => x.signum(),
-            _ => return None,
+            UnaryOp::Exp
+            | UnaryOp::Log
+            | UnaryOp::Sqrt
+            | UnaryOp::Recip
+            | UnaryOp::Tanh
+            | UnaryOp::Sin
+            | UnaryOp::Cos => return None,
         } as f64);
     }
     Some(match u {
@@ -114,7 +133,10 @@ fn eval_unary(u: UnaryOp, dtype: DType, x: f64) -> Option<f64> {
         UnaryOp::Sign if x < 0.0 => -1.0,
         UnaryOp::Sqrt => x.sqrt(),
         UnaryOp::Recip => 1.0 / x,
-        _ => return None,
+        // sign(±0) and sign(NaN) are left to the interpreter's and the JIT's own rules.
+        UnaryOp::Sign => return None,
+        // Not folded: the host libm and the generated code may round differently.
+        UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sin | UnaryOp::Cos => return None,
     })
 }
 

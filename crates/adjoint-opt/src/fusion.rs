@@ -23,7 +23,7 @@
 //! group has exactly one output (its root) and the group graph is acyclic.
 
 use crate::schedule::{FusionGroup, GroupKind, Schedule};
-use adjoint_ir::{Graph, NodeId, Op};
+use adjoint_ir::{Graph, NodeId, Op, OpClass};
 use std::collections::{BTreeSet, BinaryHeap};
 
 /// The most nodes one group may hold.
@@ -31,15 +31,15 @@ pub const MAX_GROUP_NODES: usize = 64;
 
 /// True for nodes that cost nothing inside a kernel: constants, iota and movement ops.
 pub fn is_free(op: &Op) -> bool {
-    matches!(op, Op::Constant(_) | Op::Iota { .. }) || op.is_movement()
-}
-
-/// True for the ops that give a group its kind: reductions, matmul, gather and scatter-add.
-pub fn is_anchor(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Reduce { .. } | Op::MatMul | Op::Gather { .. } | Op::ScatterAdd { .. }
-    )
+    match op.class() {
+        OpClass::Leaf => matches!(op, Op::Constant(_) | Op::Iota { .. }),
+        OpClass::Movement => true,
+        OpClass::Elementwise
+        | OpClass::Reduction
+        | OpClass::Contraction
+        | OpClass::Gather
+        | OpClass::Scatter => false,
+    }
 }
 
 /// A copy of `graph` in which every free node ([`is_free`]) has exactly one user: each user gets
@@ -182,7 +182,7 @@ pub fn fuse(graph: &Graph) -> Schedule {
                 group_of[v.index()] = Some(gi);
             }
             None => {
-                let anchor = is_anchor(op).then_some(v);
+                let anchor = op.is_anchor().then_some(v);
                 region[v.index()] = if anchor.is_some() {
                     Region::Anchor
                 } else {
@@ -197,7 +197,7 @@ pub fn fuse(graph: &Graph) -> Schedule {
             }
         }
     }
-    order_groups(graph, groups, &group_of, &pos)
+    order_groups(graph, groups, &group_of, &region, &pos)
 }
 
 /// The region `v` would have in group `g`, or `None` if it may not join.
@@ -232,7 +232,7 @@ fn join_region(
     if is_free(op) {
         return Some(inherited);
     }
-    if is_anchor(op) {
+    if op.is_anchor() {
         // The group becomes this anchor's epilogue: it must read the anchor's value elementwise
         // at the anchor's index and compute only on the anchor's shape.
         if g.anchor.is_some() || matches!(op, Op::ScatterAdd { .. }) {
@@ -287,6 +287,7 @@ fn order_groups(
     graph: &Graph,
     groups: Vec<Building>,
     group_of: &[Option<usize>],
+    region: &[Region],
     pos: &[usize],
 ) -> Schedule {
     let n = groups.len();
@@ -295,6 +296,14 @@ fn order_groups(
         .map(|b| {
             let mut nodes = b.members.clone();
             nodes.sort_by_key(|m| pos[m.index()]);
+            let in_region = |r: Region| -> Vec<NodeId> {
+                nodes
+                    .iter()
+                    .copied()
+                    .filter(|m| region[m.index()] == r)
+                    .collect()
+            };
+            let (prologue, epilogue) = (in_region(Region::Prologue), in_region(Region::Epilogue));
             let mut inputs = Vec::new();
             for &m in &nodes {
                 for o in graph.operands(m) {
@@ -310,6 +319,9 @@ fn order_groups(
                 nodes,
                 outputs: vec![b.root],
                 inputs,
+                anchor: b.anchor,
+                prologue,
+                epilogue,
             }
         })
         .collect();

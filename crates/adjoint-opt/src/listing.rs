@@ -54,7 +54,8 @@ pub fn node_line(g: &Graph, id: NodeId) -> String {
         Op::Pad { low, high } => {
             let _ = write!(s, " low={low:?} high={high:?}");
         }
-        _ => {}
+        // No attributes beyond the name.
+        Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::MatMul => {}
     }
     let ops: Vec<String> = g
         .operands(id)

@@ -10,11 +10,15 @@
 //!
 //! An update `param ← value` is written in place ([`Placement::Parameter`]) when the group
 //! writing `value` runs after every other group that reads `param`, reads `param` itself only
-//! through elementwise ops (at the index it writes), and `param` is not also a graph output.
-//! Otherwise `value` goes to the arena and lives to the end of the step: the runtime copies it
-//! into the parameter after the last kernel.
+//! at the element it writes, in the loop that writes it, and `param` is not also a graph
+//! output. "At the element it writes" is decided exactly on the group's structure: every member
+//! reading `param` is elementwise, outside the anchor's prologue, and reaches the group's root
+//! through elementwise members of the root's shape only — so the code generator evaluates it at
+//! the root's index, in the root's loop, before the store. This is the one place the decision
+//! is made; the code generator only checks it. Otherwise `value` goes to the arena and lives to
+//! the end of the step: the runtime copies it into the parameter after the last kernel.
 
-use crate::schedule::{BufferAssignment, MemoryPlan, Placement, Schedule};
+use crate::schedule::{BufferAssignment, FusionGroup, MemoryPlan, Placement, Schedule};
 use adjoint_ir::{Graph, NodeId, Op};
 use std::collections::HashMap;
 
@@ -37,14 +41,40 @@ fn in_place_ok(graph: &Graph, schedule: &Schedule, param: NodeId, writer: usize)
         if gi > writer {
             return false;
         }
-        if gi == writer {
-            let elementwise_only = g
-                .nodes
-                .iter()
-                .all(|&n| !graph.operands(n).contains(&param) || graph.op(n).is_elementwise());
-            if !elementwise_only {
-                return false;
-            }
+        if gi == writer && !reads_only_at_store_index(graph, g, param) {
+            return false;
+        }
+    }
+    true
+}
+
+/// True when every member of `g` that reads `param` is evaluated at the index `g` stores its
+/// root at, in the root's loop: an elementwise member outside the prologue whose every path to
+/// the root runs through elementwise members of the root's shape.
+fn reads_only_at_store_index(graph: &Graph, g: &FusionGroup, param: NodeId) -> bool {
+    let Some(root) = g.root() else {
+        return false;
+    };
+    let shape = &graph.ty(root).shape;
+    let at_root_index = |n: NodeId| {
+        graph.op(n).is_elementwise() && graph.ty(n).shape == *shape && !g.prologue.contains(&n)
+    };
+    let mut stack: Vec<NodeId> = g
+        .nodes
+        .iter()
+        .copied()
+        .filter(|&n| graph.operands(n).contains(&param))
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        if !at_root_index(n) {
+            return false;
+        }
+        if n != root {
+            stack.extend(graph.users(n));
         }
     }
     true

@@ -67,10 +67,7 @@ fn is_leaf_value(op: &Op) -> bool {
 
 /// True for the ops rematerialization never recomputes.
 pub fn never_recomputed(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::MatMul | Op::Reduce { .. } | Op::Gather { .. } | Op::ScatterAdd { .. }
-    )
+    op.is_anchor()
 }
 
 /// Decides keep or recompute for every forward value the backward reads and returns the graph

@@ -42,7 +42,7 @@
 //!   every group reading a parameter runs before the group writing that parameter's update in
 //!   place (see [`crate::memory`]).
 
-use adjoint_ir::{Graph, NodeId, Op};
+use adjoint_ir::{Graph, NodeId, Op, OpClass};
 
 /// What kind of loop nest a group lowers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -76,6 +76,47 @@ pub struct FusionGroup {
     /// The values the kernel reads from memory: inputs, parameters, or outputs of earlier
     /// groups, in first-use order.
     pub inputs: Vec<NodeId>,
+    /// The group's one reduction, matmul, gather or scatter-add ([`Op::is_anchor`]); `None`
+    /// for an elementwise group.
+    pub anchor: Option<NodeId>,
+    /// The members the anchor depends on, evaluated per element of the anchor's operands as
+    /// the anchor reads them (topological order).
+    pub prologue: Vec<NodeId>,
+    /// The members that depend on the anchor, evaluated per element of the anchor's result at
+    /// the index they store (topological order; the root is among them unless it is the
+    /// anchor).
+    pub epilogue: Vec<NodeId>,
+}
+
+impl FusionGroup {
+    /// A group of the one node `id` of `graph`: the unfused schedule's groups.
+    pub fn single(graph: &Graph, id: NodeId) -> FusionGroup {
+        let mut inputs: Vec<NodeId> = Vec::new();
+        for o in graph.operands(id) {
+            if !inputs.contains(&o) {
+                inputs.push(o);
+            }
+        }
+        let op = graph.op(id);
+        FusionGroup {
+            kind: GroupKind::of(op),
+            nodes: vec![id],
+            outputs: vec![id],
+            inputs,
+            anchor: op.is_anchor().then_some(id),
+            prologue: Vec::new(),
+            epilogue: Vec::new(),
+        }
+    }
+
+    /// The node the group stores: its one output (the fusion planner makes groups of one
+    /// output; see the module documentation).
+    pub fn root(&self) -> Option<NodeId> {
+        match self.outputs.as_slice() {
+            [root] => Some(*root),
+            _ => None,
+        }
+    }
 }
 
 /// The kernels of one graph in execution order.
@@ -144,12 +185,12 @@ impl MemoryPlan {
 impl GroupKind {
     /// The kind of a group whose main node has op `op`.
     pub fn of(op: &Op) -> GroupKind {
-        match op {
-            Op::Reduce { .. } => GroupKind::Reduction,
-            Op::MatMul => GroupKind::MatMul,
-            Op::Gather { .. } => GroupKind::Gather,
-            Op::ScatterAdd { .. } => GroupKind::ScatterAdd,
-            _ => GroupKind::Elementwise,
+        match op.class() {
+            OpClass::Reduction => GroupKind::Reduction,
+            OpClass::Contraction => GroupKind::MatMul,
+            OpClass::Gather => GroupKind::Gather,
+            OpClass::Scatter => GroupKind::ScatterAdd,
+            OpClass::Leaf | OpClass::Elementwise | OpClass::Movement => GroupKind::Elementwise,
         }
     }
 }
@@ -252,6 +293,26 @@ impl Schedule {
                     reads.iter().map(|n| n.index()).collect::<Vec<_>>()
                 ));
             }
+            if let Some(a) = g.anchor {
+                if !g.nodes.contains(&a) || GroupKind::of(graph.op(a)) != g.kind {
+                    return Err(format!(
+                        "group {gi} ({:?}) has anchor {} which is not its {:?} member",
+                        g.kind,
+                        graph.describe(a),
+                        g.kind
+                    ));
+                }
+            } else if g.kind != GroupKind::Elementwise {
+                return Err(format!("group {gi} ({:?}) has no anchor", g.kind));
+            }
+            for &m in g.prologue.iter().chain(&g.epilogue) {
+                if !g.nodes.contains(&m) || Some(m) == g.anchor {
+                    return Err(format!(
+                        "group {gi}: {} is in its prologue or epilogue but not a non-anchor member",
+                        graph.describe(m)
+                    ));
+                }
+            }
             for &o in &g.outputs {
                 if group_of.get(&o) != Some(&gi) {
                     return Err(format!(
@@ -280,20 +341,7 @@ impl Schedule {
             .topo_order()
             .into_iter()
             .filter(|&id| !matches!(graph.op(id), Op::Input { .. } | Op::Parameter { .. }))
-            .map(|id| {
-                let mut inputs: Vec<NodeId> = Vec::new();
-                for o in graph.operands(id) {
-                    if !inputs.contains(&o) {
-                        inputs.push(o);
-                    }
-                }
-                FusionGroup {
-                    kind: GroupKind::of(graph.op(id)),
-                    nodes: vec![id],
-                    outputs: vec![id],
-                    inputs,
-                }
-            })
+            .map(|id| FusionGroup::single(graph, id))
             .collect();
         Schedule { groups }
     }

@@ -79,33 +79,6 @@ enum AttrKind {
     DType,
 }
 
-/// Every op name the parser knows, for "did you mean" hints.
-fn all_op_names() -> Vec<&'static str> {
-    let mut names = vec![
-        "input",
-        "parameter",
-        "constant",
-        "iota",
-        "select",
-        "cast",
-        "broadcast",
-        "reshape",
-        "permute",
-        "slice",
-        "pad",
-        "concat",
-        "reduce_sum",
-        "reduce_max",
-        "matmul",
-        "gather",
-        "scatter_add",
-    ];
-    names.extend(UnaryOp::ALL.iter().map(|u| u.name()));
-    names.extend(BinaryOp::ALL.iter().map(|b| b.name()));
-    names.extend(CompareOp::ALL.iter().map(|c| c.name()));
-    names
-}
-
 /// The attributes each op takes, in the order the printer writes them.
 fn attribute_spec(op: &str) -> &'static [(&'static str, AttrKind)] {
     match op {
@@ -354,7 +327,7 @@ impl<'t> Parser<'t> {
                 return Err(self.expected("an op name"));
             }
         };
-        let names = all_op_names();
+        let names: Vec<&str> = Op::all_names().collect();
         if !names.contains(&op_name.as_str()) {
             let hint = suggestion(&op_name, names.iter().copied());
             return Err(self.error_at(op_at, format!("unknown op `{op_name}`{hint}")));
@@ -725,11 +698,11 @@ impl<'t> Parser<'t> {
                 keepdims: matches!(attrs.remove("keepdims"), Some(Attr::Bool(true))),
             },
             other => {
-                if let Some(u) = UnaryOp::ALL.into_iter().find(|u| u.name() == other) {
+                if let Some(u) = UnaryOp::from_name(other) {
                     Op::Unary(u)
-                } else if let Some(b) = BinaryOp::ALL.into_iter().find(|b| b.name() == other) {
+                } else if let Some(b) = BinaryOp::from_name(other) {
                     Op::Binary(b)
-                } else if let Some(c) = CompareOp::ALL.into_iter().find(|c| c.name() == other) {
+                } else if let Some(c) = CompareOp::from_name(other) {
                     Op::Compare(c)
                 } else {
                     return Err(self.error_at(0, format!("unknown op `{other}`")));

@@ -78,21 +78,14 @@ pub fn slot_of(prog: &Program, buf: BufferId) -> (usize, usize) {
     }
 }
 
-/// The slot layout of a program.
+/// The slot layout of a program: a slot for each of the graph's parameters, inputs and
+/// constants (the counts are fixed when the program is lowered).
 pub fn layout_of(prog: &Program) -> SlotLayout {
-    let mut l = SlotLayout {
-        params: 0,
-        inputs: 0,
+    SlotLayout {
+        params: prog.params,
+        inputs: prog.inputs,
         constants: prog.constants.len(),
-    };
-    for b in &prog.buffers {
-        match b.storage {
-            Storage::Parameter { index } => l.params = l.params.max(index + 1),
-            Storage::Input { index } => l.inputs = l.inputs.max(index + 1),
-            _ => {}
-        }
     }
-    l
 }
 
 /// Code generation settings.
@@ -104,8 +97,6 @@ pub struct CodegenOptions {
     pub threads: usize,
     /// Keep the CLIF text and disassembly of every function.
     pub keep_text: bool,
-    /// Number of parameters and inputs of the graph (slots exist for all of them).
-    pub layout: SlotLayout,
 }
 
 /// Time spent in each phase of code generation.

@@ -353,7 +353,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
                 }
             }
             let mut ops = Vec::new();
-            crate::kernel::lower::push_operands(&node.expr, &mut ops);
+            ops.extend(node.expr.operands());
             let r = match &node.expr {
                 Expr::Reduce { vars, .. } => vars.last().copied(),
                 _ => r,
@@ -385,7 +385,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
                 out.push(x);
                 continue;
             }
-            crate::kernel::lower::push_operands(node, &mut stack);
+            stack.extend(node.operands());
         }
         out.sort();
         out
@@ -1000,7 +1000,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
                 Expr::Reduce { .. } => return false,
                 _ => {}
             }
-            crate::kernel::lower::push_operands(node, &mut stack);
+            stack.extend(node.operands());
         }
         found
     }
@@ -1018,7 +1018,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             if n.dtype != DType::Bool && (n.dtype == DType::F64) != wide {
                 return true;
             }
-            crate::kernel::lower::push_operands(&n.expr, &mut stack);
+            stack.extend(n.expr.operands());
         }
         false
     }

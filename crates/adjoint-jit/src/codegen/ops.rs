@@ -65,10 +65,7 @@ pub fn vector_op(
 ) -> Option<Value> {
     let x = args[0];
     Some(match kind {
-        OpKind::Unary(UnaryOp::Sign) => return None,
-        OpKind::Unary(op) if d.is_float() || matches!(op, UnaryOp::Neg | UnaryOp::Abs) => {
-            unary(b, m, op, d, x, true)
-        }
+        OpKind::Unary(op) if unary_has_vector_form(op, d) => unary(b, m, op, d, x, true),
         OpKind::Unary(_) => return None,
         OpKind::Binary(op, c) => binary(b, m, op, d, x, args[1], c, true),
         OpKind::Compare(op) => match d {
@@ -91,6 +88,22 @@ pub fn vector_op(
         }
         OpKind::Cast(to) => return cast_vector(b, d, to, w, x),
     })
+}
+
+/// True when [`unary`] has a vector form of `op` on dtype `d`.
+fn unary_has_vector_form(op: UnaryOp, d: DType) -> bool {
+    match op {
+        // Built from two compares and selects per lane in the scalar form only.
+        UnaryOp::Sign => false,
+        UnaryOp::Neg | UnaryOp::Abs => true,
+        UnaryOp::Exp
+        | UnaryOp::Log
+        | UnaryOp::Sqrt
+        | UnaryOp::Recip
+        | UnaryOp::Tanh
+        | UnaryOp::Sin
+        | UnaryOp::Cos => d.is_float(),
+    }
 }
 
 fn fconst_like(b: &mut FunctionBuilder<'_>, d: DType, v: f64, vector: bool) -> Value {

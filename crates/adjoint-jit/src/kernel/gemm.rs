@@ -7,8 +7,8 @@
 //! at the same point, so the epilogue still runs in one pass over the output.
 
 use super::{
-    lower::push_operands, Atom, Buffer, BufferId, Expr, ExprId, ExprNode, GemmNest, Ix, Kernel,
-    LoopNest, Program, Storage, VarId,
+    Atom, Buffer, BufferId, Expr, ExprId, ExprNode, GemmNest, Ix, Kernel, LoopNest, Program,
+    Storage, VarId,
 };
 use crate::gemm::{GemmDesc, MAX_BATCH};
 use adjoint_ir::{BinaryOp, DType, ReduceOp, Shape};
@@ -244,14 +244,17 @@ fn top_reduces(k: &Kernel, e: ExprId) -> Vec<ExprId> {
         if !seen.insert(x) {
             continue;
         }
-        match &k.expr(x).expr {
+        let expr = &k.expr(x).expr;
+        match expr {
             Expr::Reduce { .. } => out.push(x),
             Expr::Unary { .. }
             | Expr::Binary { .. }
             | Expr::Compare { .. }
             | Expr::Select { .. }
-            | Expr::Cast { .. } => push_operands(&k.expr(x).expr, &mut stack),
-            _ => {}
+            | Expr::Cast { .. } => stack.extend(expr.operands()),
+            // Reads of memory and constants: no product behind them.
+            Expr::Load { .. } | Expr::Const { .. } | Expr::Index { .. } | Expr::InBounds { .. } => {
+            }
         }
     }
     out.sort();
@@ -272,27 +275,7 @@ fn substitute(
         return to;
     }
     let node = k.expr(e).clone();
-    let mut sub = |x: ExprId, k: &mut Kernel| substitute(k, x, map, memo);
-    let expr = match node.expr {
-        Expr::Unary { op, x } => Expr::Unary { op, x: sub(x, k) },
-        Expr::Cast { x } => Expr::Cast { x: sub(x, k) },
-        Expr::Binary { op, a, b } => Expr::Binary {
-            op,
-            a: sub(a, k),
-            b: sub(b, k),
-        },
-        Expr::Compare { op, a, b } => Expr::Compare {
-            op,
-            a: sub(a, k),
-            b: sub(b, k),
-        },
-        Expr::Select { cond, a, b } => Expr::Select {
-            cond: sub(cond, k),
-            a: sub(a, k),
-            b: sub(b, k),
-        },
-        _ => return e,
-    };
+    let expr = node.expr.map_operands(&mut |x| substitute(k, x, map, memo));
     let to = if expr == node.expr {
         e
     } else {

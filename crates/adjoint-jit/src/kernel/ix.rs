@@ -254,6 +254,27 @@ impl Ix {
         self.terms.iter().any(|(a, _)| a.uses_var(v, uses_var))
     }
 
+    /// The same index with every data expression `x` it reads replaced by `f(x)`.
+    pub fn map_values(&self, f: &mut dyn FnMut(ExprId) -> ExprId) -> Ix {
+        let mut reads_data = false;
+        self.visit(&mut |_, e| reads_data |= e.is_some());
+        if !reads_data {
+            return self.clone();
+        }
+        let mut out = Ix::constant(self.constant);
+        for (a, c) in &self.terms {
+            let a = match a {
+                Atom::Var(v) => Atom::Var(*v),
+                Atom::Div(e, d) => Atom::Div(Box::new(e.map_values(f)), *d),
+                Atom::Rem(e, d) => Atom::Rem(Box::new(e.map_values(f)), *d),
+                Atom::Clamp(e, lo, hi) => Atom::Clamp(Box::new(e.map_values(f)), *lo, *hi),
+                Atom::Value(x) => Atom::Value(f(*x)),
+            };
+            out = out.add(&Ix::atom(a).scale(*c));
+        }
+        out
+    }
+
     /// Calls `f` on every loop variable and every data expression the index reads.
     pub fn visit(&self, f: &mut dyn FnMut(Option<VarId>, Option<ExprId>)) {
         for (a, _) in &self.terms {

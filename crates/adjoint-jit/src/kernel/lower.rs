@@ -1,14 +1,14 @@
 //! Lowering: a graph, its schedule and its memory plan become a [`Program`] of loop nests.
 //!
-//! Each group is lowered on its own. Its *materialized* values get a loop nest each (group
-//! outputs of the same shape share one nest): the group outputs, and the reductions, matmuls
-//! and gathers inside the group whose results feed more than one element of their consumers
-//! (those go to kernel-local scratch space after the memory plan's arena). Every other node of
-//! the group is inlined into the expressions of the values that use it, evaluated at the
-//! index its consumer asks for: movement ops only transform that index ([`Ix`]), so they never
-//! copy. A reduction or matmul whose only consumers are elementwise ops leading to one output
-//! is inlined as well — that is the matmul epilogue (bias, activation) and the reduction
-//! epilogue (mean's division).
+//! Each group is lowered on its own, following the decisions the fusion planner recorded in
+//! its [`FusionGroup`]: the anchor, its prologue and its epilogue. The root gets a loop nest
+//! over its shape; a stored anchor (the root itself, or a scatter-add) gets a nest of its own
+//! before it. Every other member is inlined into the expressions of the values that use it,
+//! evaluated at the index its consumer asks for: movement ops only transform that index
+//! ([`Ix`]), so they never copy. A non-root anchor is inlined into its epilogue — the matmul
+//! epilogue (bias, activation) and the reduction epilogue (mean's division) — which reads it at
+//! the index the epilogue stores. In-place parameter updates are decided by the memory plan;
+//! lowering checks that the kernel honours them.
 
 use super::{
     Buffer, BufferId, ConstantData, Expr, ExprId, ExprNode, Ix, Kernel, LoopNest, Program, Storage,
@@ -28,7 +28,11 @@ pub fn lower_program(
     plan: &MemoryPlan,
     host_gemm: bool,
 ) -> Result<Program, JitError> {
-    let mut prog = Program::default();
+    let mut prog = Program {
+        params: graph.parameters().len(),
+        inputs: graph.inputs().len(),
+        ..Program::default()
+    };
     let mut values: HashMap<NodeId, BufferId> = HashMap::new();
     for (i, &id) in graph.inputs().iter().enumerate() {
         let b = add_buffer(&mut prog, graph, id, Storage::Input { index: i });
@@ -72,30 +76,29 @@ pub fn lower_program(
                 )));
             }
         }
-        let mut redirect = HashSet::new();
-        let kernel = loop {
-            let mut g = GroupLower::new(
-                graph,
-                group,
-                gi,
-                &mut prog,
-                &values,
-                &mut constants,
-                scratch_base,
-                host_gemm,
-            );
-            let mut k = g.lower(&redirect)?;
-            let hazards = g.in_place_hazards(&k);
-            let mut used = g.scratch_end;
-            if hazards.is_empty() || !redirect.is_empty() {
-                if host_gemm {
-                    super::gemm::host_gemms(&mut k, &mut prog, &mut used);
-                }
-                prog.arena_bytes = prog.arena_bytes.max(used);
-                break k;
-            }
-            redirect = hazards;
-        };
+        let mut g = GroupLower::new(
+            graph,
+            group,
+            gi,
+            &mut prog,
+            &values,
+            &mut constants,
+            scratch_base,
+            host_gemm,
+        );
+        let mut kernel = g.lower()?;
+        if let Some(n) = g.in_place_hazard(&kernel) {
+            return Err(JitError::Plan(format!(
+                "group {gi} writes {} into its parameter's storage while still reading the \
+                 parameter at other elements (the memory plan approved an unsafe in-place update)",
+                graph.describe(n)
+            )));
+        }
+        let mut used = g.scratch_end;
+        if host_gemm {
+            super::gemm::host_gemms(&mut kernel, &mut prog, &mut used);
+        }
+        prog.arena_bytes = prog.arena_bytes.max(used);
         prog.kernels.push(kernel);
     }
     Ok(prog)
@@ -119,14 +122,6 @@ fn add_buffer(prog: &mut Program, graph: &Graph, id: NodeId, storage: Storage) -
 
 fn align(n: usize) -> usize {
     n.div_ceil(MemoryPlan::ALIGN) * MemoryPlan::ALIGN
-}
-
-/// True for the nodes that need a loop of their own when their results are reused.
-fn is_heavy(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::Reduce { .. } | Op::MatMul | Op::Gather { .. } | Op::ScatterAdd { .. }
-    )
 }
 
 struct GroupLower<'a> {
@@ -163,12 +158,9 @@ impl<'a> GroupLower<'a> {
         host_gemm: bool,
     ) -> Self {
         let main = group
-            .nodes
-            .iter()
-            .rev()
-            .find(|&&n| is_heavy(graph.op(n)))
-            .or(group.nodes.last())
-            .map(|&n| graph.op(n).name())
+            .anchor
+            .or(group.nodes.last().copied())
+            .map(|n| graph.op(n).name())
             .unwrap_or("empty");
         GroupLower {
             graph,
@@ -195,26 +187,24 @@ impl<'a> GroupLower<'a> {
         }
     }
 
-    fn lower(&mut self, redirect: &HashSet<NodeId>) -> Result<Kernel, JitError> {
+    fn lower(&mut self) -> Result<Kernel, JitError> {
         let g = self.graph;
         let outputs: HashSet<NodeId> = self.group.outputs.iter().copied().collect();
-        // Heavy nodes that are not inlined get a nest (and scratch if not an output).
-        let mut heavy: Vec<NodeId> = Vec::new();
-        for &n in &self.group.nodes {
-            let op = g.op(n);
-            let inline = !outputs.contains(&n)
-                && !matches!(op, Op::ScatterAdd { .. })
-                && self.epilogue_output(n, &outputs).is_some();
-            if is_heavy(op) && !inline {
-                heavy.push(n);
-            }
-        }
-        let mut copies: Vec<(NodeId, BufferId)> = Vec::new();
+        // The anchor gets a nest of its own when it is stored (the group's root, or a
+        // scatter-add, which accumulates into memory); otherwise it is inlined into its
+        // epilogue, which reads it at the index the epilogue stores (the fusion planner's
+        // epilogue rule), as the bias and activation of a matmul or mean's division.
+        let heavy: Vec<NodeId> = self
+            .group
+            .anchor
+            .filter(|&a| outputs.contains(&a) || matches!(g.op(a), Op::ScatterAdd { .. }))
+            .into_iter()
+            .collect();
         for &n in &heavy {
-            let b = if !outputs.contains(&n) || redirect.contains(&n) {
-                self.scratch(n)
-            } else {
+            let b = if outputs.contains(&n) {
                 self.values[&n]
+            } else {
+                self.scratch(n)
             };
             self.local.insert(n, b);
         }
@@ -242,7 +232,7 @@ impl<'a> GroupLower<'a> {
         }
         for i in 0..=heavy.len() {
             if i > 0 {
-                self.heavy_nests(heavy[i - 1], redirect, &mut copies)?;
+                self.heavy_nests(heavy[i - 1])?;
             }
             let mut batch: Vec<NodeId> = Vec::new();
             for &(s, n) in &elementwise {
@@ -264,34 +254,8 @@ impl<'a> GroupLower<'a> {
                     .copied()
                     .filter(|&n| g.ty(n).shape == shape)
                     .collect();
-                self.elementwise_nest(&shape, &nodes, redirect, &mut copies)?;
+                self.elementwise_nest(&shape, &nodes)?;
             }
-        }
-        for (n, scratch) in copies {
-            let target = self.values[&n];
-            let shape = g.ty(n).shape.clone();
-            let vars = self.fresh_vars(shape.dims());
-            let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
-            let offset = linearize(&idx, &shape);
-            let value = self.intern(
-                Expr::Load {
-                    buffer: scratch,
-                    offset: offset.clone(),
-                },
-                g.ty(n).dtype,
-            );
-            self.kernel.nests.push(LoopNest {
-                vars,
-                stores: vec![Store {
-                    buffer: target,
-                    offset,
-                    value,
-                    accumulate: false,
-                    guard: None,
-                }],
-                parallel: true,
-                gemm: None,
-            });
         }
         Ok(std::mem::replace(
             &mut self.kernel,
@@ -306,32 +270,6 @@ impl<'a> GroupLower<'a> {
         ))
     }
 
-    /// If every use of `n` is an in-group elementwise op of the same shape, leading to exactly
-    /// one group output, that output.
-    fn epilogue_output(&self, n: NodeId, outputs: &HashSet<NodeId>) -> Option<NodeId> {
-        let g = self.graph;
-        let mut reached: HashSet<NodeId> = HashSet::new();
-        let mut stack = vec![n];
-        let mut seen = HashSet::new();
-        while let Some(x) = stack.pop() {
-            if !seen.insert(x) {
-                continue;
-            }
-            if x != n && outputs.contains(&x) {
-                reached.insert(x);
-                continue;
-            }
-            for u in g.users(x) {
-                let same = g.ty(u).shape == g.ty(n).shape;
-                if !self.in_group.contains(&u) || !g.op(u).is_elementwise() || !same {
-                    return None;
-                }
-                stack.push(u);
-            }
-        }
-        (reached.len() == 1).then(|| *reached.iter().next().expect("one element"))
-    }
-
     fn scratch(&mut self, n: NodeId) -> BufferId {
         let bytes = self.graph.ty(n).size_bytes();
         let offset = self.scratch_end;
@@ -342,33 +280,11 @@ impl<'a> GroupLower<'a> {
     }
 
     /// The buffer stores of `n` go to.
-    fn target(
-        &mut self,
-        n: NodeId,
-        redirect: &HashSet<NodeId>,
-        copies: &mut Vec<(NodeId, BufferId)>,
-    ) -> BufferId {
-        if let Some(&b) = self.local.get(&n) {
-            if redirect.contains(&n) && !copies.iter().any(|c| c.0 == n) {
-                copies.push((n, b));
-            }
-            return b;
-        }
-        if redirect.contains(&n) {
-            let b = self.scratch(n);
-            copies.push((n, b));
-            return b;
-        }
-        self.values[&n]
+    fn target(&self, n: NodeId) -> BufferId {
+        self.local.get(&n).copied().unwrap_or(self.values[&n])
     }
 
-    fn elementwise_nest(
-        &mut self,
-        shape: &Shape,
-        nodes: &[NodeId],
-        redirect: &HashSet<NodeId>,
-        copies: &mut Vec<(NodeId, BufferId)>,
-    ) -> Result<(), JitError> {
+    fn elementwise_nest(&mut self, shape: &Shape, nodes: &[NodeId]) -> Result<(), JitError> {
         let vars = self.fresh_vars(shape.dims());
         let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
         let offset = linearize(&idx, shape);
@@ -376,7 +292,7 @@ impl<'a> GroupLower<'a> {
         for &n in nodes {
             self.computing = Some(n);
             let value = self.eval(n, &idx)?;
-            let buffer = self.target(n, redirect, copies);
+            let buffer = self.target(n);
             stores.push(Store {
                 buffer,
                 offset: offset.clone(),
@@ -424,15 +340,10 @@ impl<'a> GroupLower<'a> {
         Ok(())
     }
 
-    fn heavy_nests(
-        &mut self,
-        n: NodeId,
-        redirect: &HashSet<NodeId>,
-        copies: &mut Vec<(NodeId, BufferId)>,
-    ) -> Result<(), JitError> {
+    fn heavy_nests(&mut self, n: NodeId) -> Result<(), JitError> {
         let g = self.graph;
         let ty = g.ty(n).clone();
-        let buffer = self.target(n, redirect, copies);
+        let buffer = self.target(n);
         if let Op::ScatterAdd { axis, size } = *g.op(n) {
             // Zero the result, then add every update at its index.
             let vars = self.fresh_vars(ty.shape.dims());
@@ -857,11 +768,10 @@ impl<'a> GroupLower<'a> {
         Ok(self.intern(Expr::Load { buffer, offset }, ty.dtype))
     }
 
-    /// The group outputs stored into parameter storage while the same kernel still reads that
-    /// parameter at another element or in a later nest: those must be written to scratch and
-    /// copied at the end.
-    fn in_place_hazards(&self, k: &Kernel) -> HashSet<NodeId> {
-        let mut hazards = HashSet::new();
+    /// A group output stored into parameter storage while the same kernel still reads that
+    /// parameter at another element or in a later nest. The memory plan decides in-place
+    /// updates so that this never happens; lowering only checks it.
+    fn in_place_hazard(&self, k: &Kernel) -> Option<NodeId> {
         let storage = |b: BufferId| self.prog.buffers[b.0 as usize].storage;
         let loads: Vec<Vec<(Storage, Ix)>> = k
             .nests
@@ -874,7 +784,7 @@ impl<'a> GroupLower<'a> {
                     if !seen.insert(e) {
                         continue;
                     }
-                    push_operands(&k.expr(e).expr, &mut stack);
+                    stack.extend(k.expr(e).expr.operands());
                     if let Expr::Load { buffer, offset } = &k.expr(e).expr {
                         out.push((storage(*buffer), offset.clone()));
                     }
@@ -895,29 +805,12 @@ impl<'a> GroupLower<'a> {
                 });
                 if bad {
                     if let Some((&n, _)) = self.values.iter().find(|(_, &b)| b == s.buffer) {
-                        hazards.insert(n);
+                        return Some(n);
                     }
                 }
             }
         }
-        hazards
-    }
-}
-
-/// Pushes the operand expressions of `e` (including those inside its index expressions).
-pub(crate) fn push_operands(e: &Expr, stack: &mut Vec<ExprId>) {
-    match e {
-        Expr::Load { offset: ix, .. } | Expr::Index { ix } => ix.visit(&mut |_, x| stack.extend(x)),
-        Expr::InBounds { conds } => {
-            for (ix, _, _) in conds {
-                ix.visit(&mut |_, x| stack.extend(x));
-            }
-        }
-        Expr::Const { .. } => {}
-        Expr::Unary { x, .. } | Expr::Cast { x } => stack.push(*x),
-        Expr::Binary { a, b, .. } | Expr::Compare { a, b, .. } => stack.extend([*a, *b]),
-        Expr::Select { cond, a, b } => stack.extend([*cond, *a, *b]),
-        Expr::Reduce { body, .. } => stack.push(*body),
+        None
     }
 }
 

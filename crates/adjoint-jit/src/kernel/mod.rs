@@ -27,6 +27,7 @@ use crate::gemm::GemmDesc;
 use adjoint_ir::{BinaryOp, CompareOp, DType, ReduceOp, Shape, UnaryOp};
 use adjoint_opt::GroupKind;
 pub use ix::{Atom, Ix};
+use smallvec::SmallVec;
 use std::fmt;
 
 /// A loop variable of a kernel.
@@ -172,6 +173,75 @@ pub enum Expr {
     },
 }
 
+impl Expr {
+    /// Every expression this one reads: its value operands, then the data expressions inside
+    /// its index expressions (a gather's or scatter's index). The one walk over an
+    /// expression's operands; [`Expr::map_operands`] is its rewriting twin.
+    pub fn operands(&self) -> SmallVec<[ExprId; 3]> {
+        let mut out = SmallVec::new();
+        let from_ix = |ix: &Ix, out: &mut SmallVec<[ExprId; 3]>| {
+            ix.visit(&mut |_, e| out.extend(e));
+        };
+        match self {
+            Expr::Load { offset: ix, .. } | Expr::Index { ix } => from_ix(ix, &mut out),
+            Expr::InBounds { conds } => {
+                for (ix, _, _) in conds {
+                    from_ix(ix, &mut out);
+                }
+            }
+            Expr::Const { .. } => {}
+            Expr::Unary { x, .. } | Expr::Cast { x } => out.push(*x),
+            Expr::Binary { a, b, .. } | Expr::Compare { a, b, .. } => out.extend([*a, *b]),
+            Expr::Select { cond, a, b } => out.extend([*cond, *a, *b]),
+            Expr::Reduce { body, .. } => out.push(*body),
+        }
+        out
+    }
+
+    /// The same expression with every operand `x` (as [`Expr::operands`] lists them)
+    /// replaced by `f(x)`.
+    pub fn map_operands(&self, f: &mut dyn FnMut(ExprId) -> ExprId) -> Expr {
+        match self {
+            Expr::Load { buffer, offset } => Expr::Load {
+                buffer: *buffer,
+                offset: offset.map_values(f),
+            },
+            Expr::Index { ix } => Expr::Index {
+                ix: ix.map_values(f),
+            },
+            Expr::InBounds { conds } => Expr::InBounds {
+                conds: conds
+                    .iter()
+                    .map(|(ix, lo, hi)| (ix.map_values(f), *lo, *hi))
+                    .collect(),
+            },
+            Expr::Const { bits } => Expr::Const { bits: *bits },
+            Expr::Unary { op, x } => Expr::Unary { op: *op, x: f(*x) },
+            Expr::Cast { x } => Expr::Cast { x: f(*x) },
+            Expr::Binary { op, a, b } => Expr::Binary {
+                op: *op,
+                a: f(*a),
+                b: f(*b),
+            },
+            Expr::Compare { op, a, b } => Expr::Compare {
+                op: *op,
+                a: f(*a),
+                b: f(*b),
+            },
+            Expr::Select { cond, a, b } => Expr::Select {
+                cond: f(*cond),
+                a: f(*a),
+                b: f(*b),
+            },
+            Expr::Reduce { op, vars, body } => Expr::Reduce {
+                op: *op,
+                vars: vars.clone(),
+                body: f(*body),
+            },
+        }
+    }
+}
+
 /// An expression with its element type.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ExprNode {
@@ -261,6 +331,10 @@ pub struct Program {
     pub kernels: Vec<Kernel>,
     /// Bytes of the arena: the memory plan's arena plus kernel-local scratch.
     pub arena_bytes: usize,
+    /// How many parameters the graph has (each has a buffer of [`Storage::Parameter`]).
+    pub params: usize,
+    /// How many inputs the graph has (each has a buffer of [`Storage::Input`]).
+    pub inputs: usize,
 }
 
 impl Kernel {
@@ -288,20 +362,19 @@ impl Kernel {
     }
 
     fn reduce_work(&self, e: ExprId) -> usize {
-        match &self.expr(e).expr {
-            Expr::Reduce { vars, body, .. } => {
+        let expr = &self.expr(e).expr;
+        let inner = expr
+            .operands()
+            .into_iter()
+            .map(|x| self.reduce_work(x))
+            .max()
+            .unwrap_or(1);
+        match expr {
+            Expr::Reduce { vars, .. } => {
                 let n: usize = vars.iter().map(|v| self.vars[v.0 as usize]).product();
-                n.saturating_mul(self.reduce_work(*body))
+                n.saturating_mul(inner)
             }
-            Expr::Unary { x, .. } | Expr::Cast { x } => self.reduce_work(*x),
-            Expr::Binary { a, b, .. } | Expr::Compare { a, b, .. } => {
-                self.reduce_work(*a).max(self.reduce_work(*b))
-            }
-            Expr::Select { cond, a, b } => self
-                .reduce_work(*cond)
-                .max(self.reduce_work(*a))
-                .max(self.reduce_work(*b)),
-            _ => 1,
+            _ => inner,
         }
     }
 }
@@ -375,26 +448,8 @@ impl fmt::Display for Kernel {
                 s.offset.visit(&mut |_, e| stack.extend(e));
             }
             while let Some(e) = stack.pop() {
-                if std::mem::replace(&mut used[e.0 as usize], true) {
-                    continue;
-                }
-                let node = self.expr(e);
-                match &node.expr {
-                    Expr::Load { offset, .. } | Expr::Index { ix: offset } => {
-                        offset.visit(&mut |_, x| stack.extend(x))
-                    }
-                    Expr::InBounds { conds } => {
-                        for (ix, _, _) in conds {
-                            ix.visit(&mut |_, x| stack.extend(x));
-                        }
-                    }
-                    Expr::Const { .. } => {}
-                    Expr::Unary { x, .. } | Expr::Cast { x } => stack.push(*x),
-                    Expr::Binary { a, b, .. } | Expr::Compare { a, b, .. } => {
-                        stack.extend([*a, *b])
-                    }
-                    Expr::Select { cond, a, b } => stack.extend([*cond, *a, *b]),
-                    Expr::Reduce { body, .. } => stack.push(*body),
+                if !std::mem::replace(&mut used[e.0 as usize], true) {
+                    stack.extend(self.expr(e).expr.operands());
                 }
             }
             for (i, node) in self.exprs.iter().enumerate() {

@@ -68,7 +68,11 @@ pub struct CompileStats {
 impl CompileStats {
     /// Total compile time (planning and code generation).
     pub fn total(&self) -> Duration {
-        self.optimizing + self.planning + self.codegen.lowering + self.codegen.cranelift + self.codegen.finalize
+        self.optimizing
+            + self.planning
+            + self.codegen.lowering
+            + self.codegen.cranelift
+            + self.codegen.finalize
     }
 }
 
