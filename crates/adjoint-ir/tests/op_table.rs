@@ -32,7 +32,10 @@ fn the_ir_reference_documents_every_op() {
     let missing: Vec<&str> = Op::all_names()
         .filter(|n| !text.contains(&format!("`{n}`")))
         .collect();
-    assert!(missing.is_empty(), "docs/ir.md does not mention {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/ir.md does not mention {missing:?}"
+    );
 }
 
 #[test]
@@ -44,7 +47,14 @@ fn the_autodiff_reference_gives_every_elementwise_rule() {
         .chain(BinaryOp::ALL.iter().map(|b| b.name()))
         .chain(CompareOp::ALL.iter().map(|c| c.name()));
     let missing: Vec<&str> = names
-        .filter(|n| !text.lines().any(|l| l.starts_with('|') && l.contains(&format!("`{n}`"))))
+        .filter(|n| {
+            !text
+                .lines()
+                .any(|l| l.starts_with('|') && l.contains(&format!("`{n}`")))
+        })
         .collect();
-    assert!(missing.is_empty(), "docs/autodiff.md has no rule row for {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/autodiff.md has no rule row for {missing:?}"
+    );
 }

@@ -86,7 +86,7 @@ pub fn lower_program(
             scratch_base,
             host_gemm,
         );
-        let mut kernel = g.lower()?;
+        let kernel = g.lower()?;
         if let Some(n) = g.in_place_hazard(&kernel) {
             return Err(JitError::Plan(format!(
                 "group {gi} writes {} into its parameter's storage while still reading the \
@@ -94,10 +94,7 @@ pub fn lower_program(
                 graph.describe(n)
             )));
         }
-        let mut used = g.scratch_end;
-        if host_gemm {
-            super::gemm::host_gemms(&mut kernel, &mut prog, &mut used);
-        }
+        let used = g.scratch_end;
         prog.arena_bytes = prog.arena_bytes.max(used);
         prog.kernels.push(kernel);
     }
@@ -124,25 +121,28 @@ fn align(n: usize) -> usize {
     n.div_ceil(MemoryPlan::ALIGN) * MemoryPlan::ALIGN
 }
 
-struct GroupLower<'a> {
-    graph: &'a Graph,
+/// The lowering of one group into one kernel.
+pub(super) struct GroupLower<'a> {
+    pub(super) graph: &'a Graph,
     group: &'a FusionGroup,
     index: usize,
-    prog: &'a mut Program,
+    pub(super) prog: &'a mut Program,
     values: &'a HashMap<NodeId, BufferId>,
     constants: &'a mut HashMap<NodeId, BufferId>,
-    in_group: HashSet<NodeId>,
+    pub(super) in_group: HashSet<NodeId>,
     /// Values of this group stored to memory and read back by later nests.
     local: HashMap<NodeId, BufferId>,
-    computing: Option<NodeId>,
-    kernel: Kernel,
+    pub(super) computing: Option<NodeId>,
+    pub(super) kernel: Kernel,
     interned: HashMap<ExprNode, ExprId>,
     /// Reductions and matmuls already lowered at an index: a value used several times by its
     /// epilogue (GELU's backward reads `dy·Bᵀ` in four places) is one reduction, not four.
     reductions: HashMap<(NodeId, Vec<Ix>, Option<NodeId>), ExprId>,
+    /// Products the host kernel writes into scratch, by matmul node ([`super::gemm`]).
+    pub(super) products: HashMap<NodeId, BufferId>,
     scratch_end: usize,
     /// Matmuls go to the host kernel, which reads any affine view in place.
-    host_gemm: bool,
+    pub(super) host_gemm: bool,
 }
 
 impl<'a> GroupLower<'a> {
@@ -182,6 +182,7 @@ impl<'a> GroupLower<'a> {
             },
             interned: HashMap::new(),
             reductions: HashMap::new(),
+            products: HashMap::new(),
             scratch_end: scratch_base,
             host_gemm,
         }
@@ -270,7 +271,7 @@ impl<'a> GroupLower<'a> {
         ))
     }
 
-    fn scratch(&mut self, n: NodeId) -> BufferId {
+    pub(super) fn scratch(&mut self, n: NodeId) -> BufferId {
         let bytes = self.graph.ty(n).size_bytes();
         let offset = self.scratch_end;
         self.scratch_end = align(offset + bytes.max(1));
@@ -313,7 +314,7 @@ impl<'a> GroupLower<'a> {
 
     /// Pushes a parallel loop nest over `shape` that stores the value of node `n` into
     /// `buffer`, evaluating it with `computing` as the node being computed.
-    fn store_nest(
+    pub(super) fn store_nest(
         &mut self,
         n: NodeId,
         buffer: BufferId,
@@ -344,6 +345,9 @@ impl<'a> GroupLower<'a> {
         let g = self.graph;
         let ty = g.ty(n).clone();
         let buffer = self.target(n);
+        if matches!(g.op(n), Op::MatMul) && self.host_contraction(n) {
+            return self.host_matmul_into(n, buffer);
+        }
         if let Op::ScatterAdd { axis, size } = *g.op(n) {
             // Zero the result, then add every update at its index.
             let vars = self.fresh_vars(ty.shape.dims());
@@ -398,7 +402,7 @@ impl<'a> GroupLower<'a> {
         self.store_nest(n, buffer, &ty.shape, Some(n))
     }
 
-    fn fresh_vars(&mut self, extents: &[usize]) -> Vec<VarId> {
+    pub(super) fn fresh_vars(&mut self, extents: &[usize]) -> Vec<VarId> {
         extents
             .iter()
             .map(|&e| {
@@ -408,7 +412,7 @@ impl<'a> GroupLower<'a> {
             .collect()
     }
 
-    fn intern(&mut self, expr: Expr, dtype: DType) -> ExprId {
+    pub(super) fn intern(&mut self, expr: Expr, dtype: DType) -> ExprId {
         let node = ExprNode { expr, dtype };
         if let Some(&id) = self.interned.get(&node) {
             return id;
@@ -447,7 +451,7 @@ impl<'a> GroupLower<'a> {
     }
 
     /// The expression for element `index` of node `n`.
-    fn eval(&mut self, n: NodeId, index: &[Ix]) -> Result<ExprId, JitError> {
+    pub(super) fn eval(&mut self, n: NodeId, index: &[Ix]) -> Result<ExprId, JitError> {
         let g = self.graph;
         let ty = g.ty(n);
         let dtype = ty.dtype;
@@ -659,6 +663,7 @@ impl<'a> GroupLower<'a> {
                     body,
                 }
             }
+            Op::MatMul if self.host_contraction(n) => return self.host_matmul_value(n, index),
             Op::MatMul => {
                 let a_shape = g.ty(ops[0]).shape.clone();
                 let r = a_shape.rank();
@@ -737,12 +742,6 @@ impl<'a> GroupLower<'a> {
     ) -> Result<ExprId, JitError> {
         let e = self.eval(n, index)?;
         let ok = match &self.kernel.expr(e).expr {
-            Expr::Load { offset, .. } if self.host_gemm && self.graph.ty(n).dtype == DType::F32 => {
-                offset
-                    .terms
-                    .iter()
-                    .all(|(a, c)| matches!(a, super::Atom::Var(_)) && *c >= 0)
-            }
             Expr::Load { offset, .. } => match lane {
                 None => true,
                 Some(v) => {
