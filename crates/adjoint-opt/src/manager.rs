@@ -190,7 +190,9 @@ impl PassManager {
         }
     }
 
-    /// Runs the pipeline on `graph` until a whole round changes nothing.
+    /// Runs the pipeline on `graph` until no pass can change anything: rounds of the pass list,
+    /// where a pass is skipped when nothing changed the graph since its own last run (it would
+    /// find nothing new), until a round runs no pass or `max_rounds` is reached.
     pub fn run(&self, graph: &Graph) -> Result<(Graph, PassReport), PassError> {
         let mut report = PassReport {
             nodes_before: graph.len(),
@@ -201,9 +203,17 @@ impl PassManager {
         if let Some(dir) = &self.dump_dir {
             self.dump(dir, &g, dump_index, "input", &mut report)?;
         }
+        // `stale[i]`: the graph may have changed since pass `i` last ran.
+        let mut stale = vec![true; self.passes.len()];
         for round in 1..=self.max_rounds {
-            let mut changed = false;
-            for pass in &self.passes {
+            if !stale.contains(&true) {
+                break;
+            }
+            for (i, pass) in self.passes.iter().enumerate() {
+                if !stale[i] {
+                    continue;
+                }
+                stale[i] = false;
                 let start = Instant::now();
                 let before = g.len();
                 let r = pass.run(&g).map_err(|message| PassError::Pass {
@@ -217,7 +227,9 @@ impl PassManager {
                         message: e.to_string(),
                     })?;
                 }
-                changed |= r.changes > 0;
+                if r.changes > 0 {
+                    stale.iter_mut().for_each(|s| *s = true);
+                }
                 report.stats.push(PassStat {
                     pass: pass.name(),
                     round,
@@ -232,9 +244,6 @@ impl PassManager {
                     dump_index += 1;
                     self.dump(dir, &g, dump_index, pass.name(), &mut report)?;
                 }
-            }
-            if !changed {
-                break;
             }
         }
         report.nodes_after = g.len();
