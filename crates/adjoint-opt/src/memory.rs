@@ -13,7 +13,8 @@
 //!
 //! An update `param ← value` is written in place ([`Placement::Parameter`]) when the group
 //! writing `value` runs after every other group that reads `param`, reads `param` itself only
-//! through elementwise ops (at the index it writes), and `param` is not also a graph output.
+//! through elementwise ops (at the index it writes), and `param` is neither a graph output nor
+//! the update value of another parameter (which the runtime copies after the last kernel).
 //! Otherwise `value` goes to the arena and lives to the end of the step: the runtime copies it
 //! into the parameter after the last kernel.
 
@@ -34,6 +35,15 @@ fn in_place_ok(graph: &Graph, schedule: &Schedule, param: NodeId, writer: usize)
         return false;
     }
     if graph.updates().iter().filter(|&&(p, _)| p == param).count() != 1 {
+        return false;
+    }
+    // Another parameter's update that is `param` itself is copied by the runtime after the
+    // last kernel: it must read the old value, so `param` cannot be overwritten in place.
+    if graph
+        .updates()
+        .iter()
+        .any(|&(p, value)| value == param && p != param)
+    {
         return false;
     }
     for (gi, g) in schedule.groups.iter().enumerate() {
