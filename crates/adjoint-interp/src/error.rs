@@ -3,7 +3,8 @@
 use adjoint_ir::{TensorType, VerifyError};
 use std::fmt;
 
-/// Why a graph could not be evaluated. Every error is found before any node is computed.
+/// Why a graph could not be evaluated. Every error but [`InterpError::OutOfMemory`] is found
+/// before any node is computed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum InterpError {
     /// An input or parameter that the requested values depend on was not fed.
@@ -29,6 +30,13 @@ pub enum InterpError {
     },
     /// The graph failed [`adjoint_ir::Graph::verify`], or a node asked for is not in the graph.
     Invalid(VerifyError),
+    /// The system refused the memory for a node's value.
+    OutOfMemory {
+        /// The node, as `Graph::describe` names it.
+        node: String,
+        /// Bytes its value needs.
+        bytes: usize,
+    },
 }
 
 impl fmt::Display for InterpError {
@@ -50,6 +58,10 @@ impl fmt::Display for InterpError {
                 write!(f, "feed `{name}` names no input or parameter of the graph")
             }
             InterpError::Invalid(e) => write!(f, "cannot interpret the graph: {e}"),
+            InterpError::OutOfMemory { node, bytes } => write!(
+                f,
+                "out of memory: cannot allocate {bytes} bytes for the value of {node}"
+            ),
         }
     }
 }

@@ -3,11 +3,15 @@
 
 use crate::node::compute;
 use crate::plan::Plan;
+use crate::InterpError;
 use adjoint_ir::{Feeds, Graph, HostTensor, NodeId, Op};
 use std::borrow::Cow;
 
 /// Computes the planned nodes and returns the values of `requested`, in order, with the
-/// largest number of values that were held at once (what freeing keeps bounded).
+/// largest number of values that were held at once (what freeing keeps bounded); or
+/// [`InterpError::OutOfMemory`] if the system refuses the memory of a node's value (each node
+/// reserves its value's bytes with `try_reserve` before it is computed, so asking for too much
+/// is an error rather than an abort).
 ///
 /// Fed leaves are borrowed, not copied; a requested value is moved out at its last occurrence
 /// in `requested` and cloned before that.
@@ -16,7 +20,7 @@ pub(crate) fn execute(
     feeds: &Feeds,
     plan: Plan,
     requested: &[NodeId],
-) -> (Vec<HostTensor>, usize) {
+) -> Result<(Vec<HostTensor>, usize), InterpError> {
     let Plan {
         order,
         mut uses,
@@ -33,6 +37,7 @@ pub(crate) fn execute(
                 None => panic!("interpreter bug: the plan let unfed leaf `{name}` through"),
             },
             op => {
+                reserve(graph, id)?;
                 let xs: Vec<&HostTensor> = operands.iter().map(|&o| live(&values, o)).collect();
                 Cow::Owned(compute(op, &node.ty, &xs))
             }
@@ -68,7 +73,20 @@ pub(crate) fn execute(
             }
         })
         .collect();
-    (results, peak)
+    Ok((results, peak))
+}
+
+/// Checks that the system grants the bytes of `id`'s value: reserves them with `try_reserve`
+/// and gives them back, so the kernel's own allocation right after does not abort.
+fn reserve(graph: &Graph, id: NodeId) -> Result<(), InterpError> {
+    let bytes = graph.ty(id).size_bytes();
+    let mut probe: Vec<u8> = Vec::new();
+    probe
+        .try_reserve_exact(bytes)
+        .map_err(|_| InterpError::OutOfMemory {
+            node: graph.describe(id),
+            bytes,
+        })
 }
 
 /// The value of `id`, which the topological order and the use counts guarantee is computed and
@@ -104,7 +122,7 @@ mod tests {
         feeds.insert("x".into(), HostTensor::zeros(DType::F64, [1000]));
         let p = plan(&g, &feeds, &ids).unwrap();
         assert_eq!(p.order.len(), 104);
-        let (values, peak) = execute(&g, &feeds, p, &ids);
+        let (values, peak) = execute(&g, &feeds, p, &ids).unwrap();
         assert_eq!(values[0].to_f64_vec(), vec![1.0; 1000]);
         // Counted after each node: {h, sin h}, then {sin h, cos h} (h freed by its last user);
         // without freeing all 104 values would be held.
@@ -122,7 +140,7 @@ mod tests {
         let mut feeds = Feeds::new();
         feeds.insert("x".into(), HostTensor::zeros(DType::F32, [2]));
         let p = plan(&g, &feeds, &ids).unwrap();
-        let (values, _) = execute(&g, &feeds, p, &ids);
+        let (values, _) = execute(&g, &feeds, p, &ids).unwrap();
         assert_eq!(values[0].as_f32().unwrap(), &[1.0, 1.0]);
         assert_eq!(values[1].as_f32().unwrap(), &[0.0, 0.0]);
         assert_eq!(values[2], values[0]);

@@ -138,6 +138,6 @@ pub fn eval_nodes(
     nodes: &[NodeId],
 ) -> Result<Vec<HostTensor>, InterpError> {
     let plan = plan::plan(graph, feeds, nodes)?;
-    let (values, _peak_held) = eval::execute(graph, feeds, plan, nodes);
+    let (values, _peak_held) = eval::execute(graph, feeds, plan, nodes)?;
     Ok(values)
 }

@@ -46,6 +46,19 @@ impl HostData {
     }
 }
 
+/// The elements of a [`HostTensor`] as mutable slices of their element type.
+#[derive(Debug, PartialEq)]
+pub enum HostDataMut<'a> {
+    /// `f32` elements.
+    F32(&'a mut [f32]),
+    /// `f64` elements.
+    F64(&'a mut [f64]),
+    /// `i32` elements.
+    I32(&'a mut [i32]),
+    /// `bool` elements.
+    Bool(&'a mut [bool]),
+}
+
 /// A dense row-major tensor in host memory.
 ///
 /// ```
@@ -65,12 +78,19 @@ impl HostTensor {
     /// A tensor from a shape and matching data; an error if the element count differs.
     pub fn new(shape: impl Into<Shape>, data: HostData) -> Result<HostTensor, String> {
         let shape = shape.into();
-        if shape.numel() != data.len() {
-            return Err(format!(
-                "shape {shape} needs {} elements, got {}",
-                shape.numel(),
-                data.len()
-            ));
+        match shape.try_numel() {
+            Some(n) if n == data.len() => {}
+            Some(n) => {
+                return Err(format!(
+                    "shape {shape} needs {n} elements, got {}",
+                    data.len()
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "shape {shape} has more elements than a usize can count"
+                ))
+            }
         }
         Ok(HostTensor { shape, data })
     }
@@ -171,9 +191,15 @@ impl HostTensor {
         &self.data
     }
 
-    /// The elements, mutably (the shape is fixed).
-    pub fn data_mut(&mut self) -> &mut HostData {
-        &mut self.data
+    /// The elements, mutably: their values can change, their count cannot (so the data always
+    /// matches the shape, which the JIT relies on when it hands the buffer to native code).
+    pub fn data_mut(&mut self) -> HostDataMut<'_> {
+        match &mut self.data {
+            HostData::F32(v) => HostDataMut::F32(v),
+            HostData::F64(v) => HostDataMut::F64(v),
+            HostData::I32(v) => HostDataMut::I32(v),
+            HostData::Bool(v) => HostDataMut::Bool(v),
+        }
     }
 
     /// Number of elements.

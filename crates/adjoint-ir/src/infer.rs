@@ -18,6 +18,7 @@ pub fn result_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, Stri
         return Err("takes at least one operand, got 0".into());
     }
     let ty = infer(op, operands)?;
+    ty.check_size()?;
     if ty.shape.rank() > MAX_RANK {
         return Err(format!(
             "result rank {} exceeds the maximum rank {MAX_RANK}",
@@ -86,12 +87,13 @@ fn infer(op: &Op, xs: &[&TensorType]) -> Result<TensorType, String> {
             Ok(TensorType::new(xs[0].dtype, shape.clone()))
         }
         Op::Reshape { shape } => {
-            if shape.numel() != xs[0].shape.numel() {
+            if shape.try_numel() != xs[0].shape.try_numel() {
+                let count = |s: &Shape| s.try_numel().map_or("too many".into(), |n| n.to_string());
                 return Err(format!(
                     "cannot reshape {} ({} elements) to {shape} ({} elements)",
                     xs[0].shape,
-                    xs[0].shape.numel(),
-                    shape.numel()
+                    count(&xs[0].shape),
+                    count(shape)
                 ));
             }
             Ok(TensorType::new(xs[0].dtype, shape.clone()))

@@ -38,7 +38,7 @@ mod verify;
 pub use builder::{BuildError, Builder, Tensor};
 pub use dtype::DType;
 pub use graph::{Graph, Node, NodeId, Operands};
-pub use host::{Feeds, HostData, HostTensor};
+pub use host::{Feeds, HostData, HostDataMut, HostTensor};
 pub use init::Initializer;
 pub use literal::{round_to, Literal};
 pub use op::{BinaryOp, CompareOp, Op, OpClass, ReduceOp, SliceRange, TensorType, UnaryOp};

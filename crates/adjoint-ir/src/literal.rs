@@ -22,7 +22,8 @@ impl Literal {
     /// (f32 rounding; i32 truncation toward zero with saturation; bool: nonzero is true).
     /// Returns an error if the element count does not match the shape.
     pub fn new(ty: TensorType, values: &[f64]) -> Result<Literal, String> {
-        if values.len() != ty.shape.numel() {
+        if ty.shape.try_numel() != Some(values.len()) {
+            ty.check_size()?;
             return Err(format!(
                 "a literal of type {ty} needs {} values, got {}",
                 ty.shape.numel(),

@@ -4,7 +4,7 @@
 //! emits these primitives. `docs/ir.md` gives each op's semantics and shape rule.
 
 use crate::literal::Literal;
-use crate::shape::{Dims, Shape};
+use crate::shape::{Dims, Shape, MAX_TENSOR_BYTES};
 use crate::DType;
 use std::fmt;
 
@@ -27,8 +27,32 @@ impl TensorType {
     }
 
     /// Bytes of a dense buffer of this type.
+    ///
+    /// Panics if the size overflows `usize`; a type in a verified graph never does (use
+    /// [`TensorType::try_size_bytes`] for types read from outside).
     pub fn size_bytes(&self) -> usize {
-        self.shape.numel() * self.dtype.size_bytes()
+        self.try_size_bytes()
+            .unwrap_or_else(|| panic!("the size of {self} in bytes overflows usize"))
+    }
+
+    /// Bytes of a dense buffer of this type, or `None` if the count overflows `usize`.
+    pub fn try_size_bytes(&self) -> Option<usize> {
+        self.shape.try_numel()?.checked_mul(self.dtype.size_bytes())
+    }
+
+    /// Checks that a tensor of this type is addressable: its [`Shape::span`] in bytes is at most
+    /// [`MAX_TENSOR_BYTES`], so its element count, strides and byte size cannot overflow.
+    pub fn check_size(&self) -> Result<(), String> {
+        let bytes = self
+            .shape
+            .span()
+            .and_then(|n| n.checked_mul(self.dtype.size_bytes()));
+        match bytes {
+            Some(b) if b <= MAX_TENSOR_BYTES => Ok(()),
+            _ => Err(format!(
+                "type {self} is too large: its size in bytes exceeds 2^63 - 1 (isize::MAX)"
+            )),
+        }
     }
 }
 

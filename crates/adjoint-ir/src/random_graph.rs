@@ -8,7 +8,11 @@
 //! - **Deterministic**: the same seed and config give the same graph, on every platform and
 //!   release (the generator draws only from [`Rng`]).
 //! - **Size**: building stops once the graph has `max_nodes` nodes; the last step may add a few
-//!   more (at most [`MAX_STEP_NODES`]). Every tensor has rank at most 4 and at most 64 elements.
+//!   more (at most [`MAX_STEP_NODES`]). Every tensor has rank at most 4 and at most 64 elements,
+//!   unless [`RandomGraphConfig::large`] is set: then about one leaf shape in four is large
+//!   (up to [`MAX_LARGE_ELEMENTS`] elements, dimensions past 256 and rows past 2^16 elements,
+//!   matmuls up to 70 columns), so that compiled code crosses its threading, vector-tail and
+//!   host-matmul blocking thresholds.
 //! - **Types**: one float dtype per graph (`f32` or `f64`, drawn from the seed unless
 //!   [`RandomGraphConfig::float`] fixes it) for every input, parameter and output; `i32` and
 //!   `bool` tensors occur inside (index inputs, casts, comparisons, iota).
@@ -50,6 +54,8 @@ pub const MAX_STEP_NODES: usize = 24;
 
 /// The most elements a generated tensor has.
 const MAX_ELEMENTS: usize = 64;
+/// The most elements a generated tensor has with [`RandomGraphConfig::large`].
+pub const MAX_LARGE_ELEMENTS: usize = 1 << 18;
 /// The highest rank a generated tensor has.
 const MAX_GEN_RANK: usize = 4;
 /// Operands of ops that make values larger are squashed above this magnitude.
@@ -66,6 +72,8 @@ pub struct RandomGraphConfig {
     pub float: Option<DType>,
     /// Leave out the ops whose result jumps (see the [module documentation](self)).
     pub smooth: bool,
+    /// Draw some large shapes too (see the [module documentation](self)).
+    pub large: bool,
 }
 
 impl RandomGraphConfig {
@@ -75,6 +83,7 @@ impl RandomGraphConfig {
             max_nodes,
             float: None,
             smooth: false,
+            large: false,
         }
     }
 }
@@ -110,6 +119,7 @@ pub fn random_graph_with(seed: u64, config: &RandomGraphConfig) -> Graph {
         rng,
         float,
         smooth: config.smooth,
+        large: config.large,
         pool: Vec::new(),
         inputs: 0,
         params: 0,
@@ -188,6 +198,7 @@ struct Gen<'b> {
     rng: Rng,
     float: DType,
     smooth: bool,
+    large: bool,
     pool: Vec<Val<'b>>,
     inputs: usize,
     params: usize,
@@ -206,11 +217,17 @@ fn tame(v: Val<'_>, limit: f64) -> Val<'_> {
     }
 }
 
-fn fits(dims: &[usize]) -> bool {
-    dims.len() <= MAX_GEN_RANK && dims.iter().product::<usize>() <= MAX_ELEMENTS
-}
-
 impl<'b> Gen<'b> {
+    /// Whether a tensor of `dims` may be generated.
+    fn fits(&self, dims: &[usize]) -> bool {
+        let most = if self.large {
+            MAX_LARGE_ELEMENTS
+        } else {
+            MAX_ELEMENTS
+        };
+        dims.len() <= MAX_GEN_RANK && dims.iter().product::<usize>() <= most
+    }
+
     fn below(&mut self, n: usize) -> usize {
         self.rng.below(n.max(1) as u64) as usize
     }
@@ -281,8 +298,34 @@ impl<'b> Gen<'b> {
     // ----- shapes and leaves -----
 
     fn random_shape(&mut self) -> Shape {
+        if self.large && self.chance(0.25) {
+            return self.large_shape();
+        }
         let rank = [0, 1, 1, 1, 2, 2, 2, 2, 3, 3][self.below(10)];
         let dims: Dims = (0..rank).map(|_| 1 + self.below(4)).collect();
+        Shape::from(dims)
+    }
+
+    /// A shape past the code generator's thresholds: a row of more than 2^16 elements, an
+    /// inner dimension past 256 (the host matmul's depth block) with an odd vector tail, or a
+    /// batch of such matrices.
+    fn large_shape(&mut self) -> Shape {
+        let dims: Dims = match self.below(4) {
+            0 => [65_536 + self.below(300)].into_iter().collect(),
+            1 => [250 + self.below(70), 255 + self.below(20)]
+                .into_iter()
+                .collect(),
+            2 => [3 + self.below(5), 20_000 + self.below(100)]
+                .into_iter()
+                .collect(),
+            _ => [
+                2 + self.below(2),
+                100 + self.below(30),
+                257 + self.below(40),
+            ]
+            .into_iter()
+            .collect(),
+        };
         Shape::from(dims)
     }
 
@@ -557,7 +600,7 @@ impl<'b> Gen<'b> {
         } else {
             dims.insert(0, 1 + self.below(4));
         }
-        fits(&dims).then(|| Val {
+        self.fits(&dims).then(|| Val {
             t: v.t.broadcast_to(dims),
             bound: v.bound,
         })
@@ -626,7 +669,7 @@ impl<'b> Gen<'b> {
         let low: Vec<usize> = (0..s.rank()).map(|_| self.below(2)).collect();
         let high: Vec<usize> = (0..s.rank()).map(|_| self.below(2)).collect();
         let dims: Vec<usize> = (0..s.rank()).map(|i| low[i] + s.dim(i) + high[i]).collect();
-        fits(&dims).then(|| Val {
+        self.fits(&dims).then(|| Val {
             t: v.t.pad(&low, &high),
             bound: v.bound,
         })
@@ -650,7 +693,7 @@ impl<'b> Gen<'b> {
         }
         let mut out: Dims = s.dims().iter().copied().collect();
         out[axis] = total;
-        if !fits(&out) {
+        if !self.fits(&out) {
             return None;
         }
         let bound = parts.iter().fold(0.0f64, |m, p| m.max(p.bound));
@@ -686,7 +729,11 @@ impl<'b> Gen<'b> {
             return None;
         }
         let k = s.dim(r - 1);
-        let n = 1 + self.below(4);
+        let n = if self.large && self.chance(0.5) {
+            17 + self.below(54)
+        } else {
+            1 + self.below(4)
+        };
         // A vector or matrix right operand, batched like `a` when `a` is batched.
         let batched = r == 3 && self.chance(0.7);
         let mut dims: Dims = if batched {
@@ -703,7 +750,7 @@ impl<'b> Gen<'b> {
         if rhs_shape.rank() > 1 {
             out.push(n);
         }
-        if !fits(&out) {
+        if !self.fits(&out) || !self.fits(rhs_shape.dims()) {
             return None;
         }
         let b = self.value_of_shape(&rhs_shape);
@@ -729,7 +776,7 @@ impl<'b> Gen<'b> {
             .chain(&s.dims()[axis + 1..])
             .copied()
             .collect();
-        if !fits(&out) {
+        if !self.fits(&out) {
             return None;
         }
         let idx = self.index_input(Shape::from(idx_dims), s.dim(axis));
@@ -752,7 +799,7 @@ impl<'b> Gen<'b> {
             .chain(&s.dims()[axis + k..])
             .copied()
             .collect();
-        if !fits(&out) {
+        if !self.fits(&out) {
             return None;
         }
         let count: usize = idx_dims.iter().product();
@@ -908,6 +955,23 @@ mod tests {
             stack.extend(g.operands(n));
         }
         false
+    }
+
+    #[test]
+    fn large_graphs_cross_the_thresholds() {
+        let mut largest = 0;
+        for seed in 0..40 {
+            let mut config = RandomGraphConfig::new(30);
+            config.large = true;
+            let g = random_graph_with(seed, &config);
+            g.verify().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            for id in g.node_ids() {
+                let n = g.ty(id).shape.numel();
+                assert!(n <= MAX_LARGE_ELEMENTS, "seed {seed}: {}", g.ty(id));
+                largest = largest.max(n);
+            }
+        }
+        assert!(largest > 1 << 16, "{largest}");
     }
 
     #[test]

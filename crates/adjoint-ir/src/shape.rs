@@ -6,6 +6,12 @@ use std::fmt;
 /// The largest rank a tensor may have.
 pub const MAX_RANK: usize = 6;
 
+/// The most bytes one tensor of a graph may span: `isize::MAX`, the most that a Rust allocation
+/// or a pointer offset can address. The verifier, the builder and the parser reject any type
+/// whose size (see [`Shape::span`]) exceeds it, so element counts, strides and byte sizes of a
+/// verified graph never overflow.
+pub const MAX_TENSOR_BYTES: usize = isize::MAX as usize;
+
 /// Inline storage for dimensions or axes (no heap allocation up to [`MAX_RANK`]).
 pub type Dims = SmallVec<[usize; MAX_RANK]>;
 
@@ -35,17 +41,41 @@ impl Shape {
     }
 
     /// Number of elements (1 for a scalar).
+    ///
+    /// Panics if the count overflows `usize`; a shape in a verified graph never does (use
+    /// [`Shape::try_numel`] for shapes read from outside).
     pub fn numel(&self) -> usize {
-        self.0.iter().product()
+        self.try_numel()
+            .unwrap_or_else(|| panic!("shape {self} has more elements than a usize can count"))
+    }
+
+    /// Number of elements, or `None` if the count overflows `usize`.
+    pub fn try_numel(&self) -> Option<usize> {
+        self.0.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+    }
+
+    /// The product of the dimensions with zero dimensions counted as 1: the largest row-major
+    /// stride times the outermost dimension, so every stride and every element count of the
+    /// shape fits when this does. `None` on overflow.
+    pub fn span(&self) -> Option<usize> {
+        self.0
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d.max(1)))
     }
 
     /// Row-major (C order) strides in elements.
+    ///
+    /// Panics if a stride overflows `usize`; in a verified graph none does.
     pub fn strides(&self) -> Dims {
         let mut strides: Dims = smallvec::smallvec![0; self.rank()];
-        let mut acc = 1;
-        for (s, d) in strides.iter_mut().zip(self.0.iter()).rev() {
+        let mut acc: usize = 1;
+        for (k, (s, d)) in strides.iter_mut().zip(self.0.iter()).enumerate().rev() {
             *s = acc;
-            acc *= d;
+            if k > 0 {
+                acc = acc
+                    .checked_mul(*d)
+                    .unwrap_or_else(|| panic!("the strides of shape {self} overflow usize"));
+            }
         }
         strides
     }
@@ -161,6 +191,25 @@ mod tests {
     fn strides_are_row_major() {
         assert_eq!(Shape::new(&[2, 3, 4]).strides().as_slice(), &[12, 4, 1]);
         assert_eq!(Shape::scalar().strides().len(), 0);
+    }
+
+    #[test]
+    fn element_counts_are_checked() {
+        let huge = Shape::new(&[1 << 32, 1 << 32]);
+        assert_eq!(huge.try_numel(), None);
+        assert_eq!(huge.span(), None);
+        assert_eq!(Shape::new(&[(1 << 63) + 1, 2]).try_numel(), None);
+        let empty = Shape::new(&[0, 1 << 40, 1 << 40]);
+        assert_eq!(empty.try_numel(), Some(0));
+        assert_eq!(empty.span(), None);
+        assert_eq!(Shape::new(&[3, 0, 5]).span(), Some(15));
+        assert_eq!(Shape::scalar().try_numel(), Some(1));
+    }
+
+    #[test]
+    #[should_panic(expected = "more elements than a usize can count")]
+    fn numel_panics_rather_than_wrapping() {
+        Shape::new(&[1 << 32, 1 << 32]).numel();
     }
 
     #[test]

@@ -50,6 +50,24 @@ pub enum JitError {
     },
     /// Writing a dump failed.
     Dump(String),
+    /// A tensor or the arena is larger than the limit set in [`crate::Options`].
+    TooLarge {
+        /// What is too large (a node, or the arena).
+        what: String,
+        /// Its size in bytes.
+        bytes: usize,
+        /// The limit in bytes.
+        limit: usize,
+        /// The `Options` field that sets the limit.
+        option: &'static str,
+    },
+    /// The system refused memory for the arena or a parameter.
+    OutOfMemory {
+        /// What the memory was for.
+        what: String,
+        /// Bytes asked for.
+        bytes: usize,
+    },
 }
 
 impl fmt::Display for JitError {
@@ -80,6 +98,19 @@ impl fmt::Display for JitError {
                 write!(f, "`{name}` is not a parameter of the graph")
             }
             JitError::Dump(m) => write!(f, "writing the dump failed: {m}"),
+            JitError::TooLarge {
+                what,
+                bytes,
+                limit,
+                option,
+            } => write!(
+                f,
+                "{what} needs {bytes} bytes, more than the limit of {limit} bytes \
+                 (raise Options::{option} to allow it)"
+            ),
+            JitError::OutOfMemory { what, bytes } => {
+                write!(f, "out of memory: cannot allocate {bytes} bytes for {what}")
+            }
         }
     }
 }

@@ -67,7 +67,8 @@ pub struct Options {
     /// Fuse producers into consumers (`adjoint-opt`'s fusion planner); `false` gives one
     /// kernel per node.
     pub fusion: bool,
-    /// Threads for large kernels; 0 means every available core. With 1, results are
+    /// Threads for large kernels; 0 means every available core, and more than the available
+    /// cores are capped at that count ([`Options::thread_count`]). With 1, results are
     /// bit-identical from run to run (they are with more threads too: work is split over
     /// output rows, never inside a reduction).
     pub threads: usize,
@@ -88,6 +89,13 @@ pub struct Options {
     /// Run the graph passes (`adjoint_opt::optimize`: folding, simplification, CSE, DCE)
     /// before planning; `false` compiles the graph as built, for comparison.
     pub passes: bool,
+    /// The most bytes one tensor of the graph may have; a larger one makes `compile` return
+    /// [`JitError::TooLarge`]. Default [`Options::DEFAULT_MAX_TENSOR_BYTES`] (16 GiB).
+    pub max_tensor_bytes: usize,
+    /// The most bytes the arena (every intermediate value live at once, plus kernel scratch)
+    /// may have; a larger one makes `compile` return [`JitError::TooLarge`]. Default
+    /// [`Options::DEFAULT_MAX_ARENA_BYTES`] (64 GiB).
+    pub max_arena_bytes: usize,
 }
 
 /// The code that runs a matmul.
@@ -113,17 +121,28 @@ impl Default for Options {
             profile: false,
             matmul: MatmulKernel::default(),
             passes: true,
+            max_tensor_bytes: Options::DEFAULT_MAX_TENSOR_BYTES,
+            max_arena_bytes: Options::DEFAULT_MAX_ARENA_BYTES,
         }
     }
 }
 
 impl Options {
-    /// The number of threads `threads` stands for.
+    /// Default of [`Options::max_tensor_bytes`]: 2^34 bytes (16 GiB), 100 times the largest
+    /// tensor of the W1-W4 workloads and beyond what a laptop holds; a shape past it is far
+    /// more likely a mistake than a model.
+    pub const DEFAULT_MAX_TENSOR_BYTES: usize = 1 << 34;
+    /// Default of [`Options::max_arena_bytes`]: 2^36 bytes (64 GiB).
+    pub const DEFAULT_MAX_ARENA_BYTES: usize = 1 << 36;
+
+    /// The number of threads `threads` stands for: every available core for 0, and never more
+    /// than the available cores (more threads than cores only wait for each other).
     pub fn thread_count(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         if self.threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+            cores
         } else {
-            self.threads
+            self.threads.min(cores)
         }
     }
 }
@@ -137,6 +156,7 @@ impl Options {
 /// identical graph compiled before with the same options reuses its code.
 pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitError> {
     graph.verify()?;
+    check_tensor_sizes(graph, options)?;
     let threads = options.thread_count();
     let dump = options
         .dump_dir
@@ -144,7 +164,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
         .or_else(|| std::env::var_os(DUMP_ENV).map(PathBuf::from));
     let key = options.cache.then(|| cache::key(graph, options, threads));
     if let Some(code) = key.as_ref().and_then(|k| cache::get(k)) {
-        return Ok(CompiledStep::new(code, threads, true, options.profile));
+        return CompiledStep::new(code, threads, true, options.profile);
     }
     let t0 = Instant::now();
     let optimized;
@@ -175,6 +195,14 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
     let host_gemm = options.matmul == MatmulKernel::Host && gemm::available();
     let program = lower_program(&plan.graph, &plan.schedule, &plan.memory, host_gemm)?;
     let planning = t0.elapsed();
+    if program.arena_bytes > options.max_arena_bytes {
+        return Err(JitError::TooLarge {
+            what: "the arena".into(),
+            bytes: program.arena_bytes,
+            limit: options.max_arena_bytes,
+            option: "max_arena_bytes",
+        });
+    }
     let iface = interface(&plan.graph, &plan.memory, &program)?;
     let native = codegen::compile_program(
         &program,
@@ -207,7 +235,23 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
     if let Some(k) = key {
         cache::put(k, Arc::clone(&code));
     }
-    Ok(CompiledStep::new(code, threads, false, options.profile))
+    CompiledStep::new(code, threads, false, options.profile)
+}
+
+/// Checks every node's size against [`Options::max_tensor_bytes`].
+fn check_tensor_sizes(graph: &Graph, options: &Options) -> Result<(), JitError> {
+    for id in graph.node_ids() {
+        let bytes = graph.ty(id).size_bytes();
+        if bytes > options.max_tensor_bytes {
+            return Err(JitError::TooLarge {
+                what: graph.describe(id),
+                bytes,
+                limit: options.max_tensor_bytes,
+                option: "max_tensor_bytes",
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Where every input, parameter, output and update of the planned graph lives.

@@ -6,24 +6,32 @@
 //! own inputs). Graph outputs, and update values that cannot be written in place, live until
 //! the step returns. Buffers are placed largest first, each into the smallest gap between the
 //! buffers already placed that are live at the same time (TensorFlow Lite's "greedy by size"
-//! strategy), at offsets aligned to [`MemoryPlan::ALIGN`].
+//! strategy), at offsets aligned to [`MemoryPlan::ALIGN`]. That is quadratic in the number of
+//! buffers, so plans with more than [`GREEDY_MAX_BUFFERS`] arena buffers (chains hundreds of
+//! thousands of nodes deep) are placed in lifetime order instead, best fit into a free list,
+//! in O(n log n).
 //!
 //! An update `param ← value` is written in place ([`Placement::Parameter`]) when the group
 //! writing `value` runs after every other group that reads `param`, reads `param` itself only
-//! at the element it writes, in the loop that writes it, and `param` is not also a graph
-//! output. "At the element it writes" is decided exactly on the group's structure: every member
-//! reading `param` is elementwise, outside the anchor's prologue, and reaches the group's root
-//! through elementwise members of the root's shape only — so the code generator evaluates it at
-//! the root's index, in the root's loop, before the store. This is the one place the decision
-//! is made; the code generator only checks it. Otherwise `value` goes to the arena and lives to
-//! the end of the step: the runtime copies it into the parameter after the last kernel.
+//! at the element it writes, in the loop that writes it, and `param` is neither a graph
+//! output nor the update value of another parameter (which the runtime copies after the last
+//! kernel, so it must still read the old value). "At the element it writes" is decided exactly
+//! on the group's structure: every member reading `param` is elementwise, outside the anchor's
+//! prologue, and reaches the group's root through elementwise members of the root's shape only
+//! — so the code generator evaluates it at the root's index, in the root's loop, before the
+//! store. This is the one place the decision is made; the code generator only checks it.
+//! Otherwise `value` goes to the arena and lives to the end of the step: the runtime copies it
+//! into the parameter after the last kernel.
 
 use crate::schedule::{BufferAssignment, FusionGroup, MemoryPlan, Placement, Schedule};
 use adjoint_ir::{Graph, NodeId, Op};
 use std::collections::HashMap;
 
+/// `x` rounded up to [`MemoryPlan::ALIGN`]; sizes near `usize::MAX` saturate (such a plan is
+/// refused by whoever allocates it, never wrapped around to a small arena).
 fn align(x: usize) -> usize {
-    x.div_ceil(MemoryPlan::ALIGN) * MemoryPlan::ALIGN
+    x.div_ceil(MemoryPlan::ALIGN)
+        .saturating_mul(MemoryPlan::ALIGN)
 }
 
 /// Whether `value` (written by group `writer`) can be written into `param`'s storage.
@@ -32,6 +40,15 @@ fn in_place_ok(graph: &Graph, schedule: &Schedule, param: NodeId, writer: usize)
         return false;
     }
     if graph.updates().iter().filter(|&&(p, _)| p == param).count() != 1 {
+        return false;
+    }
+    // Another parameter's update that is `param` itself is copied by the runtime after the
+    // last kernel: it must read the old value, so `param` cannot be overwritten in place.
+    if graph
+        .updates()
+        .iter()
+        .any(|&(p, value)| value == param && p != param)
+    {
         return false;
     }
     for (gi, g) in schedule.groups.iter().enumerate() {
@@ -130,18 +147,37 @@ pub fn plan_memory(graph: &Graph, schedule: &Schedule) -> MemoryPlan {
     }
     let end = |b: &BufferAssignment| b.last_group.min(n);
     // Lower bound: the most bytes of arena buffers live in any one group.
-    let mut delta = vec![0isize; n + 2];
+    let mut delta = vec![0i128; n + 2];
     for b in buffers.iter().filter(|b| is_arena(b)) {
-        delta[b.first_group] += b.bytes as isize;
-        delta[end(b) + 1] -= b.bytes as isize;
+        delta[b.first_group] += b.bytes as i128;
+        delta[end(b) + 1] -= b.bytes as i128;
     }
-    let mut live = 0isize;
+    let mut live = 0i128;
     let mut lower_bound = 0usize;
     for d in &delta {
         live += d;
-        lower_bound = lower_bound.max(live as usize);
+        lower_bound = lower_bound.max(usize::try_from(live).unwrap_or(usize::MAX));
     }
-    // Greedy by size into the best-fitting gap.
+    let arena_bytes = if buffers.iter().filter(|b| is_arena(b)).count() <= GREEDY_MAX_BUFFERS {
+        place_greedy_by_size(&mut buffers, n)
+    } else {
+        place_in_birth_order(&mut buffers, n)
+    };
+    MemoryPlan {
+        buffers,
+        arena_bytes,
+        lower_bound,
+    }
+}
+
+/// Above this many arena buffers, placement switches from greedy by size (quadratic: each
+/// buffer looks at every placed one) to [`place_in_birth_order`] (n log n).
+pub const GREEDY_MAX_BUFFERS: usize = 4096;
+
+/// Greedy by size: largest first, each into the smallest gap between the buffers already
+/// placed that are live at the same time. Returns the arena size.
+fn place_greedy_by_size(buffers: &mut [BufferAssignment], n: usize) -> usize {
+    let end = |b: &BufferAssignment| b.last_group.min(n);
     let mut order: Vec<usize> = (0..buffers.len())
         .filter(|&i| is_arena(&buffers[i]))
         .collect();
@@ -163,14 +199,14 @@ pub fn plan_memory(graph: &Graph, schedule: &Schedule) -> MemoryPlan {
             .filter(|o| o.first_group <= l && f <= end(o))
             .map(|o| {
                 let off = arena_offset(o);
-                (off, off + o.bytes)
+                (off, off.saturating_add(o.bytes))
             })
             .collect();
         busy.sort_unstable();
         let mut best: Option<(usize, usize)> = None; // (gap size, offset)
-        let mut cursor = 0;
+        let mut cursor: usize = 0;
         for &(start, stop) in &busy {
-            if start >= cursor + b.bytes {
+            if start >= cursor.saturating_add(b.bytes) {
                 let gap = start - cursor;
                 if best.is_none_or(|(g, _)| gap < g) {
                     best = Some((gap, cursor));
@@ -179,15 +215,96 @@ pub fn plan_memory(graph: &Graph, schedule: &Schedule) -> MemoryPlan {
             cursor = cursor.max(align(stop));
         }
         let offset = best.map_or(cursor, |(_, o)| o);
-        arena_bytes = arena_bytes.max(offset + b.bytes);
+        arena_bytes = arena_bytes.max(offset.saturating_add(b.bytes));
         buffers[i].placement = Placement::Arena { offset };
         placed.push(i);
     }
-    MemoryPlan {
-        buffers,
-        arena_bytes,
-        lower_bound,
+    arena_bytes
+}
+
+/// Placement for plans with many buffers, in O(n log n): buffers are placed in the order their
+/// lifetimes start, each into the smallest free block (best fit) of the arena, which grows at
+/// its end when none fits; a buffer's block is freed (and merged with free neighbours) once
+/// the groups past its last reader start. Returns the arena size.
+fn place_in_birth_order(buffers: &mut [BufferAssignment], n: usize) -> usize {
+    use std::cmp::Reverse;
+    use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+    let end = |b: &BufferAssignment| b.last_group.min(n);
+    let mut order: Vec<usize> = (0..buffers.len())
+        .filter(|&i| is_arena(&buffers[i]))
+        .collect();
+    order.sort_by_key(|&i| (buffers[i].first_group, i));
+    // Free blocks by offset (→ size) and by (size, offset), for merging and best fit.
+    let mut by_offset: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut by_size: BTreeSet<(usize, usize)> = BTreeSet::new();
+    // Live blocks by the group after which they are free: (last group, offset, size).
+    let mut live: BinaryHeap<Reverse<(usize, usize, usize)>> = BinaryHeap::new();
+    let mut top = 0usize;
+    let mut arena_bytes = 0usize;
+    for i in order {
+        let first = buffers[i].first_group;
+        while let Some(&Reverse((last, offset, size))) = live.peek() {
+            if last >= first {
+                break;
+            }
+            live.pop();
+            free_block(&mut by_offset, &mut by_size, offset, size);
+        }
+        let size = align(buffers[i].bytes).max(MemoryPlan::ALIGN);
+        let offset = match by_size.range((size, 0)..).next().copied() {
+            Some((block, offset)) => {
+                by_size.remove(&(block, offset));
+                by_offset.remove(&offset);
+                if block > size {
+                    let rest = offset.saturating_add(size);
+                    by_offset.insert(rest, block - size);
+                    by_size.insert((block - size, rest));
+                }
+                offset
+            }
+            None => {
+                // Grow the arena; a free block at its end becomes the start of this one.
+                let start = match by_offset.last_key_value() {
+                    Some((&o, &s)) if o.saturating_add(s) == top => {
+                        by_offset.remove(&o);
+                        by_size.remove(&(s, o));
+                        o
+                    }
+                    _ => top,
+                };
+                top = start.saturating_add(size);
+                start
+            }
+        };
+        arena_bytes = arena_bytes.max(offset.saturating_add(buffers[i].bytes));
+        buffers[i].placement = Placement::Arena { offset };
+        live.push(Reverse((end(&buffers[i]), offset, size)));
     }
+    arena_bytes
+}
+
+/// Returns the block `offset..offset + size` to the free lists, merged with free neighbours.
+fn free_block(
+    by_offset: &mut std::collections::BTreeMap<usize, usize>,
+    by_size: &mut std::collections::BTreeSet<(usize, usize)>,
+    mut offset: usize,
+    mut size: usize,
+) {
+    if let Some((&o, &s)) = by_offset.range(..offset).next_back() {
+        if o + s == offset {
+            by_offset.remove(&o);
+            by_size.remove(&(s, o));
+            offset = o;
+            size += s;
+        }
+    }
+    if let Some(&s) = by_offset.get(&(offset + size)) {
+        by_offset.remove(&(offset + size));
+        by_size.remove(&(s, offset + size));
+        size += s;
+    }
+    by_offset.insert(offset, size);
+    by_size.insert((size, offset));
 }
 
 fn is_arena(b: &BufferAssignment) -> bool {
@@ -275,11 +392,13 @@ pub fn check_memory_plan(
                         MemoryPlan::ALIGN
                     ));
                 }
-                if offset + b.bytes > plan.arena_bytes {
+                let stop = offset.checked_add(b.bytes);
+                if stop.is_none_or(|stop| stop > plan.arena_bytes) {
                     return Err(format!(
-                        "buffer of {} ends at {} beyond the arena of {} bytes",
+                        "buffer of {} ({} bytes at offset {offset}) ends beyond the arena of {} \
+                         bytes",
                         graph.describe(v),
-                        offset + b.bytes,
+                        b.bytes,
                         plan.arena_bytes
                     ));
                 }
@@ -314,7 +433,10 @@ pub fn check_memory_plan(
         for b in &arena[i + 1..] {
             let live_together = a.first_group <= end(b) && b.first_group <= end(a);
             let (oa, ob) = (arena_offset(a), arena_offset(b));
-            let overlap = oa < ob + b.bytes && ob < oa + a.bytes && a.bytes > 0 && b.bytes > 0;
+            let overlap = oa < ob.saturating_add(b.bytes)
+                && ob < oa.saturating_add(a.bytes)
+                && a.bytes > 0
+                && b.bytes > 0;
             if live_together && overlap {
                 return Err(format!(
                     "buffers of {} (groups {}..={}, bytes {}..{}) and {} (groups {}..={}, \

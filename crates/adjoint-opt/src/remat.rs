@@ -100,7 +100,9 @@ pub fn rematerialize(graph: &Graph, loss: &str, keep_all: bool) -> (Graph, Remat
             held.insert(v);
         }
     }
-    let bytes_without: usize = held.iter().map(|&v| graph.ty(v).size_bytes()).sum();
+    let bytes_without = held.iter().fold(0usize, |acc, &v| {
+        acc.saturating_add(graph.ty(v).size_bytes())
+    });
     let mut report = RematReport {
         loss: Some(loss.to_string()),
         bytes_kept_without_remat: bytes_without,
@@ -128,7 +130,7 @@ pub fn rematerialize(graph: &Graph, loss: &str, keep_all: bool) -> (Graph, Remat
         } else if is_free(op) {
             INF
         } else {
-            2 * graph.ty(v).size_bytes() as u64 + u64::from(never_recomputed(op))
+            (2 * graph.ty(v).size_bytes() as u64 + u64::from(never_recomputed(op))).min(INF)
         };
         net.add_edge(vin(i), vout(i), cap);
         if is_leaf_value(op) || never_recomputed(op) {
@@ -152,7 +154,7 @@ pub fn rematerialize(graph: &Graph, loss: &str, keep_all: bool) -> (Graph, Remat
         if kept(v) && !held_anyway(v) && !is_free(graph.op(v)) {
             let b = graph.ty(v).size_bytes();
             report.kept.push((v, b));
-            report.bytes_kept += b;
+            report.bytes_kept = report.bytes_kept.saturating_add(b);
         }
     }
     // Re-emit, giving backward readers copies of recomputed forward values.
@@ -214,6 +216,10 @@ pub fn rematerialize(graph: &Graph, loss: &str, keep_all: bool) -> (Graph, Remat
 /// Emits a copy of a node of the input graph with new operands and a label suffix.
 type EmitFn<'a> = dyn Fn(&mut Graph, NodeId, &[NodeId], &str) -> NodeId + 'a;
 
+/// The copy of forward value `root` for backward readers: the kept (available) value itself, or
+/// a copy of the nodes between the available values and it, each copied once. Iterative (an
+/// explicit stack, operands before users), so the depth of the forward chain does not reach
+/// the call stack.
 #[allow(clippy::too_many_arguments)]
 fn copy_forward(
     graph: &Graph,
@@ -221,27 +227,45 @@ fn copy_forward(
     map: &[Option<NodeId>],
     copies: &mut HashMap<NodeId, NodeId>,
     recomputed: &mut BTreeSet<NodeId>,
-    v: NodeId,
+    root: NodeId,
     available: &dyn Fn(NodeId) -> bool,
     emit: &EmitFn<'_>,
 ) -> NodeId {
-    if available(v) {
-        return map[v.index()].expect("forward values are emitted before backward readers");
+    let resolved = |v: NodeId, copies: &HashMap<NodeId, NodeId>| -> Option<NodeId> {
+        if available(v) {
+            Some(map[v.index()].expect("forward values are emitted before backward readers"))
+        } else {
+            copies.get(&v).copied()
+        }
+    };
+    // (node, operands already pushed)
+    let mut stack: Vec<(NodeId, bool)> = vec![(root, false)];
+    while let Some((v, expanded)) = stack.pop() {
+        if resolved(v, copies).is_some() {
+            continue;
+        }
+        let operands = graph.operands(v);
+        if !expanded {
+            stack.push((v, true));
+            // Reversed, so the first operand is copied first.
+            for &o in operands.iter().rev() {
+                if resolved(o, copies).is_none() {
+                    stack.push((o, false));
+                }
+            }
+            continue;
+        }
+        let ops: Vec<NodeId> = operands
+            .iter()
+            .map(|&o| resolved(o, copies).expect("operands are copied before their users"))
+            .collect();
+        let c = emit(out, v, &ops, ".remat");
+        copies.insert(v, c);
+        if !is_free(graph.op(v)) {
+            recomputed.insert(v);
+        }
     }
-    if let Some(&c) = copies.get(&v) {
-        return c;
-    }
-    let ops: Vec<NodeId> = graph
-        .operands(v)
-        .iter()
-        .map(|&o| copy_forward(graph, out, map, copies, recomputed, o, available, emit))
-        .collect();
-    let c = emit(out, v, &ops, ".remat");
-    copies.insert(v, c);
-    if !is_free(graph.op(v)) {
-        recomputed.insert(v);
-    }
-    c
+    resolved(root, copies).expect("the root was copied last")
 }
 
 /// A flow network for Dinic's maximum-flow algorithm.

@@ -397,7 +397,9 @@ impl<'t> Parser<'t> {
             }
         };
         let shape = self.parse_shape()?;
-        Ok(TensorType::new(dtype, shape))
+        let ty = TensorType::new(dtype, shape);
+        ty.check_size().map_err(|m| self.error_at(at, m))?;
+        Ok(ty)
     }
 
     /// `[d, …]`: at most [`MAX_RANK`] dimensions with at most [`MAX_ELEMENTS`] elements.

@@ -717,7 +717,10 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             return Val::Uni(self.b.ins().load(sty, mem(), a, 0));
         }
         let w = self.w;
-        if rep == Rep::Vec && d != DType::Bool && self.lane_stride(ix) == Some(1) {
+        // A vector load only where the vector has exactly `w` lanes of `d`: an `f32` load in a
+        // 2-lane (`f64`) loop would read 4.
+        if rep == Rep::Vec && d != DType::Bool && is_native(d, w) && self.lane_stride(ix) == Some(1)
+        {
             let a = self.address(buf, ix, 0);
             return Val::Vec(self.b.ins().load(vector_type(d, w), mem(), a, 0));
         }
@@ -747,7 +750,14 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             self.b.switch_to_block(done);
             return;
         }
-        if w > 1 && d != DType::Bool && !s.accumulate && self.lane_stride(&s.offset) == Some(1) {
+        // A vector store only where the vector has exactly `w` lanes of `d`: an `f32` or `i32`
+        // store in a 2-lane (`f64`) loop would write 4 lanes, past the end of the row.
+        if w > 1
+            && d != DType::Bool
+            && is_native(d, w)
+            && !s.accumulate
+            && self.lane_stride(&s.offset) == Some(1)
+        {
             let a = self.address(s.buffer, &s.offset, 0);
             let x = to_vec(&mut self.b, &v, d, w);
             self.b.ins().store(mem(), x, a, 0);

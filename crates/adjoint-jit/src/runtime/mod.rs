@@ -3,6 +3,7 @@
 
 pub mod pool;
 pub mod profile;
+pub mod storage;
 
 use crate::codegen::{NativeCode, PhaseTimes, SlotLayout, SLOT_ARENA, SLOT_FIRST_PARAM};
 use crate::codegen::{SLOT_PARALLEL_FOR, SLOT_POOL};
@@ -14,6 +15,7 @@ use profile::{Profile, ProfileEntry};
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Duration;
+use storage::Storage;
 
 /// Number of JIT modules whose memory has not been freed yet (for leak tests and diagnostics).
 pub static LIVE_MODULES: AtomicUsize = AtomicUsize::new(0);
@@ -91,8 +93,8 @@ pub(crate) struct Compiled {
 /// fed inputs, computes the outputs, and writes every parameter update in place.
 pub struct CompiledStep {
     code: Arc<Compiled>,
-    params: Vec<Option<Vec<u8>>>,
-    arena: Vec<u8>,
+    params: Vec<Option<Storage>>,
+    arena: Storage,
     pool: Arc<Pool>,
     stats: CompileStats,
     profile: Option<Profile>,
@@ -118,7 +120,7 @@ impl CompiledStep {
         threads: usize,
         cached: bool,
         profile: bool,
-    ) -> CompiledStep {
+    ) -> Result<CompiledStep, JitError> {
         let mut stats = code.stats.clone();
         stats.cached = cached;
         let profile = profile.then(|| Profile {
@@ -140,14 +142,15 @@ impl CompiledStep {
                 })
                 .collect(),
         });
-        CompiledStep {
+        let arena = Storage::zeroed(code.iface.arena_bytes, "the arena")?;
+        Ok(CompiledStep {
             profile,
-            params: vec![None; code.iface.params.len()],
-            arena: vec![0; code.iface.arena_bytes],
+            params: (0..code.iface.params.len()).map(|_| None).collect(),
+            arena,
             pool: Pool::shared(threads),
             code,
             stats,
-        }
+        })
     }
 
     /// Runs one step: checks `feeds` (exactly the graph's inputs, each of its declared type),
@@ -196,14 +199,12 @@ impl CompiledStep {
             .collect();
         // Updates not written in place: read every source first (an update may read another
         // parameter), then store.
-        let new: Vec<(usize, Vec<u8>)> = iface
-            .updates
-            .iter()
-            .map(|&(p, src)| {
-                let ty = &iface.params[p].1;
-                (p, self.bytes(src, ty, &inputs).to_vec())
-            })
-            .collect();
+        let mut new: Vec<(usize, Storage)> = Vec::with_capacity(iface.updates.len());
+        for &(p, src) in &iface.updates {
+            let (name, ty) = &iface.params[p];
+            let what = format!("the update of `{name}`");
+            new.push((p, Storage::from_bytes(self.bytes(src, ty, &inputs), &what)?));
+        }
         for (p, bytes) in new {
             self.params[p] = Some(bytes);
         }
@@ -267,8 +268,8 @@ impl CompiledStep {
 
     fn bytes<'s>(&'s self, src: Source, ty: &TensorType, inputs: &[&'s HostTensor]) -> &'s [u8] {
         match src {
-            Source::Arena(off) => &self.arena[off..off + ty.size_bytes()],
-            Source::Param(i) => self.params[i].as_deref().expect("initialized"),
+            Source::Arena(off) => &self.arena.as_slice()[off..off + ty.size_bytes()],
+            Source::Param(i) => self.params[i].as_ref().expect("initialized").as_slice(),
             Source::Input(i) => data_bytes(inputs[i].data()),
         }
     }
@@ -281,7 +282,9 @@ impl CompiledStep {
     pub fn param(&self, name: &str) -> Option<HostTensor> {
         let i = self.code.iface.params.iter().position(|(n, _)| n == name)?;
         let ty = &self.code.iface.params[i].1;
-        self.params[i].as_deref().map(|b| from_bytes(ty, b))
+        self.params[i]
+            .as_ref()
+            .map(|b| from_bytes(ty, b.as_slice()))
     }
 
     /// Sets parameter `name`; its dtype and shape must be the declared ones.
@@ -303,7 +306,8 @@ impl CompiledStep {
                 got: value.ty(),
             });
         }
-        self.params[i] = Some(data_bytes(value.data()).to_vec());
+        let what = format!("parameter `{name}`");
+        self.params[i] = Some(Storage::from_bytes(data_bytes(value.data()), &what)?);
         Ok(())
     }
 

@@ -63,6 +63,8 @@ pub struct Pool {
     shared: Arc<Shared>,
     /// Serializes jobs from different callers.
     submit: Mutex<()>,
+    /// The thread count the pool was made for (its key in the process-wide list).
+    requested: usize,
     threads: usize,
     _workers: Vec<JoinHandle<()>>,
 }
@@ -76,21 +78,32 @@ impl Pool {
             available: AtomicBool::new(false),
             remaining: AtomicUsize::new(0),
         });
-        let workers = (1..threads)
-            .map(|i| {
-                let s = Arc::clone(&shared);
-                std::thread::Builder::new()
-                    .name(format!("adjoint-worker-{i}"))
-                    .spawn(move || worker(&s))
-                    .expect("spawning a worker thread")
-            })
-            .collect();
+        // A worker the system refuses to start (thread limit, memory) is not an error: the
+        // pool runs with the threads it got, and chunks are claimed by whoever is there.
+        let mut workers = Vec::with_capacity(threads.saturating_sub(1));
+        for i in 1..threads {
+            let s = Arc::clone(&shared);
+            match std::thread::Builder::new()
+                .name(format!("adjoint-worker-{i}"))
+                .spawn(move || worker(&s))
+            {
+                Ok(handle) => workers.push(handle),
+                Err(_) => break,
+            }
+        }
         Pool {
             shared,
             submit: Mutex::new(()),
-            threads,
+            requested: threads,
+            threads: workers.len() + 1,
             _workers: workers,
         }
+    }
+
+    /// Threads that run this pool's jobs (the caller included); fewer than asked for when
+    /// the system refused to start some.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// The process-wide pool with `threads` threads (the caller counts as one).
@@ -98,10 +111,11 @@ impl Pool {
         static POOLS: OnceLock<Mutex<Vec<Arc<Pool>>>> = OnceLock::new();
         let pools = POOLS.get_or_init(|| Mutex::new(Vec::new()));
         let mut pools = pools.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = pools.iter().find(|p| p.threads == threads) {
+        let threads = threads.max(1);
+        if let Some(p) = pools.iter().find(|p| p.requested == threads) {
             return Arc::clone(p);
         }
-        let p = Arc::new(Pool::new(threads.max(1)));
+        let p = Arc::new(Pool::new(threads));
         pools.push(Arc::clone(&p));
         p
     }
