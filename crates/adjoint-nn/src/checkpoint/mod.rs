@@ -33,6 +33,7 @@
 //! ```
 
 mod atomic;
+mod crc32;
 mod error;
 mod format;
 

@@ -50,7 +50,7 @@ fn mlp_adj_is_the_w1_forward_graph() {
     assert_eq!(
         text(&out.stdout),
         expected,
-        "regenerate with: cargo run -p adjoint -- workload W1 -o tests/data/mlp.adj"
+        "regenerate with: cargo run -p adjoint-cli -- workload W1 -o tests/data/mlp.adj"
     );
 }
 

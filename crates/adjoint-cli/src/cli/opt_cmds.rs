@@ -2,7 +2,7 @@
 
 use super::graph_cmds::{emit, load_graph};
 use super::CliError;
-use adjoint_opt::{PassOptions, PlanOptions};
+use adjoint::opt::{PassOptions, PlanOptions};
 use std::path::{Path, PathBuf};
 
 /// `adjoint opt FILE [--passes LIST] [--print-after-all] [--dump DIR]`.
@@ -22,7 +22,7 @@ pub fn opt(
         std::env::temp_dir().join(format!("adjoint-print-after-all-{}", std::process::id()))
     });
     options.dump_dir = dump.or_else(|| scratch.clone());
-    let (optimized, report) = adjoint_opt::optimize(&graph, &options)
+    let (optimized, report) = adjoint::opt::optimize(&graph, &options)
         .map_err(|e| CliError::in_file(path, e.to_string()))?;
     if let Some(dir) = scratch {
         let echoed = echo_text_dumps(&dir);
@@ -30,7 +30,7 @@ pub fn opt(
         echoed?;
     }
     eprint!("{report}");
-    emit(&adjoint_ir::text::print(&optimized), None)
+    emit(&adjoint::ir::text::print(&optimized), None)
 }
 
 /// Prints every `*.txt` dump in `dir` to standard error, in file-name (pass) order.
@@ -65,14 +65,14 @@ pub struct PlanFlags {
 /// `adjoint plan FILE [--no-fusion] [--keep-all] [--dot OUT] [--kernels]`.
 pub fn plan(path: &Path, flags: &PlanFlags) -> Result<(), CliError> {
     let graph = load_graph(path)?;
-    let (optimized, _) = adjoint_opt::optimize(&graph, &PassOptions::default())
+    let (optimized, _) = adjoint::opt::optimize(&graph, &PassOptions::default())
         .map_err(|e| CliError::in_file(path, e.to_string()))?;
     let options = PlanOptions {
         fuse: flags.fuse,
         keep_all: flags.keep_all,
         ..PlanOptions::default()
     };
-    let plan = adjoint_opt::plan(&optimized, &options);
+    let plan = adjoint::opt::plan(&optimized, &options);
     if let Some(out) = &flags.dot {
         emit(&plan.to_dot(), Some(out))?;
     }
