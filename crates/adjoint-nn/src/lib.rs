@@ -7,6 +7,8 @@
 //!   train/test splits, standardization and seeded mini-batches;
 //! - [`checkpoint`]: parameters and optimizer state in the safetensors format, written
 //!   atomically and validated on load;
+//! - [`weights`]: plain safetensors files (a PyTorch `state_dict`, …) loaded into parameters
+//!   by name and parameters exported as one;
 //! - [`chart`]: loss curves as SVG line charts (feature `chart`);
 //! - [`progress`]: a progress bar for the training loop that falls back to plain log lines when
 //!   stderr is not a terminal (the bar needs the feature `progress-bar`).
@@ -45,6 +47,7 @@ pub mod params;
 pub mod progress;
 pub mod schedule;
 pub mod trainer;
+pub mod weights;
 
 pub use init::Initializer;
 pub use params::{Params, RandomInput, RandomKind};

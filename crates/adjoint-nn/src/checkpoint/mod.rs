@@ -19,7 +19,7 @@
 //!
 //! The files are ordinary safetensors files that other frameworks read. Loading requires the
 //! two `__metadata__` entries Adjoint writes (the step and the checksum), so a file from
-//! another tool is refused with a message saying so; [`crate::safetensors`] loads such plain
+//! another tool is refused with a message saying so; [`crate::weights`] loads such plain
 //! files into parameters by name.
 //!
 //! ```

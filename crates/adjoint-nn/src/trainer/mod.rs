@@ -47,6 +47,7 @@ use crate::data::{Batch, Dataset};
 use crate::loss::accuracy;
 use crate::progress::{Progress, ProgressMode};
 use crate::schedule::Schedule;
+use crate::weights::{export_safetensors, import_safetensors, ImportReport, WeightMap};
 use crate::{Params, RandomInput};
 use adjoint_autodiff::{training_step, LearningRate, Optimizer};
 use adjoint_ir::{Builder, DType, Feeds, Graph, HostTensor, NodeId, Rng, TensorType};
@@ -95,6 +96,8 @@ pub struct Trainer {
     options: TrainerOptions,
     step_fn: CompiledStep,
     trainable: Vec<String>,
+    /// The optimizer-state parameters the training step created (moments, counters).
+    optimizer_state: Vec<String>,
     random_inputs: Vec<RandomInput>,
     eval: Option<EvalStep>,
     step: u64,
@@ -179,6 +182,7 @@ impl Trainer {
         let mut step_fn = compile(&graph, &jit_options(&options))?;
         set_known_params(&mut step_fn, built.initial.iter())?;
         set_known_params(&mut step_fn, step.state.iter().map(|(n, t)| (n, t)))?;
+        let optimizer_state = step.state.iter().map(|(n, _)| n.clone()).collect();
         Ok(Trainer {
             name: name.to_string(),
             model,
@@ -187,6 +191,7 @@ impl Trainer {
             options,
             step_fn,
             trainable: built.trainable,
+            optimizer_state,
             random_inputs: built.random_inputs,
             eval: None,
             step: 0,
@@ -552,6 +557,45 @@ impl Trainer {
     /// Every parameter, state and optimizer-state tensor, by name.
     pub fn params(&self) -> Feeds {
         self.step_fn.params().into_iter().collect()
+    }
+
+    /// The model's parameters and state (batch-norm statistics …) by name, without the
+    /// optimizer's: what a PyTorch `state_dict` holds.
+    pub fn model_params(&self) -> Feeds {
+        self.step_fn
+            .params()
+            .into_iter()
+            .filter(|(n, _)| !self.optimizer_state.contains(n))
+            .collect()
+    }
+
+    /// Loads a plain safetensors file (a PyTorch `state_dict`, …) into the model's parameters
+    /// by name through `map`, converting dtypes (see [`crate::weights`]); returns what was
+    /// loaded, converted, missing and unexpected. On error nothing changes.
+    pub fn import_safetensors(
+        &mut self,
+        path: impl AsRef<Path>,
+        map: &WeightMap,
+    ) -> Result<ImportReport, TrainError> {
+        let expected: Vec<(String, TensorType)> = self
+            .model_params()
+            .into_iter()
+            .map(|(n, t)| (n, t.ty()))
+            .collect();
+        let report = import_safetensors(path, &expected, map)?;
+        self.step_fn.set_params(&report.loaded)?;
+        Ok(report)
+    }
+
+    /// Writes the model's parameters ([`Trainer::model_params`]) as a plain safetensors file
+    /// named and laid out as `map` says (see [`crate::weights::export_safetensors`]).
+    pub fn export_safetensors(
+        &self,
+        path: impl AsRef<Path>,
+        map: &WeightMap,
+    ) -> Result<(), TrainError> {
+        export_safetensors(path, &self.model_params(), map)?;
+        Ok(())
     }
 
     /// Replaces the values of the named parameters (types must match).
