@@ -3,7 +3,7 @@
 
 use crate::error::GradError;
 use crate::grad::{append_grad, display_name};
-use adjoint_ir::{BuildError, Builder, DType, Graph, HostTensor, NodeId, Op, Tensor};
+use adjoint_ir::{BuildError, Builder, DType, Feeds, Graph, HostTensor, NodeId, Op, Tensor};
 
 /// The learning rate of an [`Optimizer`]: a constant baked into the graph, or a scalar input fed
 /// at every step (for schedules).
@@ -173,6 +173,36 @@ pub struct StepGraph {
     pub state: Vec<(String, HostTensor)>,
     /// The learning-rate input to feed at every step, when the rate is [`LearningRate::Input`].
     pub lr_input: Option<String>,
+}
+
+/// The suffix of the outputs [`StepGraph::with_gradient_outputs`] adds: `<param>.grad`.
+pub const GRAD_OUTPUT_SUFFIX: &str = ".grad";
+
+impl StepGraph {
+    /// The optimizer state's starting values by name ([`StepGraph::state`] as a map): set them
+    /// on a step along with the model's parameters before the first run.
+    pub fn initial_state(&self) -> Feeds {
+        self.state.iter().cloned().collect()
+    }
+
+    /// The same step with one more output per trained parameter, `<param>.grad`
+    /// ([`GRAD_OUTPUT_SUFFIX`]): its gradient, before clipping and weight decay.
+    pub fn with_gradient_outputs(self) -> StepGraph {
+        let b = Builder::from_graph(self.graph);
+        for p in &self.params {
+            b.output(&format!("{}{GRAD_OUTPUT_SUFFIX}", p.name), b.tensor(p.grad));
+        }
+        StepGraph {
+            graph: b.finish(),
+            ..self
+        }
+    }
+
+    /// The name of the output holding `param`'s gradient after
+    /// [`StepGraph::with_gradient_outputs`].
+    pub fn grad_output(param: &str) -> String {
+        format!("{param}{GRAD_OUTPUT_SUFFIX}")
+    }
 }
 
 /// Appends to `graph` the gradients of `loss` with respect to `params` and the update of

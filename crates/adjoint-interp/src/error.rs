@@ -29,6 +29,22 @@ pub enum InterpError {
     },
     /// The graph failed [`adjoint_ir::Graph::verify`], or a node asked for is not in the graph.
     Invalid(VerifyError),
+    /// A [`crate::InterpStep`] was fed a parameter in its inputs: the step owns parameter
+    /// values, which are set with `set_param`.
+    ParameterFed {
+        /// The parameter's name.
+        name: String,
+    },
+    /// A [`crate::InterpStep`] was asked to set a value for a name that is no parameter.
+    NotAParameter {
+        /// The name.
+        name: String,
+    },
+    /// A [`crate::InterpStep`] ran before one of its parameters was given a value.
+    UninitializedParameter {
+        /// The parameter's name.
+        name: String,
+    },
 }
 
 impl fmt::Display for InterpError {
@@ -50,6 +66,17 @@ impl fmt::Display for InterpError {
                 write!(f, "feed `{name}` names no input or parameter of the graph")
             }
             InterpError::Invalid(e) => write!(f, "cannot interpret the graph: {e}"),
+            InterpError::ParameterFed { name } => write!(
+                f,
+                "feed `{name}` is a parameter: the step owns its value; set it with set_param"
+            ),
+            InterpError::NotAParameter { name } => {
+                write!(f, "`{name}` names no parameter of the graph")
+            }
+            InterpError::UninitializedParameter { name } => write!(
+                f,
+                "parameter `{name}` has no value: set it with set_param before running"
+            ),
         }
     }
 }
