@@ -18,7 +18,7 @@
 //! the test accuracy and writes `loss.svg` (training loss, test loss, test accuracy) and
 //! `checkpoint.safetensors` (parameters, Adam state, step) into the output directory.
 
-use adjoint::nn::chart::write_loss_chart;
+use adjoint::nn::chart::write_training_chart;
 use adjoint::nn::checkpoint::load_checkpoint;
 use adjoint::nn::data::{digits_path, load_digits, Standardizer};
 use adjoint::nn::layers::Linear;
@@ -224,13 +224,10 @@ pub fn run(args: &Args) -> Result<Outcome, Box<dyn std::error::Error>> {
     let train_loss = history.train_loss_points();
     let test_loss = history.eval_loss_points();
     let test_acc = history.eval_accuracy_points();
-    write_loss_chart(
+    write_training_chart(
         &chart,
-        &[
-            ("training loss", &train_loss),
-            ("test loss", &test_loss),
-            ("test accuracy", &test_acc),
-        ],
+        &[("training loss", &train_loss), ("test loss", &test_loss)],
+        &[("test accuracy", &test_acc)],
         &format!("MLP on the digits (Adam, warm-up + cosine){history_note}"),
     )?;
 

@@ -45,9 +45,22 @@ fn echo_text_dumps(dir: &Path) -> Result<(), CliError> {
     for f in files {
         let text = std::fs::read_to_string(&f).map_err(read)?;
         let name = f.file_name().unwrap_or_default().to_string_lossy();
-        eprintln!("// ---- after {name}\n{text}");
+        eprintln!("{}\n{text}", dump_heading(&name));
     }
     Ok(())
+}
+
+/// The heading of one echoed dump, from its file name `<graph>.<index>.<pass>.txt`: the pass
+/// (and its position), not the file.
+fn dump_heading(file_name: &str) -> String {
+    let stem = file_name.strip_suffix(".txt").unwrap_or(file_name);
+    let mut parts = stem.rsplitn(3, '.');
+    let (pass, index) = (parts.next(), parts.next());
+    match (pass, index.and_then(|i| i.parse::<usize>().ok())) {
+        (Some("input"), Some(0)) => "// ---- the input graph".to_string(),
+        (Some(pass), Some(i)) => format!("// ---- after pass {i}: {pass}"),
+        _ => format!("// ---- {stem}"),
+    }
 }
 
 /// Flags of `adjoint plan`.
@@ -89,4 +102,22 @@ pub fn plan(path: &Path, flags: &PlanFlags) -> Result<(), CliError> {
         println!("\n== kernels ==\n{}", step.kernels());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dump_heading;
+
+    #[test]
+    fn headings_name_the_pass_not_the_file() {
+        assert_eq!(
+            dump_heading("w3.step.000.input.txt"),
+            "// ---- the input graph"
+        );
+        assert_eq!(
+            dump_heading("w3.step.004.cse.txt"),
+            "// ---- after pass 4: cse"
+        );
+        assert_eq!(dump_heading("odd.txt"), "// ---- odd");
+    }
 }
