@@ -43,7 +43,7 @@ pub use history::{Evaluation, GradNorms, History};
 pub use options::{Forward, Mode, Pass, TrainerOptions, FEATURES_INPUT, LABELS_INPUT, LR_INPUT};
 
 use crate::checkpoint::{load_checkpoint_matching, save_checkpoint, Checkpoint};
-use crate::data::{Batch, Dataset};
+use crate::data::{gather_rows, Batch, Dataset};
 use crate::loss::accuracy;
 use crate::progress::{Progress, ProgressMode};
 use crate::schedule::Schedule;
@@ -424,6 +424,64 @@ impl Trainer {
             loss: loss_sum / counted as f64,
             accuracy: has_acc.then(|| correct / counted as f64),
         })
+    }
+
+    /// The model's logits for `inputs` — the features of `n` examples, `[n, ...]` as a data
+    /// set's — computed by the evaluation graph ([`Mode::Eval`]) with the current parameters:
+    /// one row of the model's [`Forward::logits`] per example, `[n, ...]`.
+    ///
+    /// Inputs are fed as [`Trainer::evaluate`] feeds them (in chunks of up to
+    /// `eval_batch_size`, cast and reshaped to the model's `x`); the labels input `y`, which
+    /// only the loss reads, is fed zeros. Errors: no examples, a model without logits, an input
+    /// that does not fit `x`.
+    pub fn predict(&mut self, inputs: &HostTensor) -> Result<HostTensor, TrainError> {
+        let n = inputs.shape().dims().first().copied().unwrap_or(0);
+        if n == 0 {
+            return Err(TrainError::Config(format!(
+                "predict needs at least one example [n, ...], got {}",
+                inputs.ty()
+            )));
+        }
+        let bs = n.min(self.options.eval_batch_size.max(1));
+        self.prepare_eval(bs)?;
+        let eval = self.eval.as_mut().expect("prepared above");
+        let mut rng = Rng::derive(self.options.seed, "random inputs of prediction");
+        let mut values = Vec::new();
+        let mut row_type: Option<TensorType> = None;
+        for start in (0..n).step_by(bs) {
+            let real = (n - start).min(bs);
+            let indices: Vec<usize> = (start..start + bs).map(|i| i % n).collect();
+            let chunk = gather_rows(inputs, &indices);
+            let mut feeds = Feeds::new();
+            for (name, ty) in eval.step_fn.inputs() {
+                let value = if name == FEATURES_INPUT {
+                    conform(name, &chunk, ty)?
+                } else if name == LABELS_INPUT {
+                    HostTensor::zeros(ty.dtype, ty.shape.clone())
+                } else if let Some(r) = eval.random_inputs.iter().find(|r| &r.name == name) {
+                    r.sample(&mut rng)
+                } else {
+                    return Err(unfed_input(name));
+                };
+                feeds.insert(name.clone(), value);
+            }
+            let out = eval.step_fn.run(&feeds)?;
+            let logits = out.output("logits").ok_or_else(|| {
+                TrainError::Config("predict needs a model that returns logits".into())
+            })?;
+            let kept = slice_rows(logits, bs, real).ok_or_else(|| {
+                TrainError::Config(format!(
+                    "the logits {} do not have one row per example (batch {bs})",
+                    logits.ty()
+                ))
+            })?;
+            row_type.get_or_insert_with(|| logits.ty());
+            values.extend(kept.to_f64_vec());
+        }
+        let ty = row_type.expect("at least one chunk");
+        let mut shape = ty.shape.dims().to_vec();
+        shape[0] = n;
+        Ok(HostTensor::from_f64_as(ty.dtype, shape, &values).expect("one row per example"))
     }
 
     /// Compiles the evaluation graph for batch size `bs` (once) and copies the current
