@@ -95,7 +95,8 @@ enum Command {
         json: bool,
     },
     /// Profile a compiled step: time per kernel, its share, and its rate (GFLOP/s for matmul
-    /// kernels, against the machine's matmul rate measured now), from the most expensive down.
+    /// kernels, against the machine's matmul rate measured now; GB/s of compulsory traffic for
+    /// the others), from the most expensive down.
     Profile {
         /// A workload (`W1` … `W4`: its whole training step) or a graph in the `.adj` text
         /// format (fed seeded random data).

@@ -3,9 +3,10 @@
 use super::feeds::{self, RandomFill};
 use super::graph_cmds::load_graph;
 use super::CliError;
-use adjoint::jit::kernel::Program;
+use adjoint::jit::kernel::{BufferId, Expr, Kernel, Program};
 use adjoint::jit::{Profile, Step};
 use adjoint::{Builder, DType, Feeds, Graph, HostTensor, Options};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -35,8 +36,9 @@ struct Row {
     time: Duration,
     /// Matmul multiply-adds per run (the host gemm's m·n·k), if the kernel has a matmul nest.
     gemm_work: usize,
-    /// Element operations per run of the other nests.
-    other_work: usize,
+    /// Bytes of every buffer the kernel reads or writes, each counted once: the least memory
+    /// traffic a run needs.
+    bytes: usize,
 }
 
 /// Profiles the target's step and prints the per-kernel table.
@@ -175,13 +177,17 @@ fn rows(profile: &Profile, program: &Program) -> Vec<Row> {
                     .kernels
                     .get(e.kernel)
                     .map_or_else(|| e.name.clone(), |k| k.name.clone());
+                let bytes = program
+                    .kernels
+                    .get(e.kernel)
+                    .map_or(0, |k| touched_bytes(program, k));
                 rows.push((
                     e.kernel,
                     Row {
                         name,
                         time: Duration::ZERO,
                         gemm_work: 0,
-                        other_work: 0,
+                        bytes,
                     },
                 ));
                 rows.len() - 1
@@ -191,8 +197,6 @@ fn rows(profile: &Profile, program: &Program) -> Vec<Row> {
         row.time += e.total;
         if is_gemm {
             row.gemm_work += e.work;
-        } else {
-            row.other_work += e.work;
         }
     }
     let mut rows: Vec<Row> = rows.into_iter().map(|(_, r)| r).collect();
@@ -200,8 +204,30 @@ fn rows(profile: &Profile, program: &Program) -> Vec<Row> {
     rows
 }
 
-/// The table: time per run, share, and the rate — GFLOP/s (and % of `peak`) for kernels whose
-/// time is matmul, element operations per second for the rest.
+/// The bytes of the distinct buffers `kernel` loads from or stores to (matmul operands
+/// included).
+fn touched_bytes(program: &Program, kernel: &Kernel) -> usize {
+    let mut buffers: BTreeSet<u32> = BTreeSet::new();
+    for node in &kernel.exprs {
+        if let Expr::Load { buffer, .. } = node.expr {
+            buffers.insert(buffer.0);
+        }
+    }
+    for nest in &kernel.nests {
+        buffers.extend(nest.stores.iter().map(|s| s.buffer.0));
+        if let Some(g) = &nest.gemm {
+            buffers.extend([g.a.0, g.b.0, g.c.0].map(|b: BufferId| b.0));
+        }
+    }
+    buffers
+        .iter()
+        .filter_map(|&b| program.buffers.get(b as usize))
+        .map(|b| b.shape.numel() * b.dtype.size_bytes())
+        .sum()
+}
+
+/// The table: time per run, share, and the rate — GFLOP/s (and % of `peak`) for kernels with a
+/// matmul, GB/s of compulsory traffic (every buffer touched, once) for the rest.
 fn table(rows: &[Row], runs: usize, peak: f64, top: usize) -> String {
     let total: Duration = rows.iter().map(|r| r.time).sum();
     let mut out = format!(
@@ -231,7 +257,7 @@ fn table(rows: &[Row], runs: usize, peak: f64, top: usize) -> String {
                 100.0 * gflops / peak
             )
         } else {
-            format!("{:.2} Gelem/s", r.other_work as f64 / per_run / 1e9)
+            format!("{:.2} GB/s", r.bytes as f64 / per_run / 1e9)
         };
         out.push_str(&format!(
             "{:<32} {:>11.1} {:>6.1}% {:>6.1}% {rate:>16}\n",
@@ -249,7 +275,8 @@ fn table(rows: &[Row], runs: usize, peak: f64, top: usize) -> String {
     }
     out.push_str(&format!(
         "total {:.1} µs per run in kernels. rate: matmul kernels in GFLOP/s (2·m·n·k per \
-         run); others in element operations per second (Gelem/s)\n",
+         run); others in GB/s of compulsory traffic (each buffer read or written counted \
+         once)\n",
         total.as_secs_f64() / runs as f64 * 1e6
     ));
     out
@@ -267,13 +294,13 @@ mod tests {
                 name: "k0_matmul".into(),
                 time: Duration::from_micros(300),
                 gemm_work: 1_000_000,
-                other_work: 0,
+                bytes: 12_000,
             },
             Row {
                 name: "k1_relu".into(),
                 time: Duration::from_micros(100),
                 gemm_work: 0,
-                other_work: 50_000,
+                bytes: 400_000,
             },
         ];
         let t = table(&rows, 1, 20.0, 0);
@@ -286,7 +313,7 @@ mod tests {
         );
         assert!(lines[1].contains("6.7 GFLOP/s (33% of peak)"), "{t}");
         assert!(
-            lines[2].contains("0.50 Gelem/s") && lines[2].contains("100.0%"),
+            lines[2].contains("4.00 GB/s") && lines[2].contains("100.0%"),
             "{t}"
         );
         let top1 = table(&rows, 1, 20.0, 1);
