@@ -13,15 +13,20 @@
 //! that never occur in training, and reports exact-match accuracy (chance: 10⁻⁶) and per-digit
 //! accuracy (chance: 10%).
 //!
-//! The whole training step (forward, backward, Adam) is one JIT-compiled function, driven here
-//! by a hand-written loop over `adjoint_jit::compile` and `CompiledStep::run`.
+//! The whole training step (forward, backward, Adam) is one JIT-compiled function, driven by
+//! the training library's `Trainer` over a data set of token sequences
+//! (`Dataset::sequences`: inputs `i32[n, 12]`, targets `i32[n, 6]`); the greedy decoding calls
+//! `Trainer::predict`.
 //!
 //! Run with `cargo run --release --example gpt_tiny`.
 
-use adjoint::autodiff::{training_step, Optimizer};
-use adjoint::ir::{Builder, DType, Feeds, Graph, HostTensor, Rng, Tensor};
-use adjoint::jit::{compile, CompiledStep, Options};
+use adjoint::autodiff::Optimizer;
+use adjoint::ir::{DType, HostTensor, Rng, Tensor};
+use adjoint::nn::data::Dataset;
 use adjoint::nn::layers::{Embedding, LayerNorm, Linear, LinearOptions, TransformerBlock};
+use adjoint::nn::loss::cross_entropy;
+use adjoint::nn::schedule::Schedule;
+use adjoint::nn::trainer::{Forward, Pass, Trainer, TrainerOptions};
 use adjoint::nn::{Initializer, Params};
 use std::collections::HashSet;
 use std::error::Error;
@@ -37,6 +42,7 @@ const VOCAB: usize = 11;
 const SEQ: usize = 2 * DIGITS;
 
 /// Sizes of the model and the run.
+#[derive(Clone, Copy)]
 struct Config {
     width: usize,
     heads: usize,
@@ -77,30 +83,18 @@ fn gpt<'b>(p: &mut Params<'b>, cfg: &Config, tokens: Tensor<'b>) -> Tensor<'b> {
     unembed.forward(ln.forward(h))
 }
 
-/// The training graph: mean cross-entropy of the answer positions against `answers`.
-fn train_graph(cfg: &Config, seed: u64) -> (Graph, Vec<String>, Feeds) {
-    let b = Builder::new("gpt_tiny_train");
-    let mut p = Params::new(&b, seed);
-    let tokens = b.input("tokens", DType::I32, [cfg.batch, SEQ]);
-    let answers = b.input("answers", DType::I32, [cfg.batch, DIGITS]);
-    let logits = gpt(&mut p, cfg, tokens);
-    let answer_logits = logits
-        .slice(1, DIGITS, SEQ, 1)
-        .reshape([cfg.batch * DIGITS, VOCAB]);
-    let loss = answer_logits.cross_entropy(answers.reshape([cfg.batch * DIGITS]));
-    b.output("loss", loss);
-    let trainable = p.trainable().to_vec();
-    let initial = p.into_initial_values();
-    (b.finish(), trainable, initial)
-}
-
-/// The evaluation graph: logits of every position for `batch` sequences.
-fn eval_graph(cfg: &Config, batch: usize) -> Graph {
-    let b = Builder::new("gpt_tiny_eval");
-    let mut p = Params::new(&b, 0);
-    let tokens = b.input("tokens", DType::I32, [batch, SEQ]);
-    b.output("logits", gpt(&mut p, cfg, tokens));
-    b.finish()
+/// The model function for the trainer: reads `x` `[batch, SEQ]`, returns the logits of the
+/// answer positions `[batch, DIGITS, VOCAB]` and their mean cross-entropy against `y`
+/// `[batch, DIGITS]`.
+fn model<'b>(p: &mut Params<'b>, pass: &Pass, cfg: &Config) -> Forward<'b> {
+    let b = p.builder();
+    let tokens = b.input("x", DType::I32, [pass.batch_size, SEQ]);
+    let answers = b.input("y", DType::I32, [pass.batch_size, DIGITS]);
+    let logits = gpt(p, cfg, tokens).slice(1, DIGITS, SEQ, 1);
+    Forward {
+        loss: cross_entropy(logits, answers, 0.0),
+        logits: Some(logits),
+    }
 }
 
 /// The answer to `d`: its digits in ascending order.
@@ -124,9 +118,48 @@ fn example(d: &[i32; DIGITS]) -> (Vec<i32>, Vec<i32>) {
     (tokens, answer.to_vec())
 }
 
-/// Greedy decoding of the answers to `strings`: `(exact matches, correct digits)`.
-fn evaluate(
-    step: &mut CompiledStep,
+/// `count` training examples as a data set (drawn at random, never a held-out string).
+fn training_set(
+    rng: &mut Rng,
+    count: usize,
+    held_out: &HashSet<[i32; DIGITS]>,
+) -> Result<Dataset, Box<dyn Error>> {
+    let (mut tokens, mut answers) = (Vec::new(), Vec::new());
+    while answers.len() < count * DIGITS {
+        let d = digits(rng);
+        if held_out.contains(&d) {
+            continue;
+        }
+        let (t, a) = example(&d);
+        tokens.extend(t);
+        answers.extend(a);
+    }
+    Ok(Dataset::sequences(
+        HostTensor::from_i32([count, SEQ], tokens)?,
+        HostTensor::from_i32([count, DIGITS], answers)?,
+        VOCAB,
+    )?)
+}
+
+/// The held-out strings as a teacher-forced data set (the trainer's test loss and accuracy).
+fn held_out_set(strings: &[[i32; DIGITS]]) -> Result<Dataset, Box<dyn Error>> {
+    let (mut tokens, mut answers) = (Vec::new(), Vec::new());
+    for d in strings {
+        let (t, a) = example(d);
+        tokens.extend(t);
+        answers.extend(a);
+    }
+    Ok(Dataset::sequences(
+        HostTensor::from_i32([strings.len(), SEQ], tokens)?,
+        HostTensor::from_i32([strings.len(), DIGITS], answers)?,
+        VOCAB,
+    )?)
+}
+
+/// Greedy decoding of the answers to `strings` (each predicted digit fed back in):
+/// `(exact matches, correct digits)`.
+fn decode(
+    trainer: &mut Trainer,
     strings: &[[i32; DIGITS]],
 ) -> Result<(usize, usize), Box<dyn Error>> {
     let n = strings.len();
@@ -138,14 +171,11 @@ fn evaluate(
     }
     let mut predicted = vec![[0i32; DIGITS]; n];
     for i in 0..DIGITS {
-        let feeds = Feeds::from([(
-            "tokens".to_string(),
-            HostTensor::from_i32([n, SEQ], tokens.clone())?,
-        )]);
-        let out = step.run(&feeds)?;
-        let logits = out.output("logits").ok_or("no logits")?.to_f64_vec();
+        let logits = trainer
+            .predict(&HostTensor::from_i32([n, SEQ], tokens.clone())?)?
+            .to_f64_vec();
         for (row, pred) in predicted.iter_mut().enumerate() {
-            let at = (row * SEQ + DIGITS + i) * VOCAB;
+            let at = (row * DIGITS + i) * VOCAB;
             let best = (0..VOCAB)
                 .max_by(|&a, &b| logits[at + a].total_cmp(&logits[at + b]))
                 .expect("nonempty vocabulary") as i32;
@@ -180,33 +210,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         lr: 2e-3,
     };
     let seed = 0;
-    let t0 = Instant::now();
-    let (graph, trainable, initial) = train_graph(&cfg, seed);
-    let params: Vec<_> = trainable
-        .iter()
-        .map(|n| graph.leaf(n).expect("declared"))
-        .collect();
-    let loss = graph.output("loss").expect("declared");
-    let step_graph = training_step(
-        graph,
-        loss,
-        &params,
-        &Optimizer::adam(cfg.lr).with_clip_global_norm(1.0),
-    )?;
-    let mut step = compile(&step_graph.graph, &Options::default())?;
-    step.set_params(&initial)?;
-    step.set_params(&step_graph.state.iter().cloned().collect())?;
     let eval_n = 1000;
-    let mut eval = compile(&eval_graph(&cfg, eval_n), &Options::default())?;
-    println!(
-        "gpt_tiny: {} blocks, width {}, {} heads, MLP {}, {} parameters; compiled in {:.2?}",
-        cfg.layers,
-        cfg.width,
-        cfg.heads,
-        cfg.mlp_hidden,
-        initial.values().map(HostTensor::numel).sum::<usize>(),
-        t0.elapsed()
-    );
 
     // Held-out strings, never drawn for training.
     let mut rng = Rng::derive(seed, "held-out");
@@ -216,54 +220,48 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
     let held_out: Vec<[i32; DIGITS]> = held_out.into_iter().collect();
     let held_set: HashSet<_> = held_out.iter().copied().collect();
-
+    // One epoch of `steps` batches, every example drawn at random.
     let mut rng = Rng::derive(seed, "training");
+    let train = training_set(&mut rng, cfg.steps * cfg.batch, &held_set)?;
+    let test = held_out_set(&held_out)?;
+
+    let t0 = Instant::now();
+    let options = TrainerOptions {
+        batch_size: cfg.batch,
+        epochs: 1,
+        seed,
+        eval_every: 500,
+        log_every: 250,
+        eval_batch_size: eval_n,
+        ..TrainerOptions::default()
+    };
+    let optimizer = Optimizer::adam(cfg.lr).with_clip_global_norm(1.0);
+    let mut trainer = Trainer::new(
+        "gpt_tiny",
+        move |p: &mut Params<'_>, pass: &Pass| model(p, pass, &cfg),
+        optimizer,
+        Schedule::Constant,
+        options,
+    )?;
+    let parameters: usize = trainer.model_params().values().map(HostTensor::numel).sum();
+    println!(
+        "gpt_tiny: {} blocks, width {}, {} heads, MLP {}, {parameters} parameters; compiled in {:.2?}",
+        cfg.layers,
+        cfg.width,
+        cfg.heads,
+        cfg.mlp_hidden,
+        t0.elapsed()
+    );
+
     let t_train = Instant::now();
-    let mut recent = Vec::new();
-    for s in 1..=cfg.steps {
-        let (mut tokens, mut answers) = (Vec::new(), Vec::new());
-        while answers.len() < cfg.batch * DIGITS {
-            let d = digits(&mut rng);
-            if held_set.contains(&d) {
-                continue;
-            }
-            let (t, a) = example(&d);
-            tokens.extend(t);
-            answers.extend(a);
-        }
-        let feeds = Feeds::from([
-            (
-                "tokens".to_string(),
-                HostTensor::from_i32([cfg.batch, SEQ], tokens)?,
-            ),
-            (
-                "answers".to_string(),
-                HostTensor::from_i32([cfg.batch, DIGITS], answers)?,
-            ),
-        ]);
-        let out = step.run(&feeds)?;
-        let l = out.output("loss").ok_or("no loss")?.to_f64_vec()[0];
-        if !l.is_finite() {
-            return Err(format!("the loss became {l} at step {s}").into());
-        }
-        recent.push(l);
-        if s % 250 == 0 {
-            let mean = recent.iter().sum::<f64>() / recent.len() as f64;
-            println!(
-                "step {s:>5}  loss {mean:.4}  ({:.0} steps/s)",
-                s as f64 / t_train.elapsed().as_secs_f64()
-            );
-            recent.clear();
-        }
-    }
+    trainer.fit(&train, Some(&test))?;
     let train_time = t_train.elapsed();
-    for name in &trainable {
-        eval.set_param(name, &step.param(name).ok_or("missing parameter")?)?;
-    }
-    let (exact, correct) = evaluate(&mut eval, &held_out)?;
+    let (exact, correct) = decode(&mut trainer, &held_out)?;
     println!(
         "trained {} steps of {} sequences in {:.1?}",
-        cfg.steps, cfg.batch, train_time
+        trainer.step(),
+        cfg.batch,
+        train_time
     );
     println!(
         "held-out exact match: {exact}/{eval_n} = {:.1}%  (chance 1e-4 %)",

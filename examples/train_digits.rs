@@ -3,7 +3,13 @@
 //! ```sh
 //! cargo run --release --example train_digits                      # 30 epochs into runs/train_digits/
 //! cargo run --release --example train_digits -- --epochs 5 --out /tmp/digits
+//! cargo run --release --example train_digits -- --resume           # continue an interrupted run
 //! ```
+//!
+//! A second run into a directory that holds a checkpoint is refused unless it says `--resume`
+//! (continue exactly where the checkpoint left off: same batches, same schedule, same Adam
+//! state; keep `--epochs`) or `--overwrite` (start over). A checkpoint is saved after every
+//! epoch and at the end, so an interrupted run loses at most one epoch.
 //!
 //! Loads `data/digits.csv.gz` (1797 8×8 images), splits it 80/20 stratified by class,
 //! standardizes the pixels with the training split's statistics, trains a 64-128-64-10 ReLU MLP
@@ -12,7 +18,8 @@
 //! the test accuracy and writes `loss.svg` (training loss, test loss, test accuracy) and
 //! `checkpoint.safetensors` (parameters, Adam state, step) into the output directory.
 
-use adjoint::nn::chart::write_loss_chart;
+use adjoint::nn::chart::write_training_chart;
+use adjoint::nn::checkpoint::load_checkpoint;
 use adjoint::nn::data::{digits_path, load_digits, Standardizer};
 use adjoint::nn::layers::Linear;
 use adjoint::nn::loss::cross_entropy;
@@ -25,36 +32,97 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 /// Command-line settings.
-struct Args {
-    out: PathBuf,
-    epochs: u64,
+pub struct Args {
+    /// Where the chart and the checkpoint go.
+    pub out: PathBuf,
+    /// Epochs of the whole run (a resumed run counts the epochs before the checkpoint).
+    pub epochs: u64,
+    /// Continue from `<out>/checkpoint.safetensors`.
+    pub resume: bool,
+    /// Start over even if `<out>` holds a checkpoint.
+    pub overwrite: bool,
+    /// Stop after this many steps in total (an interruption on purpose; `--resume` continues).
+    pub max_steps: Option<u64>,
+    /// Threads of the compiled step (0 for every core; 1 makes every run bit-identical).
+    pub threads: usize,
+    /// No progress output.
+    pub quiet: bool,
 }
 
-const USAGE: &str = "usage: train_digits [--out DIR] [--epochs N]";
+impl Default for Args {
+    fn default() -> Args {
+        Args {
+            out: PathBuf::from("runs/train_digits"),
+            epochs: 30,
+            resume: false,
+            overwrite: false,
+            max_steps: None,
+            threads: 0,
+            quiet: false,
+        }
+    }
+}
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        out: PathBuf::from("runs/train_digits"),
-        epochs: 30,
-    };
-    let mut it = std::env::args().skip(1);
+const USAGE: &str = "usage: train_digits [--out DIR] [--epochs N] [--resume | --overwrite] \
+[--max-steps N] [--threads N] [--quiet]
+
+  --out DIR      where loss.svg and checkpoint.safetensors go (default runs/train_digits)
+  --epochs N     epochs of the whole run (default 30); keep it when resuming
+  --resume       continue from DIR/checkpoint.safetensors where it left off
+  --overwrite    start over, replacing the checkpoint in DIR
+  --max-steps N  stop after N steps in total (--resume continues from there)
+  --threads N    threads of the compiled step (default 0: every core; 1: bit-identical runs)
+  --quiet        no progress output";
+
+/// A positive whole number, or an error naming the flag.
+fn positive(flag: &str, v: &str) -> Result<u64, String> {
+    v.parse()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or(format!("{flag}: `{v}` is not a positive whole number"))
+}
+
+/// The settings from the command line; `Err` holds the message for stderr.
+pub fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
+    let mut args = Args::default();
+    let mut it = argv.into_iter();
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value\n{USAGE}"));
         match flag.as_str() {
             "--out" => args.out = PathBuf::from(value("--out")?),
-            "--epochs" => {
-                let v = value("--epochs")?;
-                args.epochs = v
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or(format!("--epochs: `{v}` is not a positive whole number"))?;
+            "--epochs" => args.epochs = positive("--epochs", &value("--epochs")?)?,
+            "--max-steps" => {
+                args.max_steps = Some(positive("--max-steps", &value("--max-steps")?)?)
             }
+            "--threads" => {
+                let v = value("--threads")?;
+                args.threads = v
+                    .parse()
+                    .map_err(|_| format!("--threads: `{v}` is not a whole number"))?;
+            }
+            "--resume" => args.resume = true,
+            "--overwrite" => args.overwrite = true,
+            "--quiet" => args.quiet = true,
             "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument `{other}`\n{USAGE}")),
         }
     }
+    if args.resume && args.overwrite {
+        return Err(format!(
+            "--resume and --overwrite contradict each other\n{USAGE}"
+        ));
+    }
     Ok(args)
+}
+
+/// How a run ended.
+pub struct Outcome {
+    /// The final test accuracy in `[0, 1]`.
+    pub accuracy: f64,
+    /// The steps done in total.
+    pub step: u64,
+    /// The checkpoint written.
+    pub checkpoint: PathBuf,
 }
 
 /// The model: 64 pixels → 128 → 64 → 10 logits, ReLU between layers.
@@ -71,8 +139,34 @@ fn mlp<'b>(p: &mut Params<'b>, pass: &Pass) -> Forward<'b> {
     }
 }
 
-fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+/// Trains (or continues training) as `args` say.
+pub fn run(args: &Args) -> Result<Outcome, Box<dyn std::error::Error>> {
     let start = Instant::now();
+    let checkpoint = args.out.join("checkpoint.safetensors");
+    // Like most training scripts (Hugging Face's `--overwrite_output_dir`, Lightning's
+    // `ckpt_path`), never replace a previous run's checkpoint unless asked to.
+    match (checkpoint.exists(), args.resume, args.overwrite) {
+        (true, false, false) => {
+            let step = load_checkpoint(&checkpoint)
+                .map(|c| format!("at step {}", c.step))
+                .unwrap_or_else(|e| format!("unreadable: {e}"));
+            return Err(format!(
+                "{} already holds a checkpoint ({step}); pass --resume to continue it, \
+                 --overwrite to start over, or --out to write elsewhere",
+                args.out.display()
+            )
+            .into());
+        }
+        (false, true, _) => {
+            return Err(format!(
+                "--resume: there is no checkpoint at {} to continue",
+                checkpoint.display()
+            )
+            .into())
+        }
+        _ => {}
+    }
+
     let digits = load_digits(digits_path())?;
     let (train, test) = digits.split(42, 0.2)?;
     let scaler = Standardizer::fit(&train);
@@ -86,18 +180,27 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     std::fs::create_dir_all(&args.out)?;
-    let checkpoint = args.out.join("checkpoint.safetensors");
     let batch_size = 32;
-    let steps = (train.len() / batch_size) as u64 * args.epochs;
+    let per_epoch = (train.len() / batch_size) as u64;
+    let steps = per_epoch * args.epochs;
     let options = TrainerOptions {
         batch_size,
         epochs: args.epochs,
+        max_steps: args.max_steps,
         seed: 42,
         checkpoint: Some(checkpoint.clone()),
+        // Every epoch, so that a run stopped any way at all loses at most one epoch.
+        checkpoint_every: per_epoch,
+        threads: args.threads,
+        quiet: args.quiet,
         ..TrainerOptions::default()
     };
     let schedule = Schedule::warmup_cosine(steps / 20, steps, 0.01);
     let mut trainer = Trainer::new("digits_mlp", mlp, Optimizer::adam(3e-3), schedule, options)?;
+    if args.resume {
+        let step = trainer.resume(&checkpoint)?;
+        println!("resumed from {} at step {step}", checkpoint.display());
+    }
     let compiled = start.elapsed();
     println!(
         "compiled the training step ({} kernels) in {:.2} s; training {} epochs ({steps} steps)",
@@ -107,6 +210,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let history = trainer.fit(&train, Some(&test))?.clone();
+    let history_note = if args.resume {
+        " (since the resume)"
+    } else {
+        ""
+    };
     let last = history
         .last_evaluation()
         .ok_or("no evaluation was recorded")?;
@@ -116,14 +224,11 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let train_loss = history.train_loss_points();
     let test_loss = history.eval_loss_points();
     let test_acc = history.eval_accuracy_points();
-    write_loss_chart(
+    write_training_chart(
         &chart,
-        &[
-            ("training loss", &train_loss),
-            ("test loss", &test_loss),
-            ("test accuracy", &test_acc),
-        ],
-        "MLP on the digits (Adam, warm-up + cosine)",
+        &[("training loss", &train_loss), ("test loss", &test_loss)],
+        &[("test accuracy", &test_acc)],
+        &format!("MLP on the digits (Adam, warm-up + cosine){history_note}"),
     )?;
 
     println!(
@@ -135,19 +240,23 @@ fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         start.elapsed().as_secs_f64()
     );
     println!("wrote {} and {}", chart.display(), checkpoint.display());
-    Ok(())
+    Ok(Outcome {
+        accuracy,
+        step: trainer.step(),
+        checkpoint,
+    })
 }
 
 fn main() -> ExitCode {
-    let args = match parse_args() {
+    let args = match parse_args(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(msg) => {
             eprintln!("{msg}");
             return ExitCode::from(2);
         }
     };
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+    match run(&args) {
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("train_digits: {e}");
             ExitCode::FAILURE

@@ -48,4 +48,5 @@ pub use error::GradError;
 pub use grad::{append_grad, append_hvp, find, grad, grad_named, hvp, Gradients};
 pub use optim::{
     float_parameters, training_step, LearningRate, Optimizer, StepGraph, TrainedParam, UpdateRule,
+    GRAD_OUTPUT_SUFFIX,
 };

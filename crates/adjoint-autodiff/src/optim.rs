@@ -3,7 +3,7 @@
 
 use crate::error::GradError;
 use crate::grad::{append_grad, display_name};
-use adjoint_ir::{BuildError, Builder, DType, Graph, HostTensor, NodeId, Op, Tensor};
+use adjoint_ir::{BuildError, Builder, DType, Feeds, Graph, HostTensor, NodeId, Op, Tensor};
 
 /// The learning rate of an [`Optimizer`]: a constant baked into the graph, or a scalar input fed
 /// at every step (for schedules).
@@ -43,8 +43,12 @@ pub enum UpdateRule {
         nesterov: bool,
     },
     /// Adam with bias correction: `t ← t + 1`, `m ← β1·m + (1-β1)·g`, `v ← β2·v + (1-β2)·g²`,
-    /// `w ← w - lr·(m / (1-β1^t)) / (sqrt(v / (1-β2^t)) + ε)`. State: `<param>.adam_m`,
-    /// `<param>.adam_v` and one shared step counter `adam.step` (a rank-0 float parameter).
+    /// `w ← w - lr·(m / c1) / (sqrt(v) / c2 + ε)` with `c1 = 1-β1^t` and `c2 = sqrt(1-β2^t)`
+    /// (PyTorch's arrangement). The corrections `c1` and `c2` are computed in f64 and cast once
+    /// to the parameter's dtype, as PyTorch computes them in Python floats: in f32 they would be
+    /// off by up to 1e-5 relative (β2 = 0.999 rounds to 0.99900001), and every early update with
+    /// them. State: `<param>.adam_m`, `<param>.adam_v` and one shared step counter `adam.step`
+    /// (a rank-0 f64 parameter, exact for any realistic number of steps).
     Adam {
         /// β1, the first-moment decay.
         beta1: f64,
@@ -171,6 +175,36 @@ pub struct StepGraph {
     pub lr_input: Option<String>,
 }
 
+/// The suffix of the outputs [`StepGraph::with_gradient_outputs`] adds: `<param>.grad`.
+pub const GRAD_OUTPUT_SUFFIX: &str = ".grad";
+
+impl StepGraph {
+    /// The optimizer state's starting values by name ([`StepGraph::state`] as a map): set them
+    /// on a step along with the model's parameters before the first run.
+    pub fn initial_state(&self) -> Feeds {
+        self.state.iter().cloned().collect()
+    }
+
+    /// The same step with one more output per trained parameter, `<param>.grad`
+    /// ([`GRAD_OUTPUT_SUFFIX`]): its gradient, before clipping and weight decay.
+    pub fn with_gradient_outputs(self) -> StepGraph {
+        let b = Builder::from_graph(self.graph);
+        for p in &self.params {
+            b.output(&format!("{}{GRAD_OUTPUT_SUFFIX}", p.name), b.tensor(p.grad));
+        }
+        StepGraph {
+            graph: b.finish(),
+            ..self
+        }
+    }
+
+    /// The name of the output holding `param`'s gradient after
+    /// [`StepGraph::with_gradient_outputs`].
+    pub fn grad_output(param: &str) -> String {
+        format!("{param}{GRAD_OUTPUT_SUFFIX}")
+    }
+}
+
 /// Appends to `graph` the gradients of `loss` with respect to `params` and the update of
 /// `opt` for every parameter (and its optimizer state): one graph for a whole training step.
 ///
@@ -202,6 +236,7 @@ pub fn training_step(
         opt,
         state: Vec::new(),
         counter: None,
+        corrections: Vec::new(),
     };
     let mut gs: Vec<Tensor<'_>> = grads.iter().map(|&g| b.tensor(g)).collect();
     if let Some(max_norm) = opt.clip_global_norm {
@@ -255,8 +290,11 @@ struct Step<'b, 'o> {
     b: &'b Builder,
     opt: &'o Optimizer,
     state: Vec<(String, HostTensor)>,
-    /// Adam's incremented step counter `t + 1`, once the first Adam update has created it.
+    /// Adam's incremented step counter `t + 1` (f64), once the first Adam update has created it.
     counter: Option<Tensor<'b>>,
+    /// Adam's bias corrections `(1-β1^t, sqrt(1-β2^t))`, computed in f64 and cast once to each
+    /// parameter dtype that needed them.
+    corrections: Vec<(DType, Tensor<'b>, Tensor<'b>)>,
 }
 
 /// The learning rate shared by every parameter's update.
@@ -320,17 +358,37 @@ impl<'b> Step<'b, '_> {
         }
     }
 
-    /// Adam's step counter after this step, `t + 1`; the first call creates the rank-0
-    /// parameter `adam.step` (of `dtype`, starting at 0) and declares its update.
-    fn counter(&mut self, dtype: DType) -> Result<Tensor<'b>, GradError> {
+    /// Adam's step counter after this step, `t + 1`; the first call creates the rank-0 f64
+    /// parameter `adam.step` (starting at 0) and declares its update.
+    fn counter(&mut self) -> Result<Tensor<'b>, GradError> {
         if let Some(t) = self.counter {
             return Ok(t);
         }
-        let t = self.state_param("adam.step", dtype, &[])?;
+        let t = self.state_param("adam.step", DType::F64, &[])?;
         let next = t.try_add(t.scalar_like(1.0))?;
         self.b.update(t, next);
         self.counter = Some(next);
         Ok(next)
+    }
+
+    /// Adam's bias corrections `(1-β1^t, sqrt(1-β2^t))` for this step in `dtype`: computed in
+    /// f64 from the f64 step counter and cast once, so the only rounding is the final cast.
+    fn bias_corrections(
+        &mut self,
+        beta1: f64,
+        beta2: f64,
+        dtype: DType,
+    ) -> Result<(Tensor<'b>, Tensor<'b>), GradError> {
+        if let Some(&(_, c1, c2)) = self.corrections.iter().find(|c| c.0 == dtype) {
+            return Ok((c1, c2));
+        }
+        let t = self.counter()?;
+        let one = t.scalar_like(1.0);
+        let c1 = one.try_sub(t.scalar_like(beta1).try_pow(t)?)?;
+        let c2 = one.try_sub(t.scalar_like(beta2).try_pow(t)?)?.try_sqrt()?;
+        let (c1, c2) = (c1.try_cast(dtype)?, c2.try_cast(dtype)?);
+        self.corrections.push((dtype, c1, c2));
+        Ok((c1, c2))
     }
 
     /// Scales every gradient by `min(1, c / (‖g‖ + 1e-6))`.
@@ -390,7 +448,7 @@ impl<'b> Step<'b, '_> {
                 w.try_sub(lr.try_mul(dir)?)?
             }
             UpdateRule::Adam { beta1, beta2, eps } => {
-                let t = self.counter(w.dtype())?.try_cast(w.dtype())?;
+                let (c1, c2) = self.bias_corrections(beta1, beta2, w.dtype())?;
                 let m = self.state_param(&format!("{name}.adam_m"), w.dtype(), &dims)?;
                 let v = self.state_param(&format!("{name}.adam_v"), w.dtype(), &dims)?;
                 let (b1, b2) = (w.scalar_like(beta1), w.scalar_like(beta2));
@@ -402,10 +460,12 @@ impl<'b> Step<'b, '_> {
                     .try_add(w.scalar_like(1.0 - beta2).try_mul(g.try_square()?)?)?;
                 self.b.update(m, m_next);
                 self.b.update(v, v_next);
-                let one = w.scalar_like(1.0);
-                let m_hat = m_next.try_div(one.try_sub(b1.try_pow(t)?)?)?;
-                let v_hat = v_next.try_div(one.try_sub(b2.try_pow(t)?)?)?;
-                let step = m_hat.try_div(v_hat.try_sqrt()?.try_add(w.scalar_like(eps))?)?;
+                let m_hat = m_next.try_div(c1)?;
+                let denom = v_next
+                    .try_sqrt()?
+                    .try_div(c2)?
+                    .try_add(w.scalar_like(eps))?;
+                let step = m_hat.try_div(denom)?;
                 let decayed = if wd != 0.0 {
                     w.try_sub(lr.try_mul(w.scalar_like(wd))?.try_mul(w)?)?
                 } else {

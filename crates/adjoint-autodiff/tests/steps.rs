@@ -399,3 +399,46 @@ fn step_errors_are_clear() {
     assert!(matches!(e, GradError::NameTaken { .. }), "{e}");
     assert!(e.to_string().contains("w.momentum"), "{e}");
 }
+
+/// `loss = sum(w · c)` in f32 from `w = 0`: the gradient is the constant `c`, so every exact
+/// Adam update is `lr · c / (|c| + ε)` (the bias-corrected moments are `c` and `c²` at every
+/// step) and after `t` steps `w = -t · lr · c / (|c| + ε)`.
+#[test]
+fn f32_adam_updates_match_the_exact_bias_corrected_value() {
+    let b = Builder::new("linear");
+    let c = [1.0, -2.0, 0.5, 3e-3];
+    let w = b.parameter("w", DType::F32, [4]);
+    let cs = b.constant(DType::F32, [4], &c);
+    let l = (w * cs).sum_all();
+    b.output("loss", l);
+    let loss = l.id();
+    let graph = b.finish();
+    let params = float_parameters(&graph);
+    let lr = 0.1;
+    let step = training_step(graph, loss, &params, &Optimizer::adam(lr)).unwrap();
+    let counter = step.state.iter().find(|(n, _)| n == "adam.step").unwrap();
+    assert_eq!(counter.1.dtype(), DType::F64);
+    let mut feeds: Feeds = step.state.iter().cloned().collect();
+    feeds.insert("w".into(), f32s(&[4], &[0.0; 4]));
+    for t in 1..=3 {
+        let out = run(&step.graph, &feeds).unwrap();
+        for (name, value) in out.updates {
+            feeds.insert(name, value);
+        }
+        assert_eq!(feeds["adam.step"].to_f64_vec(), vec![t as f64]);
+        let got = feeds["w"].to_f64_vec();
+        for (j, &cj) in c.iter().enumerate() {
+            // The constant is rounded to f32 in the graph; the rest is exact.
+            let cj = cj as f32 as f64;
+            let want = -(t as f64) * lr * cj / (cj.abs() + 1e-8);
+            // f32 rounding of a few operations per step: a few 1e-8 relative. Bias corrections
+            // computed in f32 would be off by 6e-6 relative per step.
+            assert!(
+                (got[j] - want).abs() <= 5e-7 * want.abs(),
+                "step {t} w[{j}]: {} vs exact {want} (relative error {:.1e})",
+                got[j],
+                (got[j] - want).abs() / want.abs()
+            );
+        }
+    }
+}

@@ -37,6 +37,22 @@ pub enum InterpError {
         /// Bytes its value needs.
         bytes: usize,
     },
+    /// A [`crate::InterpStep`] was fed a parameter in its inputs: the step owns parameter
+    /// values, which are set with `set_param`.
+    ParameterFed {
+        /// The parameter's name.
+        name: String,
+    },
+    /// A [`crate::InterpStep`] was asked to set a value for a name that is no parameter.
+    NotAParameter {
+        /// The name.
+        name: String,
+    },
+    /// A [`crate::InterpStep`] ran before one of its parameters was given a value.
+    UninitializedParameter {
+        /// The parameter's name.
+        name: String,
+    },
 }
 
 impl fmt::Display for InterpError {
@@ -61,6 +77,17 @@ impl fmt::Display for InterpError {
             InterpError::OutOfMemory { node, bytes } => write!(
                 f,
                 "out of memory: cannot allocate {bytes} bytes for the value of {node}"
+            ),
+            InterpError::ParameterFed { name } => write!(
+                f,
+                "feed `{name}` is a parameter: the step owns its value; set it with set_param"
+            ),
+            InterpError::NotAParameter { name } => {
+                write!(f, "`{name}` names no parameter of the graph")
+            }
+            InterpError::UninitializedParameter { name } => write!(
+                f,
+                "parameter `{name}` has no value: set it with set_param before running"
             ),
         }
     }

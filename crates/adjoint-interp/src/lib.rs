@@ -41,9 +41,11 @@ mod movement;
 mod node;
 mod plan;
 mod reduce;
+mod step;
 mod strided;
 
 pub use error::InterpError;
+pub use step::InterpStep;
 
 use adjoint_ir::{Feeds, Graph, HostTensor, NodeId};
 

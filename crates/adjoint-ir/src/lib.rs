@@ -32,6 +32,7 @@ mod op;
 pub mod random_graph;
 pub mod rng;
 pub mod shape;
+mod step;
 pub mod text;
 mod verify;
 
@@ -44,5 +45,6 @@ pub use literal::{round_to, Literal};
 pub use op::{BinaryOp, CompareOp, Op, OpClass, ReduceOp, SliceRange, TensorType, UnaryOp};
 pub use rng::Rng;
 pub use shape::{Dims, Shape, MAX_RANK};
+pub use step::{Step, StepOutputs};
 pub use text::ParseError;
 pub use verify::VerifyError;

@@ -2,7 +2,7 @@
 //! `cargo run --release -p adjoint-jit --example profile_step -- W3 [fused|unfused] [threads]`
 //! (`KEEP_ALL=1`: keep every forward value the backward needs, no rematerialization).
 
-use adjoint_jit::{compile, Options};
+use adjoint_jit::{compile, Options, Step};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -39,11 +39,10 @@ fn main() {
         st.functions
     );
     s.set_params(&feeds).expect("parameters");
-    let inputs = s.input_feeds(&feeds);
-    s.run(&inputs).expect("a run");
+    s.run_feeds(&feeds).expect("a run");
     s.reset_profile();
     for _ in 0..10 {
-        s.run(&inputs).expect("a run");
+        s.run_feeds(&feeds).expect("a run");
     }
     let p = s.profile().expect("profiling on");
     println!(

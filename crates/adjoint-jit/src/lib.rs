@@ -43,9 +43,10 @@ pub mod kernel;
 pub mod math;
 pub mod runtime;
 
+pub use adjoint_ir::{Step, StepOutputs};
 pub use error::JitError;
 pub use runtime::profile::{Profile, ProfileEntry};
-pub use runtime::{CompileStats, CompiledStep, StepOutputs};
+pub use runtime::{CompileStats, CompiledStep};
 
 use adjoint_ir::{Graph, Op};
 use adjoint_opt::{PassOptions, Placement, PlanOptions};

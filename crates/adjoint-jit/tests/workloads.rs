@@ -3,7 +3,7 @@
 
 mod common;
 
-use adjoint_ir::{Feeds, Graph};
+use adjoint_ir::{Feeds, Graph, Step};
 use adjoint_workloads::{gpt, mlp, resmlp_ln, GptConfig, MlpConfig, ResMlpConfig, Workload};
 use common::{assert_close, check_graph, modes, run_jit};
 
@@ -45,8 +45,7 @@ fn training_steps_match_the_interpreter_over_three_steps() {
                         interp_feeds.insert(name.clone(), t.clone());
                     }
                     want = adjoint_interp::run(&g, &interp_feeds).unwrap();
-                    let inputs = step.input_feeds(&w.feeds);
-                    let out = step.run(&inputs).unwrap();
+                    let out = step.run_feeds(&w.feeds).unwrap();
                     assert_close(
                         &format!("{mode} step {k} loss"),
                         out.output("loss").unwrap(),

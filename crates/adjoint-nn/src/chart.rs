@@ -53,8 +53,8 @@ impl std::error::Error for ChartError {
 /// example training loss, test loss and test accuracy — to `path`, atomically (a temporary
 /// file renamed over `path`; see [`write_atomically`]).
 ///
-/// All series share one value axis (losses and accuracies in `[0, 1]` read well together);
-/// the x axis is the step. Each series gets its own colour and a legend entry. Points whose
+/// All series share one value axis (for losses and accuracies together, use
+/// [`write_training_chart`], which gives accuracy its own axis); the x axis is the step. Each series gets its own colour and a legend entry. Points whose
 /// step or value is NaN or infinite are skipped (the line joins its finite neighbours); a
 /// series left without points still appears in the legend. **If no series has any finite
 /// point, nothing is written and the result is [`ChartError::NoData`].**
@@ -88,7 +88,49 @@ pub fn render_loss_chart(
     series: &[(&str, &[(f64, f64)])],
     title: &str,
 ) -> Result<String, ChartError> {
-    let finite: Vec<(&str, Vec<(f64, f64)>)> = series
+    render(series, &[], title, "value")
+}
+
+/// Writes an SVG chart of a training run to `path`, atomically: the `losses` (training loss,
+/// test loss, …) on the left axis, labelled "loss", and the `accuracies` — fractions in
+/// `[0, 1]` — as percentages on a right axis from 0 to 100 %, so that neither is squeezed
+/// into the other's scale. Points and errors as in [`write_loss_chart`].
+///
+/// ```
+/// use adjoint_nn::chart::render_training_chart;
+///
+/// let loss = [(0.0, 2.3), (50.0, 0.4), (99.0, 0.3)];
+/// let accuracy = [(0.0, 0.1), (50.0, 0.9), (99.0, 0.95)];
+/// let svg = render_training_chart(&[("test loss", &loss)], &[("test accuracy", &accuracy)], "MLP")
+///     .unwrap();
+/// assert!(svg.contains("accuracy (%)") && svg.contains("test accuracy"));
+/// ```
+pub fn write_training_chart(
+    path: impl AsRef<Path>,
+    losses: &[(&str, &[(f64, f64)])],
+    accuracies: &[(&str, &[(f64, f64)])],
+    title: &str,
+) -> Result<(), ChartError> {
+    let path = path.as_ref();
+    let svg = render_training_chart(losses, accuracies, title)?;
+    write_atomically(path, |w| w.write_all(svg.as_bytes())).map_err(|source| ChartError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The SVG text of [`write_training_chart`]'s chart, without writing a file.
+pub fn render_training_chart(
+    losses: &[(&str, &[(f64, f64)])],
+    accuracies: &[(&str, &[(f64, f64)])],
+    title: &str,
+) -> Result<String, ChartError> {
+    render(losses, accuracies, title, "loss")
+}
+
+/// The finite points of each series.
+fn finite_series<'a>(series: &[(&'a str, &[(f64, f64)])]) -> Vec<(&'a str, Vec<(f64, f64)>)> {
+    series
         .iter()
         .map(|&(name, points)| {
             let kept = points
@@ -98,27 +140,54 @@ pub fn render_loss_chart(
                 .collect();
             (name, kept)
         })
-        .collect();
-    let all = || finite.iter().flat_map(|(_, p)| p.iter());
-    let (x_range, y_range) = match (
-        padded_range(all().map(|p| p.0), 0.0),
-        padded_range(all().map(|p| p.1), 0.05),
-    ) {
-        (Some(x), Some(y)) => (x, y),
-        _ => return Err(ChartError::NoData),
-    };
+        .collect()
+}
 
+/// Renders `left` on a value axis described `left_desc` and `right` (fractions) as percent on
+/// a secondary axis, when there are any.
+fn render(
+    left: &[(&str, &[(f64, f64)])],
+    right: &[(&str, &[(f64, f64)])],
+    title: &str,
+    left_desc: &str,
+) -> Result<String, ChartError> {
+    let left = finite_series(left);
+    let right: Vec<(&str, Vec<(f64, f64)>)> = finite_series(right)
+        .into_iter()
+        .map(|(n, p)| (n, p.into_iter().map(|(x, y)| (x, 100.0 * y)).collect()))
+        .collect();
+    let x_range = padded_range(
+        left.iter()
+            .chain(&right)
+            .flat_map(|(_, p)| p.iter().map(|q| q.0)),
+        0.0,
+    )
+    .ok_or(ChartError::NoData)?;
+    let y_range = padded_range(left.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)), 0.05)
+        .unwrap_or(0.0..1.0);
     let mut svg = String::new();
-    draw(&mut svg, &finite, title, x_range, y_range)
+    draw(&mut svg, &left, &right, title, left_desc, x_range, y_range)
         .map_err(|e| ChartError::Draw(e.to_string()))?;
     Ok(svg)
 }
 
+/// Line colours: dark enough to read on white (plotters' palette includes a pale yellow).
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180), // blue
+    RGBColor(214, 39, 40),  // red
+    RGBColor(44, 140, 44),  // green
+    RGBColor(148, 83, 189), // purple
+    RGBColor(140, 86, 75),  // brown
+    RGBColor(23, 130, 150), // teal
+];
+
 /// Draws the chart into `svg`.
 fn draw(
     svg: &mut String,
-    series: &[(&str, Vec<(f64, f64)>)],
+    left: &[(&str, Vec<(f64, f64)>)],
+    right: &[(&str, Vec<(f64, f64)>)],
     title: &str,
+    left_desc: &str,
     x_range: Range<f64>,
     y_range: Range<f64>,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -129,26 +198,40 @@ fn draw(
         .margin(16)
         .x_label_area_size(44)
         .y_label_area_size(64)
-        .build_cartesian_2d(x_range, y_range)?;
+        .right_y_label_area_size(if right.is_empty() { 0 } else { 64 })
+        .build_cartesian_2d(x_range.clone(), y_range)?
+        .set_secondary_coord(x_range, 0.0..100.0);
     chart
         .configure_mesh()
         .x_desc("step")
-        .y_desc("value")
+        .y_desc(left_desc)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
         .draw()?;
-    for (i, (name, points)) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+    if !right.is_empty() {
         chart
-            .draw_series(LineSeries::new(
-                points.iter().copied(),
-                color.stroke_width(2),
-            ))?
+            .configure_secondary_axes()
+            .y_desc("accuracy (%)")
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .label_style(("sans-serif", 14))
+            .axis_desc_style(("sans-serif", 16))
+            .draw()?;
+    }
+    let colour = |i: usize| COLOURS[i % COLOURS.len()];
+    for (i, (name, points)) in left.iter().enumerate() {
+        let c = colour(i);
+        chart
+            .draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?
             .label(*name)
-            .legend(move |(x, y)| {
-                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
-            });
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    }
+    for (i, (name, points)) in right.iter().enumerate() {
+        let c = colour(left.len() + i);
+        chart
+            .draw_secondary_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?
+            .label(format!("{name} (right axis, %)"))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
     }
     chart
         .configure_series_labels()

@@ -7,9 +7,21 @@
 //!   train/test splits, standardization and seeded mini-batches;
 //! - [`checkpoint`]: parameters and optimizer state in the safetensors format, written
 //!   atomically and validated on load;
-//! - [`chart`]: loss curves as SVG line charts;
+//! - [`weights`]: plain safetensors files (a PyTorch `state_dict`, …) loaded into parameters
+//!   by name and parameters exported as one;
+//! - [`chart`]: loss curves as SVG line charts (feature `chart`);
 //! - [`progress`]: a progress bar for the training loop that falls back to plain log lines when
-//!   stderr is not a terminal.
+//!   stderr is not a terminal (the bar needs the feature `progress-bar`).
+//!
+//! ## Features
+//!
+//! All on by default; a program that needs none of them builds without plotters, indicatif
+//! and flate2 (`default-features = false`):
+//!
+//! - `chart`: the [`chart`] module (plotters);
+//! - `progress-bar`: an animated bar on a terminal (indicatif); without it, progress is shown
+//!   as plain lines;
+//! - `gzip`: reading gzip files, such as the bundled digits (flate2).
 //!
 //! ```
 //! use adjoint_nn::data::{digits_path, load_digits};
@@ -24,6 +36,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "chart")]
 pub mod chart;
 pub mod checkpoint;
 pub mod data;
@@ -34,6 +47,7 @@ pub mod params;
 pub mod progress;
 pub mod schedule;
 pub mod trainer;
+pub mod weights;
 
 pub use init::Initializer;
 pub use params::{Params, RandomInput, RandomKind};

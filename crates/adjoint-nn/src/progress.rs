@@ -1,14 +1,20 @@
-//! Training progress on stderr: an indicatif bar on a terminal, plain summary lines in logs.
+//! Training progress on stderr: an indicatif bar on a terminal (feature `progress-bar`),
+//! plain summary lines in logs.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use bar::ProgressBar;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
+
+/// Steps between progress lines when [`ProgressMode::Bar`] is asked for without the
+/// `progress-bar` feature.
+pub const FALLBACK_LINES_EVERY: u64 = 100;
 
 /// How a [`Progress`] shows itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProgressMode {
     /// An animated bar on stderr: position/length, steps per second, time left, and the
-    /// latest loss and accuracy.
+    /// latest loss and accuracy. Without the `progress-bar` feature, lines every
+    /// [`FALLBACK_LINES_EVERY`] steps instead.
     Bar,
     /// One plain summary line every `every` steps (and at the last step), for logs and CI where
     /// stderr is not a terminal.
@@ -22,11 +28,12 @@ pub enum ProgressMode {
 
 impl ProgressMode {
     /// The mode for this process: [`ProgressMode::Quiet`] if `quiet`, otherwise a bar when
-    /// stderr is a terminal and [`ProgressMode::Lines`] every `log_every` steps when it is not.
+    /// stderr is a terminal (and the `progress-bar` feature is on) and [`ProgressMode::Lines`]
+    /// every `log_every` steps when it is not.
     pub fn auto(quiet: bool, log_every: u64) -> ProgressMode {
         if quiet {
             ProgressMode::Quiet
-        } else if std::io::stderr().is_terminal() {
+        } else if ProgressBar::AVAILABLE && std::io::stderr().is_terminal() {
             ProgressMode::Bar
         } else {
             ProgressMode::Lines {
@@ -69,15 +76,11 @@ impl Progress {
     /// Progress over `total` steps in `mode`; lines go to stderr.
     pub fn new(total: u64, mode: ProgressMode) -> Progress {
         match mode {
+            ProgressMode::Bar if ProgressBar::AVAILABLE => {
+                Progress::with_parts(total, ProgressBar::stderr(total), None)
+            }
             ProgressMode::Bar => {
-                let style = ProgressStyle::with_template(
-                    "[{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {per_sec} eta {eta} {msg}",
-                )
-                .expect("the template is valid")
-                .progress_chars("=> ");
-                let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-                    .with_style(style);
-                Progress::with_parts(total, bar, None)
+                Progress::with_writer(total, FALLBACK_LINES_EVERY, Box::new(std::io::stderr()))
             }
             ProgressMode::Lines { every } => {
                 Progress::with_writer(total, every, Box::new(std::io::stderr()))
@@ -214,6 +217,92 @@ fn summary_line(
         metrics(loss, accuracy),
         elapsed.as_secs_f64()
     )
+}
+
+/// The animated bar: indicatif's with the `progress-bar` feature, otherwise a stand-in that is
+/// always hidden.
+#[cfg(feature = "progress-bar")]
+mod bar {
+    use indicatif::{ProgressDrawTarget, ProgressStyle};
+
+    /// indicatif's bar.
+    pub(super) struct ProgressBar(indicatif::ProgressBar);
+
+    impl ProgressBar {
+        /// Whether a visible bar can be drawn.
+        pub(super) const AVAILABLE: bool = true;
+
+        /// A bar of `total` steps drawn on stderr.
+        pub(super) fn stderr(total: u64) -> ProgressBar {
+            let style = ProgressStyle::with_template(
+                "[{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {per_sec} eta {eta} {msg}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> ");
+            let bar =
+                indicatif::ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+                    .with_style(style);
+            ProgressBar(bar)
+        }
+
+        /// A bar that draws nothing.
+        pub(super) fn hidden() -> ProgressBar {
+            ProgressBar(indicatif::ProgressBar::hidden())
+        }
+
+        pub(super) fn is_hidden(&self) -> bool {
+            self.0.is_hidden()
+        }
+
+        pub(super) fn set_position(&self, step: u64) {
+            self.0.set_position(step);
+        }
+
+        pub(super) fn set_message(&self, message: String) {
+            self.0.set_message(message);
+        }
+
+        pub(super) fn println(&self, message: &str) {
+            self.0.println(message);
+        }
+
+        pub(super) fn finish_with_message(&self, message: String) {
+            self.0.finish_with_message(message);
+        }
+    }
+}
+
+/// Without the `progress-bar` feature: a bar that is always hidden.
+#[cfg(not(feature = "progress-bar"))]
+mod bar {
+    /// A bar that draws nothing.
+    pub(super) struct ProgressBar;
+
+    impl ProgressBar {
+        /// Whether a visible bar can be drawn.
+        pub(super) const AVAILABLE: bool = false;
+
+        /// Never called: [`ProgressBar::AVAILABLE`] is false.
+        pub(super) fn stderr(_total: u64) -> ProgressBar {
+            ProgressBar
+        }
+
+        pub(super) fn hidden() -> ProgressBar {
+            ProgressBar
+        }
+
+        pub(super) fn is_hidden(&self) -> bool {
+            true
+        }
+
+        pub(super) fn set_position(&self, _step: u64) {}
+
+        pub(super) fn set_message(&self, _message: String) {}
+
+        pub(super) fn println(&self, _message: &str) {}
+
+        pub(super) fn finish_with_message(&self, _message: String) {}
+    }
 }
 
 #[cfg(test)]

@@ -153,3 +153,33 @@ fn no_finite_data_is_an_error_and_writes_nothing() {
     assert!(matches!(err, ChartError::Io { .. }), "{err}");
     assert!(err.to_string().contains("loss.svg"));
 }
+
+#[test]
+fn a_training_chart_puts_accuracy_on_its_own_percent_axis() {
+    use adjoint_nn::chart::render_training_chart;
+    let loss = [(0.0, 2.3), (50.0, 0.4), (99.0, 0.3)];
+    let accuracy = [(0.0, 0.1), (50.0, 0.9), (99.0, 0.95)];
+    let svg = render_training_chart(
+        &[("training loss", &loss)],
+        &[("test accuracy", &accuracy)],
+        "run",
+    )
+    .unwrap();
+    check_well_formed(&svg, &[]);
+    let t = texts(&svg);
+    assert!(t.iter().any(|s| s == "training loss"), "{t:?}");
+    assert!(
+        t.iter().any(|s| s == "test accuracy (right axis, %)"),
+        "{t:?}"
+    );
+    assert!(t.iter().any(|s| s == "loss"), "{t:?}");
+    assert!(t.iter().any(|s| s == "accuracy (%)"), "{t:?}");
+    // The percent axis runs to 100; the loss axis only to the loss's range.
+    assert!(t.iter().any(|s| s == "100"), "{t:?}");
+    // The first two lines in the dark blue and red of the fixed palette.
+    let lower = svg.to_lowercase();
+    assert!(
+        lower.contains("#1f77b4") && lower.contains("#d62728"),
+        "{svg}"
+    );
+}

@@ -264,3 +264,43 @@ fn a_checkpoint_of_another_model_or_run_is_refused() {
     );
     assert!(msg.contains("unexpected tensor `adam.step`"), "{msg}");
 }
+
+#[test]
+fn a_checkpoint_with_a_non_finite_value_is_refused_naming_the_tensor() {
+    let (train, _) = digits();
+    let path = temp("nonfinite");
+    let mut a = trainer(TrainerOptions {
+        max_steps: Some(3),
+        ..options(1)
+    });
+    a.fit(&train, None).unwrap();
+    a.save_checkpoint(&path).unwrap();
+    let mut ckpt = adjoint_nn::checkpoint::load_checkpoint(&path).unwrap();
+    let bias = ckpt.tensors.get_mut("fc2.bias").unwrap();
+    let mut values = bias.to_f64_vec();
+    values[4] = f64::NAN;
+    values[7] = f64::INFINITY;
+    *bias = adjoint_ir::HostTensor::from_f64_as(bias.dtype(), [10], &values).unwrap();
+    adjoint_nn::checkpoint::save_checkpoint(&path, &ckpt).unwrap();
+
+    // Loading the file as such still works (to inspect a diverged run)...
+    assert!(adjoint_nn::checkpoint::load_checkpoint(&path).is_ok());
+    // ...but resuming from it is refused, naming the tensor, and leaves the trainer as it was.
+    let mut b = trainer(options(1));
+    let before = bits(&b.params());
+    let err = b.resume(&path).unwrap_err();
+    let TrainError::Checkpoint(e) = &err else {
+        panic!("{err}")
+    };
+    match e.kind() {
+        CheckpointErrorKind::NonFinite {
+            name, index, count, ..
+        } => assert_eq!((name.as_str(), *index, *count), ("fc2.bias", 4, 2)),
+        other => panic!("{other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.contains("`fc2.bias`") && msg.contains("NaN"), "{msg}");
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert_eq!(b.step(), 0);
+    assert_eq!(bits(&b.params()), before);
+}

@@ -39,8 +39,8 @@ pub use adjoint_autodiff as autodiff;
 pub use adjoint_interp as interp;
 pub use adjoint_ir as ir;
 pub use adjoint_ir::{
-    BuildError, Builder, DType, Feeds, Graph, HostData, HostTensor, NodeId, Op, Shape, Tensor,
-    TensorType,
+    BuildError, Builder, DType, Feeds, Graph, HostData, HostTensor, NodeId, Op, Shape, Step,
+    StepOutputs, Tensor, TensorType,
 };
 pub use adjoint_jit as jit;
 pub use adjoint_jit::{compile, CompiledStep, Options};

@@ -9,7 +9,7 @@ use crate::codegen::{NativeCode, PhaseTimes, SlotLayout, SLOT_ARENA, SLOT_FIRST_
 use crate::codegen::{SLOT_PARALLEL_FOR, SLOT_POOL};
 use crate::kernel::Program;
 use crate::JitError;
-use adjoint_ir::{DType, Feeds, HostData, HostTensor, TensorType};
+use adjoint_ir::{DType, Feeds, HostData, HostTensor, Step, StepOutputs, TensorType};
 use pool::Pool;
 use profile::{Profile, ProfileEntry};
 use std::sync::atomic::AtomicUsize;
@@ -98,20 +98,6 @@ pub struct CompiledStep {
     pool: Arc<Pool>,
     stats: CompileStats,
     profile: Option<Profile>,
-}
-
-/// The outputs of one run, by name, in the graph's output order.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StepOutputs {
-    /// `(output name, value)`.
-    pub outputs: Vec<(String, HostTensor)>,
-}
-
-impl StepOutputs {
-    /// The value of output `name`.
-    pub fn output(&self, name: &str) -> Option<&HostTensor> {
-        self.outputs.iter().find(|(n, _)| n == name).map(|(_, t)| t)
-    }
 }
 
 impl CompiledStep {
@@ -448,4 +434,38 @@ pub(crate) fn constant_bytes(d: DType, values: &[f64]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The interpreter's and the compiled step's common interface: see [`Step`]. Each method is the
+/// inherent one of the same name.
+impl Step for CompiledStep {
+    type Error = JitError;
+
+    fn input_types(&self) -> Vec<(String, TensorType)> {
+        self.inputs().to_vec()
+    }
+
+    fn param_types(&self) -> Vec<(String, TensorType)> {
+        self.code.iface.params.clone()
+    }
+
+    fn set_param(&mut self, name: &str, value: &HostTensor) -> Result<(), JitError> {
+        CompiledStep::set_param(self, name, value)
+    }
+
+    fn set_params(&mut self, values: &Feeds) -> Result<(), JitError> {
+        CompiledStep::set_params(self, values)
+    }
+
+    fn param(&self, name: &str) -> Option<HostTensor> {
+        CompiledStep::param(self, name)
+    }
+
+    fn params(&self) -> Feeds {
+        CompiledStep::params(self).into_iter().collect()
+    }
+
+    fn run(&mut self, inputs: &Feeds) -> Result<StepOutputs, JitError> {
+        CompiledStep::run(self, inputs)
+    }
 }

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)]
 
-use adjoint_ir::{DType, Feeds, Graph, HostTensor, Rng};
+use adjoint_ir::{DType, Feeds, Graph, HostTensor, Rng, Step};
 use adjoint_jit::{compile, CompiledStep, MatmulKernel, Options};
 
 /// The configurations every graph is checked in: fused and unfused on 1 and 2 threads with
@@ -74,9 +74,8 @@ pub fn run_jit(
 ) -> (CompiledStep, adjoint_jit::StepOutputs) {
     let mut step = compile(g, opts).unwrap_or_else(|e| panic!("compiling {}: {e}", g.name()));
     step.set_params(feeds).unwrap();
-    let inputs = step.input_feeds(feeds);
     let out = step
-        .run(&inputs)
+        .run_feeds(feeds)
         .unwrap_or_else(|e| panic!("running {}: {e}", g.name()));
     (step, out)
 }

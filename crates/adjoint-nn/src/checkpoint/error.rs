@@ -34,6 +34,18 @@ pub enum CheckpointErrorKind {
     Invalid(String),
     /// The checkpoint loaded but does not hold the tensors the model expects.
     Mismatch(CheckpointMismatch),
+    /// A tensor holds a NaN or an infinity where a model's parameters or optimizer state are
+    /// expected (see [`Checkpoint::check_finite`](super::Checkpoint::check_finite)).
+    NonFinite {
+        /// The tensor's name.
+        name: String,
+        /// The row-major index of its first non-finite element.
+        index: usize,
+        /// That element.
+        value: f64,
+        /// How many of its elements are not finite.
+        count: usize,
+    },
 }
 
 impl CheckpointError {
@@ -78,6 +90,18 @@ impl fmt::Display for CheckpointError {
             ),
             CheckpointErrorKind::Invalid(m) => write!(f, "{m}"),
             CheckpointErrorKind::Mismatch(m) => write!(f, "{m}"),
+            CheckpointErrorKind::NonFinite {
+                name,
+                index,
+                value,
+                count,
+            } => write!(
+                f,
+                "tensor `{name}` holds {count} non-finite value{} (the first, {value}, at \
+                 element {index}): the run that saved it had diverged; resume from an earlier \
+                 checkpoint or start over",
+                if *count == 1 { "" } else { "s" }
+            ),
         }
     }
 }

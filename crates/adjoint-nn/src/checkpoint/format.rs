@@ -1,9 +1,9 @@
 //! The byte format of a checkpoint: safetensors with the step and a content checksum in the
 //! `__metadata__` header entry.
 
+use super::crc32::Crc32;
 use super::{Checkpoint, CheckpointError, CheckpointErrorKind};
 use adjoint_ir::{Feeds, HostData, HostTensor, MAX_RANK};
-use flate2::Crc;
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, View};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -59,7 +59,7 @@ fn checksum<'a>(
     tensors: impl Iterator<Item = (&'a str, Dtype, &'a [usize], &'a [u8])>,
     metadata: &BTreeMap<String, String>,
 ) -> u32 {
-    let mut crc = Crc::new();
+    let mut crc = Crc32::new();
     for (name, dtype, shape, bytes) in tensors {
         crc.update(name.as_bytes());
         crc.update(&[0]);

@@ -13,9 +13,14 @@
 //!   survive); the step goes into the safetensors `__metadata__` as [`STEP_KEY`], and the
 //!   user's metadata entries alongside it.
 //!
+//! - **Finite for training**: [`load_checkpoint`] returns what the file holds, NaNs included
+//!   (to inspect a diverged run); [`load_checkpoint_matching`], which resuming uses, also
+//!   refuses a tensor with a NaN or an infinity ([`Checkpoint::check_finite`]), naming it.
+//!
 //! The files are ordinary safetensors files that other frameworks read. Loading requires the
 //! two `__metadata__` entries Adjoint writes (the step and the checksum), so a file from
-//! another tool is refused with a message saying so.
+//! another tool is refused with a message saying so; [`crate::weights`] loads such plain
+//! files into parameters by name.
 //!
 //! ```
 //! use adjoint_ir::{DType, HostTensor, TensorType};
@@ -33,6 +38,7 @@
 //! ```
 
 mod atomic;
+mod crc32;
 mod error;
 mod format;
 
@@ -124,6 +130,31 @@ impl Checkpoint {
         }
     }
 
+    /// Checks that every float tensor is finite; otherwise a [`CheckpointErrorKind::NonFinite`]
+    /// error naming the first such tensor (in name order), its first bad element and how many
+    /// there are.
+    pub fn check_finite(&self) -> Result<(), CheckpointError> {
+        for (name, t) in &self.tensors {
+            if !t.dtype().is_float() {
+                continue;
+            }
+            let values = t.to_f64_vec();
+            let mut bad = values.iter().enumerate().filter(|(_, v)| !v.is_finite());
+            if let Some((index, &value)) = bad.next() {
+                return Err(CheckpointError::new(
+                    None,
+                    CheckpointErrorKind::NonFinite {
+                        name: name.clone(),
+                        index,
+                        value,
+                        count: 1 + bad.count(),
+                    },
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The checkpoint as safetensors bytes; an error for a reserved metadata key or tensor name.
     pub fn to_bytes(&self) -> Result<Vec<u8>, CheckpointError> {
         format::encode(self)
@@ -156,8 +187,10 @@ pub fn load_checkpoint(path: impl AsRef<Path>) -> Result<Checkpoint, CheckpointE
     format::decode(&bytes).map_err(|e| e.at(path))
 }
 
-/// [`load_checkpoint`], then [`Checkpoint::check_against`] `expected`: a mismatch is a
-/// [`CheckpointErrorKind::Mismatch`] error naming the file and every differing tensor.
+/// [`load_checkpoint`], then [`Checkpoint::check_against`] `expected` and
+/// [`Checkpoint::check_finite`]: a mismatch is a [`CheckpointErrorKind::Mismatch`] error naming
+/// the file and every differing tensor, a NaN or infinity a [`CheckpointErrorKind::NonFinite`]
+/// error naming the file and the tensor. What resuming training uses.
 pub fn load_checkpoint_matching(
     path: impl AsRef<Path>,
     expected: &[(String, TensorType)],
@@ -166,5 +199,6 @@ pub fn load_checkpoint_matching(
     let ckpt = load_checkpoint(path)?;
     ckpt.check_against(expected)
         .map_err(|m| CheckpointError::new(Some(path), CheckpointErrorKind::Mismatch(m)))?;
+    ckpt.check_finite().map_err(|e| e.at(path))?;
     Ok(ckpt)
 }

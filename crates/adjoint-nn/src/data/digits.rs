@@ -2,8 +2,6 @@
 
 use super::{DataError, Dataset};
 use adjoint_ir::HostTensor;
-use flate2::read::MultiGzDecoder;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Pixels per digit image (8×8).
@@ -88,14 +86,28 @@ fn read_gzip(path: &Path) -> Result<Vec<u8>, DataError> {
             ),
         });
     }
+    gunzip(&compressed).map_err(|source| DataError::Gzip {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The decompressed bytes of gzip data (every member, as `gzip -d` does).
+#[cfg(feature = "gzip")]
+fn gunzip(compressed: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
     let mut text = Vec::new();
-    MultiGzDecoder::new(compressed.as_slice())
-        .read_to_end(&mut text)
-        .map_err(|source| DataError::Gzip {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    flate2::read::MultiGzDecoder::new(compressed).read_to_end(&mut text)?;
     Ok(text)
+}
+
+/// Without the `gzip` feature there is no decompressor: an error saying how to get one.
+#[cfg(not(feature = "gzip"))]
+fn gunzip(_compressed: &[u8]) -> std::io::Result<Vec<u8>> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "adjoint-nn was built without its `gzip` feature, which reads gzip files",
+    ))
 }
 
 /// Raw pixel counts (row-major, 64 per row) and labels of the digits CSV text.

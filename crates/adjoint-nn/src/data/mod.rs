@@ -23,6 +23,7 @@ mod split;
 mod standardize;
 
 pub use batches::{Batch, Batches};
+pub(crate) use dataset::gather_rows;
 pub use dataset::Dataset;
 pub use digits::{digits_path, load_digits, DIGITS_CLASSES, DIGITS_FEATURES, DIGITS_MAX_PIXEL};
 pub use error::DataError;

@@ -27,10 +27,17 @@ impl Dataset {
                 "test fraction must be strictly between 0 and 1, got {test_fraction}"
             )));
         }
-        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); self.classes()];
-        for (i, &label) in self.label_values().iter().enumerate() {
-            by_class[label as usize].push(i);
-        }
+        // Stratified by class when each example has one label; one group otherwise (sequence
+        // targets have no single class to stratify by).
+        let by_class: Vec<Vec<usize>> = if self.labels().shape().rank() == 1 {
+            let mut by_class = vec![Vec::new(); self.classes()];
+            for (i, &label) in self.label_values().iter().enumerate() {
+                by_class[label as usize].push(i);
+            }
+            by_class
+        } else {
+            vec![(0..self.len()).collect()]
+        };
         let mut rng = Rng::derive(seed, "dataset split");
         let mut train = Vec::with_capacity(self.len());
         let mut test = Vec::new();

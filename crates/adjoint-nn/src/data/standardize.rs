@@ -32,6 +32,7 @@ const MIN_STD: f64 = 1e-6;
 
 impl Standardizer {
     /// The per-feature mean and population standard deviation of `train` (computed in `f64`).
+    /// For f32 features only: panics on the integer inputs of a [`Dataset::sequences`].
     pub fn fit(train: &Dataset) -> Standardizer {
         let d = train.num_features();
         let n = train.len().max(1) as f64;
@@ -67,6 +68,12 @@ impl Standardizer {
     /// `data` with every feature replaced by `(x - mean) / std` (or `x - mean` for a constant
     /// feature); an error if `data` has a different number of features than the fitted set.
     pub fn apply(&self, data: &Dataset) -> Result<Dataset, DataError> {
+        if data.features().dtype() != adjoint_ir::DType::F32 {
+            return Err(DataError::Invalid(format!(
+                "a standardizer scales f32 features, but the data set's are {}",
+                data.features().ty()
+            )));
+        }
         if data.num_features() != self.mean.len() {
             return Err(DataError::Invalid(format!(
                 "standardizer was fitted on {} features but the data set has {}",

@@ -2,6 +2,7 @@
 
 use crate::checkpoint::CheckpointError;
 use crate::data::DataError;
+use crate::weights::WeightsError;
 use adjoint_autodiff::GradError;
 use adjoint_jit::JitError;
 use std::fmt;
@@ -19,6 +20,8 @@ pub enum TrainError {
     Data(DataError),
     /// Saving or loading a checkpoint failed.
     Checkpoint(CheckpointError),
+    /// Importing or exporting a plain safetensors weight file failed.
+    Weights(WeightsError),
     /// The loss or a gradient stopped being finite: training diverged.
     NonFinite {
         /// The step (counted from 1) whose outputs were not finite.
@@ -38,6 +41,7 @@ impl fmt::Display for TrainError {
             TrainError::Jit(e) => write!(f, "compiled step: {e}"),
             TrainError::Data(e) => write!(f, "data: {e}"),
             TrainError::Checkpoint(e) => write!(f, "{e}"),
+            TrainError::Weights(e) => write!(f, "{e}"),
             TrainError::NonFinite {
                 step,
                 tensor,
@@ -58,6 +62,7 @@ impl std::error::Error for TrainError {
             TrainError::Jit(e) => Some(&**e),
             TrainError::Data(e) => Some(e),
             TrainError::Checkpoint(e) => Some(e),
+            TrainError::Weights(e) => Some(e),
             TrainError::Config(_) | TrainError::NonFinite { .. } => None,
         }
     }
@@ -84,5 +89,11 @@ impl From<DataError> for TrainError {
 impl From<CheckpointError> for TrainError {
     fn from(e: CheckpointError) -> TrainError {
         TrainError::Checkpoint(e)
+    }
+}
+
+impl From<WeightsError> for TrainError {
+    fn from(e: WeightsError) -> TrainError {
+        TrainError::Weights(e)
     }
 }

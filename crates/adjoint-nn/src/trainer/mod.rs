@@ -43,10 +43,11 @@ pub use history::{Evaluation, GradNorms, History};
 pub use options::{Forward, Mode, Pass, TrainerOptions, FEATURES_INPUT, LABELS_INPUT, LR_INPUT};
 
 use crate::checkpoint::{load_checkpoint_matching, save_checkpoint, Checkpoint};
-use crate::data::{Batch, Dataset};
+use crate::data::{gather_rows, Batch, Dataset};
 use crate::loss::accuracy;
 use crate::progress::{Progress, ProgressMode};
 use crate::schedule::Schedule;
+use crate::weights::{export_safetensors, import_safetensors, ImportReport, WeightMap};
 use crate::{Params, RandomInput};
 use adjoint_autodiff::{training_step, LearningRate, Optimizer};
 use adjoint_ir::{Builder, DType, Feeds, Graph, HostTensor, NodeId, Rng, TensorType};
@@ -95,6 +96,8 @@ pub struct Trainer {
     options: TrainerOptions,
     step_fn: CompiledStep,
     trainable: Vec<String>,
+    /// The optimizer-state parameters the training step created (moments, counters).
+    optimizer_state: Vec<String>,
     random_inputs: Vec<RandomInput>,
     eval: Option<EvalStep>,
     step: u64,
@@ -179,6 +182,7 @@ impl Trainer {
         let mut step_fn = compile(&graph, &jit_options(&options))?;
         set_known_params(&mut step_fn, built.initial.iter())?;
         set_known_params(&mut step_fn, step.state.iter().map(|(n, t)| (n, t)))?;
+        let optimizer_state = step.state.iter().map(|(n, _)| n.clone()).collect();
         Ok(Trainer {
             name: name.to_string(),
             model,
@@ -187,6 +191,7 @@ impl Trainer {
             options,
             step_fn,
             trainable: built.trainable,
+            optimizer_state,
             random_inputs: built.random_inputs,
             eval: None,
             step: 0,
@@ -421,6 +426,64 @@ impl Trainer {
         })
     }
 
+    /// The model's logits for `inputs` — the features of `n` examples, `[n, ...]` as a data
+    /// set's — computed by the evaluation graph ([`Mode::Eval`]) with the current parameters:
+    /// one row of the model's [`Forward::logits`] per example, `[n, ...]`.
+    ///
+    /// Inputs are fed as [`Trainer::evaluate`] feeds them (in chunks of up to
+    /// `eval_batch_size`, cast and reshaped to the model's `x`); the labels input `y`, which
+    /// only the loss reads, is fed zeros. Errors: no examples, a model without logits, an input
+    /// that does not fit `x`.
+    pub fn predict(&mut self, inputs: &HostTensor) -> Result<HostTensor, TrainError> {
+        let n = inputs.shape().dims().first().copied().unwrap_or(0);
+        if n == 0 {
+            return Err(TrainError::Config(format!(
+                "predict needs at least one example [n, ...], got {}",
+                inputs.ty()
+            )));
+        }
+        let bs = n.min(self.options.eval_batch_size.max(1));
+        self.prepare_eval(bs)?;
+        let eval = self.eval.as_mut().expect("prepared above");
+        let mut rng = Rng::derive(self.options.seed, "random inputs of prediction");
+        let mut values = Vec::new();
+        let mut row_type: Option<TensorType> = None;
+        for start in (0..n).step_by(bs) {
+            let real = (n - start).min(bs);
+            let indices: Vec<usize> = (start..start + bs).map(|i| i % n).collect();
+            let chunk = gather_rows(inputs, &indices);
+            let mut feeds = Feeds::new();
+            for (name, ty) in eval.step_fn.inputs() {
+                let value = if name == FEATURES_INPUT {
+                    conform(name, &chunk, ty)?
+                } else if name == LABELS_INPUT {
+                    HostTensor::zeros(ty.dtype, ty.shape.clone())
+                } else if let Some(r) = eval.random_inputs.iter().find(|r| &r.name == name) {
+                    r.sample(&mut rng)
+                } else {
+                    return Err(unfed_input(name));
+                };
+                feeds.insert(name.clone(), value);
+            }
+            let out = eval.step_fn.run(&feeds)?;
+            let logits = out.output("logits").ok_or_else(|| {
+                TrainError::Config("predict needs a model that returns logits".into())
+            })?;
+            let kept = slice_rows(logits, bs, real).ok_or_else(|| {
+                TrainError::Config(format!(
+                    "the logits {} do not have one row per example (batch {bs})",
+                    logits.ty()
+                ))
+            })?;
+            row_type.get_or_insert_with(|| logits.ty());
+            values.extend(kept.to_f64_vec());
+        }
+        let ty = row_type.expect("at least one chunk");
+        let mut shape = ty.shape.dims().to_vec();
+        shape[0] = n;
+        Ok(HostTensor::from_f64_as(ty.dtype, shape, &values).expect("one row per example"))
+    }
+
     /// Compiles the evaluation graph for batch size `bs` (once) and copies the current
     /// parameters into it.
     fn prepare_eval(&mut self, bs: usize) -> Result<(), TrainError> {
@@ -552,6 +615,45 @@ impl Trainer {
     /// Every parameter, state and optimizer-state tensor, by name.
     pub fn params(&self) -> Feeds {
         self.step_fn.params().into_iter().collect()
+    }
+
+    /// The model's parameters and state (batch-norm statistics …) by name, without the
+    /// optimizer's: what a PyTorch `state_dict` holds.
+    pub fn model_params(&self) -> Feeds {
+        self.step_fn
+            .params()
+            .into_iter()
+            .filter(|(n, _)| !self.optimizer_state.contains(n))
+            .collect()
+    }
+
+    /// Loads a plain safetensors file (a PyTorch `state_dict`, …) into the model's parameters
+    /// by name through `map`, converting dtypes (see [`crate::weights`]); returns what was
+    /// loaded, converted, missing and unexpected. On error nothing changes.
+    pub fn import_safetensors(
+        &mut self,
+        path: impl AsRef<Path>,
+        map: &WeightMap,
+    ) -> Result<ImportReport, TrainError> {
+        let expected: Vec<(String, TensorType)> = self
+            .model_params()
+            .into_iter()
+            .map(|(n, t)| (n, t.ty()))
+            .collect();
+        let report = import_safetensors(path, &expected, map)?;
+        self.step_fn.set_params(&report.loaded)?;
+        Ok(report)
+    }
+
+    /// Writes the model's parameters ([`Trainer::model_params`]) as a plain safetensors file
+    /// named and laid out as `map` says (see [`crate::weights::export_safetensors`]).
+    pub fn export_safetensors(
+        &self,
+        path: impl AsRef<Path>,
+        map: &WeightMap,
+    ) -> Result<(), TrainError> {
+        export_safetensors(path, &self.model_params(), map)?;
+        Ok(())
     }
 
     /// Replaces the values of the named parameters (types must match).

@@ -25,10 +25,12 @@ pub enum Mode {
 ///
 /// The model function declares the inputs [`FEATURES_INPUT`] (`x`) and, when its loss needs
 /// them, [`LABELS_INPUT`] (`y`), with `batch_size` as their leading axis. The trainer feeds
-/// `x` the batch's `f32[batch, d]` features and `y` its `i32[batch]` labels, each **cast to the
-/// input's declared dtype and reshaped to its declared shape** (which must have the same
-/// number of elements): `x: f32[b, 1, 8, 8]` for a convolution, `y: f32[b, 1]` for a
-/// regression on the label values, `x: i32[b, t]` for token ids all work.
+/// `x` the batch's features (`f32[batch, d]`, or any `[batch, ...]` of a
+/// [`Dataset::sequences`](crate::data::Dataset::sequences)) and `y` its targets (`i32[batch]`,
+/// or `i32[batch, ...]` — one per position of a sequence), each **cast to the input's declared
+/// dtype and reshaped to its declared shape** (which must have the same number of elements):
+/// `x: f32[b, 1, 8, 8]` for a convolution, `y: f32[b, 1]` for a regression on the label
+/// values, `x: i32[b, t]` and `y: i32[b, t]` for a sequence model all work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pass {
     /// Training or evaluation.

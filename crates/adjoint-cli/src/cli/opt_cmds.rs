@@ -2,7 +2,7 @@
 
 use super::graph_cmds::{emit, load_graph};
 use super::CliError;
-use adjoint_opt::{PassOptions, PlanOptions};
+use adjoint::opt::{PassOptions, PlanOptions};
 use std::path::{Path, PathBuf};
 
 /// `adjoint opt FILE [--passes LIST] [--print-after-all] [--dump DIR]`.
@@ -22,7 +22,7 @@ pub fn opt(
         std::env::temp_dir().join(format!("adjoint-print-after-all-{}", std::process::id()))
     });
     options.dump_dir = dump.or_else(|| scratch.clone());
-    let (optimized, report) = adjoint_opt::optimize(&graph, &options)
+    let (optimized, report) = adjoint::opt::optimize(&graph, &options)
         .map_err(|e| CliError::in_file(path, e.to_string()))?;
     if let Some(dir) = scratch {
         let echoed = echo_text_dumps(&dir);
@@ -30,7 +30,7 @@ pub fn opt(
         echoed?;
     }
     eprint!("{report}");
-    emit(&adjoint_ir::text::print(&optimized), None)
+    emit(&adjoint::ir::text::print(&optimized), None)
 }
 
 /// Prints every `*.txt` dump in `dir` to standard error, in file-name (pass) order.
@@ -45,9 +45,22 @@ fn echo_text_dumps(dir: &Path) -> Result<(), CliError> {
     for f in files {
         let text = std::fs::read_to_string(&f).map_err(read)?;
         let name = f.file_name().unwrap_or_default().to_string_lossy();
-        eprintln!("// ---- after {name}\n{text}");
+        eprintln!("{}\n{text}", dump_heading(&name));
     }
     Ok(())
+}
+
+/// The heading of one echoed dump, from its file name `<graph>.<index>.<pass>.txt`: the pass
+/// (and its position), not the file.
+fn dump_heading(file_name: &str) -> String {
+    let stem = file_name.strip_suffix(".txt").unwrap_or(file_name);
+    let mut parts = stem.rsplitn(3, '.');
+    let (pass, index) = (parts.next(), parts.next());
+    match (pass, index.and_then(|i| i.parse::<usize>().ok())) {
+        (Some("input"), Some(0)) => "// ---- the input graph".to_string(),
+        (Some(pass), Some(i)) => format!("// ---- after pass {i}: {pass}"),
+        _ => format!("// ---- {stem}"),
+    }
 }
 
 /// Flags of `adjoint plan`.
@@ -65,14 +78,14 @@ pub struct PlanFlags {
 /// `adjoint plan FILE [--no-fusion] [--keep-all] [--dot OUT] [--kernels]`.
 pub fn plan(path: &Path, flags: &PlanFlags) -> Result<(), CliError> {
     let graph = load_graph(path)?;
-    let (optimized, _) = adjoint_opt::optimize(&graph, &PassOptions::default())
+    let (optimized, _) = adjoint::opt::optimize(&graph, &PassOptions::default())
         .map_err(|e| CliError::in_file(path, e.to_string()))?;
     let options = PlanOptions {
         fuse: flags.fuse,
         keep_all: flags.keep_all,
         ..PlanOptions::default()
     };
-    let plan = adjoint_opt::plan(&optimized, &options);
+    let plan = adjoint::opt::plan(&optimized, &options);
     if let Some(out) = &flags.dot {
         emit(&plan.to_dot(), Some(out))?;
     }
@@ -89,4 +102,22 @@ pub fn plan(path: &Path, flags: &PlanFlags) -> Result<(), CliError> {
         println!("\n== kernels ==\n{}", step.kernels());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dump_heading;
+
+    #[test]
+    fn headings_name_the_pass_not_the_file() {
+        assert_eq!(
+            dump_heading("w3.step.000.input.txt"),
+            "// ---- the input graph"
+        );
+        assert_eq!(
+            dump_heading("w3.step.004.cse.txt"),
+            "// ---- after pass 4: cse"
+        );
+        assert_eq!(dump_heading("odd.txt"), "// ---- odd");
+    }
 }

@@ -51,6 +51,9 @@ pub fn bench(opts: &BenchOptions) -> Result<(), CliError> {
         threads,
         seed: opts.seed,
     };
+    if !opts.json {
+        println!("{}", legend(&config));
+    }
     for id in ids {
         let workload = adjoint::workloads::by_id(id, config.seed).ok_or_else(|| {
             CliError::general(format!(
@@ -68,4 +71,16 @@ pub fn bench(opts: &BenchOptions) -> Result<(), CliError> {
         }
     }
     Ok(())
+}
+
+/// The header of the table: what each column is and its unit.
+fn legend(config: &BenchConfig) -> String {
+    format!(
+        "# one line per workload and mode; {} untimed warm-up steps, then {} timed steps\n\
+         # compile: ms to compile the training step  step median (min): µs per whole training \
+         step (forward, backward, update)\n\
+         # GFLOP/s: the workload's matmul FLOPs per step / median step time  kernels: compiled \
+         kernels  arena: bytes of the step's memory plan  loss: first -> last timed step",
+        config.warmup, config.steps
+    )
 }

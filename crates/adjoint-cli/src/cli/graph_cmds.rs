@@ -9,7 +9,7 @@ use std::path::Path;
 pub fn load_graph(path: &Path) -> Result<Graph, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::in_file(path, format!("cannot read: {e}")))?;
-    let graph = adjoint_ir::text::parse(&text)
+    let graph = adjoint::ir::text::parse(&text)
         .map_err(|e| CliError::at(path, e.line, e.column, e.message.clone()))?;
     graph
         .verify()
@@ -32,13 +32,13 @@ pub fn emit(text: &str, output: Option<&Path>) -> Result<(), CliError> {
 /// `adjoint dump FILE`.
 pub fn dump(path: &Path) -> Result<(), CliError> {
     let graph = load_graph(path)?;
-    emit(&adjoint_ir::text::print(&graph), None)
+    emit(&adjoint::ir::text::print(&graph), None)
 }
 
 /// `adjoint dot FILE [-o OUT]`.
 pub fn dot(path: &Path, output: Option<&Path>) -> Result<(), CliError> {
     let graph = load_graph(path)?;
-    emit(&adjoint_ir::dot::to_dot(&graph), output)
+    emit(&adjoint::ir::dot::to_dot(&graph), output)
 }
 
 /// Options of `adjoint run`.
@@ -77,7 +77,7 @@ pub fn run(path: &Path, opts: &RunOptions) -> Result<(), CliError> {
 
 /// `adjoint workload ID [--step] [-o OUT]`.
 pub fn workload(id: &str, step: bool, output: Option<&Path>) -> Result<(), CliError> {
-    let w = adjoint_workloads::by_id(id, 0).ok_or_else(|| {
+    let w = adjoint::workloads::by_id(id, 0).ok_or_else(|| {
         CliError::general(format!(
             "unknown workload `{id}` (expected W1, W2, W3, W4 or mlp-small, mlp-wide, resmlp-ln, gpt-tiny)"
         ))
@@ -87,7 +87,7 @@ pub fn workload(id: &str, step: bool, output: Option<&Path>) -> Result<(), CliEr
     } else {
         w.graph
     };
-    emit(&adjoint_ir::text::print(&graph), output)
+    emit(&adjoint::ir::text::print(&graph), output)
 }
 
 /// `f32[2,2] = [1, 2, 3, 4]`, with at most `max` values and a count of the rest.

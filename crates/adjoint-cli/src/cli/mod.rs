@@ -6,6 +6,7 @@ mod error;
 mod feeds;
 mod graph_cmds;
 mod opt_cmds;
+mod profile_cmd;
 
 use clap::{Parser, Subcommand};
 pub use error::CliError;
@@ -92,6 +93,35 @@ enum Command {
         /// Print one JSON object per line.
         #[arg(long)]
         json: bool,
+    },
+    /// Profile a compiled step: time per kernel, its share, and its rate (GFLOP/s for matmul
+    /// kernels, against the machine's matmul rate measured now; GB/s of compulsory traffic for
+    /// the others), from the most expensive down.
+    Profile {
+        /// A workload (`W1` … `W4`: its whole training step) or a graph in the `.adj` text
+        /// format (fed seeded random data).
+        target: String,
+        /// One kernel per node instead of fusion groups.
+        #[arg(long)]
+        no_fusion: bool,
+        /// Threads of the compiled step.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Untimed runs first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Profiled runs.
+        #[arg(long, default_value_t = 20)]
+        steps: usize,
+        /// Seed of the data.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Show only the N most expensive kernels (0: all).
+        #[arg(long, default_value_t = 0)]
+        top: usize,
+        /// Also print the kernel IR (the loop nests the JIT generated code for).
+        #[arg(long)]
+        kernels: bool,
     },
     /// Differentiate: print the graph with the gradients of LOSS with respect to the WRT nodes
     /// appended (outputs `NAME.grad`).
@@ -203,6 +233,25 @@ pub fn main() -> Result<(), CliError> {
             steps,
             seed,
             json,
+        }),
+        Command::Profile {
+            target,
+            no_fusion,
+            threads,
+            warmup,
+            steps,
+            seed,
+            top,
+            kernels,
+        } => profile_cmd::profile(&profile_cmd::ProfileOptions {
+            target,
+            fuse: !no_fusion,
+            threads,
+            warmup,
+            steps,
+            seed,
+            kernels,
+            top,
         }),
         Command::Grad {
             file,

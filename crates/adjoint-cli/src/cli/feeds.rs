@@ -1,8 +1,8 @@
 //! Feeds from the command line: `NAME=V1,V2,…`, `NAME=random`, and seeded random fill.
 
 use super::CliError;
+use adjoint::ir::Rng;
 use adjoint::{Feeds, Graph, HostTensor, TensorType};
-use adjoint_ir::Rng;
 
 /// How to fill feeds that `--feed` does not give.
 pub struct RandomFill {

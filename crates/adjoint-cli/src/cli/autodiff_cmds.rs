@@ -13,9 +13,9 @@ pub fn grad(
 ) -> Result<(), CliError> {
     let graph = load_graph(path)?;
     let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
-    let grads = adjoint_autodiff::grad_named(graph, loss, &wrt)
+    let grads = adjoint::autodiff::grad_named(graph, loss, &wrt)
         .map_err(|e| CliError::in_file(path, e.to_string()))?;
-    emit(&adjoint_ir::text::print(&grads.graph), output)
+    emit(&adjoint::ir::text::print(&grads.graph), output)
 }
 
 /// `adjoint gradcheck FILE --loss NAME --wrt A,B [--seed N] [--tolerance T]`: prints the report
@@ -29,7 +29,7 @@ pub fn gradcheck(
 ) -> Result<(), CliError> {
     let graph = load_graph(path)?;
     let wrt: Vec<&str> = wrt.iter().map(String::as_str).collect();
-    let report = adjoint_autodiff::check_grads_named(&graph, loss, &wrt, seed, tolerance)
+    let report = adjoint::autodiff::check_grads_named(&graph, loss, &wrt, seed, tolerance)
         .map_err(|e| CliError::in_file(path, e.to_string()))?;
     println!("{report}");
     if report.passed() {

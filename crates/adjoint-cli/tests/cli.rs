@@ -50,7 +50,7 @@ fn mlp_adj_is_the_w1_forward_graph() {
     assert_eq!(
         text(&out.stdout),
         expected,
-        "regenerate with: cargo run -p adjoint -- workload W1 -o tests/data/mlp.adj"
+        "regenerate with: cargo run -p adjoint-cli -- workload W1 -o tests/data/mlp.adj"
     );
 }
 
@@ -283,4 +283,43 @@ fn bench_json_has_every_field_and_the_loss_falls() {
     }
     let out = adjoint(&["bench", "--workload", "W9"]);
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn profile_prints_the_per_kernel_table_of_a_workload_or_a_file() {
+    let out = adjoint(&["profile", "W1", "--warmup", "0", "--steps", "2"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(
+        printed.starts_with("W1 (mlp-small) training step: "),
+        "{printed}"
+    );
+    assert!(printed.contains("GFLOP/s, measured now"), "{printed}");
+    let header = printed.lines().find(|l| l.starts_with("kernel")).unwrap();
+    assert!(
+        header.contains("µs/run") && header.contains("share"),
+        "{printed}"
+    );
+    assert!(printed.contains("% of peak)"), "{printed}");
+    assert!(!printed.contains("== kernels =="), "{printed}");
+
+    let path = repo_file("tests/data/mlp.adj");
+    let out = adjoint(&[
+        "profile",
+        path.to_str().unwrap(),
+        "--steps",
+        "1",
+        "--kernels",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(printed.contains("== kernels =="), "{printed}");
+
+    let out = adjoint(&["profile", "W9"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("neither a workload"),
+        "{}",
+        text(&out.stderr)
+    );
 }
