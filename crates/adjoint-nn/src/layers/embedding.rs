@@ -1,7 +1,7 @@
 //! [`Embedding`]: a lookup table of learned vectors indexed by integer ids.
 
 use crate::{Initializer, Params};
-use adjoint_ir::Tensor;
+use adjoint_ir::{HostTensor, Tensor};
 
 /// A table `<name>.weight: [vocab, dim]`; `forward(ids)` gathers the rows of `ids` (i32 of any
 /// shape), giving `ids.shape + [dim]`. Initialized from `N(0, 1)` as in PyTorch, or by
@@ -22,6 +22,8 @@ use adjoint_ir::Tensor;
 pub struct Embedding<'b> {
     /// The table, `[vocab, dim]`.
     pub weight: Tensor<'b>,
+    /// An id whose row is zeros and gets no gradient (PyTorch's `padding_idx`).
+    pub padding_idx: Option<usize>,
 }
 
 impl<'b> Embedding<'b> {
@@ -42,12 +44,54 @@ impl<'b> Embedding<'b> {
     ) -> Embedding<'b> {
         params.scope(name, |p| Embedding {
             weight: p.get("weight", &[vocab, dim], init),
+            padding_idx: None,
         })
+    }
+
+    /// The same table with `padding_idx` (below the vocabulary size): that id looks up zeros and
+    /// its row gets no gradient, as in PyTorch. Its initial row is set to zeros in `params`.
+    /// (PyTorch returns the row itself, which stays zero unless overwritten; here the output for
+    /// that id is zeros whatever the row holds.)
+    #[track_caller]
+    pub fn with_padding_idx(
+        mut self,
+        params: &mut Params<'b>,
+        padding_idx: usize,
+    ) -> Embedding<'b> {
+        let s = self.weight.shape();
+        let (vocab, dim) = (s.dim(0), s.dim(1));
+        assert!(
+            padding_idx < vocab,
+            "padding_idx {padding_idx} is outside the vocabulary of {vocab}"
+        );
+        let name = {
+            let graph = self.weight.builder().graph();
+            graph.leaf_name(self.weight.id()).map(str::to_string)
+        };
+        if let Some(name) = name {
+            if let Some(table) = params.initial_values().get(&name) {
+                let mut v = table.to_f64_vec();
+                v[padding_idx * dim..(padding_idx + 1) * dim].fill(0.0);
+                let t = HostTensor::from_f64_as(table.dtype(), table.shape().clone(), &v)
+                    .expect("same shape");
+                params.set_initial(&name, t);
+            }
+        }
+        self.padding_idx = Some(padding_idx);
+        self
     }
 
     /// The rows of the table at `ids` (i32).
     #[track_caller]
     pub fn forward(&self, ids: Tensor<'b>) -> Tensor<'b> {
-        self.weight.gather(ids, 0)
+        let rows = self.weight.gather(ids, 0);
+        match self.padding_idx {
+            None => rows,
+            Some(pad) => {
+                let b = ids.builder();
+                let is_pad = ids.eq(b.constant(adjoint_ir::DType::I32, [], &[pad as f64]));
+                is_pad.unsqueeze(-1).select(rows.scalar_like(0.0), rows)
+            }
+        }
     }
 }
