@@ -18,9 +18,11 @@
 //! let _fc = Linear::new(&mut params, "fc", 3, 2);
 //! // PyTorch's nn.Linear(3, 2): weight [2, 3], bias [2].
 //! let mut state = Feeds::new();
-//! state.insert("fc.weight".into(), HostTensor::from_f32([2, 3], vec![1., 2., 3., 4., 5., 6.]).unwrap());
+//! let weight = HostTensor::from_f32([2, 3], vec![1., 2., 3., 4., 5., 6.]).unwrap();
+//! state.insert("fc.weight".into(), weight);
 //! state.insert("fc.bias".into(), HostTensor::from_f32([2], vec![0.5, -0.5]).unwrap());
-//! let values = torch_map::import(&state, &torch_map::linear("fc", "fc", true), params.initial_values()).unwrap();
+//! let map = torch_map::linear("fc", "fc", true);
+//! let values = torch_map::import(&state, &map, params.initial_values()).unwrap();
 //! assert_eq!(values["fc.weight"].to_f64_vec(), [1., 4., 2., 5., 3., 6.]); // [3, 2]
 //! ```
 

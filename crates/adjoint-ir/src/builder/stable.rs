@@ -5,8 +5,8 @@
 //! The rule they follow: no node of the forward graph may overflow to `±inf` while the result
 //! is finite, because the reverse pass then multiplies that infinity by a zero adjoint and gets
 //! NaN. So exponentials are only ever taken of `-|x|` (at most 1), and both sides of every
-//! `select` are finite. `docs/ir.md` lists the formulations. GELU keeps PyTorch's tanh formula, finite
-//! up to `|x| = 1.8e19` (f32); see [`Tensor::gelu`].
+//! `select` are finite. `docs/ir.md` lists the formulations. GELU keeps PyTorch's tanh
+//! formula, finite up to `|x| = 1.8e19` (f32); see [`Tensor::gelu`].
 
 use super::primitives::panicking;
 use super::{unwrap_build, BuildError, Tensor};
@@ -17,11 +17,12 @@ const GELU_C: f64 = 0.797_884_560_802_865_4;
 impl<'b> Tensor<'b> {
     panicking! {
         /// `1 / (1 + e^-x)`, computed as `1 / (1 + e^-x)` for `x >= 0` and `e^x / (1 + e^x)`
-        /// below, so that no intermediate overflows and the gradient is
-        /// finite (and accurate, down to `1.8e-35` at `x = -80` in f32) for every finite `x`.
+        /// below, so that no intermediate overflows and the gradient is finite (and accurate,
+        /// down to `1.8e-35` at `x = -80` in f32) for every finite `x`.
         sigmoid => try_sigmoid();
-        /// `log(1 + e^x)`, computed as `x + log1p(e^-x)` for `x >= 0` and `log1p(e^x)` below: exact to rounding for all
-        /// `x` (including `e^x` for very negative `x`), with a finite gradient `sigmoid(x)`.
+        /// `log(1 + e^x)`, computed as `x + log1p(e^-x)` for `x >= 0` and `log1p(e^x)` below:
+        /// exact to rounding for all `x` (including `e^x` for very negative `x`), with a finite
+        /// gradient `sigmoid(x)`.
         softplus => try_softplus();
         /// `log(sigmoid(x)) = -softplus(-x)`, computed as `-log1p(e^-x)` for `x >= 0` and
         /// `x - log1p(e^x)` below.

@@ -14,7 +14,8 @@ pub struct AttentionOptions {
     pub causal: bool,
     /// Whether the four projections have biases `bq`, `bk`, `bv`, `bo` `[width]` (zeros).
     pub bias: bool,
-    /// Probability of dropping an attention weight in training ([`MultiHeadAttention::forward_train`]).
+    /// Probability of dropping an attention weight in training
+    /// ([`MultiHeadAttention::forward_train`]).
     pub dropout: f64,
     /// Scale of the output projection's initial values (GPT-2 scales residual projections by
     /// `1/sqrt(2·layers)`).
