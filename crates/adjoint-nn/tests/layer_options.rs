@@ -137,3 +137,22 @@ fn embedding_padding_idx_looks_up_zeros_and_gets_no_gradient() {
         assert!((dw[6 + j] - 4.0 * table[6 + j]).abs() < 1e-12);
     }
 }
+
+#[test]
+fn embedding_ids_are_checked_at_the_data_boundary() {
+    let b = Builder::new("emb");
+    let mut params = Params::new(&b, 0);
+    let emb = Embedding::new(&mut params, "tok", 5, 3);
+    let ok = HostTensor::from_i32([2, 2], vec![0, 4, 2, 1]).unwrap();
+    assert_eq!(emb.check_ids(&ok), Ok(()));
+    let bad = HostTensor::from_i32([2, 2], vec![0, 4, 5, 1]).unwrap();
+    let e = emb.check_ids(&bad).unwrap_err();
+    assert!(
+        e.contains("id 5 at flat position 2") && e.contains("0..5"),
+        "{e}"
+    );
+    let negative = HostTensor::from_i32([1], vec![-1]).unwrap();
+    assert!(emb.check_ids(&negative).unwrap_err().contains("id -1"));
+    let floats = HostTensor::from_f32([1], vec![0.0]).unwrap();
+    assert!(emb.check_ids(&floats).unwrap_err().contains("must be i32"));
+}

@@ -81,6 +81,30 @@ impl<'b> Embedding<'b> {
         self
     }
 
+    /// Number of rows (ids `0..vocab` are valid).
+    pub fn vocab(&self) -> usize {
+        self.weight.shape().dim(0)
+    }
+
+    /// Checks a batch of ids before it is fed: in the graph an id outside `0..vocab` selects
+    /// no row (zeros, the `gather` semantics) where PyTorch raises an error, so data loaders
+    /// call this at the boundary. Errors on a non-i32 tensor or name the first bad id and its
+    /// position.
+    pub fn check_ids(&self, ids: &HostTensor) -> Result<(), String> {
+        let values = ids
+            .as_i32()
+            .ok_or_else(|| format!("embedding ids must be i32, got {}", ids.ty()))?;
+        let vocab = self.vocab();
+        match values.iter().position(|&id| id < 0 || id as usize >= vocab) {
+            None => Ok(()),
+            Some(i) => Err(format!(
+                "embedding id {} at flat position {i} of {} is outside 0..{vocab}",
+                values[i],
+                ids.ty()
+            )),
+        }
+    }
+
     /// The rows of the table at `ids` (i32).
     #[track_caller]
     pub fn forward(&self, ids: Tensor<'b>) -> Tensor<'b> {
