@@ -1229,6 +1229,7 @@ fn stacked_bidirectional_sequence_first_lstm_matches_the_host_and_checks_out() {
             layers: 2,
             bidirectional: true,
             seq_first: true,
+            dropout: 0.0,
         };
         let out = Recurrent::new(p, "rnn", CellKind::Lstm, i, hd, options).forward(x);
         assert_eq!(out.outputs.shape().dims(), &[t_len, n, 2 * hd]);
@@ -1302,6 +1303,48 @@ fn bidirectional_gru_from_given_states_matches_the_host() {
     let mut want = concat_last(&[&outs[0], &outs[1]], n * t_len);
     want.extend(h_n);
     assert_values("bigru", &c.output("y"), &want, 1e-5);
+    c.check_gradients(1e-5);
+}
+
+#[test]
+fn stacked_gru_drops_the_first_layers_outputs_with_the_fed_mask() {
+    let (n, t_len, i, hd) = (2, 3, 2, 3);
+    let mask: Vec<f64> = (0..n * t_len * hd)
+        .map(|k| if k % 3 == 1 { 0.0 } else { 2.0 })
+        .collect();
+    let fed = HostTensor::from_f64_as(DType::F32, [n, t_len, hd], &mask).unwrap();
+    let c = case(
+        "gru_dropout",
+        Feeds::from([("gru.l0.dropout.mask".to_string(), fed)]),
+        |b, p| {
+            let x = b.input("x", DType::F32, [n, t_len, i]);
+            let options = RecurrentOptions {
+                layers: 2,
+                dropout: 0.5,
+                ..RecurrentOptions::default()
+            };
+            let gru = Recurrent::new(p, "gru", CellKind::Gru, i, hd, options);
+            let y = gru.forward_train(p, x, None, None).outputs;
+            assert_eq!(p.random_inputs().len(), 1);
+            assert_eq!(p.random_inputs()[0].name, "gru.l0.dropout.mask");
+            y
+        },
+    );
+    let zeros = vec![0.0; n * hd];
+    let l0 = HostCell::fed(&c, "gru.l0");
+    let (out0, _, _) = l0.run(
+        false,
+        &c.fed("x"),
+        [n, t_len, i],
+        hd,
+        zeros.clone(),
+        vec![],
+        false,
+    );
+    let dropped: Vec<f64> = out0.iter().zip(&mask).map(|(a, m)| a * m).collect();
+    let l1 = HostCell::fed(&c, "gru.l1");
+    let (want, _, _) = l1.run(false, &dropped, [n, t_len, hd], hd, zeros, vec![], false);
+    assert_values("gru dropout", &c.output("y"), &want, 1e-5);
     c.check_gradients(1e-5);
 }
 

@@ -2,6 +2,7 @@
 //! and LSTM layers, PyTorch's `nn.RNN` / `nn.GRU` / `nn.LSTM` options.
 
 use super::rnn::{Gru, Lstm, Rnn};
+use super::Dropout;
 use crate::params::Params;
 use adjoint_ir::Tensor;
 
@@ -16,9 +17,9 @@ pub enum CellKind {
     Lstm,
 }
 
-/// The shape options of a [`Recurrent`] layer, PyTorch's `num_layers`, `bidirectional` and
-/// `batch_first` (inverted: `seq_first`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The options of a [`Recurrent`] layer, PyTorch's `num_layers`, `bidirectional`,
+/// `batch_first` (inverted: `seq_first`) and `dropout`.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RecurrentOptions {
     /// Number of stacked layers (at least 1); layer `k > 0` reads the outputs of layer `k - 1`.
     pub layers: usize,
@@ -28,15 +29,19 @@ pub struct RecurrentOptions {
     /// Whether inputs and outputs are `[T, N, features]` (PyTorch's default) instead of
     /// `[N, T, features]`.
     pub seq_first: bool,
+    /// Probability of dropping an element of every layer's outputs but the last one's, in
+    /// training ([`Recurrent::forward_train`]).
+    pub dropout: f64,
 }
 
 impl Default for RecurrentOptions {
-    /// One layer, one direction, batch first.
+    /// One layer, one direction, batch first, no dropout.
     fn default() -> RecurrentOptions {
         RecurrentOptions {
             layers: 1,
             bidirectional: false,
             seq_first: false,
+            dropout: 0.0,
         }
     }
 }
@@ -105,7 +110,9 @@ pub struct RecurrentOutput<'b> {
 /// Layer `k`, direction `d` declares the parameters of its single-layer cell ([`Rnn`], [`Gru`]
 /// or [`Lstm`]) under `<name>.l<k>` (forward) and `<name>.l<k>_reverse` (backward), mirroring
 /// PyTorch's `weight_ih_l<k>` / `weight_ih_l<k>_reverse` suffixes. Layer 0 reads `input`
-/// features, later layers `D·hidden`. PyTorch's dropout between layers is not offered.
+/// features, later layers `D·hidden`. With `dropout`, [`Recurrent::forward_train`] drops
+/// elements of the outputs of every layer but the last (masks `<name>.l<k>.dropout.mask`,
+/// random inputs, see [`Dropout`]), as PyTorch does.
 ///
 /// ```
 /// use adjoint_ir::{Builder, DType};
@@ -115,7 +122,7 @@ pub struct RecurrentOutput<'b> {
 /// let b = Builder::new("bilstm");
 /// let mut params = Params::new(&b, 0);
 /// let x = b.input("x", DType::F32, [6, 4, 3]); // 6 steps of 4 sequences of 3 features
-/// let options = RecurrentOptions { layers: 2, bidirectional: true, seq_first: true };
+/// let options = RecurrentOptions { layers: 2, bidirectional: true, seq_first: true, dropout: 0.1 };
 /// let lstm = Recurrent::new(&mut params, "lstm", CellKind::Lstm, 3, 5, options);
 /// let out = lstm.forward(x);
 /// assert_eq!(out.outputs.shape().dims(), &[6, 4, 10]);
@@ -131,6 +138,8 @@ pub struct Recurrent<'b> {
     pub options: RecurrentOptions,
     /// One entry per layer, each with one cell per direction (forward first).
     cells: Vec<Vec<Cell<'b>>>,
+    /// The full name the layer was declared under.
+    name: String,
 }
 
 impl<'b> Recurrent<'b> {
@@ -149,6 +158,12 @@ impl<'b> Recurrent<'b> {
             options.layers >= 1,
             "a recurrent layer needs at least one layer"
         );
+        assert!(
+            (0.0..1.0).contains(&options.dropout),
+            "recurrent dropout must be in [0, 1), got {}",
+            options.dropout
+        );
+        let full_name = params.full_name(name);
         let directions = if options.bidirectional { 2 } else { 1 };
         let cells = params.scope(name, |p| {
             (0..options.layers)
@@ -175,6 +190,7 @@ impl<'b> Recurrent<'b> {
             kind,
             options,
             cells,
+            name: full_name,
         }
     }
 
@@ -188,10 +204,25 @@ impl<'b> Recurrent<'b> {
         self.cells[0].len()
     }
 
-    /// Runs over `x` (`[N, T, input]`, or `[T, N, input]` when sequence-first) from zero states.
+    /// Runs over `x` (`[N, T, input]`, or `[T, N, input]` when sequence-first) from zero
+    /// states, without dropout (the evaluation graph).
     #[track_caller]
     pub fn forward(&self, x: Tensor<'b>) -> RecurrentOutput<'b> {
         self.forward_from(x, None, None)
+    }
+
+    /// Training mode: [`Recurrent::forward_from`] with dropout between layers, its masks
+    /// declared in `params` (when the dropout probability is above 0 and there are several
+    /// layers). `params` must be at the root scope (the mask names are full names).
+    #[track_caller]
+    pub fn forward_train(
+        &self,
+        params: &mut Params<'b>,
+        x: Tensor<'b>,
+        h0: Option<Tensor<'b>>,
+        c0: Option<Tensor<'b>>,
+    ) -> RecurrentOutput<'b> {
+        self.run(x, h0, c0, Some(params))
     }
 
     /// Runs over `x` from the initial hidden states `h0` and (LSTM) cell states `c0`, each
@@ -203,6 +234,18 @@ impl<'b> Recurrent<'b> {
         x: Tensor<'b>,
         h0: Option<Tensor<'b>>,
         c0: Option<Tensor<'b>>,
+    ) -> RecurrentOutput<'b> {
+        self.run(x, h0, c0, None)
+    }
+
+    /// The layers over `x`, with dropout between them when `params` is given.
+    #[track_caller]
+    fn run(
+        &self,
+        x: Tensor<'b>,
+        h0: Option<Tensor<'b>>,
+        c0: Option<Tensor<'b>>,
+        mut params: Option<&mut Params<'b>>,
     ) -> RecurrentOutput<'b> {
         assert!(
             x.rank() == 3,
@@ -230,7 +273,14 @@ impl<'b> Recurrent<'b> {
             }
         };
         let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
-        for layer in &self.cells {
+        for (k, layer) in self.cells.iter().enumerate() {
+            if k > 0 && self.options.dropout > 0.0 {
+                if let Some(p) = params.as_deref_mut() {
+                    let name = format!("{}.l{}.dropout", self.name, k - 1);
+                    layer_input =
+                        Dropout::new(&name, self.options.dropout).forward_train(p, layer_input);
+                }
+            }
             let mut outs = Vec::with_capacity(directions);
             for (d, cell) in layer.iter().enumerate() {
                 let i = h_n.len();
