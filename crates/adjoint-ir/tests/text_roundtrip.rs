@@ -211,27 +211,26 @@ fn golden_dump_of_a_small_model() {
   %6: i32[4,1] = reshape %y shape=[4,1]
   %7: i32[4,2] = broadcast %6 shape=[4,2]
   %8: bool[4,2] = eq %5, %7
-  %9: f32[4,2] = cast %8 to=f32
-  %10: f32[4,2] = mul %4, %9
-  %11: f32[4] = reduce_sum %10 axes=[1] keepdims=false
-  %12: f32[4,1] = reduce_max %4 axes=[1] keepdims=true
-  %13: f32[4,2] = broadcast %12 shape=[4,2]
-  %14: f32[4,2] = sub %4, %13
-  %15: f32[4,2] = exp %14
-  %16: f32[4] = reduce_sum %15 axes=[1] keepdims=false
-  %17: f32[4] = log %16
-  %18: f32[4] = reshape %12 shape=[4]
-  %19: f32[4] = add %17, %18
-  %20: f32[4] = sub %19, %11
-  %21: f32[] = reduce_sum %20 axes=[0] keepdims=false
-  %22: f32[] = constant 4
-  %loss: f32[] = div %21, %22
-  %23: f32[] = constant 0.5
-  %24: f32[3,2] = broadcast %23 shape=[3,2]
-  %25: f32[3,2] = mul %w, %24
-  %26: f32[3,2] = sub %w, %25
+  %9: f32[4,2] = select %8, %4, %3
+  %10: f32[4] = reduce_sum %9 axes=[1] keepdims=false
+  %11: f32[4,1] = reduce_max %4 axes=[1] keepdims=true
+  %12: f32[4,2] = broadcast %11 shape=[4,2]
+  %13: f32[4,2] = sub %4, %12
+  %14: f32[4,2] = exp %13
+  %15: f32[4] = reduce_sum %14 axes=[1] keepdims=false
+  %16: f32[4] = log %15
+  %17: f32[4] = reshape %11 shape=[4]
+  %18: f32[4] = add %16, %17
+  %19: f32[4] = sub %18, %10
+  %20: f32[] = reduce_sum %19 axes=[0] keepdims=false
+  %21: f32[] = constant 4
+  %loss: f32[] = div %20, %21
+  %22: f32[] = constant 0.5
+  %23: f32[3,2] = broadcast %22 shape=[3,2]
+  %24: f32[3,2] = mul %w, %23
+  %25: f32[3,2] = sub %w, %24
   output "loss" = %loss
-  update "w" = %26
+  update "w" = %25
 }
 "#;
     assert_eq!(print(&g), expected);

@@ -61,3 +61,57 @@ fn gradients_of_composites() {
         check_graph(&grads.graph, &random_feeds(&grads.graph, 13, 4));
     }
 }
+
+/// The saturating composites and their gradients at extreme inputs (where the old sigmoid's
+/// gradient was NaN): the JIT agrees with the interpreter, infinities and NaN included.
+#[test]
+fn saturating_composites_and_gradients_at_extreme_inputs() {
+    let points = [
+        f64::NEG_INFINITY,
+        -1e4,
+        -1000.0,
+        -100.0,
+        -80.0,
+        -10.0,
+        0.0,
+        10.0,
+        80.0,
+        100.0,
+        1000.0,
+        1e4,
+        f64::INFINITY,
+        3.0,
+    ];
+    for d in [DType::F32, DType::F64] {
+        let b = Builder::new(&format!("extremes_{d}"));
+        let x = b.parameter("x", d, [2, 7]);
+        let y = x.sigmoid() + x.softplus() * 0.5 - x.log_sigmoid() * 0.25;
+        // GELU is NaN at -inf (as PyTorch's formula) and a softmax row with +inf is NaN: feed
+        // them the points without those.
+        let above = x.maximum(x.scalar_like(-1e4));
+        let below = x.minimum(x.scalar_like(1e4));
+        let z = above.gelu() + below.softmax_or_zeros(-1);
+        b.output("y", y);
+        b.output("z", z);
+        // A row that is all -inf: zeros.
+        let masked = b.constant(d, [1, 3], &[f64::NEG_INFINITY; 3]);
+        b.output("empty_row", masked.softmax_or_zeros(-1));
+        let loss = (y + z).sum_all();
+        let (loss, xid) = (loss.id(), x.id());
+        let grads = adjoint_autodiff::grad(b.finish(), loss, &[xid]).unwrap();
+        let mut feeds = adjoint_ir::Feeds::new();
+        let t = adjoint_ir::HostTensor::from_f64_as(d, [2, 7], &points).unwrap();
+        feeds.insert("x".into(), t);
+        let want = adjoint_interp::run(&grads.graph, &feeds).unwrap();
+        assert_eq!(want.output("empty_row").unwrap().to_f64_vec(), [0.0; 3]);
+        let dx = want.output("x.grad").unwrap().to_f64_vec();
+        let y = want.output("y").unwrap().to_f64_vec();
+        let z = want.output("z").unwrap().to_f64_vec();
+        for (i, g) in dx.iter().enumerate() {
+            if y[i].is_finite() && z[i].is_finite() {
+                assert!(g.is_finite(), "{d}: x.grad[{i}] = {g} at x = {}", points[i]);
+            }
+        }
+        check_graph(&grads.graph, &feeds);
+    }
+}

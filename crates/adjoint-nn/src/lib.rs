@@ -46,6 +46,7 @@ pub mod loss;
 pub mod params;
 pub mod progress;
 pub mod schedule;
+pub mod torch_map;
 pub mod trainer;
 pub mod weights;
 

@@ -1,6 +1,8 @@
 //! Losses built from primitives, and accuracy computed on the host.
 //!
-//! Every loss is a mean over the examples, so it is a scalar the training step differentiates.
+//! By default every loss is a mean over the examples, a scalar the training step differentiates;
+//! the `_with` variants take PyTorch's other options ([`Reduction`], `ignore_index`, class
+//! weights, `pos_weight`).
 //!
 //! **Accuracy is computed on the host** ([`accuracy`]): argmax is not a primitive, and the
 //! logits of one batch are a few kilobytes, so the trainer reads them back as a step output and
@@ -8,6 +10,51 @@
 //! chains that would only serve reporting.
 
 use adjoint_ir::{DType, HostTensor, Tensor};
+
+/// How a loss reduces its per-example values, PyTorch's `reduction`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Reduction {
+    /// The mean (for a weighted cross-entropy, the weighted mean), a scalar.
+    #[default]
+    Mean,
+    /// The sum, a scalar.
+    Sum,
+    /// No reduction: one value per example (per element for BCE and MSE).
+    None,
+}
+
+/// Reduces `per` (one value per example) by `reduction`; `Mean` divides by `count`, or by the
+/// number of elements when `count` is `None`.
+fn reduce<'b>(per: Tensor<'b>, reduction: Reduction, count: Option<Tensor<'b>>) -> Tensor<'b> {
+    let axes: Vec<isize> = (0..per.rank() as isize).collect();
+    match (reduction, count) {
+        (Reduction::None, _) => per,
+        (Reduction::Sum, _) => per.sum(&axes),
+        (Reduction::Mean, None) => per.mean(&axes),
+        (Reduction::Mean, Some(count)) => per.sum(&axes) / count,
+    }
+}
+
+/// Mean squared error reduced by `reduction`.
+#[track_caller]
+pub fn mse_with<'b>(pred: Tensor<'b>, target: Tensor<'b>, reduction: Reduction) -> Tensor<'b> {
+    reduce((pred - target).square(), reduction, None)
+}
+
+/// The options of [`cross_entropy_with`], PyTorch's `label_smoothing`, `ignore_index`,
+/// `weight` and `reduction`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CrossEntropyOptions<'b> {
+    /// Label smoothing ε in `[0, 1)`.
+    pub smoothing: f64,
+    /// A label value whose examples count for nothing (PyTorch's default is -100; `None` here,
+    /// so that every label counts unless asked).
+    pub ignore_index: Option<i32>,
+    /// Class weights `[C]`.
+    pub weights: Option<Tensor<'b>>,
+    /// The reduction.
+    pub reduction: Reduction,
+}
 
 /// Mean squared error over all elements: `mean((pred - target)²)`.
 #[track_caller]
@@ -64,13 +111,129 @@ pub fn cross_entropy<'b>(logits: Tensor<'b>, labels: Tensor<'b>, smoothing: f64)
     -((target * log_p).sum(&[1]).mean(&[0]))
 }
 
+/// Softmax cross-entropy of `logits` `[..., C]` against integer `labels` `[...]` (i32) with
+/// every PyTorch option, following PyTorch's formula: with class weights `w` (ones when not
+/// given) and ε the smoothing, example `i` with label `y` contributes
+/// `(1-ε)·w_y·(lse(z) - z_y) + (ε/C)·Σ_c w_c·(lse(z) - z_c)`, or 0 when `y` is the ignored
+/// index; `Mean` divides the sum by `Σ_i w_{y_i}` over the examples not ignored (NaN when all
+/// are ignored, as PyTorch), `None` returns the per-example values of shape `[...]`.
+///
+/// ```
+/// use adjoint_ir::{Builder, DType, Feeds, HostTensor};
+/// use adjoint_nn::loss::{cross_entropy_with, CrossEntropyOptions};
+///
+/// let b = Builder::new("ce");
+/// let z = b.input("z", DType::F64, [2, 2]);
+/// let y = b.input("y", DType::I32, [2]);
+/// let options = CrossEntropyOptions { ignore_index: Some(-100), ..Default::default() };
+/// b.output("loss", cross_entropy_with(z, y, options));
+/// let mut feeds = Feeds::new();
+/// feeds.insert("z".into(), HostTensor::from_f64([2, 2], vec![0.0, 0.0, 5.0, 1.0]).unwrap());
+/// feeds.insert("y".into(), HostTensor::from_i32([2], vec![1, -100]).unwrap());
+/// let out = adjoint_interp::run(&b.finish(), &feeds).unwrap();
+/// let loss = out.output("loss").unwrap().as_f64().unwrap()[0];
+/// assert!((loss - 2f64.ln()).abs() < 1e-12); // the ignored example does not count
+/// ```
+#[track_caller]
+pub fn cross_entropy_with<'b>(
+    logits: Tensor<'b>,
+    labels: Tensor<'b>,
+    options: CrossEntropyOptions<'b>,
+) -> Tensor<'b> {
+    let shape = logits.shape();
+    let plain = options.ignore_index.is_none()
+        && options.weights.is_none()
+        && options.reduction == Reduction::Mean;
+    if plain {
+        return cross_entropy(logits, labels, options.smoothing);
+    }
+    assert!(
+        shape.rank() >= 1 && labels.shape().dims() == &shape.dims()[..shape.rank() - 1],
+        "cross_entropy: labels {} must be the logits' shape {} without its last axis",
+        labels.ty(),
+        logits.ty()
+    );
+    let eps = options.smoothing;
+    assert!(
+        (0.0..1.0).contains(&eps),
+        "cross_entropy: label smoothing must be in [0, 1), got {eps}"
+    );
+    let classes = shape.dims()[shape.rank() - 1];
+    if let Some(w) = options.weights {
+        assert!(
+            w.shape().dims() == [classes] && w.dtype() == logits.dtype(),
+            "cross_entropy: class weights must be {}[{classes}], got {}",
+            logits.dtype(),
+            w.ty()
+        );
+    }
+    let n = labels.shape().numel();
+    let z = logits.reshape([n, classes]);
+    let y = labels.reshape([n]);
+    let b = z.builder();
+    let zero = z.scalar_like(0.0);
+    let neg_log_p = -z.log_softmax(1);
+    let one_hot = b.iota(DType::I32, [n, classes], 1).eq(y.unsqueeze(1));
+    let weights = match options.weights {
+        Some(w) => w.reshape([1, classes]).broadcast_to([n, classes]),
+        None => z.scalar_like(1.0).broadcast_to([n, classes]),
+    };
+    // w_y and w_y·(lse - z_y), picked by select (a -inf logit elsewhere stays harmless).
+    let w_y = one_hot.select(weights, zero).sum(&[1]);
+    let mut per = one_hot.select(weights * neg_log_p, zero).sum(&[1]);
+    if eps > 0.0 {
+        let smooth = (weights * neg_log_p).sum(&[1]);
+        per = per * (1.0 - eps) + smooth * (eps / classes as f64);
+    }
+    let (per, w_y) = match options.ignore_index {
+        Some(ignored) => {
+            let counted = y.ne(b.constant(DType::I32, [], &[ignored as f64]));
+            (counted.select(per, zero), counted.select(w_y, zero))
+        }
+        None => (per, w_y),
+    };
+    match options.reduction {
+        Reduction::None => per.reshape(labels.shape()),
+        r => reduce(per, r, Some(w_y.sum(&[0]))),
+    }
+}
+
+/// The options of [`binary_cross_entropy_with_logits_with`], PyTorch's `pos_weight` and
+/// `reduction`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BceOptions<'b> {
+    /// The weight of the positive term, broadcast against the logits (one per class `[C]`).
+    pub pos_weight: Option<Tensor<'b>>,
+    /// The reduction.
+    pub reduction: Reduction,
+}
+
+/// Binary cross-entropy with logits and PyTorch's options: with `p` the positive weight,
+/// `(1 - y)·x + (1 + (p - 1)·y)·softplus(-x)` per element, which is
+/// `-[p·y·log σ(x) + (1 - y)·log(1 - σ(x))]`, reduced by `reduction`.
+#[track_caller]
+pub fn binary_cross_entropy_with_logits_with<'b>(
+    logits: Tensor<'b>,
+    targets: Tensor<'b>,
+    options: BceOptions<'b>,
+) -> Tensor<'b> {
+    let x = logits;
+    let y = targets.cast(x.dtype());
+    let per = match options.pos_weight {
+        None => x.softplus() - x * y,
+        Some(p) => (1.0 - y) * x + ((p - 1.0) * y + 1.0) * (-x).softplus(),
+    };
+    reduce(per, options.reduction, None)
+}
+
 /// Mean binary cross-entropy of `logits` against targets in `[0, 1]` of the same shape, in
-/// the stable form `max(x, 0) - x·y + log(1 + e^-|x|)` (no overflow for any logit).
+/// the stable form `softplus(x) - x·y` (softplus computed as `max(x, 0) + log1p(e^-|x|)`): no
+/// overflow for any finite logit, and a finite gradient `(sigmoid(x) - y) / n`.
 #[track_caller]
 pub fn binary_cross_entropy_with_logits<'b>(logits: Tensor<'b>, targets: Tensor<'b>) -> Tensor<'b> {
     let x = logits;
     let y = targets.cast(x.dtype());
-    let per = x.relu() - x * y + ((-x.abs()).exp() + 1.0).log();
+    let per = x.softplus() - x * y;
     let axes: Vec<isize> = (0..per.rank() as isize).collect();
     per.mean(&axes)
 }

@@ -1,4 +1,5 @@
-//! BatchNorm, Dropout, MultiHeadAttention, Conv2d (and pooling), Rnn and Gru: values against
+//! BatchNorm, Dropout, MultiHeadAttention, Conv2d (and pooling), Rnn, Gru, Lstm and the stacked
+//! Recurrent: values against
 //! direct host computations, gradients against finite differences, and the JIT against the
 //! interpreter.
 
@@ -6,7 +7,9 @@ use adjoint_autodiff::check_grads;
 use adjoint_ir::{Builder, DType, Feeds, Graph, HostTensor, NodeId, Rng, Tensor};
 use adjoint_jit::{compile, Options};
 use adjoint_nn::layers::{
-    avg_pool2d, max_pool2d, BatchNorm, Conv2d, Dropout, Gru, MultiHeadAttention, Rnn,
+    avg_pool2d, avg_pool2d_with, max_pool2d, max_pool2d_with, AttentionOptions, BatchNorm,
+    CellKind, Conv2d, Conv2dOptions, Dropout, Gru, Lstm, MultiHeadAttention, Pool2d, Recurrent,
+    RecurrentOptions, Rnn,
 };
 use adjoint_nn::{Params, RandomKind};
 
@@ -250,6 +253,35 @@ fn batch_norm_evaluation_uses_running_statistics_and_updates_nothing() {
 }
 
 #[test]
+fn batch_norm_applied_twice_chains_its_running_statistics() {
+    // PyTorch, one channel, momentum 0.1: batches [0, 2] then [10, 12] (both unbiased variance
+    // 2) leave running_mean = 0.9·(0.9·0 + 0.1·1) + 0.1·11 = 1.19 and
+    // running_var = 0.9·(0.9·1 + 0.1·2) + 0.1·2 = 1.19.
+    let b = Builder::new("bn_twice");
+    let mut params = Params::new(&b, 0);
+    let x1 = b.input("x1", DType::F32, [2, 1]);
+    let x2 = b.input("x2", DType::F32, [2, 1]);
+    let bn = BatchNorm::new(&mut params, "bn", 1);
+    b.output("y", bn.forward_train(x1) + bn.forward_train(x2));
+    let mut feeds = params.into_initial_values();
+    feeds.insert(
+        "x1".into(),
+        HostTensor::from_f32([2, 1], vec![0., 2.]).unwrap(),
+    );
+    feeds.insert(
+        "x2".into(),
+        HostTensor::from_f32([2, 1], vec![10., 12.]).unwrap(),
+    );
+    let g = b.finish();
+    assert_eq!(g.updates().len(), 2);
+    let out = adjoint_interp::run(&g, &feeds).unwrap();
+    for name in ["bn.running_mean", "bn.running_var"] {
+        let got = out.update(name).unwrap().to_f64_vec();
+        assert_values(name, &got, &[1.19], 1e-6);
+    }
+}
+
+#[test]
 #[should_panic(expected = "batch norm over 3 channels expects")]
 fn batch_norm_refuses_the_wrong_channel_count() {
     let b = Builder::new("bad");
@@ -377,6 +409,228 @@ fn attention_matches_a_naive_causal_attention_and_checks_out() {
         .collect();
     let want = naive_attention(&c.fed("x"), [&ws[0], &ws[1], &ws[2], &ws[3]], [2, 4, 6], 2);
     assert_values("attention", &c.output("y"), &want, 1e-5);
+    c.check_gradients(1e-5);
+    c.check_jit();
+}
+
+/// The options of [`naive_attention_with`].
+struct NaiveOptions<'a> {
+    causal: bool,
+    /// Biases of q, k, v and o.
+    biases: Option<[&'a [f64]; 4]>,
+    /// Key padding `[B, S]`, true = ignored.
+    padding: Option<&'a [bool]>,
+    /// Multiplies the attention weights `[B, H, S, S]`.
+    dropout: Option<&'a [f64]>,
+}
+
+/// Naive multi-head attention on the host with every option, f64. A query that sees no key
+/// gets zero weights.
+fn naive_attention_with(
+    x: &[f64],
+    w: [&[f64]; 4],
+    [bsz, s, width]: [usize; 3],
+    heads: usize,
+    o: &NaiveOptions<'_>,
+) -> Vec<f64> {
+    let hd = width / heads;
+    let proj = |m: &[f64], bias: Option<&[f64]>, x: &[f64]| -> Vec<f64> {
+        let mut out = matmul(x, m, width, width);
+        if let Some(b) = bias {
+            out.iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v += b[i % width]);
+        }
+        out
+    };
+    let bias = |k: usize| o.biases.map(|b| b[k]);
+    let (q, k, v) = (
+        proj(w[0], bias(0), x),
+        proj(w[1], bias(1), x),
+        proj(w[2], bias(2), x),
+    );
+    let mut merged = vec![0.0; bsz * s * width];
+    for b in 0..bsz {
+        for h in 0..heads {
+            for i in 0..s {
+                let at = |t: &[f64], pos: usize, d: usize| t[(b * s + pos) * width + h * hd + d];
+                let visible =
+                    |j: usize| (!o.causal || j <= i) && !o.padding.is_some_and(|p| p[b * s + j]);
+                let scores: Vec<Option<f64>> = (0..s)
+                    .map(|j| {
+                        visible(j).then(|| {
+                            (0..hd).map(|d| at(&q, i, d) * at(&k, j, d)).sum::<f64>()
+                                / (hd as f64).sqrt()
+                        })
+                    })
+                    .collect();
+                let max = scores
+                    .iter()
+                    .flatten()
+                    .cloned()
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let e: Vec<f64> = scores
+                    .iter()
+                    .map(|sc| sc.map_or(0.0, |sc| (sc - max).exp()))
+                    .collect();
+                let total: f64 = e.iter().sum();
+                for d in 0..hd {
+                    merged[(b * s + i) * width + h * hd + d] = (0..s)
+                        .map(|j| {
+                            let p = if total > 0.0 { e[j] / total } else { 0.0 };
+                            let keep = o
+                                .dropout
+                                .map_or(1.0, |m| m[((b * heads + h) * s + i) * s + j]);
+                            p * keep * at(&v, j, d)
+                        })
+                        .sum();
+                }
+            }
+        }
+    }
+    proj(w[3], bias(3), &merged)
+}
+
+/// The fed weights of attention `name` and, when `biases`, fresh random values for its biases.
+fn attention_weights(c: &mut Case, name: &str, biases: bool) -> (Vec<Vec<f64>>, Vec<Vec<f64>>) {
+    let ws = ["wq", "wk", "wv", "wo"]
+        .map(|w| c.fed(&format!("{name}.{w}")))
+        .to_vec();
+    let mut bs = Vec::new();
+    if biases {
+        let mut rng = Rng::new(21);
+        for n in ["bq", "bk", "bv", "bo"] {
+            let full = format!("{name}.{n}");
+            let t = HostTensor::random(&c.feeds[&full].ty(), &mut rng, 0);
+            bs.push(t.to_f64_vec());
+            c.feeds.insert(full, t);
+        }
+    }
+    (ws, bs)
+}
+
+#[test]
+fn bidirectional_attention_with_biases_and_key_padding_matches_the_host() {
+    // Batch 1 pads its last two keys; batch 0 pads nothing.
+    let pad = vec![false, false, false, false, false, false, true, true];
+    let mask = HostTensor::from_bool([2, 4], pad.clone()).unwrap();
+    for causal in [false, true] {
+        let mut c = case(
+            "attention_opts",
+            Feeds::from([("pad".to_string(), mask.clone())]),
+            |b, p| {
+                let x = b.input("x", DType::F32, [2, 4, 6]);
+                let pad = b.input("pad", DType::Bool, [2, 4]);
+                let options = AttentionOptions {
+                    causal,
+                    bias: true,
+                    ..AttentionOptions::default()
+                };
+                let attn = MultiHeadAttention::with_options(p, "attn", 6, 2, options);
+                assert_eq!(p.trainable().len(), 8);
+                attn.forward_masked(x, pad)
+            },
+        );
+        let (ws, bs) = attention_weights(&mut c, "attn", true);
+        let o = NaiveOptions {
+            causal,
+            biases: Some([&bs[0], &bs[1], &bs[2], &bs[3]]),
+            padding: Some(&pad),
+            dropout: None,
+        };
+        let w = [&ws[0][..], &ws[1], &ws[2], &ws[3]];
+        let want = naive_attention_with(&c.fed("x"), w, [2, 4, 6], 2, &o);
+        assert_values("masked attention", &c.output("y"), &want, 1e-5);
+        c.check_gradients(1e-5);
+        c.check_jit();
+    }
+}
+
+#[test]
+fn a_query_whose_keys_are_all_masked_attends_to_nothing() {
+    // Causal and the first key padded: query 0 sees no key, its weights are 0, not NaN.
+    let pad = HostTensor::from_bool([1, 3], vec![true, false, false]).unwrap();
+    let mut c = case(
+        "all_masked",
+        Feeds::from([("pad".to_string(), pad)]),
+        |b, p| {
+            let x = b.input("x", DType::F32, [1, 3, 4]);
+            let pad = b.input("pad", DType::Bool, [1, 3]);
+            let options = AttentionOptions {
+                bias: true,
+                ..AttentionOptions::default()
+            };
+            MultiHeadAttention::with_options(p, "attn", 4, 1, options).forward_masked(x, pad)
+        },
+    );
+    let (ws, bs) = attention_weights(&mut c, "attn", true);
+    let y = c.output("y");
+    assert!(y.iter().all(|v| v.is_finite()), "{y:?}");
+    // Query 0's output is the output bias alone.
+    assert_values("query 0", &y[..4], &bs[3], 1e-6);
+    let o = NaiveOptions {
+        causal: true,
+        biases: Some([&bs[0], &bs[1], &bs[2], &bs[3]]),
+        padding: Some(&[true, false, false]),
+        dropout: None,
+    };
+    let want = naive_attention_with(
+        &c.fed("x"),
+        [&ws[0], &ws[1], &ws[2], &ws[3]],
+        [1, 3, 4],
+        1,
+        &o,
+    );
+    assert_values("all masked", &y, &want, 1e-5);
+    c.check_gradients(1e-5);
+    c.check_jit();
+}
+
+#[test]
+fn attention_dropout_multiplies_the_weights_by_the_fed_mask() {
+    let drop = {
+        let mut rng = Rng::new(4);
+        let m: Vec<f64> = (0..2 * 2 * 3 * 3)
+            .map(|_| if rng.uniform() < 0.7 { 1.0 / 0.7 } else { 0.0 })
+            .collect();
+        m
+    };
+    let mask = HostTensor::from_f64_as(DType::F32, [2, 2, 3, 3], &drop).unwrap();
+    let c = case(
+        "attention_dropout",
+        Feeds::from([("attn.dropout.mask".to_string(), mask)]),
+        |b, p| {
+            let x = b.input("x", DType::F32, [2, 3, 4]);
+            let options = AttentionOptions {
+                causal: false,
+                dropout: 0.3,
+                ..AttentionOptions::default()
+            };
+            let attn = MultiHeadAttention::with_options(p, "attn", 4, 2, options);
+            let y = attn.forward_train(p, x, None);
+            assert_eq!(p.random_inputs()[0].name, "attn.dropout.mask");
+            assert_eq!(p.random_inputs()[0].ty.shape.dims(), &[2, 2, 3, 3]);
+            y
+        },
+    );
+    let ws: Vec<Vec<f64>> = ["wq", "wk", "wv", "wo"]
+        .iter()
+        .map(|w| c.fed(&format!("attn.{w}")))
+        .collect();
+    let o = NaiveOptions {
+        causal: false,
+        biases: None,
+        padding: None,
+        dropout: Some(&drop),
+    };
+    let want = naive_attention_with(
+        &c.fed("x"),
+        [&ws[0], &ws[1], &ws[2], &ws[3]],
+        [2, 3, 4],
+        2,
+        &o,
+    );
+    assert_values("attention dropout", &c.output("y"), &want, 1e-5);
     c.check_gradients(1e-5);
     c.check_jit();
 }
@@ -516,6 +770,173 @@ fn pooling_takes_window_maxima_and_means() {
     c.check_jit();
 }
 
+/// Direct grouped, dilated convolution on the host with per-axis stride and padding:
+/// `x [N, C, H, W]`, `k [O, C/g, kh, kw]`, optional bias `[O]`.
+#[allow(clippy::too_many_arguments)]
+fn naive_conv_with(
+    x: &[f64],
+    k: &[f64],
+    bias: Option<&[f64]>,
+    [n, c, h, w]: [usize; 4],
+    [o, kh, kw]: [usize; 3],
+    o_: &Conv2dOptions,
+) -> Vec<f64> {
+    let ([sh, sw], [ph, pw], [dh, dw], g) = (o_.stride, o_.padding, o_.dilation, o_.groups);
+    let oh = (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1;
+    let ow = (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
+    let (cg, og) = (c / g, o / g);
+    let mut out = Vec::with_capacity(n * o * oh * ow);
+    for ni in 0..n {
+        for oi in 0..o {
+            let group = oi / og;
+            for y in 0..oh {
+                for xx in 0..ow {
+                    let mut acc = bias.map_or(0.0, |b| b[oi]);
+                    for cl in 0..cg {
+                        let ci = group * cg + cl;
+                        for i in 0..kh {
+                            for j in 0..kw {
+                                let (py, px) = (y * sh + i * dh, xx * sw + j * dw);
+                                if py < ph || px < pw || py - ph >= h || px - pw >= w {
+                                    continue;
+                                }
+                                let xv = x[((ni * c + ci) * h + py - ph) * w + px - pw];
+                                acc += xv * k[((oi * cg + cl) * kh + i) * kw + j];
+                            }
+                        }
+                    }
+                    out.push(acc);
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn conv2d_with_per_axis_stride_padding_dilation_groups_and_no_bias() {
+    let cases = [
+        Conv2dOptions {
+            stride: [1, 2],
+            padding: [2, 0],
+            ..Conv2dOptions::default()
+        },
+        Conv2dOptions {
+            dilation: [2, 1],
+            padding: [1, 1],
+            ..Conv2dOptions::default()
+        },
+        Conv2dOptions {
+            groups: 2,
+            bias: false,
+            ..Conv2dOptions::default()
+        },
+        Conv2dOptions {
+            groups: 4,
+            stride: [2, 1],
+            dilation: [1, 2],
+            padding: [1, 2],
+            bias: true,
+        },
+    ];
+    for options in cases {
+        let mut c = case("conv_opts", Feeds::new(), |b, p| {
+            let x = b.input("x", DType::F32, [2, 4, 6, 7]);
+            Conv2d::with_options(p, "conv", 4, 4, [3, 2], options).forward(x)
+        });
+        let bias = options.bias.then(|| {
+            let t = HostTensor::from_f32([4], vec![0.5, -1.0, 0.25, 2.0]).unwrap();
+            c.feeds.insert("conv.bias".into(), t);
+            c.fed("conv.bias")
+        });
+        assert_eq!(c.feeds.contains_key("conv.bias"), options.bias);
+        let want = naive_conv_with(
+            &c.fed("x"),
+            &c.fed("conv.kernel"),
+            bias.as_deref(),
+            [2, 4, 6, 7],
+            [4, 3, 2],
+            &options,
+        );
+        assert_values(&format!("{options:?}"), &c.output("y"), &want, 1e-5);
+        c.check_gradients(1e-5);
+        c.check_jit();
+    }
+}
+
+/// Direct pooling on the host with PyTorch's rules: `max` (padding is -inf) or mean (padding
+/// counts as zeros).
+fn naive_pool(x: &[f64], [n, c, h, w]: [usize; 4], pool: &Pool2d, max: bool) -> Vec<f64> {
+    let ([kh, kw], [sh, sw], [ph, pw]) = (pool.kernel, pool.stride, pool.padding);
+    let oh = (h + 2 * ph - kh) / sh + 1;
+    let ow = (w + 2 * pw - kw) / sw + 1;
+    let mut out = Vec::new();
+    for plane in 0..n * c {
+        for y in 0..oh {
+            for xx in 0..ow {
+                let mut vals = Vec::new();
+                for i in 0..kh {
+                    for j in 0..kw {
+                        let (py, px) = (y * sh + i, xx * sw + j);
+                        let inside = py >= ph && px >= pw && py - ph < h && px - pw < w;
+                        vals.push(if inside {
+                            x[(plane * h + py - ph) * w + px - pw]
+                        } else if max {
+                            f64::NEG_INFINITY
+                        } else {
+                            0.0
+                        });
+                    }
+                }
+                out.push(if max {
+                    vals.iter().cloned().fold(f64::NEG_INFINITY, f64::max)
+                } else {
+                    vals.iter().sum::<f64>() / vals.len() as f64
+                });
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn pooling_with_padding_strides_and_remainders_follows_pytorch() {
+    let pools = [
+        Pool2d {
+            kernel: [3, 3],
+            stride: [2, 2],
+            padding: [1, 1],
+        },
+        Pool2d {
+            kernel: [2, 3],
+            stride: [1, 2],
+            padding: [0, 1],
+        },
+        Pool2d::square(2), // 5x7: the last row and column are dropped
+    ];
+    for pool in pools {
+        let c = case("pool_opts", Feeds::new(), |b, _| {
+            let x = b.input("x", DType::F32, [1, 2, 5, 7]);
+            max_pool2d_with(x, pool) + avg_pool2d_with(x, pool) * 2.0
+        });
+        let x = c.fed("x");
+        let (mx, av) = (
+            naive_pool(&x, [1, 2, 5, 7], &pool, true),
+            naive_pool(&x, [1, 2, 5, 7], &pool, false),
+        );
+        let want: Vec<f64> = mx.iter().zip(&av).map(|(m, a)| m + 2.0 * a).collect();
+        assert_values(&format!("{pool:?}"), &c.output("y"), &want, 1e-5);
+        c.check_gradients(1e-5);
+        c.check_jit();
+    }
+    // The square shorthands drop the remainder too.
+    let c = case("pool_rem", Feeds::new(), |b, _| {
+        let x = b.input("x", DType::F32, [1, 2, 5, 7]);
+        max_pool2d(x, 2) - max_pool2d_with(x, Pool2d::square(2))
+    });
+    assert!(c.output("y").iter().all(|&v| v == 0.0));
+}
+
 #[test]
 #[should_panic(expected = "a convolution with 3 input channels expects")]
 fn conv2d_refuses_the_wrong_channel_count() {
@@ -646,5 +1067,314 @@ fn a_single_step_equals_a_one_step_unroll() {
         let step = out.output(&format!("{cell}_step")).unwrap();
         let unroll = out.output(&format!("{cell}_unroll")).unwrap();
         assert_close(cell, step, unroll, 1e-6);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lstm and the stacked, bidirectional, sequence-first Recurrent
+
+/// Host weights of one recurrent cell: `w_ih [I, G·H]`, `w_hh [H, G·H]`, `b_ih`, `b_hh`.
+struct HostCell {
+    w_ih: Vec<f64>,
+    w_hh: Vec<f64>,
+    b_ih: Vec<f64>,
+    b_hh: Vec<f64>,
+}
+
+impl HostCell {
+    /// The fed weights of the cell declared under `scope`.
+    fn fed(c: &Case, scope: &str) -> HostCell {
+        HostCell {
+            w_ih: c.fed(&format!("{scope}.w_ih")),
+            w_hh: c.fed(&format!("{scope}.w_hh")),
+            b_ih: c.fed(&format!("{scope}.b_ih")),
+            b_hh: c.fed(&format!("{scope}.b_hh")),
+        }
+    }
+
+    /// Runs an LSTM (`lstm`) or a GRU over `x [N, T, I]` from `h`, `c` (`[N, H]`), backwards in
+    /// time when `reverse`: the outputs `[N, T, H]`, the last `h` and the last `c`.
+    #[allow(clippy::too_many_arguments)]
+    fn run(
+        &self,
+        lstm: bool,
+        x: &[f64],
+        [n, t_len, i]: [usize; 3],
+        hd: usize,
+        mut h: Vec<f64>,
+        mut c: Vec<f64>,
+        reverse: bool,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let g = if lstm { 4 } else { 3 };
+        let mut out = vec![0.0; n * t_len * hd];
+        let order: Vec<usize> = if reverse {
+            (0..t_len).rev().collect()
+        } else {
+            (0..t_len).collect()
+        };
+        for t in order {
+            let gi = matmul(&step_of(x, [n, t_len, i], t), &self.w_ih, i, g * hd);
+            let gh = matmul(&h, &self.w_hh, hd, g * hd);
+            for b in 0..n {
+                for j in 0..hd {
+                    let k = |q: usize| b * g * hd + q * hd + j;
+                    let a = |q: usize| gi[k(q)] + self.b_ih[q * hd + j];
+                    let r = |q: usize| gh[k(q)] + self.b_hh[q * hd + j];
+                    let idx = b * hd + j;
+                    if lstm {
+                        let (ig, fg) = (sigmoid(a(0) + r(0)), sigmoid(a(1) + r(1)));
+                        let (gg, og) = ((a(2) + r(2)).tanh(), sigmoid(a(3) + r(3)));
+                        c[idx] = fg * c[idx] + ig * gg;
+                        h[idx] = og * c[idx].tanh();
+                    } else {
+                        let rg = sigmoid(a(0) + r(0));
+                        let z = sigmoid(a(1) + r(1));
+                        let nn = (a(2) + rg * r(2)).tanh();
+                        h[idx] = (1.0 - z) * nn + z * h[idx];
+                    }
+                }
+            }
+            for b in 0..n {
+                out[(b * t_len + t) * hd..(b * t_len + t + 1) * hd]
+                    .copy_from_slice(&h[b * hd..(b + 1) * hd]);
+            }
+        }
+        (out, h, c)
+    }
+}
+
+/// `[A, B, C]` to `[B, A, C]` on the host.
+fn swap01(x: &[f64], [a, b, c]: [usize; 3]) -> Vec<f64> {
+    let mut out = vec![0.0; x.len()];
+    for i in 0..a {
+        for j in 0..b {
+            out[(j * a + i) * c..(j * a + i + 1) * c]
+                .copy_from_slice(&x[(i * b + j) * c..(i * b + j + 1) * c]);
+        }
+    }
+    out
+}
+
+/// Concatenates `[N, T, H]` blocks on the last axis.
+fn concat_last(parts: &[&[f64]], rows: usize) -> Vec<f64> {
+    let mut out = Vec::new();
+    for r in 0..rows {
+        for p in parts {
+            let w = p.len() / rows;
+            out.extend_from_slice(&p[r * w..(r + 1) * w]);
+        }
+    }
+    out
+}
+
+#[test]
+fn lstm_matches_a_host_recurrence_and_checks_out() {
+    let c = case("lstm", Feeds::new(), |b, p| {
+        let x = b.input("x", DType::F32, [2, 3, 4]);
+        let h0 = b.input("h0", DType::F32, [2, 5]);
+        let c0 = b.input("c0", DType::F32, [2, 5]);
+        let seq = Lstm::new(p, "lstm", 4, 5).forward_from(x, h0, c0);
+        b.concat(&[seq.outputs.reshape([2, 15]), seq.last_cell], 1)
+    });
+    let cell = HostCell::fed(&c, "lstm");
+    let (out, _, last_c) = cell.run(
+        true,
+        &c.fed("x"),
+        [2, 3, 4],
+        5,
+        c.fed("h0"),
+        c.fed("c0"),
+        false,
+    );
+    let want = concat_last(&[&out, &last_c], 2);
+    assert_values("lstm", &c.output("y"), &want, 1e-5);
+    c.check_gradients(1e-5);
+    c.check_jit();
+}
+
+#[test]
+fn a_single_lstm_step_equals_a_one_step_unroll() {
+    let b = Builder::new("lstm_step");
+    let mut params = Params::new(&b, 3).with_dtype(DType::F64);
+    let x = b.input("x", DType::F64, [2, 1, 4]);
+    let lstm = Lstm::new(&mut params, "lstm", 4, 3);
+    let (h, cs) = (b.zeros(DType::F64, [2, 3]), b.zeros(DType::F64, [2, 3]));
+    let (h1, c1) = lstm.step(x.reshape([2, 4]), h, cs);
+    let seq = lstm.forward(x);
+    b.output("step", b.concat(&[h1, c1], 1));
+    b.output("unroll", b.concat(&[seq.last, seq.last_cell], 1));
+    let mut feeds = params.into_initial_values();
+    let g = b.finish();
+    let mut rng = Rng::new(1);
+    feeds.insert(
+        "x".into(),
+        HostTensor::random(g.ty(g.leaf("x").unwrap()), &mut rng, 0),
+    );
+    let out = adjoint_interp::run(&g, &feeds).unwrap();
+    assert_close(
+        "lstm",
+        out.output("step").unwrap(),
+        out.output("unroll").unwrap(),
+        1e-12,
+    );
+}
+
+#[test]
+fn stacked_bidirectional_sequence_first_lstm_matches_the_host_and_checks_out() {
+    // 2 layers, both directions, [T, N, I] = [3, 2, 4], hidden 3.
+    let (t_len, n, i, hd) = (3, 2, 4, 3);
+    let c = case("bilstm", Feeds::new(), |b, p| {
+        let x = b.input("x", DType::F32, [t_len, n, i]);
+        let options = RecurrentOptions {
+            layers: 2,
+            bidirectional: true,
+            seq_first: true,
+            dropout: 0.0,
+        };
+        let out = Recurrent::new(p, "rnn", CellKind::Lstm, i, hd, options).forward(x);
+        assert_eq!(out.outputs.shape().dims(), &[t_len, n, 2 * hd]);
+        let c_n = out.c_n.unwrap();
+        let parts = [out.outputs, out.h_n, c_n].map(|t| t.reshape([t.shape().numel()]));
+        b.concat(&parts, 0)
+    });
+    let zeros = vec![0.0; n * hd];
+    let mut input = swap01(&c.fed("x"), [t_len, n, i]);
+    let mut width = i;
+    let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
+    for layer in 0..2 {
+        let mut outs = Vec::new();
+        for (d, suffix) in ["", "_reverse"].into_iter().enumerate() {
+            let cell = HostCell::fed(&c, &format!("rnn.l{layer}{suffix}"));
+            let (out, h, cs) = cell.run(
+                true,
+                &input,
+                [n, t_len, width],
+                hd,
+                zeros.clone(),
+                zeros.clone(),
+                d == 1,
+            );
+            outs.push(out);
+            h_n.extend(h);
+            c_n.extend(cs);
+        }
+        input = concat_last(&[&outs[0], &outs[1]], n * t_len);
+        width = 2 * hd;
+    }
+    let mut want = swap01(&input, [n, t_len, 2 * hd]);
+    want.extend(h_n);
+    want.extend(c_n);
+    assert_values("bilstm", &c.output("y"), &want, 1e-5);
+    c.check_gradients(1e-5);
+    c.check_jit();
+}
+
+#[test]
+fn bidirectional_gru_from_given_states_matches_the_host() {
+    let (n, t_len, i, hd) = (2, 4, 3, 2);
+    let c = case("bigru", Feeds::new(), |b, p| {
+        let x = b.input("x", DType::F32, [n, t_len, i]);
+        let h0 = b.input("h0", DType::F32, [2, n, hd]);
+        let options = RecurrentOptions {
+            bidirectional: true,
+            ..RecurrentOptions::default()
+        };
+        let out =
+            Recurrent::new(p, "gru", CellKind::Gru, i, hd, options).forward_from(x, Some(h0), None);
+        assert!(out.c_n.is_none());
+        b.concat(
+            &[
+                out.outputs.reshape([n * t_len * 2 * hd]),
+                out.h_n.reshape([2 * n * hd]),
+            ],
+            0,
+        )
+    });
+    let (x, h0) = (c.fed("x"), c.fed("h0"));
+    let mut outs = Vec::new();
+    let mut h_n = Vec::new();
+    for (d, suffix) in ["", "_reverse"].into_iter().enumerate() {
+        let cell = HostCell::fed(&c, &format!("gru.l0{suffix}"));
+        let h = h0[d * n * hd..(d + 1) * n * hd].to_vec();
+        let (out, last, _) = cell.run(false, &x, [n, t_len, i], hd, h, vec![], d == 1);
+        outs.push(out);
+        h_n.extend(last);
+    }
+    let mut want = concat_last(&[&outs[0], &outs[1]], n * t_len);
+    want.extend(h_n);
+    assert_values("bigru", &c.output("y"), &want, 1e-5);
+    c.check_gradients(1e-5);
+}
+
+#[test]
+fn stacked_gru_drops_the_first_layers_outputs_with_the_fed_mask() {
+    let (n, t_len, i, hd) = (2, 3, 2, 3);
+    let mask: Vec<f64> = (0..n * t_len * hd)
+        .map(|k| if k % 3 == 1 { 0.0 } else { 2.0 })
+        .collect();
+    let fed = HostTensor::from_f64_as(DType::F32, [n, t_len, hd], &mask).unwrap();
+    let c = case(
+        "gru_dropout",
+        Feeds::from([("gru.l0.dropout.mask".to_string(), fed)]),
+        |b, p| {
+            let x = b.input("x", DType::F32, [n, t_len, i]);
+            let options = RecurrentOptions {
+                layers: 2,
+                dropout: 0.5,
+                ..RecurrentOptions::default()
+            };
+            let gru = Recurrent::new(p, "gru", CellKind::Gru, i, hd, options);
+            let y = gru.forward_train(p, x, None, None).outputs;
+            assert_eq!(p.random_inputs().len(), 1);
+            assert_eq!(p.random_inputs()[0].name, "gru.l0.dropout.mask");
+            y
+        },
+    );
+    let zeros = vec![0.0; n * hd];
+    let l0 = HostCell::fed(&c, "gru.l0");
+    let (out0, _, _) = l0.run(
+        false,
+        &c.fed("x"),
+        [n, t_len, i],
+        hd,
+        zeros.clone(),
+        vec![],
+        false,
+    );
+    let dropped: Vec<f64> = out0.iter().zip(&mask).map(|(a, m)| a * m).collect();
+    let l1 = HostCell::fed(&c, "gru.l1");
+    let (want, _, _) = l1.run(false, &dropped, [n, t_len, hd], hd, zeros, vec![], false);
+    assert_values("gru dropout", &c.output("y"), &want, 1e-5);
+    c.check_gradients(1e-5);
+}
+
+/// Issue 16: inputs ×100 saturate every gate; the f32 gradients must stay finite (they were
+/// NaN when the sigmoid's gradient multiplied 0 by an overflowed `e^-x`).
+#[test]
+fn gru_and_lstm_fed_large_inputs_have_finite_f32_gradients() {
+    for kind in [CellKind::Gru, CellKind::Lstm] {
+        let b = Builder::new("large");
+        let mut params = Params::new(&b, 5);
+        let x = b.input("x", DType::F32, [3, 5, 4]);
+        let layer = Recurrent::new(&mut params, "r", kind, 4, 6, RecurrentOptions::default());
+        let loss = layer.forward(x).outputs.square().sum_all();
+        b.output("loss", loss);
+        let loss = loss.id();
+        let names: Vec<String> = params.trainable().to_vec();
+        let mut feeds = params.into_initial_values();
+        let g = b.finish();
+        let wrt: Vec<NodeId> = names.iter().map(|n| g.leaf(n).unwrap()).collect();
+        let mut rng = Rng::new(9);
+        let x = HostTensor::random(g.ty(g.leaf("x").unwrap()), &mut rng, 0).to_f64_vec();
+        let big: Vec<f64> = x.iter().map(|v| 100.0 * v).collect();
+        let big = HostTensor::from_f64_as(DType::F32, [3, 5, 4], &big).unwrap();
+        feeds.insert("x".into(), big);
+        let grads = adjoint_autodiff::grad(g, loss, &wrt).unwrap();
+        let out = adjoint_interp::run(&grads.graph, &feeds).unwrap();
+        for name in &names {
+            let v = out.output(&format!("{name}.grad")).unwrap().to_f64_vec();
+            assert!(v.iter().all(|g| g.is_finite()), "{kind:?} {name}: {v:?}");
+            assert!(v.iter().any(|&g| g != 0.0), "{kind:?} {name}: all zero");
+        }
     }
 }

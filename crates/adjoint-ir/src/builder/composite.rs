@@ -8,21 +8,21 @@ use super::primitives::panicking;
 use super::{unwrap_build, BuildError, Tensor};
 use crate::DType;
 
-/// `sqrt(2/pi)`, the GELU tanh-approximation constant.
-const GELU_C: f64 = 0.797_884_560_802_865_4;
-
 impl<'b> Tensor<'b> {
     panicking! {
         /// `max(x, 0)`.
         relu => try_relu();
-        /// `1 / (1 + e^-x)`.
-        sigmoid => try_sigmoid();
-        /// GELU, tanh form: `0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))`.
-        gelu => try_gelu();
         /// `x * x`.
         square => try_square();
-        /// Softmax along `axis`, shifted by the maximum for stability.
+        /// Softmax along `axis`, shifted by the maximum for stability. Values and gradients are
+        /// finite for any finite row and for rows with some `-inf` entries (masked positions
+        /// get 0); a row that is all `-inf` gives NaN, as in PyTorch (see
+        /// [`Tensor::softmax_or_zeros`]).
         softmax => try_softmax(axis: isize);
+        /// Softmax along `axis` that gives zeros, and a zero gradient, for a row that is all
+        /// `-inf` (an attention query whose keys are all masked), at the cost of two guarding
+        /// selects; otherwise equal to [`Tensor::softmax`].
+        softmax_or_zeros => try_softmax_or_zeros(axis: isize);
         /// `log(softmax(x))` along `axis`, computed as `x - logsumexp(x)`.
         log_softmax => try_log_softmax(axis: isize);
         /// `log(sum(exp(x)))` over `axes`, shifted by the maximum (reduced axes removed).
@@ -57,24 +57,6 @@ impl<'b> Tensor<'b> {
         self.try_maximum(self.scalar_like(0.0))
     }
 
-    /// Sigmoid, or an error.
-    #[track_caller]
-    pub fn try_sigmoid(self) -> Result<Tensor<'b>, BuildError> {
-        let one = self.scalar_like(1.0);
-        one.try_add(self.try_neg()?.try_exp()?)?.try_recip()
-    }
-
-    /// GELU, or an error.
-    #[track_caller]
-    pub fn try_gelu(self) -> Result<Tensor<'b>, BuildError> {
-        let cube = self.try_mul(self.try_square()?)?;
-        let inner = self
-            .try_add(cube.try_mul(self.scalar_like(0.044715))?)?
-            .try_mul(self.scalar_like(GELU_C))?;
-        let gate = inner.try_tanh()?.try_add(self.scalar_like(1.0))?;
-        self.try_mul(self.scalar_like(0.5))?.try_mul(gate)
-    }
-
     /// Square, or an error.
     #[track_caller]
     pub fn try_square(self) -> Result<Tensor<'b>, BuildError> {
@@ -87,6 +69,20 @@ impl<'b> Tensor<'b> {
         let shifted = self.try_sub(self.try_max_keepdims(&[axis])?)?;
         let e = shifted.try_exp()?;
         e.try_div(e.try_sum_keepdims(&[axis])?)
+    }
+
+    /// Softmax with zeros for empty rows, or an error.
+    #[track_caller]
+    pub fn try_softmax_or_zeros(self, axis: isize) -> Result<Tensor<'b>, BuildError> {
+        // Shift by the maximum, or by 0 where it is -inf (-inf - -inf would be NaN).
+        let m = self.try_max_keepdims(&[axis])?;
+        let finite = m.try_gt(self.scalar_like(f64::NEG_INFINITY))?;
+        let m = finite.try_select(m, self.scalar_like(0.0))?;
+        let e = self.try_sub(m)?.try_exp()?;
+        // A row of -inf has total 0: divide its zeros by 1 instead.
+        let total = e.try_sum_keepdims(&[axis])?;
+        let nonzero = total.try_gt(self.scalar_like(0.0))?;
+        e.try_div(nonzero.try_select(total, self.scalar_like(1.0))?)
     }
 
     /// Log-softmax, or an error.
@@ -176,10 +172,11 @@ impl<'b> Tensor<'b> {
             return Err(self.builder.error("cross_entropy", &[self, labels], msg));
         }
         let classes = self.builder.iota(DType::I32, s.clone(), 1);
-        let one_hot = classes
-            .try_eq(labels.try_unsqueeze(1)?)?
-            .try_cast(self.dtype())?;
-        let picked = self.try_mul(one_hot)?.try_sum(&[1])?;
+        let one_hot = classes.try_eq(labels.try_unsqueeze(1)?)?;
+        // Selected, not multiplied by the one-hot: a masked logit (-inf) times 0 would be NaN.
+        let picked = one_hot
+            .try_select(self, self.scalar_like(0.0))?
+            .try_sum(&[1])?;
         self.try_logsumexp(&[1])?.try_sub(picked)?.try_mean(&[0])
     }
 

@@ -20,6 +20,7 @@
 mod composite;
 mod ops;
 mod primitives;
+mod stable;
 
 use crate::graph::{Graph, NodeId};
 use crate::literal::Literal;

@@ -6,7 +6,8 @@ use adjoint_ir::Tensor;
 
 /// Batch normalization of `[N, C]` or `[N, C, H, W]` inputs, per channel `C`.
 ///
-/// Declares the trainable `<name>.gamma` (ones) and `<name>.beta` (zeros) of shape `[C]`, and
+/// Declares the trainable `<name>.gamma` (ones) and `<name>.beta` (zeros) of shape `[C]` (unless
+/// built [`BatchNorm::with_affine`] `false`), and
 /// the non-trainable state `<name>.running_mean` (zeros) and `<name>.running_var` (ones),
 /// declared with [`Params::state`].
 ///
@@ -15,7 +16,9 @@ use adjoint_ir::Tensor;
 /// - [`BatchNorm::forward_train`] normalizes with the statistics of the batch (mean and biased
 ///   variance over `N`, or over `N, H, W`) and declares the updates of the running statistics
 ///   (`running ← (1 - momentum)·running + momentum·batch`, the variance unbiased by
-///   `n / (n - 1)`, as PyTorch does), so every compiled training step advances them in place;
+///   `n / (n - 1)`, as PyTorch does), so every compiled training step advances them in place.
+///   Applied several times in one graph (a shared layer), each update starts from the previous
+///   one, so a step advances the statistics once per application, as PyTorch's module does;
 /// - [`BatchNorm::forward_eval`] normalizes with the running statistics and updates nothing.
 ///
 /// ```
@@ -35,10 +38,10 @@ use adjoint_ir::Tensor;
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct BatchNorm<'b> {
-    /// Scale, `[C]`.
-    pub gamma: Tensor<'b>,
-    /// Shift, `[C]`.
-    pub beta: Tensor<'b>,
+    /// Scale, `[C]` (`None` without affine parameters).
+    pub gamma: Option<Tensor<'b>>,
+    /// Shift, `[C]` (`None` without affine parameters).
+    pub beta: Option<Tensor<'b>>,
     /// Running mean, `[C]` (state).
     pub running_mean: Tensor<'b>,
     /// Running (unbiased) variance, `[C]` (state).
@@ -53,9 +56,21 @@ impl<'b> BatchNorm<'b> {
     /// Declares a batch norm `name` over `channels` channels, with momentum 0.1 and ε 1e-5.
     #[track_caller]
     pub fn new(params: &mut Params<'b>, name: &str, channels: usize) -> BatchNorm<'b> {
+        BatchNorm::with_affine(params, name, channels, true)
+    }
+
+    /// Declares a batch norm `name`, with the affine parameters `gamma` and `beta` only when
+    /// `affine` (PyTorch's `affine=False` normalizes without scale or shift).
+    #[track_caller]
+    pub fn with_affine(
+        params: &mut Params<'b>,
+        name: &str,
+        channels: usize,
+        affine: bool,
+    ) -> BatchNorm<'b> {
         params.scope(name, |p| BatchNorm {
-            gamma: p.get("gamma", &[channels], Initializer::Ones),
-            beta: p.get("beta", &[channels], Initializer::Zeros),
+            gamma: affine.then(|| p.get("gamma", &[channels], Initializer::Ones)),
+            beta: affine.then(|| p.get("beta", &[channels], Initializer::Zeros)),
             running_mean: p.state("running_mean", &[channels], Initializer::Zeros),
             running_var: p.state("running_var", &[channels], Initializer::Ones),
             momentum: 0.1,
@@ -77,7 +92,7 @@ impl<'b> BatchNorm<'b> {
 
     /// Number of channels.
     pub fn channels(&self) -> usize {
-        self.gamma.shape().dim(0)
+        self.running_mean.shape().dim(0)
     }
 
     /// Training mode: normalizes `x` with its batch statistics and declares the updates of the
@@ -102,32 +117,32 @@ impl<'b> BatchNorm<'b> {
         let batch_mean = mean.reshape([c]);
         let unbiased = var.reshape([c]) * (n as f64 / (n - 1) as f64);
         let b = x.builder();
-        b.update(
-            self.running_mean,
-            self.running_mean * (1.0 - m) + batch_mean * m,
-        );
-        b.update(
-            self.running_var,
-            self.running_var * (1.0 - m) + unbiased * m,
-        );
+        let (running_mean, running_var) = (current(self.running_mean), current(self.running_var));
+        b.update(self.running_mean, running_mean * (1.0 - m) + batch_mean * m);
+        b.update(self.running_var, running_var * (1.0 - m) + unbiased * m);
         self.affine(normalized, &stat_shape)
     }
 
-    /// Evaluation mode: normalizes `x` with the running statistics.
+    /// Evaluation mode: normalizes `x` with the running statistics (as updated by any
+    /// [`BatchNorm::forward_train`] earlier in the same graph).
     #[track_caller]
     pub fn forward_eval(&self, x: Tensor<'b>) -> Tensor<'b> {
         let (_, stat_shape) = self.layout(x);
-        let mean = self.running_mean.reshape(stat_shape.as_slice());
-        let inv_std = (self.running_var + self.eps)
+        let mean = current(self.running_mean).reshape(stat_shape.as_slice());
+        let inv_std = (current(self.running_var) + self.eps)
             .sqrt()
             .recip()
             .reshape(stat_shape.as_slice());
         self.affine((x - mean) * inv_std, &stat_shape)
     }
 
-    /// `normalized · gamma + beta`, the parameters reshaped to broadcast over `x`.
+    /// `normalized · gamma + beta`, the parameters reshaped to broadcast over `x` (the
+    /// identity without affine parameters).
     fn affine(&self, normalized: Tensor<'b>, stat_shape: &[usize]) -> Tensor<'b> {
-        normalized * self.gamma.reshape(stat_shape) + self.beta.reshape(stat_shape)
+        match (self.gamma, self.beta) {
+            (Some(g), Some(b)) => normalized * g.reshape(stat_shape) + b.reshape(stat_shape),
+            _ => normalized,
+        }
     }
 
     /// The reduced axes and the per-channel broadcast shape for `x`.
@@ -146,4 +161,12 @@ impl<'b> BatchNorm<'b> {
             (vec![0, 2, 3], vec![1, c, 1, 1])
         }
     }
+}
+
+/// The value `state` has at this point of the graph: the new value declared by an update earlier
+/// in the graph (a previous training application of the same layer), else `state` itself.
+fn current(state: Tensor<'_>) -> Tensor<'_> {
+    let b = state.builder();
+    let pending = b.graph().update_of(state.id());
+    pending.map_or(state, |v| b.tensor(v))
 }

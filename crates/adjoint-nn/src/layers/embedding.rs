@@ -1,7 +1,7 @@
 //! [`Embedding`]: a lookup table of learned vectors indexed by integer ids.
 
 use crate::{Initializer, Params};
-use adjoint_ir::Tensor;
+use adjoint_ir::{HostTensor, Tensor};
 
 /// A table `<name>.weight: [vocab, dim]`; `forward(ids)` gathers the rows of `ids` (i32 of any
 /// shape), giving `ids.shape + [dim]`. Initialized from `N(0, 1)` as in PyTorch, or by
@@ -22,6 +22,8 @@ use adjoint_ir::Tensor;
 pub struct Embedding<'b> {
     /// The table, `[vocab, dim]`.
     pub weight: Tensor<'b>,
+    /// An id whose row is zeros and gets no gradient (PyTorch's `padding_idx`).
+    pub padding_idx: Option<usize>,
 }
 
 impl<'b> Embedding<'b> {
@@ -42,12 +44,78 @@ impl<'b> Embedding<'b> {
     ) -> Embedding<'b> {
         params.scope(name, |p| Embedding {
             weight: p.get("weight", &[vocab, dim], init),
+            padding_idx: None,
         })
+    }
+
+    /// The same table with `padding_idx` (below the vocabulary size): that id looks up zeros and
+    /// its row gets no gradient, as in PyTorch. Its initial row is set to zeros in `params`.
+    /// (PyTorch returns the row itself, which stays zero unless overwritten; here the output for
+    /// that id is zeros whatever the row holds.)
+    #[track_caller]
+    pub fn with_padding_idx(
+        mut self,
+        params: &mut Params<'b>,
+        padding_idx: usize,
+    ) -> Embedding<'b> {
+        let s = self.weight.shape();
+        let (vocab, dim) = (s.dim(0), s.dim(1));
+        assert!(
+            padding_idx < vocab,
+            "padding_idx {padding_idx} is outside the vocabulary of {vocab}"
+        );
+        let name = {
+            let graph = self.weight.builder().graph();
+            graph.leaf_name(self.weight.id()).map(str::to_string)
+        };
+        if let Some(name) = name {
+            if let Some(table) = params.initial_values().get(&name) {
+                let mut v = table.to_f64_vec();
+                v[padding_idx * dim..(padding_idx + 1) * dim].fill(0.0);
+                let t = HostTensor::from_f64_as(table.dtype(), table.shape().clone(), &v)
+                    .expect("same shape");
+                params.set_initial(&name, t);
+            }
+        }
+        self.padding_idx = Some(padding_idx);
+        self
+    }
+
+    /// Number of rows (ids `0..vocab` are valid).
+    pub fn vocab(&self) -> usize {
+        self.weight.shape().dim(0)
+    }
+
+    /// Checks a batch of ids before it is fed: in the graph an id outside `0..vocab` selects
+    /// no row (zeros, the `gather` semantics) where PyTorch raises an error, so data loaders
+    /// call this at the boundary. Errors on a non-i32 tensor or name the first bad id and its
+    /// position.
+    pub fn check_ids(&self, ids: &HostTensor) -> Result<(), String> {
+        let values = ids
+            .as_i32()
+            .ok_or_else(|| format!("embedding ids must be i32, got {}", ids.ty()))?;
+        let vocab = self.vocab();
+        match values.iter().position(|&id| id < 0 || id as usize >= vocab) {
+            None => Ok(()),
+            Some(i) => Err(format!(
+                "embedding id {} at flat position {i} of {} is outside 0..{vocab}",
+                values[i],
+                ids.ty()
+            )),
+        }
     }
 
     /// The rows of the table at `ids` (i32).
     #[track_caller]
     pub fn forward(&self, ids: Tensor<'b>) -> Tensor<'b> {
-        self.weight.gather(ids, 0)
+        let rows = self.weight.gather(ids, 0);
+        match self.padding_idx {
+            None => rows,
+            Some(pad) => {
+                let b = ids.builder();
+                let is_pad = ids.eq(b.constant(adjoint_ir::DType::I32, [], &[pad as f64]));
+                is_pad.unsqueeze(-1).select(rows.scalar_like(0.0), rows)
+            }
+        }
     }
 }

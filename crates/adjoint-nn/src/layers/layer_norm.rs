@@ -1,10 +1,13 @@
-//! [`LayerNorm`]: normalization over the last axis with a learned scale and shift.
+//! [`LayerNorm`]: normalization over the last axis (or the last k axes) with a learned scale
+//! and shift.
 
 use crate::{Initializer, Params};
 use adjoint_ir::Tensor;
 
 /// Layer normalization over the last axis: `(x - mean) / sqrt(var + eps) · γ + β`, with
-/// `γ = <name>.gamma` (ones) and `β = <name>.beta` (zeros), both `[features]`.
+/// `γ = <name>.gamma` (ones) and `β = <name>.beta` (zeros), both `[features]`; or, built with
+/// [`LayerNorm::over`], over the last `k` axes (PyTorch's `normalized_shape`), with `γ` and `β`
+/// of those axes' shape.
 ///
 /// ```
 /// use adjoint_ir::{Builder, DType};
@@ -50,9 +53,44 @@ impl<'b> LayerNorm<'b> {
         })
     }
 
-    /// The normalized `x` (last axis of size `features`).
+    /// Layer norm over the last `normalized_shape.len()` axes, which must have that shape
+    /// (PyTorch's `LayerNorm(normalized_shape, eps)`).
+    #[track_caller]
+    pub fn over(
+        params: &mut Params<'b>,
+        name: &str,
+        normalized_shape: &[usize],
+        eps: f64,
+    ) -> LayerNorm<'b> {
+        assert!(
+            !normalized_shape.is_empty(),
+            "layer norm needs at least one normalized axis"
+        );
+        params.scope(name, |p| LayerNorm {
+            gamma: p.get("gamma", normalized_shape, Initializer::Ones),
+            beta: p.get("beta", normalized_shape, Initializer::Zeros),
+            eps,
+        })
+    }
+
+    /// The normalized `x`, whose trailing axes must have the shape of `gamma`.
     #[track_caller]
     pub fn forward(&self, x: Tensor<'b>) -> Tensor<'b> {
-        x.layer_norm(self.gamma, self.beta, self.eps)
+        let norm = self.gamma.shape();
+        let k = norm.rank();
+        if k == 1 {
+            return x.layer_norm(self.gamma, self.beta, self.eps);
+        }
+        let s = x.shape();
+        assert!(
+            s.rank() >= k && s.dims()[s.rank() - k..] == *norm.dims(),
+            "layer norm over {norm} expects an input ending in those axes, got {}",
+            x.ty()
+        );
+        let axes: Vec<isize> = (-(k as isize)..0).collect();
+        let count = x.scalar_like(norm.numel() as f64);
+        let centered = x - x.sum_keepdims(&axes) / count;
+        let var = centered.square().sum_keepdims(&axes) / count;
+        centered * (var + self.eps).sqrt().recip() * self.gamma + self.beta
     }
 }

@@ -29,15 +29,19 @@ pub mod embedding;
 pub mod layer_norm;
 pub mod linear;
 pub mod mlp;
+pub mod recurrent;
 pub mod rnn;
 
 pub use activation::Activation;
-pub use attention::{MultiHeadAttention, TransformerBlock};
+pub use attention::{AttentionOptions, MultiHeadAttention, TransformerBlock};
 pub use batch_norm::BatchNorm;
-pub use conv2d::{avg_pool2d, max_pool2d, Conv2d};
+pub use conv2d::{
+    avg_pool2d, avg_pool2d_with, max_pool2d, max_pool2d_with, Conv2d, Conv2dOptions, Pool2d,
+};
 pub use dropout::Dropout;
 pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
 pub use linear::{Linear, LinearOptions};
 pub use mlp::{residual, Mlp};
-pub use rnn::{Gru, Rnn, Sequence};
+pub use recurrent::{CellKind, Recurrent, RecurrentOptions, RecurrentOutput};
+pub use rnn::{Gru, Lstm, LstmSequence, Rnn, Sequence};

@@ -1,4 +1,5 @@
-//! [`Rnn`] (tanh) and [`Gru`] cells, unrolled over a fixed number of steps.
+//! [`Rnn`] (tanh), [`Gru`] and [`Lstm`] layers (one layer, one direction, batch first),
+//! unrolled over a fixed number of steps; [`crate::layers::Recurrent`] stacks them.
 
 use crate::init::Initializer;
 use crate::params::Params;
@@ -19,42 +20,56 @@ fn recurrent_init(hidden: usize) -> Initializer {
     Initializer::Uniform { low: -a, high: a }
 }
 
-/// Unrolls `cell` over the steps of `x` `[N, T, input]` from `h0` `[N, hidden]`, after projecting
-/// every step's input at once with `w_in` (one large matrix product instead of `T` small ones).
+/// Unrolls `cell` over the steps of `x` `[N, T, input]` from `state0`, after projecting every
+/// step's input at once with `w_in` (one large matrix product instead of `T` small ones).
+/// With `reverse` the steps run from `T - 1` down to 0 (a bidirectional layer's backward
+/// direction); the outputs stay at their time index either way. `hidden_of` picks the hidden
+/// state `[N, hidden]` out of a cell state. Returns the hidden states `[N, T, hidden]` and the
+/// final state.
 #[track_caller]
-fn unroll<'b>(
+fn unroll<'b, S: Copy>(
     x: Tensor<'b>,
     w_in: Tensor<'b>,
-    h0: Tensor<'b>,
-    mut cell: impl FnMut(Tensor<'b>, Tensor<'b>) -> Tensor<'b>,
-) -> Sequence<'b> {
+    state0: S,
+    reverse: bool,
+    hidden_of: impl Fn(S) -> Tensor<'b>,
+    mut cell: impl FnMut(Tensor<'b>, S) -> S,
+) -> (Tensor<'b>, S) {
     let s = x.shape();
-    let (input, hidden) = (w_in.shape().dim(0), h0.shape().dim(1));
+    let input = w_in.shape().dim(0);
     assert!(
         s.rank() == 3 && s.dim(2) == input && s.dim(1) > 0,
         "a recurrent layer of input size {input} expects [N, T, {input}] with T >= 1, got {}",
         x.ty()
     );
-    assert!(
-        h0.shape().dims() == [s.dim(0), hidden],
-        "initial state {} does not fit [{}, {hidden}]",
-        h0.ty(),
-        s.dim(0)
-    );
     let (n, steps) = (s.dim(0), s.dim(1));
     let projected = x.matmul(w_in);
     let width = projected.shape().dim(2);
-    let mut h = h0;
-    let mut states = Vec::with_capacity(steps);
-    for t in 0..steps {
+    let mut state = state0;
+    let mut outputs = vec![None; steps];
+    let order: Vec<usize> = if reverse {
+        (0..steps).rev().collect()
+    } else {
+        (0..steps).collect()
+    };
+    for t in order {
         let x_t = projected.slice(1, t, t + 1, 1).reshape([n, width]);
-        h = cell(x_t, h);
-        states.push(h.unsqueeze(1));
+        state = cell(x_t, state);
+        outputs[t] = Some(hidden_of(state).unsqueeze(1));
     }
-    Sequence {
-        outputs: x.builder().concat(&states, 1),
-        last: h,
-    }
+    let outputs: Vec<Tensor<'b>> = outputs.into_iter().flatten().collect();
+    (x.builder().concat(&outputs, 1), state)
+}
+
+/// Asserts that the state `h` fits `[N, hidden]` for the batch of `x` `[N, T, input]`.
+#[track_caller]
+fn check_state(x: Tensor<'_>, h: Tensor<'_>, hidden: usize, what: &str) {
+    let n = x.shape().dims().first().copied().unwrap_or(0);
+    assert!(
+        h.shape().dims() == [n, hidden],
+        "initial {what} {} does not fit [{n}, {hidden}]",
+        h.ty(),
+    );
 }
 
 /// An Elman RNN with tanh: `h_t = tanh(x_t · w_ih + h_{t-1} · w_hh + bias)`.
@@ -113,10 +128,23 @@ impl<'b> Rnn<'b> {
     /// Unrolled over `x` `[N, T, input]` from the state `h0` `[N, hidden]`.
     #[track_caller]
     pub fn forward_from(&self, x: Tensor<'b>, h0: Tensor<'b>) -> Sequence<'b> {
+        self.run(x, h0, false)
+    }
+
+    /// Unrolled over `x` from `h0`, backwards in time when `reverse`.
+    #[track_caller]
+    pub(crate) fn run(&self, x: Tensor<'b>, h0: Tensor<'b>, reverse: bool) -> Sequence<'b> {
+        check_state(x, h0, self.w_hh.shape().dim(0), "state");
         let (w_hh, bias) = (self.w_hh, self.bias);
-        unroll(x, self.w_ih, h0, |x_t, h| {
-            (x_t + h.matmul(w_hh) + bias).tanh()
-        })
+        let (outputs, last) = unroll(
+            x,
+            self.w_ih,
+            h0,
+            reverse,
+            |h| h,
+            |x_t, h| (x_t + h.matmul(w_hh) + bias).tanh(),
+        );
+        Sequence { outputs, last }
     }
 }
 
@@ -180,7 +208,22 @@ impl<'b> Gru<'b> {
     /// Unrolled over `x` `[N, T, input]` from the state `h0` `[N, hidden]`.
     #[track_caller]
     pub fn forward_from(&self, x: Tensor<'b>, h0: Tensor<'b>) -> Sequence<'b> {
-        unroll(x, self.w_ih, h0, |x_proj, h| self.cell(x_proj, h))
+        self.run(x, h0, false)
+    }
+
+    /// Unrolled over `x` from `h0`, backwards in time when `reverse`.
+    #[track_caller]
+    pub(crate) fn run(&self, x: Tensor<'b>, h0: Tensor<'b>, reverse: bool) -> Sequence<'b> {
+        check_state(x, h0, self.w_hh.shape().dim(0), "state");
+        let (outputs, last) = unroll(
+            x,
+            self.w_ih,
+            h0,
+            reverse,
+            |h| h,
+            |x_proj, h| self.cell(x_proj, h),
+        );
+        Sequence { outputs, last }
     }
 
     /// The update from the projected input `x W` `[N, 3·hidden]` (without bias) and `h`.
@@ -194,6 +237,130 @@ impl<'b> Gru<'b> {
         let z = (gate(gi, 1) + gate(gh, 1)).sigmoid();
         let n = (gate(gi, 2) + r * gate(gh, 2)).tanh();
         n + z * (h - n)
+    }
+}
+
+/// An LSTM (PyTorch's formulation): with `σ` the sigmoid and the gates in PyTorch's order
+/// i, f, g, o,
+/// `i = σ(x W_i + b_ii + h U_i + b_hi)`, `f = σ(x W_f + b_if + h U_f + b_hf)`,
+/// `g = tanh(x W_g + b_ig + h U_g + b_hg)`, `o = σ(x W_o + b_io + h U_o + b_ho)`,
+/// `c' = f ⊙ c + i ⊙ g`, `h' = o ⊙ tanh(c')`.
+///
+/// Declares `<name>.w_ih` `[input, 4·hidden]`, `<name>.w_hh` `[hidden, 4·hidden]`, `<name>.b_ih`
+/// and `<name>.b_hh` `[4·hidden]`, all `U(-1/sqrt(hidden), 1/sqrt(hidden))`. The weights are
+/// PyTorch's `weight_ih_l0` and `weight_hh_l0` transposed.
+///
+/// ```
+/// use adjoint_ir::{Builder, DType};
+/// use adjoint_nn::layers::Lstm;
+/// use adjoint_nn::Params;
+///
+/// let b = Builder::new("lstm");
+/// let mut params = Params::new(&b, 0);
+/// let x = b.input("x", DType::F32, [4, 6, 3]);
+/// let lstm = Lstm::new(&mut params, "lstm", 3, 5);
+/// let seq = lstm.forward(x);
+/// assert_eq!(seq.outputs.shape().dims(), &[4, 6, 5]);
+/// assert_eq!(seq.last_cell.shape().dims(), &[4, 5]);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Lstm<'b> {
+    /// Input weights of the i, f, g and o gates, `[input, 4·hidden]`.
+    pub w_ih: Tensor<'b>,
+    /// Recurrent weights of the i, f, g and o gates, `[hidden, 4·hidden]`.
+    pub w_hh: Tensor<'b>,
+    /// Input biases, `[4·hidden]`.
+    pub b_ih: Tensor<'b>,
+    /// Recurrent biases, `[4·hidden]`.
+    pub b_hh: Tensor<'b>,
+}
+
+/// The states of an unrolled [`Lstm`].
+#[derive(Clone, Copy, Debug)]
+pub struct LstmSequence<'b> {
+    /// The hidden state after every step, `[N, T, hidden]`.
+    pub outputs: Tensor<'b>,
+    /// The hidden state after the last step, `[N, hidden]`.
+    pub last: Tensor<'b>,
+    /// The cell state after the last step, `[N, hidden]`.
+    pub last_cell: Tensor<'b>,
+}
+
+impl<'b> Lstm<'b> {
+    /// Declares an LSTM `name` from `input` features to a `hidden` state.
+    #[track_caller]
+    pub fn new(params: &mut Params<'b>, name: &str, input: usize, hidden: usize) -> Lstm<'b> {
+        let init = recurrent_init(hidden);
+        params.scope(name, |p| Lstm {
+            w_ih: p.get("w_ih", &[input, 4 * hidden], init),
+            w_hh: p.get("w_hh", &[hidden, 4 * hidden], init),
+            b_ih: p.get("b_ih", &[4 * hidden], init),
+            b_hh: p.get("b_hh", &[4 * hidden], init),
+        })
+    }
+
+    /// One step: the next hidden and cell states from the input `x_t` `[N, input]`, the hidden
+    /// state `h` and the cell state `c` (both `[N, hidden]`).
+    #[track_caller]
+    pub fn step(&self, x_t: Tensor<'b>, h: Tensor<'b>, c: Tensor<'b>) -> (Tensor<'b>, Tensor<'b>) {
+        self.cell(x_t.matmul(self.w_ih), (h, c))
+    }
+
+    /// Unrolled over `x` `[N, T, input]` from zero states.
+    #[track_caller]
+    pub fn forward(&self, x: Tensor<'b>) -> LstmSequence<'b> {
+        let h0 = zero_state(x, self.w_hh);
+        self.forward_from(x, h0, h0)
+    }
+
+    /// Unrolled over `x` `[N, T, input]` from the hidden state `h0` and the cell state `c0`
+    /// (both `[N, hidden]`).
+    #[track_caller]
+    pub fn forward_from(&self, x: Tensor<'b>, h0: Tensor<'b>, c0: Tensor<'b>) -> LstmSequence<'b> {
+        self.run(x, h0, c0, false)
+    }
+
+    /// Unrolled over `x` from `h0` and `c0`, backwards in time when `reverse`.
+    #[track_caller]
+    pub(crate) fn run(
+        &self,
+        x: Tensor<'b>,
+        h0: Tensor<'b>,
+        c0: Tensor<'b>,
+        reverse: bool,
+    ) -> LstmSequence<'b> {
+        let hidden = self.w_hh.shape().dim(0);
+        check_state(x, h0, hidden, "hidden state");
+        check_state(x, c0, hidden, "cell state");
+        let (outputs, (last, last_cell)) = unroll(
+            x,
+            self.w_ih,
+            (h0, c0),
+            reverse,
+            |(h, _)| h,
+            |x_proj, state| self.cell(x_proj, state),
+        );
+        LstmSequence {
+            outputs,
+            last,
+            last_cell,
+        }
+    }
+
+    /// The update from the projected input `x W` `[N, 4·hidden]` (without bias) and `(h, c)`.
+    #[track_caller]
+    fn cell(
+        &self,
+        x_proj: Tensor<'b>,
+        (h, c): (Tensor<'b>, Tensor<'b>),
+    ) -> (Tensor<'b>, Tensor<'b>) {
+        let hidden = self.w_hh.shape().dim(0);
+        let gates = x_proj + self.b_ih + h.matmul(self.w_hh) + self.b_hh;
+        let gate = |k: usize| gates.slice(-1, k * hidden, (k + 1) * hidden, 1);
+        let (i, f) = (gate(0).sigmoid(), gate(1).sigmoid());
+        let (g, o) = (gate(2).tanh(), gate(3).sigmoid());
+        let c = f * c + i * g;
+        (o * c.tanh(), c)
     }
 }
 
