@@ -4,9 +4,18 @@
 use adjoint_ir::{Graph, NodeId, Op};
 use std::fmt::Write;
 
+/// How reports name a value: `%name` for an input or parameter (its name in the graph and the
+/// text format), `%index` for any other node.
+pub fn value_ref(g: &Graph, id: NodeId) -> String {
+    match g.leaf_name(id) {
+        Some(name) => format!("%{name}"),
+        None => format!("%{}", id.index()),
+    }
+}
+
 /// One node as a line: `%id = op[attributes](operands) : type "label"`.
 pub fn node_line(g: &Graph, id: NodeId) -> String {
-    let mut s = format!("%{} = {}", id.index(), g.op(id).name());
+    let mut s = format!("{} = {}", value_ref(g, id), g.op(id).name());
     match g.op(id) {
         Op::Input { name, .. } | Op::Parameter { name, .. } => {
             let _ = write!(s, " \"{name}\"");
@@ -60,7 +69,7 @@ pub fn node_line(g: &Graph, id: NodeId) -> String {
     let ops: Vec<String> = g
         .operands(id)
         .iter()
-        .map(|o| format!("%{}", o.index()))
+        .map(|&o| value_ref(g, o))
         .collect();
     if !ops.is_empty() {
         let _ = write!(s, "({})", ops.join(", "));

@@ -2,7 +2,7 @@
 //! optimized) graph, and a readable report of every decision.
 
 use crate::fusion::{fuse, unshare_free_nodes};
-use crate::listing::node_line;
+use crate::listing::{node_line, value_ref};
 use crate::memory::plan_memory;
 use crate::remat::{rematerialize, RematReport};
 use crate::schedule::{MemoryPlan, Placement, Schedule};
@@ -109,12 +109,12 @@ impl Plan {
             let ins: Vec<String> = grp
                 .inputs
                 .iter()
-                .map(|n| format!("%{}", n.index()))
+                .map(|&n| value_ref(g, n))
                 .collect();
             let outs: Vec<String> = grp
                 .outputs
                 .iter()
-                .map(|n| format!("%{}", n.index()))
+                .map(|&n| value_ref(g, n))
                 .collect();
             s += &format!(
                 "group {i} {:?}: {} node(s), reads [{}], writes [{}]\n",
@@ -150,14 +150,15 @@ impl fmt::Display for Plan {
             Some(loss) => {
                 writeln!(
                     f,
-                    "forward ends at `{loss}`; bytes kept for backward: {} (keep-all: {})",
+                    "forward ends at `{loss}`; bytes kept for backward: {} (keep-all: {}); \
+                     values are those of the graph before planning",
                     self.remat.bytes_kept, self.remat.bytes_kept_without_remat
                 )?;
                 for &(n, b) in &self.remat.kept {
-                    writeln!(f, "  keep       #{:<6} {b:>10} bytes", n.index())?;
+                    writeln!(f, "  keep       %{:<6} {b:>10} bytes", n.index())?;
                 }
                 for &n in &self.remat.recomputed {
-                    writeln!(f, "  recompute  #{}", n.index())?;
+                    writeln!(f, "  recompute  %{}", n.index())?;
                 }
             }
         }
@@ -188,7 +189,7 @@ impl fmt::Display for Plan {
             writeln!(
                 f,
                 "{:>6} {:>10} {:>10} {:>7} {:>7}  {place}",
-                format!("%{}", b.value.index()),
+                value_ref(g, b.value),
                 b.bytes,
                 offset,
                 b.first_group,
