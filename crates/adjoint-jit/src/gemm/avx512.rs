@@ -1,0 +1,121 @@
+//! The AVX-512F micro-kernel: a 14×32 tile of `C` (fourteen rows of two 512-bit vectors,
+//! twenty-eight accumulators) from a 14-row panel of `A` (each value broadcast from memory)
+//! and a 32-column panel of `B`.
+//!
+//! Edge tiles run a kernel instantiated for their row count and with one vector per row when
+//! they are at most 16 columns wide, so a narrow edge costs only its own work; the last
+//! vector of `B` and of `C` is loaded and stored under a mask, so `B` and `C` can be read in
+//! place past their last column. `A` is read through any strides (a packed panel is the case
+//! `rsa = 1`, `csa = 14`, compiled with those constants).
+
+use super::driver::{MicroKernel, Tile};
+use std::arch::x86_64::*;
+
+/// The AVX-512F kernel and its blocking.
+pub(super) struct Avx512;
+
+/// Rows of the tile.
+const MR: usize = 14;
+/// Columns of the tile: two 16-lane vectors.
+const NR: usize = 32;
+
+impl MicroKernel for Avx512 {
+    const MR: usize = MR;
+    const NR: usize = NR;
+    // A 32-column `B` panel of 256 rows (32 KiB) stays in L1 beside an `A` panel (14 KiB).
+    const KC: usize = 256;
+    const MC: usize = MR * 12;
+    const NC: usize = NR * 128;
+    const DIRECT: bool = true;
+
+    unsafe fn tile(t: &Tile) {
+        let packed = t.rsa == 1;
+        let wide = t.cols > 16;
+        macro_rules! dispatch {
+            ($($r:literal)*) => {
+                match (t.rows, wide, packed) {
+                    $(
+                        ($r, true, true) => kernel::<$r, 2, true>(t),
+                        ($r, true, false) => kernel::<$r, 2, false>(t),
+                        ($r, false, true) => kernel::<$r, 1, true>(t),
+                        ($r, false, false) => kernel::<$r, 1, false>(t),
+                    )*
+                    _ => unreachable!("a tile of {} rows", t.rows),
+                }
+            };
+        }
+        // SAFETY: the caller's contract (the CPU has AVX-512F; the tile's elements are valid).
+        unsafe { dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14) }
+    }
+}
+
+/// The tile `t` with `R` rows and `V` vectors of 16 columns (`t.cols <= 16·V`); `UNIT_RS`
+/// when `t.rsa = 1` (a packed panel, or `Aᵀ` in memory), so that the rows of `A` are at
+/// constant offsets.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `t.rows == R`; every element the tile describes is valid:
+/// `A[r < R, p < kc]`, `B[p < kc, j < cols]` readable, `C[r < R, j < cols]` writable and
+/// exclusively owned.
+#[target_feature(enable = "avx512f")]
+#[inline]
+#[allow(clippy::needless_range_loop)]
+unsafe fn kernel<const R: usize, const V: usize, const UNIT_RS: bool>(t: &Tile) {
+    let (rsa, csa) = if UNIT_RS { (1, t.csa) } else { (t.rsa, t.csa) };
+    // Lanes of each vector inside the tile's columns.
+    let mut masks = [0xffffu16; V];
+    for (v, m) in masks.iter_mut().enumerate() {
+        let lanes = t.cols.saturating_sub(16 * v).min(16);
+        *m = if lanes == 16 {
+            0xffff
+        } else {
+            (1u16 << lanes) - 1
+        };
+    }
+    // SAFETY (whole body): the caller's contract bounds every address used below: `A` rows
+    // `r < R` at `pa + r·rsa`, `B` lanes under `masks` (masked-off lanes are not accessed),
+    // `C` elements `(r < R, j < cols)`.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        let (mut pa, mut pb) = (t.a, t.b);
+        for _ in 0..t.kc {
+            let mut bv = [_mm512_setzero_ps(); V];
+            for v in 0..V {
+                bv[v] = _mm512_maskz_loadu_ps(masks[v], pb.add(16 * v));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*pa.offset(r as isize * rsa));
+                for v in 0..V {
+                    row[v] = _mm512_fmadd_ps(x, bv[v], row[v]);
+                }
+            }
+            pa = pa.offset(csa);
+            pb = pb.offset(t.ldb);
+        }
+        if t.cs_c == 1 {
+            for (r, row) in acc.iter().enumerate() {
+                let p = t.c.offset(r as isize * t.rs_c);
+                for v in 0..V {
+                    let mut x = row[v];
+                    if t.accumulate {
+                        x = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], p.add(16 * v)), x);
+                    }
+                    _mm512_mask_storeu_ps(p.add(16 * v), masks[v], x);
+                }
+            }
+            return;
+        }
+        let mut tile = [[0.0f32; NR]; R];
+        for (r, row) in acc.iter().enumerate() {
+            for v in 0..V {
+                _mm512_storeu_ps(tile[r].as_mut_ptr().add(16 * v), row[v]);
+            }
+        }
+        for j in 0..t.cols {
+            for (r, vals) in tile.iter().enumerate() {
+                let p = t.c.offset(r as isize * t.rs_c + j as isize * t.cs_c);
+                *p = if t.accumulate { *p + vals[j] } else { vals[j] };
+            }
+        }
+    }
+}
