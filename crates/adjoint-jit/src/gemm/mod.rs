@@ -22,6 +22,8 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_dot;
 mod driver;
 mod generic;
 mod isa;
@@ -179,6 +181,11 @@ unsafe fn run_units(
     end: i64,
 ) {
     let per = d.units_per_batch();
+    // Decided on the whole product, so that every unit of it sums in the same order.
+    #[cfg(target_arch = "x86_64")]
+    let dot = isa == Isa::Avx512 && avx512_dot::suits(d.n as usize, d.k as usize, d.a[1] as isize);
+    #[cfg(not(target_arch = "x86_64"))]
+    let dot = false;
     let mut u = begin;
     while u < end {
         let bi = u / per;
@@ -214,6 +221,7 @@ unsafe fn run_units(
         unsafe {
             sgemm_on(
                 isa,
+                dot,
                 Operand {
                     ptr: a.offset(a0 as isize),
                     rs: d.a[0] as isize,
@@ -235,13 +243,15 @@ unsafe fn run_units(
     }
 }
 
-/// `C = A·B` (see [`driver::sgemm`]) with `isa`'s kernel.
+/// `C = A·B` (see [`driver::sgemm`]) with `isa`'s kernel, or its dot-product path for narrow
+/// products when `dot` (decided by [`run_units`] for the whole product).
 ///
 /// # Safety
 /// As [`driver::sgemm`]; the CPU must support `isa`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn sgemm_on(
     isa: Isa,
+    dot: bool,
     a: Operand,
     b: Operand,
     c: *mut f32,
@@ -252,6 +262,8 @@ unsafe fn sgemm_on(
 ) {
     // SAFETY (every arm): the caller's contract.
     match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if dot && m > 0 && n > 0 => unsafe { avx512_dot::sgemm(a, b, c, cs, m, n, k) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { driver::sgemm::<avx512::Avx512>(a, b, c, cs, m, n, k) },
         #[cfg(target_arch = "x86_64")]
