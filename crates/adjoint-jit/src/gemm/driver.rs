@@ -135,7 +135,7 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
             for pc in (0..k).step_by(kstep) {
                 let kc = kstep.min(k - pc);
                 // SAFETY: the block `(pc.., 0..n)` is inside `B`.
-                unsafe { pack_b(bp, b, pc, 0, kc, n, K::NR) };
+                unsafe { pack_b::<K>(bp, b, pc, 0, kc, n) };
                 for ir in (0..m).step_by(K::MR) {
                     let t = Tile {
                         kc,
@@ -198,7 +198,7 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
             for pc in (0..k).step_by(kstep) {
                 let kc = kstep.min(k - pc);
                 // SAFETY: the block `(pc.., jc..)` of `B` is inside it.
-                unsafe { pack_b(bp, b, pc, jc, kc, nc, K::NR) };
+                unsafe { pack_b::<K>(bp, b, pc, jc, kc, nc) };
                 for ic in (0..m).step_by(K::MC) {
                     let mc = K::MC.min(m - ic);
                     if !direct_a {
@@ -303,21 +303,22 @@ unsafe fn pack_a(
     }
 }
 
-/// Packs rows `p0..p0+kc`, columns `j0..j0+nc` of `b` into panels of `nr` columns: panel `q`
-/// holds, for each `p`, the `nr` values `b[p0 + p, j0 + q·nr + j]` (zero past the last
+/// Packs rows `p0..p0+kc`, columns `j0..j0+nc` of `b` into panels of `nr = K::NR` columns:
+/// panel `q` holds, for each `p`, the `nr` values `b[p0 + p, j0 + q·nr + j]` (zero past the last
 /// column).
 ///
 /// # Safety
 /// The block must be inside `b`.
-unsafe fn pack_b(
+unsafe fn pack_b<K: MicroKernel>(
     out: &mut Vec<f32>,
     b: Operand,
     p0: usize,
     j0: usize,
     kc: usize,
     nc: usize,
-    nr: usize,
 ) {
+    // A constant, so that a full panel's row is copied with inline vector moves.
+    let nr = K::NR;
     let panels = nc.div_ceil(nr);
     reserve(out, panels * nr * kc);
     for q in 0..panels {
@@ -328,6 +329,15 @@ unsafe fn pack_b(
             b.ptr
                 .offset(p0 as isize * b.rs + (j0 + q * nr) as isize * b.cs)
         };
+        if b.cs == 1 && cols == nr {
+            for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
+                // SAFETY: row `p0 + p` holds the panel's `nr` contiguous columns.
+                let src =
+                    unsafe { std::slice::from_raw_parts(corner.offset(p as isize * b.rs), nr) };
+                dst.copy_from_slice(src);
+            }
+            continue;
+        }
         if b.cs == 1 {
             for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
                 // SAFETY: row `p0 + p` holds the panel's `cols` contiguous columns.
