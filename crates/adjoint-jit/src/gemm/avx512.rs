@@ -28,6 +28,19 @@ impl MicroKernel for Avx512 {
     const NC: usize = NR * 128;
     const DIRECT: bool = true;
 
+    unsafe fn pack_b_columns(
+        panel: &mut [f32],
+        corner: *const f32,
+        cs: isize,
+        kc: usize,
+        cols: usize,
+    ) -> bool {
+        debug_assert!(panel.len() >= kc * NR && cols <= NR);
+        // SAFETY: the caller's contract.
+        unsafe { pack_columns(panel.as_mut_ptr(), corner, cs, kc, cols) };
+        true
+    }
+
     unsafe fn tile(t: &Tile) {
         let packed = t.rsa == 1;
         let wide = t.cols > 16;
@@ -133,4 +146,79 @@ unsafe fn kernel<const R: usize, const V: usize, const UNIT_RS: bool>(t: &Tile) 
             }
         }
     }
+}
+
+/// Packs a `B` panel from contiguous columns by 16×16 transposes in registers: for each half
+/// of the panel (16 columns) and each 16 rows, sixteen column loads (masked past `kc`, zero
+/// past `cols`), a transpose, sixteen row stores.
+///
+/// # Safety
+/// The CPU must support AVX-512F; column `j < cols` holds `kc` readable floats from
+/// `corner + j·cs`; `panel` holds `kc·NR` writable floats.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_columns(panel: *mut f32, corner: *const f32, cs: isize, kc: usize, cols: usize) {
+    // SAFETY (whole body): loads stay inside the columns (masked past `kc`, none past
+    // `cols`), stores inside the panel's `kc` rows.
+    unsafe {
+        for half in 0..NR / 16 {
+            let j0 = half * 16;
+            for p in (0..kc).step_by(16) {
+                let rows = (kc - p).min(16);
+                let mask: __mmask16 = if rows == 16 {
+                    0xffff
+                } else {
+                    (1u16 << rows) - 1
+                };
+                let mut r = [_mm512_setzero_ps(); 16];
+                for (jj, v) in r.iter_mut().enumerate() {
+                    if j0 + jj < cols {
+                        let col = corner.offset((j0 + jj) as isize * cs).add(p);
+                        *v = _mm512_maskz_loadu_ps(mask, col);
+                    }
+                }
+                let r = transpose16(r);
+                for (pp, v) in r.iter().enumerate().take(rows) {
+                    _mm512_storeu_ps(panel.add((p + pp) * NR + j0), *v);
+                }
+            }
+        }
+    }
+}
+
+/// The transpose of a 16×16 block held as sixteen rows.
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    // Pairs of rows interleaved by 1, then by 2 (as f64 pairs), then 128-bit lanes exchanged
+    // twice: the standard four-stage transpose.
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    let mut u = [_mm512_setzero_ps(); 16];
+    for i in 0..4 {
+        let (a, b, c, d) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
+        let pd = _mm512_castps_pd;
+        u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(a), pd(c)));
+        u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(a), pd(c)));
+        u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(b), pd(d)));
+        u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(b), pd(d)));
+    }
+    // u[4i + c] holds, in each 128-bit lane l, column 4l + c of rows 4i..4i+4.
+    let mut v = [_mm512_setzero_ps(); 16];
+    for c in 0..4 {
+        // Lanes 0 and 2 of rows 0..4 and of rows 4..8, then lanes 1 and 3.
+        v[c] = _mm512_shuffle_f32x4::<0x88>(u[c], u[4 + c]);
+        v[4 + c] = _mm512_shuffle_f32x4::<0xdd>(u[c], u[4 + c]);
+        v[8 + c] = _mm512_shuffle_f32x4::<0x88>(u[8 + c], u[12 + c]);
+        v[12 + c] = _mm512_shuffle_f32x4::<0xdd>(u[8 + c], u[12 + c]);
+    }
+    let mut out = [_mm512_setzero_ps(); 16];
+    for c in 0..4 {
+        out[c] = _mm512_shuffle_f32x4::<0x88>(v[c], v[8 + c]);
+        out[8 + c] = _mm512_shuffle_f32x4::<0xdd>(v[c], v[8 + c]);
+        out[4 + c] = _mm512_shuffle_f32x4::<0x88>(v[4 + c], v[12 + c]);
+        out[12 + c] = _mm512_shuffle_f32x4::<0xdd>(v[4 + c], v[12 + c]);
+    }
+    out
 }

@@ -66,6 +66,24 @@ pub(super) trait MicroKernel {
     /// The CPU must support the kernel's ISA; every element the [`Tile`] describes must be
     /// readable (`A`, `B`) or writable and exclusively owned (`C`).
     unsafe fn tile(t: &Tile);
+
+    /// Packs one panel of a `B` whose columns are contiguous (`Aᵀ·B`'s transposed layout seen
+    /// from `B`, as in `A·Bᵀ`): column `j < cols` is the `kc` floats from `corner + j·cs`;
+    /// `panel[p·NR + j]` gets `B[p, j]`, zero for `j >= cols`. Returns false (having written
+    /// nothing) when the kernel has no faster way than the driver's scalar gather.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel's ISA; the columns must be readable; `panel` holds
+    /// `kc·NR` floats.
+    unsafe fn pack_b_columns(
+        _panel: &mut [f32],
+        _corner: *const f32,
+        _cs: isize,
+        _kc: usize,
+        _cols: usize,
+    ) -> bool {
+        false
+    }
 }
 
 thread_local! {
@@ -346,6 +364,10 @@ unsafe fn pack_b<K: MicroKernel>(
                 dst[..cols].copy_from_slice(src);
                 dst[cols..].fill(0.0);
             }
+            continue;
+        }
+        // SAFETY: the panel's `cols` columns, each `kc` contiguous floats, are inside `b`.
+        if b.rs == 1 && unsafe { K::pack_b_columns(panel, corner, b.cs, kc, cols) } {
             continue;
         }
         for j in 0..nr {
