@@ -260,6 +260,8 @@ unsafe fn sgemm_on(
     n: usize,
     k: usize,
 ) {
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = dot;
     // SAFETY (every arm): the caller's contract.
     match isa {
         #[cfg(target_arch = "x86_64")]
