@@ -86,6 +86,9 @@ pub(super) trait MicroKernel {
     }
 }
 
+/// Largest block of `B` (in bytes) read in place rather than packed, for a DIRECT kernel.
+const DIRECT_B_BYTES: usize = 32 * 1024;
+
 thread_local! {
     /// Packing buffers of this thread (`A` block, `B` block), reused across calls.
     static PACK: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
@@ -215,8 +218,14 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
             let nc = K::NC.min(n - jc);
             for pc in (0..k).step_by(kstep) {
                 let kc = kstep.min(k - pc);
-                // SAFETY: the block `(pc.., jc..)` of `B` is inside it.
-                unsafe { pack_b::<K>(bp, b, pc, jc, kc, nc) };
+                // A block of `B` with contiguous rows that fits half of L1 is read in place:
+                // small products (64×128×64) spend more on packing it than on reading it
+                // strided, large ones less.
+                let direct_b = K::DIRECT && b.cs == 1 && kc * nc * 4 <= DIRECT_B_BYTES;
+                if !direct_b {
+                    // SAFETY: the block `(pc.., jc..)` of `B` is inside it.
+                    unsafe { pack_b::<K>(bp, b, pc, jc, kc, nc) };
+                }
                 for ic in (0..m).step_by(K::MC) {
                     let mc = K::MC.min(m - ic);
                     if !direct_a {
@@ -239,9 +248,16 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
                                 a: pa,
                                 rsa,
                                 csa,
-                                // SAFETY: panel `jr / NR` of the packed block.
-                                b: unsafe { bp.as_ptr().add(jr * kc) },
-                                ldb: K::NR as isize,
+                                b: if direct_b {
+                                    let at = pc as isize * b.rs + (jc + jr) as isize;
+                                    // SAFETY: element `(pc, jc + jr)` is inside `B`; a DIRECT
+                                    // kernel reads no column past the tile's `cols`.
+                                    unsafe { b.ptr.offset(at) }
+                                } else {
+                                    // SAFETY: panel `jr / NR` of the packed block.
+                                    unsafe { bp.as_ptr().add(jr * kc) }
+                                },
+                                ldb: if direct_b { b.rs } else { K::NR as isize },
                                 // SAFETY: element `(ic + ir, jc + jr)` is inside `C`.
                                 c: unsafe { c.offset(ct) },
                                 rs_c: cs.0,
