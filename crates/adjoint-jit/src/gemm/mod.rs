@@ -87,8 +87,10 @@ impl GemmDesc {
         if self.m >= self.n {
             self.split_rows = 1;
             self.unit = (mc as i64).min(round(self.m, mr));
-            // Several units per thread keep the split balanced on small products.
-            if self.m > 2 * mr as i64 && self.m <= 2 * mc as i64 {
+            // Four near-equal units keep two threads balanced up to four row blocks (blocks
+            // of `mc` would leave W4's 512 rows as 168 + 168 + 168 + 8 with the AVX-512
+            // kernel); each unit packs `B` again, so not more.
+            if self.m > 2 * mr as i64 && self.m <= 4 * mc as i64 {
                 self.unit = round(self.m / 4, mr);
             }
         } else {
