@@ -1,21 +1,56 @@
-//! GFLOP/s of the host matmul kernel on the W2 shapes (and others given as `MxNxK`).
+//! GFLOP/s of the host matmul kernel, one thread, for every ISA this CPU runs, on the W2/W4
+//! shapes (or others given as `MxNxK`), in each layout the backward pass needs.
 //! `cargo run --release -p adjoint-jit --example gemm_bench [128x1024x784 ...]`
+//! (`GEMM_BENCH_ISA=avx512` limits it to one ISA; `GEMM_BENCH_LAYOUTS=1` adds `Aᵀ·B`, `A·Bᵀ`.)
 
-use adjoint_jit::gemm::{available, sgemm_row_major};
-use std::time::Instant;
+use adjoint_jit::gemm::{sgemm_desc, GemmDesc, Isa, MAX_BATCH};
+use std::time::{Duration, Instant};
+
+/// The descriptor of an `m×n×k` product; `at`/`bt` read `A`/`B` transposed in memory.
+fn desc(m: usize, n: usize, k: usize, at: bool, bt: bool) -> GemmDesc {
+    let (m, n, k) = (m as i64, n as i64, k as i64);
+    GemmDesc {
+        m,
+        n,
+        k,
+        a: if at { [1, m] } else { [k, 1] },
+        b: if bt { [1, k] } else { [n, 1] },
+        c: [n, 1],
+        batch: [1; MAX_BATCH],
+        batch_strides: [[0; 3]; MAX_BATCH],
+        split_rows: 1,
+        unit: 1,
+    }
+    .with_split()
+}
+
+/// Best time of repeated runs over at least ~0.2 s (and at least 20 runs).
+fn best_time(mut f: impl FnMut()) -> f64 {
+    f();
+    let start = Instant::now();
+    let mut best = f64::INFINITY;
+    let mut runs = 0;
+    while runs < 20 || start.elapsed() < Duration::from_millis(200) {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+        runs += 1;
+    }
+    best
+}
 
 fn main() {
-    if !available() {
-        println!("the host matmul kernel needs AVX2 and FMA");
-        return;
-    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let shapes: Vec<(usize, usize, usize)> = if args.is_empty() {
         vec![
             (128, 1024, 784),
-            (128, 1024, 1024),
-            (1024, 1024, 1024),
             (256, 512, 256),
+            (512, 128, 128),
+            (64, 128, 64),
+            (128, 10, 1024),
+            (512, 256, 128),
+            (512, 512, 128),
+            (512, 128, 512),
         ]
     } else {
         args.iter()
@@ -25,17 +60,34 @@ fn main() {
             })
             .collect()
     };
+    let isas: Vec<Isa> = match std::env::var("GEMM_BENCH_ISA") {
+        Ok(name) => vec![Isa::parse(&name).expect("avx512, avx2 or generic")],
+        Err(_) => Isa::supported_all(),
+    };
+    let layouts: &[(bool, bool, &str)] = if std::env::var("GEMM_BENCH_LAYOUTS").is_ok() {
+        &[
+            (false, false, "A·B"),
+            (true, false, "Aᵀ·B"),
+            (false, true, "A·Bᵀ"),
+        ]
+    } else {
+        &[(false, false, "A·B")]
+    };
+    println!("shape, layout, isa: best time, GFLOP/s (one thread)");
     for (m, n, k) in shapes {
         let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
         let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.2).collect();
         let mut c = vec![0.0f32; m * n];
-        let mut best = f64::INFINITY;
-        for _ in 0..10 {
-            let t = Instant::now();
-            sgemm_row_major(&a, &b, &mut c, m, n, k);
-            best = best.min(t.elapsed().as_secs_f64());
+        for &(at, bt, name) in layouts {
+            let d = desc(m, n, k, at, bt);
+            for &isa in &isas {
+                let t = best_time(|| sgemm_desc(isa, &d, &a, &b, &mut c, 0..d.units()));
+                let gflops = 2.0 * (m * n * k) as f64 / t / 1e9;
+                println!(
+                    "{m}x{n}x{k} {name} {isa}: {:.1} us, {gflops:.1} GFLOP/s",
+                    t * 1e6
+                );
+            }
         }
-        let gflops = 2.0 * (m * n * k) as f64 / best / 1e9;
-        println!("{m}x{n}x{k}: {:.3} ms, {gflops:.1} GFLOP/s", best * 1e3);
     }
 }

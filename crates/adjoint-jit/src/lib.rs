@@ -102,8 +102,9 @@ pub struct Options {
 /// The code that runs a matmul.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum MatmulKernel {
-    /// The host kernel ([`gemm`]: AVX2 + FMA, 256-bit) when the CPU has it, else generated
-    /// code. `f64` matmuls and operands that are not affine views always use generated code.
+    /// The host kernel ([`gemm`]: AVX-512, AVX2 + FMA or portable, chosen at run time; see
+    /// [`gemm::Isa`]). `f64` matmuls and operands that are not affine views always use
+    /// generated code.
     #[default]
     Host,
     /// Cranelift-generated register-blocked loops (128-bit vectors) for every matmul.

@@ -1,12 +1,14 @@
-//! The host matmul kernel: against a plain triple loop on sizes around its blocking (tiles of
-//! 6×16, K blocks of 256, row blocks of 144, column blocks of 4080), and inside compiled graphs
-//! against the interpreter on odd sizes, every layout, batched and broadcast operands, with an
-//! epilogue, on one and two threads — and the Cranelift-generated matmul on the same graphs.
+//! The host matmul kernel: every ISA this CPU runs (AVX-512, AVX2, portable) against an f64
+//! triple loop on sizes around its blocking (tiles of 14×32, 6×16 and 4×8, contraction blocks of
+//! up to 256, row blocks of 168/144/128), in every layout, batched, with narrow products, and
+//! with results independent of the cut into units; and inside compiled graphs against the
+//! interpreter on odd sizes, every layout, batched and broadcast operands, with an epilogue, on
+//! one and two threads — and the Cranelift-generated matmul on the same graphs.
 
 mod common;
 
 use adjoint_ir::{Builder, DType};
-use adjoint_jit::gemm::{available, sgemm_row_major};
+use adjoint_jit::gemm::{sgemm_desc, sgemm_row_major_on, GemmDesc, Isa, MAX_BATCH};
 use adjoint_jit::{compile, MatmulKernel, Options};
 use common::{check_graph, random_feeds};
 
@@ -24,62 +26,232 @@ fn reference(a: &[f32], b: &[f32], m: usize, n: usize, k: usize) -> Vec<f64> {
     c
 }
 
-#[test]
-fn host_kernel_matches_a_triple_loop_around_its_blocks() {
-    if !available() {
-        return;
+/// Small integers (`A`) and quarters (`B`): every partial sum of the sizes below is exact in
+/// f32, so every kernel must match the f64 reference exactly.
+fn exact_operands(m: usize, n: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
+    let a = (0..m * k).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
+    let b = (0..k * n)
+        .map(|i| ((i * 5) % 13) as f32 * 0.25 - 1.5)
+        .collect();
+    (a, b)
+}
+
+/// Values with rounding, for tests of the order of sums.
+fn rounding_operands(m: usize, n: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
+    let a = (0..m * k).map(|i| ((i as f32) * 0.37).sin()).collect();
+    let b = (0..k * n).map(|i| ((i as f32) * 0.11).cos()).collect();
+    (a, b)
+}
+
+/// Lays out the row-major `rows×cols` matrix `x` transposed in memory when `t`; returns the
+/// buffer and the (row, column) strides that read it as `x`.
+fn layout(x: &[f32], rows: usize, cols: usize, t: bool) -> (Vec<f32>, [i64; 2]) {
+    if !t {
+        return (x.to_vec(), [cols as i64, 1]);
     }
-    let sizes = [
-        (1, 1, 1),
-        (1, 1, 0),
-        (6, 16, 1),
-        (5, 15, 3),
-        (7, 17, 257),
-        (13, 33, 300),
-        (145, 20, 10),
-        (3, 4100, 2),
-        (150, 40, 513),
-    ];
-    for (m, n, k) in sizes {
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7) % 11) as f32 - 5.0).collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 5) % 13) as f32 * 0.25 - 1.5)
-            .collect();
-        let mut c = vec![f32::NAN; m * n];
-        sgemm_row_major(&a, &b, &mut c, m, n, k);
+    let mut out = vec![0.0; x.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            out[c * rows + r] = x[r * cols + c];
+        }
+    }
+    (out, [1, rows as i64])
+}
+
+/// The descriptor of one `m×n×k` product with the given strides, split for the thread pool.
+fn desc(m: usize, n: usize, k: usize, a: [i64; 2], b: [i64; 2], c: [i64; 2]) -> GemmDesc {
+    GemmDesc {
+        m: m as i64,
+        n: n as i64,
+        k: k as i64,
+        a,
+        b,
+        c,
+        batch: [1; MAX_BATCH],
+        batch_strides: [[0; 3]; MAX_BATCH],
+        split_rows: 1,
+        unit: 1,
+    }
+    .with_split()
+}
+
+/// Sizes around every ISA's tile, contraction block and row block, and narrow products.
+const SIZES: [(usize, usize, usize); 22] = [
+    (1, 1, 1),
+    (1, 1, 0),
+    (0, 3, 2),
+    (6, 16, 1),
+    (5, 15, 3),
+    (7, 17, 257),
+    (13, 33, 300),
+    (14, 32, 256),
+    (15, 31, 255),
+    (28, 64, 512),
+    (29, 65, 513),
+    (145, 20, 10),
+    (169, 33, 7),
+    (3, 4100, 2),
+    (150, 40, 513),
+    (100, 10, 784),
+    (257, 10, 31),
+    (128, 10, 1024),
+    (10, 100, 33),
+    (4, 257, 100),
+    (31, 7, 13),
+    (1, 100, 257),
+];
+
+#[test]
+fn every_isa_matches_a_triple_loop_in_every_layout() {
+    let isas = Isa::supported_all();
+    assert!(isas.contains(&Isa::Generic));
+    for (m, n, k) in SIZES {
+        let (a, b) = exact_operands(m, n, k);
         let want = reference(&a, &b, m, n, k);
-        for (idx, (got, want)) in c.iter().zip(&want).enumerate() {
-            // Small integers and quarters: every partial sum is exact in f32.
-            assert_eq!(*got as f64, *want, "{m}x{n}x{k} at {idx}");
+        for (at, bt, ct) in [
+            (false, false, false),
+            (true, false, false),
+            (false, true, false),
+            (true, true, false),
+            (false, false, true),
+            (false, true, true),
+        ] {
+            let (ab, sa) = layout(&a, m, k, at);
+            let (bb, sb) = layout(&b, k, n, bt);
+            let sc = if ct { [1, m as i64] } else { [n as i64, 1] };
+            let d = desc(m, n, k, sa, sb, sc);
+            for &isa in &isas {
+                let mut c = vec![f32::NAN; m * n];
+                sgemm_desc(isa, &d, &ab, &bb, &mut c, 0..d.units());
+                for i in 0..m {
+                    for j in 0..n {
+                        let got = c[if ct { j * m + i } else { i * n + j }];
+                        assert_eq!(
+                            got as f64,
+                            want[i * n + j],
+                            "{isa} {m}x{n}x{k} (Aᵀ {at}, Bᵀ {bt}, Cᵀ {ct}) at ({i}, {j})"
+                        );
+                    }
+                }
+            }
         }
     }
 }
 
 #[test]
-fn host_kernel_results_do_not_depend_on_the_split() {
-    if !available() {
-        return;
+fn every_isa_computes_batched_and_broadcast_products() {
+    // Two batch dimensions [2, 3]; `B` shared along the inner one (stride 0).
+    let (m, n, k) = (17, 35, 40);
+    let (a, b) = exact_operands(6 * m, 2 * n, k);
+    let a_mat = m * k;
+    let b_mat = k * n;
+    let mut d = desc(m, n, k, [k as i64, 1], [n as i64, 1], [n as i64, 1]);
+    d.batch[MAX_BATCH - 2] = 2;
+    d.batch[MAX_BATCH - 1] = 3;
+    d.batch_strides[MAX_BATCH - 2] = [3 * a_mat as i64, b_mat as i64, 3 * (m * n) as i64];
+    d.batch_strides[MAX_BATCH - 1] = [a_mat as i64, 0, (m * n) as i64];
+    for isa in Isa::supported_all() {
+        let mut c = vec![f32::NAN; 6 * m * n];
+        sgemm_desc(isa, &d, &a, &b, &mut c, 0..d.units());
+        for outer in 0..2 {
+            for inner in 0..3 {
+                let e = outer * 3 + inner;
+                let want = reference(
+                    &a[e * a_mat..(e + 1) * a_mat],
+                    &b[outer * b_mat..(outer + 1) * b_mat],
+                    m,
+                    n,
+                    k,
+                );
+                let got = &c[e * m * n..(e + 1) * m * n];
+                for (idx, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(*g as f64, *w, "{isa} batch ({outer}, {inner}) at {idx}");
+                }
+            }
+        }
     }
-    // Values with rounding: the sum order must still be fixed per element.
-    let (m, n, k) = (150, 70, 600);
-    let a: Vec<f32> = (0..m * k).map(|i| ((i as f32) * 0.37).sin()).collect();
-    let b: Vec<f32> = (0..k * n).map(|i| ((i as f32) * 0.11).cos()).collect();
-    let mut whole = vec![0.0; m * n];
-    sgemm_row_major(&a, &b, &mut whole, m, n, k);
-    // Rows 0..50 and 50..150 computed separately give the same bits.
-    let mut top = vec![0.0; 50 * n];
-    sgemm_row_major(&a[..50 * k], &b, &mut top, 50, n, k);
-    let mut bottom = vec![0.0; 100 * n];
-    sgemm_row_major(&a[50 * k..], &b, &mut bottom, 100, n, k);
-    top.extend(bottom);
-    assert_eq!(whole, top);
+}
+
+#[test]
+fn results_do_not_depend_on_the_cut_into_units() {
+    for (m, n, k) in [(150, 70, 600), (128, 10, 1024), (9, 300, 200), (300, 9, 70)] {
+        let (a, b) = rounding_operands(m, n, k);
+        let want = reference(&a, &b, m, n, k);
+        for (at, bt) in [(false, false), (true, false), (false, true)] {
+            let (ab, sa) = layout(&a, m, k, at);
+            let (bb, sb) = layout(&b, k, n, bt);
+            let base = desc(m, n, k, sa, sb, [n as i64, 1]);
+            for isa in Isa::supported_all() {
+                let mut whole = vec![0.0; m * n];
+                sgemm_desc(isa, &base, &ab, &bb, &mut whole, 0..base.units());
+                for (g, w) in whole.iter().zip(&want) {
+                    assert!(
+                        (*g as f64 - w).abs() <= 1e-4 * w.abs().max(1.0),
+                        "{isa}: {g} vs {w}"
+                    );
+                }
+                // Rows or columns cut in units of every size from 1 up, run one unit at a
+                // time (as threads would), give the same bits.
+                for (split_rows, unit) in [(1, 1), (1, 5), (1, 50), (0, 1), (0, 7), (0, 64)] {
+                    let d = GemmDesc {
+                        split_rows,
+                        unit,
+                        ..base
+                    };
+                    let mut parts = vec![f32::NAN; m * n];
+                    for u in 0..d.units() {
+                        sgemm_desc(isa, &d, &ab, &bb, &mut parts, u..u + 1);
+                    }
+                    assert!(
+                        parts
+                            .iter()
+                            .zip(&whole)
+                            .all(|(x, y)| x.to_bits() == y.to_bits()),
+                        "{isa} {m}x{n}x{k} (Aᵀ {at}, Bᵀ {bt}) cut {split_rows}/{unit}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn row_major_entry_runs_every_isa() {
+    let (m, n, k) = (37, 45, 70);
+    let (a, b) = exact_operands(m, n, k);
     let want = reference(&a, &b, m, n, k);
-    for (g, w) in whole.iter().zip(&want) {
-        assert!(
-            (*g as f64 - w).abs() <= 1e-4 * w.abs().max(1.0),
-            "{g} vs {w}"
-        );
+    for isa in Isa::supported_all() {
+        let mut c = vec![f32::NAN; m * n];
+        sgemm_row_major_on(isa, &a, &b, &mut c, m, n, k);
+        assert!(c.iter().zip(&want).all(|(g, w)| *g as f64 == *w), "{isa}");
     }
+}
+
+#[test]
+fn isa_names_parse_and_the_portable_path_is_always_supported() {
+    for isa in Isa::ALL {
+        assert_eq!(Isa::parse(isa.name()), Some(isa));
+    }
+    assert_eq!(Isa::parse(" AVX512 "), Some(Isa::Avx512));
+    assert_eq!(Isa::parse("sse"), None);
+    assert!(Isa::Generic.supported());
+    assert!(Isa::detect().supported());
+    assert_eq!(Isa::supported_all()[0], Isa::detect());
+}
+
+#[test]
+#[should_panic(expected = "addressing")]
+fn the_safe_entry_rejects_short_operands() {
+    let d = desc(4, 4, 4, [4, 1], [4, 1], [4, 1]);
+    let mut c = vec![0.0; 16];
+    sgemm_desc(
+        Isa::Generic,
+        &d,
+        &[0.0; 15],
+        &[0.0; 16],
+        &mut c,
+        0..d.units(),
+    );
 }
 
 #[test]
@@ -123,7 +295,7 @@ fn compiled_batched_matmuls() {
     let g = b.finish();
     check_graph(&g, &random_feeds(&g, 22, 4));
     // Every one of the five products runs on the host kernel (no operand is copied first).
-    if available() {
+    {
         let step = compile(&g, &Options::default()).unwrap();
         let text = step.kernels();
         assert_eq!(text.matches("host gemm").count(), 5, "{text}");

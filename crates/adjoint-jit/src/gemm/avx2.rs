@@ -4,8 +4,44 @@
 //! Cranelift's x64 backend emits 128-bit vectors only, so this kernel, written with
 //! `std::arch` intrinsics, does twice the work per instruction of a generated one.
 
-use super::{MR, NR};
+use super::driver::{MicroKernel, Tile};
 use std::arch::x86_64::*;
+
+/// The AVX2 + FMA kernel and its blocking.
+pub(super) struct Avx2;
+
+/// Rows of the tile.
+const MR: usize = 6;
+/// Columns of the tile: two 8-lane vectors.
+const NR: usize = 16;
+
+impl MicroKernel for Avx2 {
+    const MR: usize = MR;
+    const NR: usize = NR;
+    // A 6×256 `A` panel and a 256×16 `B` panel stay in L1.
+    const KC: usize = 256;
+    const MC: usize = 144;
+    const NC: usize = 4080;
+    const DIRECT: bool = false;
+
+    unsafe fn tile(t: &Tile) {
+        debug_assert!(t.rsa == 1 && t.csa == MR as isize && t.ldb == NR as isize);
+        // SAFETY: the caller's contract; a kernel without DIRECT gets packed panels only.
+        unsafe {
+            kernel_6x16(
+                t.kc,
+                t.a,
+                t.b,
+                t.c,
+                t.rs_c,
+                t.cs_c,
+                t.rows,
+                t.cols,
+                t.accumulate,
+            )
+        }
+    }
+}
 
 /// `C[r, j] (+)= Σ_p a[p·MR + r] · b[p·NR + j]` for `r < rows`, `j < cols`; with
 /// `accumulate` false the tile is overwritten. The sum of each element runs over `p` in order,
@@ -18,7 +54,7 @@ use std::arch::x86_64::*;
 /// `j < cols`, with `rows <= MR` and `cols <= NR`.
 #[target_feature(enable = "avx2,fma")]
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn kernel_6x16(
+unsafe fn kernel_6x16(
     kc: usize,
     a: *const f32,
     b: *const f32,

@@ -1,35 +1,37 @@
-//! The host matmul kernel: `C = A·B` in `f32` over packed panels, with a micro-kernel written
-//! with `std::arch` AVX2 + FMA intrinsics (256-bit vectors, which Cranelift cannot emit).
+//! The host matmul kernel: `C = A·B` in `f32` over packed panels, with micro-kernels written
+//! with `std::arch` intrinsics for the vector widths Cranelift cannot emit (AVX-512F, AVX2 +
+//! FMA) and a portable one for every other CPU, chosen at run time ([`Isa`], [`selected_isa`],
+//! `ADJOINT_ISA`).
 //!
 //! Generated code calls [`adjoint_sgemm`] with a [`GemmDesc`] that gives every operand's
 //! element strides, so the three layouts of the backward (`A·B`, `Aᵀ·B`, `A·Bᵀ`) and batched
-//! products are read in place: the packing routines gather through the strides into
-//! contiguous panels (`A` in panels of [`MR`] rows, `B` in panels of [`NR`] columns, blocked
-//! by [`KC`] along the contraction for L1/L2), and the micro-kernel runs over the panels.
+//! products are read in place: the packing routines (`driver.rs`) gather through the strides
+//! into contiguous panels, blocked along the contraction for L1/L2, and the micro-kernel runs
+//! over the panels; narrow products (a classifier layer's `N = 10`) read the operand used once
+//! in place instead of packing it.
 //!
 //! The work is cut into *units* (blocks of output rows, or of output columns, of one batch
 //! element) so that the thread pool can split a product over output tiles only. Each output
-//! element's sum runs over `k` in the same order whatever the split (one `fma` chain per
-//! [`KC`] block, blocks added in order), so results do not depend on the thread count.
+//! element's sum runs over `k` in the same order whatever the split (one multiply-add chain
+//! per contraction block, whose length depends on `k` only, blocks added in order), so results
+//! do not depend on the thread count. Different ISAs differ in the last bits.
 //!
-//! [`available`] tells whether the host has AVX2 and FMA; without them (or for `f64`) the
-//! code generator keeps its own Cranelift matmul.
+//! [`available`] is true everywhere: the portable kernel needs nothing from the CPU.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_dot;
+mod driver;
+mod generic;
+mod isa;
 
-use std::cell::RefCell;
+pub use isa::{select_isa, selected_isa, Isa};
 
-/// Rows of the micro-kernel's tile (and of a packed `A` panel).
-pub const MR: usize = 6;
-/// Columns of the micro-kernel's tile (and of a packed `B` panel): two 8-lane vectors.
-pub const NR: usize = 16;
-/// Contraction block: a packed `A` panel (`MR·KC`) and `B` panel (`NR·KC`) stay in L1.
-pub const KC: usize = 256;
-/// Rows of `A` packed at once (a multiple of [`MR`]; `MC·KC` floats stay in L2).
-pub const MC: usize = 144;
-/// Columns of `B` packed at once (a multiple of [`NR`]).
-pub const NC: usize = 4080;
+use driver::{MicroKernel, Operand};
+use std::ops::Range;
 
 /// Most batch dimensions a [`GemmDesc`] describes.
 pub const MAX_BATCH: usize = 4;
@@ -77,37 +79,73 @@ impl GemmDesc {
 
     /// Chooses how to cut the product into units: along the larger of `m` and `n` (the
     /// operand packed by every thread is then the smaller one), in blocks the size of the
-    /// packing blocks.
+    /// selected ISA's packing blocks. The cut changes which thread computes an element, never
+    /// its value.
     pub fn with_split(mut self) -> GemmDesc {
+        let (mr, nr, mc) = blocking(selected_isa());
         let round = |x: i64, to: usize| (x.max(1) + to as i64 - 1) / to as i64 * to as i64;
         if self.m >= self.n {
             self.split_rows = 1;
-            self.unit = (MC as i64).min(round(self.m, MR));
-            // Several units per thread keep the split balanced on small products.
-            if self.m > 2 * MR as i64 && self.m <= 2 * MC as i64 {
-                self.unit = round(self.m / 4, MR);
+            self.unit = (mc as i64).min(round(self.m, mr));
+            // Four near-equal units keep two threads balanced up to four row blocks (blocks
+            // of `mc` would leave W4's 512 rows as 168 + 168 + 168 + 8 with the AVX-512
+            // kernel); each unit packs `B` again, so not more.
+            if self.m > 2 * mr as i64 && self.m <= 4 * mc as i64 {
+                self.unit = round(self.m / 4, mr);
             }
         } else {
             self.split_rows = 0;
-            self.unit = 256.min(round(self.n, NR));
-            if self.n > 2 * NR as i64 && self.n <= 512 {
-                self.unit = round(self.n / 4, NR);
+            self.unit = 256.min(round(self.n, nr));
+            if self.n > 2 * nr as i64 && self.n <= 512 {
+                self.unit = round(self.n / 4, nr);
             }
         }
         self
     }
+
+    /// One past the largest element offset of each operand (`A`, `B`, `C`) the product reads
+    /// or writes (0 for an empty product).
+    pub fn extents(&self) -> [i64; 3] {
+        if self.m <= 0 || self.n <= 0 {
+            return [0; 3];
+        }
+        let mut last = [0i64; 3];
+        for (dim, &e) in self.batch.iter().enumerate() {
+            for (l, s) in last.iter_mut().zip(self.batch_strides[dim]) {
+                *l += (e.max(1) - 1) * s;
+            }
+        }
+        let kk = self.k.max(1) - 1;
+        last[0] += (self.m - 1) * self.a[0] + kk * self.a[1];
+        last[1] += kk * self.b[0] + (self.n - 1) * self.b[1];
+        last[2] += (self.m - 1) * self.c[0] + (self.n - 1) * self.c[1];
+        if self.k <= 0 {
+            last[0] = -1;
+            last[1] = -1;
+        }
+        last.map(|l| l + 1)
+    }
 }
 
-/// True when the host kernel can run here (x86-64 with AVX2 and FMA).
+/// Tile rows, tile columns and row block of `isa`'s kernel.
+fn blocking(isa: Isa) -> (usize, usize, usize) {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => (avx512::Avx512::MR, avx512::Avx512::NR, avx512::Avx512::MC),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => (avx2::Avx2::MR, avx2::Avx2::NR, avx2::Avx2::MC),
+        _ => (
+            generic::Generic::MR,
+            generic::Generic::NR,
+            generic::Generic::MC,
+        ),
+    }
+}
+
+/// True when the host kernel can run here: always, since the portable kernel needs nothing
+/// from the CPU ([`selected_isa`] tells which kernel runs).
 pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    true
 }
 
 /// The symbol generated code calls: units `begin..end` of the product `desc` describes, with
@@ -116,8 +154,7 @@ pub fn available() -> bool {
 /// # Safety
 /// `desc` must point to a valid [`GemmDesc`] whose strides are non-negative and address only
 /// elements inside the three buffers; `c` must be writable and not overlap `a` or `b`; no
-/// other thread may write the units' output elements at the same time; [`available`] must be
-/// true.
+/// other thread may write the units' output elements at the same time.
 pub unsafe extern "C" fn adjoint_sgemm(
     desc: *const GemmDesc,
     a: *const f32,
@@ -128,7 +165,29 @@ pub unsafe extern "C" fn adjoint_sgemm(
 ) {
     // SAFETY: the caller's contract: `desc` is valid.
     let d = unsafe { *desc };
+    // SAFETY: the caller's contract; `selected_isa` only returns ISAs the CPU supports.
+    unsafe { run_units(selected_isa(), &d, a, b, c, begin, end) };
+}
+
+/// Units `begin..end` of `d` on `isa`.
+///
+/// # Safety
+/// As [`adjoint_sgemm`]; the CPU must support `isa`.
+unsafe fn run_units(
+    isa: Isa,
+    d: &GemmDesc,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    begin: i64,
+    end: i64,
+) {
     let per = d.units_per_batch();
+    // Decided on the whole product, so that every unit of it sums in the same order.
+    #[cfg(target_arch = "x86_64")]
+    let dot = isa == Isa::Avx512 && avx512_dot::suits(d.n as usize, d.k as usize, d.a[1] as isize);
+    #[cfg(not(target_arch = "x86_64"))]
+    let dot = false;
     let mut u = begin;
     while u < end {
         let bi = u / per;
@@ -162,7 +221,9 @@ pub unsafe extern "C" fn adjoint_sgemm(
         // SAFETY: the offsets stay inside the buffers by the caller's contract (the unit's
         // rows or columns and the batch index are within the described extents).
         unsafe {
-            sgemm(
+            sgemm_on(
+                isa,
+                dot,
                 Operand {
                     ptr: a.offset(a0 as isize),
                     rs: d.a[0] as isize,
@@ -184,25 +245,15 @@ pub unsafe extern "C" fn adjoint_sgemm(
     }
 }
 
-/// A strided read-only matrix: element `(r, s)` at `ptr + r·rs + s·cs`.
-#[derive(Clone, Copy)]
-struct Operand {
-    ptr: *const f32,
-    rs: isize,
-    cs: isize,
-}
-
-thread_local! {
-    /// Packing buffers of this thread (`A` block, `B` block), reused across calls.
-    static PACK: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-}
-
-/// `C = A·B` for an `m×k` `A` and a `k×n` `B`, `C` with strides `cs`.
+/// `C = A·B` (see [`driver::sgemm`]) with `isa`'s kernel, or its dot-product path for narrow
+/// products when `dot` (decided by [`run_units`] for the whole product).
 ///
 /// # Safety
-/// Every element `(i < m, p < k)` of `a`, `(p < k, j < n)` of `b` must be readable and every
-/// element `(i < m, j < n)` of `c` writable and exclusively owned; AVX2 and FMA available.
-unsafe fn sgemm(
+/// As [`driver::sgemm`]; the CPU must support `isa`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_on(
+    isa: Isa,
+    dot: bool,
     a: Operand,
     b: Operand,
     c: *mut f32,
@@ -211,145 +262,101 @@ unsafe fn sgemm(
     n: usize,
     k: usize,
 ) {
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        for i in 0..m {
-            for j in 0..n {
-                // SAFETY: `(i, j)` is inside `C` (the caller's contract).
-                unsafe { *c.offset(i as isize * cs.0 + j as isize * cs.1) = 0.0 };
-            }
-        }
-        return;
-    }
-    PACK.with(|cell| {
-        let mut bufs = cell.borrow_mut();
-        let (ap, bp) = &mut *bufs;
-        for jc in (0..n).step_by(NC) {
-            let nc = NC.min(n - jc);
-            for pc in (0..k).step_by(KC) {
-                let kc = KC.min(k - pc);
-                // SAFETY: the block `(pc.., jc..)` of `B` is inside it.
-                unsafe { pack_b(bp, b, pc, jc, kc, nc) };
-                for ic in (0..m).step_by(MC) {
-                    let mc = MC.min(m - ic);
-                    // SAFETY: the block `(ic.., pc..)` of `A` is inside it.
-                    unsafe { pack_a(ap, a, ic, pc, mc, kc) };
-                    for jr in (0..nc).step_by(NR) {
-                        let cols = NR.min(nc - jr);
-                        for ir in (0..mc).step_by(MR) {
-                            let rows = MR.min(mc - ir);
-                            let ct = (ic + ir) as isize * cs.0 + (jc + jr) as isize * cs.1;
-                            // SAFETY: the packed panels hold `kc·MR` and `kc·NR` floats; the
-                            // tile's `rows × cols` elements are inside `C`; the caller checked
-                            // AVX2 and FMA.
-                            #[cfg(target_arch = "x86_64")]
-                            unsafe {
-                                avx2::kernel_6x16(
-                                    kc,
-                                    ap.as_ptr().add(ir * kc),
-                                    bp.as_ptr().add(jr * kc),
-                                    c.offset(ct),
-                                    cs.0,
-                                    cs.1,
-                                    rows,
-                                    cols,
-                                    pc > 0,
-                                );
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    });
-}
-
-/// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of `a` into panels of [`MR`] rows: panel `q`
-/// holds, for each `p`, the `MR` values `a[i0 + q·MR + r, p0 + p]` (zero past the last row).
-///
-/// # Safety
-/// The block must be inside `a`.
-unsafe fn pack_a(out: &mut Vec<f32>, a: Operand, i0: usize, p0: usize, mc: usize, kc: usize) {
-    let panels = mc.div_ceil(MR);
-    out.clear();
-    out.resize(panels * MR * kc, 0.0);
-    for q in 0..panels {
-        let rows = MR.min(mc - q * MR);
-        let panel = &mut out[q * MR * kc..(q + 1) * MR * kc];
-        if a.rs == 1 {
-            // A transposed in memory (Aᵀ·B): the panel's rows are contiguous for each `p`.
-            // SAFETY: element `(i0 + q·MR, p0)` is inside `a`.
-            let corner = unsafe { a.ptr.offset((i0 + q * MR) as isize + p0 as isize * a.cs) };
-            for p in 0..kc {
-                // SAFETY: the `rows` elements of column `p0 + p` from row `i0 + q·MR` are
-                // inside `a`.
-                let src =
-                    unsafe { std::slice::from_raw_parts(corner.offset(p as isize * a.cs), rows) };
-                panel[p * MR..p * MR + rows].copy_from_slice(src);
-            }
-            continue;
-        }
-        for r in 0..rows {
-            // SAFETY: row `i0 + q·MR + r` and columns `p0..p0+kc` are inside `a`.
-            let row = unsafe {
-                a.ptr
-                    .offset((i0 + q * MR + r) as isize * a.rs + p0 as isize * a.cs)
-            };
-            for p in 0..kc {
-                // SAFETY: as above.
-                panel[p * MR + r] = unsafe { *row.offset(p as isize * a.cs) };
-            }
-        }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = dot;
+    // SAFETY (every arm): the caller's contract.
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if dot && m > 0 && n > 0 => unsafe { avx512_dot::sgemm(a, b, c, cs, m, n, k) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { driver::sgemm::<avx512::Avx512>(a, b, c, cs, m, n, k) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { driver::sgemm::<avx2::Avx2>(a, b, c, cs, m, n, k) },
+        _ => unsafe { driver::sgemm::<generic::Generic>(a, b, c, cs, m, n, k) },
     }
 }
 
-/// Packs rows `p0..p0+kc`, columns `j0..j0+nc` of `b` into panels of [`NR`] columns: panel
-/// `q` holds, for each `p`, the `NR` values `b[p0 + p, j0 + q·NR + j]` (zero past the last
-/// column).
-///
-/// # Safety
-/// The block must be inside `b`.
-unsafe fn pack_b(out: &mut Vec<f32>, b: Operand, p0: usize, j0: usize, kc: usize, nc: usize) {
-    let panels = nc.div_ceil(NR);
-    out.clear();
-    out.resize(panels * NR * kc, 0.0);
-    for q in 0..panels {
-        let cols = NR.min(nc - q * NR);
-        let panel = &mut out[q * NR * kc..(q + 1) * NR * kc];
-        // SAFETY: element `(p0, j0 + q·NR)` is inside `b`.
-        let corner = unsafe {
-            b.ptr
-                .offset(p0 as isize * b.rs + (j0 + q * NR) as isize * b.cs)
-        };
-        if b.cs == 1 && cols == NR {
-            for p in 0..kc {
-                // SAFETY: row `p0 + p` holds the panel's `NR` contiguous columns.
-                let src =
-                    unsafe { std::slice::from_raw_parts(corner.offset(p as isize * b.rs), NR) };
-                panel[p * NR..(p + 1) * NR].copy_from_slice(src);
-            }
-        } else {
-            for j in 0..cols {
-                // SAFETY: column `j0 + q·NR + j` and rows `p0..p0+kc` are inside `b`.
-                let col = unsafe { corner.offset(j as isize * b.cs) };
-                for p in 0..kc {
-                    // SAFETY: as above.
-                    panel[p * NR + j] = unsafe { *col.offset(p as isize * b.rs) };
-                }
-            }
-        }
-    }
-}
-
-/// `C = A·B` through the host kernel, on row-major slices (`a`: `m×k`, `b`: `k×n`, `c`:
-/// `m×n`): for tests and measurements.
+/// Units `units` of the product `desc` describes, on `isa`'s kernel, over slices: the safe
+/// entry for tests and measurements of each path (generated code calls [`adjoint_sgemm`]).
 ///
 /// # Panics
-/// If the slices are shorter than their shapes or the host kernel is not [`available`].
+/// If the CPU cannot run `isa`, a stride or extent is negative, the units are outside
+/// `0..desc.units()`, or an operand's slice is shorter than the elements `desc` addresses.
+pub fn sgemm_desc(
+    isa: Isa,
+    desc: &GemmDesc,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    units: Range<i64>,
+) {
+    assert!(
+        isa.supported(),
+        "this CPU cannot run the {isa} matmul kernel"
+    );
+    let d = desc;
+    let strides = d.a.iter().chain(&d.b).chain(&d.c);
+    let batch = d.batch_strides.iter().flatten();
+    assert!(
+        strides.chain(batch).all(|&s| s >= 0)
+            && d.m >= 0
+            && d.n >= 0
+            && d.k >= 0
+            && d.batch.iter().all(|&e| e >= 1)
+            && d.unit >= 1,
+        "negative stride or extent in {d:?}"
+    );
+    assert!(
+        units.start >= 0 && units.start <= units.end && units.end <= d.units(),
+        "units {units:?} outside 0..{}",
+        d.units()
+    );
+    let [la, lb, lc] = d.extents();
+    assert!(
+        la <= a.len() as i64 && lb <= b.len() as i64 && lc <= c.len() as i64,
+        "operands of {} / {} / {} elements for a product addressing {la} / {lb} / {lc}",
+        a.len(),
+        b.len(),
+        c.len()
+    );
+    // SAFETY: every element `desc` addresses is inside the slices (checked above), strides
+    // are non-negative, `c` is borrowed mutably so it overlaps neither input and no other
+    // thread writes it; the CPU supports `isa` (checked above).
+    unsafe {
+        run_units(
+            isa,
+            d,
+            a.as_ptr(),
+            b.as_ptr(),
+            c.as_mut_ptr(),
+            units.start,
+            units.end,
+        )
+    };
+}
+
+/// `C = A·B` through the host kernel on the [`selected_isa`], on row-major slices (`a`:
+/// `m×k`, `b`: `k×n`, `c`: `m×n`): for tests and measurements.
+///
+/// # Panics
+/// If the slices are shorter than their shapes.
 pub fn sgemm_row_major(a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, k: usize) {
-    assert!(available(), "the host matmul kernel needs AVX2 and FMA");
+    sgemm_row_major_on(selected_isa(), a, b, c, m, n, k);
+}
+
+/// [`sgemm_row_major`] on `isa`'s kernel.
+///
+/// # Panics
+/// If the slices are shorter than their shapes or the CPU cannot run `isa`.
+pub fn sgemm_row_major_on(
+    isa: Isa,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    m: usize,
+    n: usize,
+    k: usize,
+) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
     let desc = GemmDesc {
         m: m as i64,
@@ -364,16 +371,5 @@ pub fn sgemm_row_major(a: &[f32], b: &[f32], c: &mut [f32], m: usize, n: usize, 
         unit: 1,
     }
     .with_split();
-    // SAFETY: the descriptor describes exactly the three slices, whose lengths were checked;
-    // `c` is borrowed mutably, so it overlaps neither input; AVX2 and FMA were checked.
-    unsafe {
-        adjoint_sgemm(
-            &desc,
-            a.as_ptr(),
-            b.as_ptr(),
-            c.as_mut_ptr(),
-            0,
-            desc.units(),
-        )
-    };
+    sgemm_desc(isa, &desc, a, b, c, 0..desc.units());
 }

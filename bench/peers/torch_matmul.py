@@ -1,0 +1,61 @@
+"""GFLOP/s of torch.matmul (MKL on x86 CPUs) on the shapes `gemm_bench` measures, one thread by
+default, timed the way `crates/adjoint-jit/examples/gemm_bench.rs` times Adjoint's host kernel
+(best of repeated runs over at least ~0.2 s and at least 20 runs, after one warm-up run).
+
+    python bench/peers/torch_matmul.py [--threads N] [--layouts] [MxNxK ...]
+"""
+
+import argparse
+import time
+
+import torch
+
+SHAPES = [
+    (128, 1024, 784),
+    (256, 512, 256),
+    (512, 128, 128),
+    (64, 128, 64),
+    (128, 10, 1024),
+    (512, 256, 128),
+    (512, 512, 128),
+    (512, 128, 512),
+]
+
+
+def best_time(f):
+    f()
+    start = time.perf_counter()
+    best = float("inf")
+    runs = 0
+    while runs < 20 or time.perf_counter() - start < 0.2:
+        t = time.perf_counter()
+        f()
+        best = min(best, time.perf_counter() - t)
+        runs += 1
+    return best
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("shapes", nargs="*", help="MxNxK")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--layouts", action="store_true", help="also A^T.B and A.B^T")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    shapes = [tuple(int(x) for x in s.split("x")) for s in args.shapes] or SHAPES
+    layouts = [(False, False, "A·B")]
+    if args.layouts:
+        layouts += [(True, False, "Aᵀ·B"), (False, True, "A·Bᵀ")]
+    print(f"torch {torch.__version__}, {args.threads} thread(s), "
+          f"MKL {torch.backends.mkl.is_available()}, {torch.backends.cpu.get_cpu_capability()}")
+    for m, n, k in shapes:
+        for at, bt, name in layouts:
+            a = torch.randn(k, m).t() if at else torch.randn(m, k)
+            b = torch.randn(n, k).t() if bt else torch.randn(k, n)
+            c = torch.empty(m, n)
+            t = best_time(lambda: torch.matmul(a, b, out=c))
+            print(f"{m}x{n}x{k} {name} torch: {t * 1e6:.1f} us, {2 * m * n * k / t / 1e9:.1f} GFLOP/s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+//! The AVX-512F micro-kernel: a 14×32 tile of `C` (fourteen rows of two 512-bit vectors,
+//! twenty-eight accumulators) from a 14-row panel of `A` (each value broadcast from memory)
+//! and a 32-column panel of `B`.
+//!
+//! Edge tiles run a kernel instantiated for their row count and with one vector per row when
+//! they are at most 16 columns wide, so a narrow edge costs only its own work; the last
+//! vector of `B` and of `C` is loaded and stored under a mask, so `B` and `C` can be read in
+//! place past their last column. `A` is read through any strides (a packed panel is the case
+//! `rsa = 1`, `csa = 14`, compiled with those constants).
+
+use super::driver::{MicroKernel, Tile};
+use std::arch::x86_64::*;
+
+/// The AVX-512F kernel and its blocking.
+pub(super) struct Avx512;
+
+/// Rows of the tile.
+const MR: usize = 14;
+/// Columns of the tile: two 16-lane vectors.
+const NR: usize = 32;
+
+impl MicroKernel for Avx512 {
+    const MR: usize = MR;
+    const NR: usize = NR;
+    // A 32-column `B` panel of 256 rows (32 KiB) stays in L1 beside an `A` panel (14 KiB).
+    const KC: usize = 256;
+    const MC: usize = MR * 12;
+    const NC: usize = NR * 128;
+    const DIRECT: bool = true;
+
+    unsafe fn pack_b_columns(
+        panel: &mut [f32],
+        corner: *const f32,
+        cs: isize,
+        kc: usize,
+        cols: usize,
+    ) -> bool {
+        debug_assert!(panel.len() >= kc * NR && cols <= NR);
+        // SAFETY: the caller's contract.
+        unsafe { pack_columns(panel.as_mut_ptr(), corner, cs, kc, cols) };
+        true
+    }
+
+    unsafe fn tile(t: &Tile) {
+        let packed = t.rsa == 1;
+        let wide = t.cols > 16;
+        macro_rules! dispatch {
+            ($($r:literal)*) => {
+                match (t.rows, wide, packed) {
+                    $(
+                        ($r, true, true) => kernel::<$r, 2, true>(t),
+                        ($r, true, false) => kernel::<$r, 2, false>(t),
+                        ($r, false, true) => kernel::<$r, 1, true>(t),
+                        ($r, false, false) => kernel::<$r, 1, false>(t),
+                    )*
+                    _ => unreachable!("a tile of {} rows", t.rows),
+                }
+            };
+        }
+        // SAFETY: the caller's contract (the CPU has AVX-512F; the tile's elements are valid).
+        unsafe { dispatch!(1 2 3 4 5 6 7 8 9 10 11 12 13 14) }
+    }
+}
+
+/// The tile `t` with `R` rows and `V` vectors of 16 columns (`t.cols <= 16·V`); `UNIT_RS`
+/// when `t.rsa = 1` (a packed panel, or `Aᵀ` in memory), so that the rows of `A` are at
+/// constant offsets.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `t.rows == R`; every element the tile describes is valid:
+/// `A[r < R, p < kc]`, `B[p < kc, j < cols]` readable, `C[r < R, j < cols]` writable and
+/// exclusively owned.
+#[target_feature(enable = "avx512f")]
+#[inline]
+// The `asm!` below only hides a pointer's value from the optimizer; it reads no memory.
+#[allow(clippy::needless_range_loop, clippy::pointers_in_nomem_asm_block)]
+unsafe fn kernel<const R: usize, const V: usize, const UNIT_RS: bool>(t: &Tile) {
+    let (rsa, csa) = if UNIT_RS { (1, t.csa) } else { (t.rsa, t.csa) };
+    // Lanes of each vector inside the tile's columns.
+    let mut masks = [0xffffu16; V];
+    for (v, m) in masks.iter_mut().enumerate() {
+        let lanes = t.cols.saturating_sub(16 * v).min(16);
+        *m = if lanes == 16 {
+            0xffff
+        } else {
+            (1u16 << lanes) - 1
+        };
+    }
+    // SAFETY (whole body): the caller's contract bounds every address used below: `A` rows
+    // `r < R` at `pa + r·rsa`, `B` lanes under `masks` (masked-off lanes are not accessed),
+    // `C` elements `(r < R, j < cols)`.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); V]; R];
+        // Rows `7..` of `A` (only dereferenced when `R > 7`) from a second base that the
+        // compiler cannot derive from the first (see below).
+        let (mut pa, mut pa7, mut pb) = (t.a, t.a.wrapping_offset(7 * rsa), t.b);
+        for _ in 0..t.kc {
+            let mut bv = [_mm512_setzero_ps(); V];
+            for v in 0..V {
+                bv[v] = _mm512_maskz_loadu_ps(masks[v], pb.add(16 * v));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let x = if UNIT_RS || r < 7 {
+                    _mm512_set1_ps(*pa.offset(r as isize * rsa))
+                } else {
+                    _mm512_set1_ps(*pa7.offset((r - 7) as isize * rsa))
+                };
+                for v in 0..V {
+                    row[v] = _mm512_fmadd_ps(x, bv[v], row[v]);
+                }
+            }
+            pa = pa.offset(csa);
+            pb = pb.offset(t.ldb);
+            if !UNIT_RS && R > 7 {
+                pa7 = pa7.wrapping_offset(csa);
+                // An empty instruction that "changes" `pa7` (it touches no memory): without
+                // it, the compiler walks all fourteen rows with one chain of additions of
+                // `rsa` per step, a chain as long as the step's multiply-adds take, which then
+                // bounds the loop; from two bases the chains are half as long.
+                std::arch::asm!("/* {0} */", inout(reg) pa7, options(pure, nomem, nostack, preserves_flags));
+            }
+        }
+        if t.cs_c == 1 {
+            for (r, row) in acc.iter().enumerate() {
+                let p = t.c.offset(r as isize * t.rs_c);
+                for v in 0..V {
+                    let mut x = row[v];
+                    if t.accumulate {
+                        x = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], p.add(16 * v)), x);
+                    }
+                    _mm512_mask_storeu_ps(p.add(16 * v), masks[v], x);
+                }
+            }
+            return;
+        }
+        let mut tile = [[0.0f32; NR]; R];
+        for (r, row) in acc.iter().enumerate() {
+            for v in 0..V {
+                _mm512_storeu_ps(tile[r].as_mut_ptr().add(16 * v), row[v]);
+            }
+        }
+        for j in 0..t.cols {
+            for (r, vals) in tile.iter().enumerate() {
+                let p = t.c.offset(r as isize * t.rs_c + j as isize * t.cs_c);
+                *p = if t.accumulate { *p + vals[j] } else { vals[j] };
+            }
+        }
+    }
+}
+
+/// Packs a `B` panel from contiguous columns by 16×16 transposes in registers: for each half
+/// of the panel (16 columns) and each 16 rows, sixteen column loads (masked past `kc`, zero
+/// past `cols`), a transpose, sixteen row stores.
+///
+/// # Safety
+/// The CPU must support AVX-512F; column `j < cols` holds `kc` readable floats from
+/// `corner + j·cs`; `panel` holds `kc·NR` writable floats.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_columns(panel: *mut f32, corner: *const f32, cs: isize, kc: usize, cols: usize) {
+    // SAFETY (whole body): loads stay inside the columns (masked past `kc`, none past
+    // `cols`), stores inside the panel's `kc` rows.
+    unsafe {
+        for half in 0..NR / 16 {
+            let j0 = half * 16;
+            for p in (0..kc).step_by(16) {
+                let rows = (kc - p).min(16);
+                let mask: __mmask16 = if rows == 16 {
+                    0xffff
+                } else {
+                    (1u16 << rows) - 1
+                };
+                let mut r = [_mm512_setzero_ps(); 16];
+                for (jj, v) in r.iter_mut().enumerate() {
+                    if j0 + jj < cols {
+                        let col = corner.offset((j0 + jj) as isize * cs).add(p);
+                        *v = _mm512_maskz_loadu_ps(mask, col);
+                    }
+                }
+                let r = transpose16(r);
+                for (pp, v) in r.iter().enumerate().take(rows) {
+                    _mm512_storeu_ps(panel.add((p + pp) * NR + j0), *v);
+                }
+            }
+        }
+    }
+}
+
+/// The transpose of a 16×16 block held as sixteen rows.
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+    // Pairs of rows interleaved by 1, then by 2 (as f64 pairs), then 128-bit lanes exchanged
+    // twice: the standard four-stage transpose.
+    let mut t = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    let mut u = [_mm512_setzero_ps(); 16];
+    for i in 0..4 {
+        let (a, b, c, d) = (t[4 * i], t[4 * i + 1], t[4 * i + 2], t[4 * i + 3]);
+        let pd = _mm512_castps_pd;
+        u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(a), pd(c)));
+        u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(a), pd(c)));
+        u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(b), pd(d)));
+        u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(b), pd(d)));
+    }
+    // u[4i + c] holds, in each 128-bit lane l, column 4l + c of rows 4i..4i+4.
+    let mut v = [_mm512_setzero_ps(); 16];
+    for c in 0..4 {
+        // Lanes 0 and 2 of rows 0..4 and of rows 4..8, then lanes 1 and 3.
+        v[c] = _mm512_shuffle_f32x4::<0x88>(u[c], u[4 + c]);
+        v[4 + c] = _mm512_shuffle_f32x4::<0xdd>(u[c], u[4 + c]);
+        v[8 + c] = _mm512_shuffle_f32x4::<0x88>(u[8 + c], u[12 + c]);
+        v[12 + c] = _mm512_shuffle_f32x4::<0xdd>(u[8 + c], u[12 + c]);
+    }
+    let mut out = [_mm512_setzero_ps(); 16];
+    for c in 0..4 {
+        out[c] = _mm512_shuffle_f32x4::<0x88>(v[c], v[8 + c]);
+        out[8 + c] = _mm512_shuffle_f32x4::<0xdd>(v[c], v[8 + c]);
+        out[4 + c] = _mm512_shuffle_f32x4::<0x88>(v[4 + c], v[12 + c]);
+        out[12 + c] = _mm512_shuffle_f32x4::<0xdd>(v[4 + c], v[12 + c]);
+    }
+    out
+}

@@ -1,0 +1,169 @@
+//! The AVX-512F path for classifier-shaped products: `N <= 16` columns, `A` with contiguous
+//! rows (`x·W` with `W` of 10 columns). Each output is a dot product of a row of `A` with a
+//! column of `B`, vectorized along the contraction: `B` is packed transposed (`N` rows of `k`,
+//! a few KiB), rows of `A` are read in place once, and a kernel keeps two rows × `N` columns of
+//! 16-lane partial sums in registers, summed across lanes at the end.
+//!
+//! Vectorizing along `k` uses every lane whatever `N` is; the tile kernels would fill 10 of
+//! 16 lanes and read `A` as 14 broadcast streams (which alias in L1 when rows are 4 KiB apart).
+//!
+//! Each output's sum, per contraction block (of at most 256, the blocks depending on `k` only):
+//! lane `l` accumulates the products of `p ≡ l (mod 16)` in order with one `fma` each, the 16
+//! lanes are added in a fixed tree, and the blocks' sums are added in order. That depends on `k`
+//! only, so
+//! results do not depend on how rows are cut between threads. The caller decides to take this
+//! path from the whole product, so that every unit of one product takes the same path.
+
+use super::driver::{kc_step, Operand};
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+
+/// Widest product this path takes.
+pub(super) const MAX_N: usize = 16;
+/// Longest contraction block: a block of `Bᵀ` (at most 16 KiB) stays in L1 while rows of `A`
+/// stream past it.
+const KC: usize = 256;
+
+thread_local! {
+    /// `Bᵀ` of this thread's current product, reused across calls.
+    static BT: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// True when the product of the whole `m×n×k` descriptor (`A` with column stride `a_cs`)
+/// should take this path.
+pub(super) fn suits(n: usize, k: usize, a_cs: isize) -> bool {
+    n <= MAX_N && a_cs == 1 && k >= 64
+}
+
+/// `C = A·B` for an `m×k` `A` with contiguous rows (`a.cs == 1`) and a `k×n` `B`, `n <= 16`.
+///
+/// # Safety
+/// The CPU must support AVX-512F; every element `(i < m, p < k)` of `a`, `(p < k, j < n)` of
+/// `b` must be readable and every `(i < m, j < n)` of `c` writable and exclusively owned.
+pub(super) unsafe fn sgemm(
+    a: Operand,
+    b: Operand,
+    c: *mut f32,
+    cs: (isize, isize),
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    debug_assert!(a.cs == 1 && n <= MAX_N && n > 0);
+    BT.with(|cell| {
+        let mut bt = cell.borrow_mut();
+        // Rows of `Bᵀ` an odd number of cache lines apart, so that the `N` rows read at the
+        // same `p` do not fall in one L1 set when `k` is a multiple of a page.
+        let ldbt = (k.div_ceil(16) * 16) | 16;
+        if bt.len() < n * ldbt {
+            bt.resize(n * ldbt, 0.0);
+        }
+        let dst = bt.as_mut_ptr();
+        for p in 0..k {
+            // SAFETY: row `p` of `B` is inside it.
+            let row = unsafe { b.ptr.offset(p as isize * b.rs) };
+            for j in 0..n {
+                // SAFETY: `(p, j)` is inside `B`; `j·ldbt + p < n·ldbt`, the buffer's length.
+                unsafe { *dst.add(j * ldbt + p) = *row.offset(j as isize * b.cs) };
+            }
+        }
+        let step = kc_step(k, KC);
+        for p0 in (0..k).step_by(step) {
+            let t = Dot {
+                p0,
+                kc: step.min(k - p0),
+                accumulate: p0 > 0,
+                ldbt,
+                bt: bt.as_ptr(),
+                c,
+                cs,
+            };
+            macro_rules! rows {
+                ($rows:literal, $i:expr, $($n:literal)*) => {
+                    match n {
+                        $(
+                            // SAFETY: rows `$i..$i + $rows` of `A` and `C` are inside them;
+                            // the caller checked the CPU.
+                            $n => unsafe {
+                                dot::<$rows, $n>(&t, a.ptr.offset($i as isize * a.rs), a.rs, $i)
+                            },
+                        )*
+                        _ => unreachable!("{n} columns"),
+                    }
+                };
+            }
+            let pairs = if n <= 10 { m / 2 } else { 0 };
+            for q in 0..pairs {
+                rows!(2, 2 * q, 1 2 3 4 5 6 7 8 9 10);
+            }
+            for i in 2 * pairs..m {
+                rows!(1, i, 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16);
+            }
+        }
+    });
+}
+
+/// What every row block of one product shares.
+struct Dot {
+    /// The contraction block: `p0..p0 + kc`.
+    p0: usize,
+    kc: usize,
+    /// Add to `C` (a later block) instead of overwriting it.
+    accumulate: bool,
+    /// Distance between rows of `Bᵀ`.
+    ldbt: usize,
+    /// `Bᵀ`: `N` rows of `k`, `ldbt` apart.
+    bt: *const f32,
+    c: *mut f32,
+    cs: (isize, isize),
+}
+
+/// Rows `i0..i0+R` of `C` (`N` columns) from rows of `A` starting at `a` (`lda` apart), over
+/// the contraction block of `t`.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `R` rows of `t.p0 + t.kc` contiguous floats from `a` are
+/// readable, `t.bt` holds `N` rows as long, `t.ldbt` apart, and `C`'s rows `i0..i0+R` are
+/// writable and exclusively owned.
+#[target_feature(enable = "avx512f")]
+#[inline]
+#[allow(clippy::needless_range_loop)]
+unsafe fn dot<const R: usize, const N: usize>(t: &Dot, a: *const f32, lda: isize, i0: usize) {
+    // SAFETY (whole body): the caller's contract bounds every address; the tail of `k` is
+    // loaded under a mask (masked-off lanes are not accessed).
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); N]; R];
+        let (k, a, bt) = (t.kc, a.add(t.p0), t.bt.add(t.p0));
+        // One step of 16 contraction indices from `p`, the lanes outside `mask` zero.
+        macro_rules! step {
+            ($p:expr, $mask:expr) => {{
+                let mut av = [_mm512_setzero_ps(); R];
+                for r in 0..R {
+                    av[r] = _mm512_maskz_loadu_ps($mask, a.offset(r as isize * lda).add($p));
+                }
+                for j in 0..N {
+                    let bv = _mm512_maskz_loadu_ps($mask, bt.add(j * t.ldbt + $p));
+                    for r in 0..R {
+                        acc[r][j] = _mm512_fmadd_ps(av[r], bv, acc[r][j]);
+                    }
+                }
+            }};
+        }
+        let full = k / 16 * 16;
+        for p in (0..full).step_by(16) {
+            step!(p, 0xffff);
+        }
+        if full < k {
+            let mask: __mmask16 = (1u16 << (k - full)) - 1;
+            step!(full, mask);
+        }
+        for r in 0..R {
+            for j in 0..N {
+                let at = (i0 + r) as isize * t.cs.0 + j as isize * t.cs.1;
+                let sum = _mm512_reduce_add_ps(acc[r][j]);
+                let p = t.c.offset(at);
+                *p = if t.accumulate { *p + sum } else { sum };
+            }
+        }
+    }
+}

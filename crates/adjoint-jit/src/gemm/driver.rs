@@ -1,0 +1,404 @@
+//! The blocked product around a micro-kernel: cache blocking, packing into panels, and the
+//! paths for narrow products, the same for every ISA (each ISA's module supplies a
+//! [`MicroKernel`]).
+//!
+//! `C = A·B` is cut into blocks of [`MicroKernel::KC`] along the contraction (the block length
+//! depends on `k` only), [`MicroKernel::NC`] columns of `B` and [`MicroKernel::MC`] rows of `A`;
+//! `B` is packed into panels of `NR` columns and `A` into panels of `MR` rows, and the
+//! micro-kernel computes an `MR×NR` tile from one panel of each. Narrow products skip the
+//! packing of the operand that would be read only once (see [`sgemm`]).
+
+use std::cell::RefCell;
+
+/// A strided read-only matrix: element `(r, s)` at `ptr + r·rs + s·cs`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Operand {
+    pub ptr: *const f32,
+    pub rs: isize,
+    pub cs: isize,
+}
+
+/// One call of a micro-kernel: `C[r, j] (+)= Σ_p A[r, p]·B[p, j]` for `r < rows`, `j < cols`.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Tile {
+    /// Contraction length.
+    pub kc: usize,
+    /// `A[r, p]` at `a + r·rsa + p·csa` (a packed panel: `rsa = 1`, `csa = MR`).
+    pub a: *const f32,
+    pub rsa: isize,
+    pub csa: isize,
+    /// `B[p, j]` at `b + p·ldb + j`, `j < NR` readable (a packed panel: `ldb = NR`), or only
+    /// `j < cols` readable for a kernel with [`MicroKernel::DIRECT`].
+    pub b: *const f32,
+    pub ldb: isize,
+    /// `C[r, j]` at `c + r·rs_c + j·cs_c`.
+    pub c: *mut f32,
+    pub rs_c: isize,
+    pub cs_c: isize,
+    /// The tile's extent (`rows <= MR`, `cols <= NR`).
+    pub rows: usize,
+    pub cols: usize,
+    /// Add to `C` (a later contraction block) instead of overwriting it.
+    pub accumulate: bool,
+}
+
+/// A micro-kernel and the blocking that suits it.
+pub(super) trait MicroKernel {
+    /// Rows of a tile (and of a packed `A` panel).
+    const MR: usize;
+    /// Columns of a tile (and of a packed `B` panel).
+    const NR: usize;
+    /// Longest contraction block.
+    const KC: usize;
+    /// Rows of `A` packed at once (a multiple of `MR`).
+    const MC: usize;
+    /// Columns of `B` packed at once (a multiple of `NR`).
+    const NC: usize;
+    /// True when [`MicroKernel::tile`] reads `A` through any strides and reads no column of
+    /// `B` past `cols`, so that operands can be read in place.
+    const DIRECT: bool;
+
+    /// Computes one tile. Each element's sum runs over `p` in order, one multiply-add per
+    /// step starting from zero, then is added to `C` when `accumulate`, whatever the tile's
+    /// position: results do not depend on how a product is cut.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel's ISA; every element the [`Tile`] describes must be
+    /// readable (`A`, `B`) or writable and exclusively owned (`C`).
+    unsafe fn tile(t: &Tile);
+
+    /// Packs one panel of a `B` whose columns are contiguous (`Aᵀ·B`'s transposed layout seen
+    /// from `B`, as in `A·Bᵀ`): column `j < cols` is the `kc` floats from `corner + j·cs`;
+    /// `panel[p·NR + j]` gets `B[p, j]`, zero for `j >= cols`. Returns false (having written
+    /// nothing) when the kernel has no faster way than the driver's scalar gather.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel's ISA; the columns must be readable; `panel` holds
+    /// `kc·NR` floats.
+    unsafe fn pack_b_columns(
+        _panel: &mut [f32],
+        _corner: *const f32,
+        _cs: isize,
+        _kc: usize,
+        _cols: usize,
+    ) -> bool {
+        false
+    }
+}
+
+/// Largest block of `B` (in bytes) read in place rather than packed, for a DIRECT kernel.
+const DIRECT_B_BYTES: usize = 32 * 1024;
+
+thread_local! {
+    /// Packing buffers of this thread (`A` block, `B` block), reused across calls.
+    static PACK: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// The contraction step for a product of length `k`: the blocks are as equal as possible and
+/// at most `kc_max` long, and depend on `k` only.
+pub(super) fn kc_step(k: usize, kc_max: usize) -> usize {
+    k.div_ceil(k.div_ceil(kc_max).max(1)).max(1)
+}
+
+/// `C = A·B` for an `m×k` `A` and a `k×n` `B`, `C` with strides `cs`.
+///
+/// Narrow products (with a [`MicroKernel::DIRECT`] kernel): when `B` fits one panel
+/// (`n <= NR`, a classifier layer) each `A` panel would be used once, so `A` is read in place;
+/// when `A` fits one panel (`m <= MR`) `B` is read in place if its rows are contiguous, and
+/// otherwise the product is computed transposed (`Cᵀ = Bᵀ·Aᵀ`, the same sums) so that it is
+/// the first case.
+///
+/// # Safety
+/// Every element `(i < m, p < k)` of `a`, `(p < k, j < n)` of `b` must be readable and every
+/// element `(i < m, j < n)` of `c` writable and exclusively owned; the CPU must support `K`.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn sgemm<K: MicroKernel>(
+    a: Operand,
+    b: Operand,
+    c: *mut f32,
+    cs: (isize, isize),
+    m: usize,
+    n: usize,
+    k: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        for i in 0..m {
+            for j in 0..n {
+                // SAFETY: `(i, j)` is inside `C` (the caller's contract).
+                unsafe { *c.offset(i as isize * cs.0 + j as isize * cs.1) = 0.0 };
+            }
+        }
+        return;
+    }
+    if K::DIRECT && m <= K::MR && n > m && b.cs != 1 {
+        let bt = Operand {
+            ptr: b.ptr,
+            rs: b.cs,
+            cs: b.rs,
+        };
+        let at = Operand {
+            ptr: a.ptr,
+            rs: a.cs,
+            cs: a.rs,
+        };
+        // SAFETY: the same elements, addressed transposed.
+        unsafe { sgemm::<K>(bt, at, c, (cs.1, cs.0), n, m, k) };
+        return;
+    }
+    let kstep = kc_step(k, K::KC);
+    PACK.with(|cell| {
+        let mut bufs = cell.borrow_mut();
+        let (ap, bp) = &mut *bufs;
+        if K::DIRECT && n <= K::NR {
+            for pc in (0..k).step_by(kstep) {
+                let kc = kstep.min(k - pc);
+                // SAFETY: the block `(pc.., 0..n)` is inside `B`.
+                unsafe { pack_b::<K>(bp, b, pc, 0, kc, n) };
+                for ir in (0..m).step_by(K::MR) {
+                    let t = Tile {
+                        kc,
+                        // SAFETY: element `(ir, pc)` is inside `A`.
+                        a: unsafe { a.ptr.offset(ir as isize * a.rs + pc as isize * a.cs) },
+                        rsa: a.rs,
+                        csa: a.cs,
+                        b: bp.as_ptr(),
+                        ldb: K::NR as isize,
+                        // SAFETY: row `ir` is inside `C`.
+                        c: unsafe { c.offset(ir as isize * cs.0) },
+                        rs_c: cs.0,
+                        cs_c: cs.1,
+                        rows: K::MR.min(m - ir),
+                        cols: n,
+                        accumulate: pc > 0,
+                    };
+                    // SAFETY: the tile's rows of `A` and `C` are inside them, the packed
+                    // panel holds `kc·NR` floats; the caller checked the CPU.
+                    unsafe { K::tile(&t) };
+                }
+            }
+            return;
+        }
+        if K::DIRECT && m <= K::MR && b.cs == 1 {
+            for pc in (0..k).step_by(kstep) {
+                let kc = kstep.min(k - pc);
+                // SAFETY: the block `(0..m, pc..)` is inside `A`.
+                unsafe { pack_a(ap, a, 0, pc, m, kc, K::MR) };
+                for jr in (0..n).step_by(K::NR) {
+                    let t = Tile {
+                        kc,
+                        a: ap.as_ptr(),
+                        rsa: 1,
+                        csa: K::MR as isize,
+                        // SAFETY: element `(pc, jr)` is inside `B`.
+                        b: unsafe { b.ptr.offset(pc as isize * b.rs + jr as isize) },
+                        ldb: b.rs,
+                        // SAFETY: column `jr` is inside `C`.
+                        c: unsafe { c.offset(jr as isize * cs.1) },
+                        rs_c: cs.0,
+                        cs_c: cs.1,
+                        rows: m,
+                        cols: K::NR.min(n - jr),
+                        accumulate: pc > 0,
+                    };
+                    // SAFETY: the tile's columns of `B` (contiguous, only `cols` read by a
+                    // DIRECT kernel) and of `C` are inside them; the packed panel holds
+                    // `kc·MR` floats; the caller checked the CPU.
+                    unsafe { K::tile(&t) };
+                }
+            }
+            return;
+        }
+        // `A` is read in place when one of its strides is 1 (its values are broadcast one at a
+        // time, so a panel gains little over the rows in place, and packing it costs a pass).
+        let direct_a = K::DIRECT && (a.rs == 1 || a.cs == 1);
+        for jc in (0..n).step_by(K::NC) {
+            let nc = K::NC.min(n - jc);
+            for pc in (0..k).step_by(kstep) {
+                let kc = kstep.min(k - pc);
+                // A block of `B` with contiguous rows that fits half of L1 is read in place:
+                // small products (64×128×64) spend more on packing it than on reading it
+                // strided, large ones less.
+                let direct_b = K::DIRECT && b.cs == 1 && kc * nc * 4 <= DIRECT_B_BYTES;
+                if !direct_b {
+                    // SAFETY: the block `(pc.., jc..)` of `B` is inside it.
+                    unsafe { pack_b::<K>(bp, b, pc, jc, kc, nc) };
+                }
+                for ic in (0..m).step_by(K::MC) {
+                    let mc = K::MC.min(m - ic);
+                    if !direct_a {
+                        // SAFETY: the block `(ic.., pc..)` of `A` is inside it.
+                        unsafe { pack_a(ap, a, ic, pc, mc, kc, K::MR) };
+                    }
+                    for jr in (0..nc).step_by(K::NR) {
+                        for ir in (0..mc).step_by(K::MR) {
+                            let ct = (ic + ir) as isize * cs.0 + (jc + jr) as isize * cs.1;
+                            let (pa, rsa, csa) = if direct_a {
+                                let at = (ic + ir) as isize * a.rs + pc as isize * a.cs;
+                                // SAFETY: element `(ic + ir, pc)` is inside `A`.
+                                (unsafe { a.ptr.offset(at) }, a.rs, a.cs)
+                            } else {
+                                // SAFETY: panel `ir / MR` of the packed block.
+                                (unsafe { ap.as_ptr().add(ir * kc) }, 1, K::MR as isize)
+                            };
+                            let t = Tile {
+                                kc,
+                                a: pa,
+                                rsa,
+                                csa,
+                                b: if direct_b {
+                                    let at = pc as isize * b.rs + (jc + jr) as isize;
+                                    // SAFETY: element `(pc, jc + jr)` is inside `B`; a DIRECT
+                                    // kernel reads no column past the tile's `cols`.
+                                    unsafe { b.ptr.offset(at) }
+                                } else {
+                                    // SAFETY: panel `jr / NR` of the packed block.
+                                    unsafe { bp.as_ptr().add(jr * kc) }
+                                },
+                                ldb: if direct_b { b.rs } else { K::NR as isize },
+                                // SAFETY: element `(ic + ir, jc + jr)` is inside `C`.
+                                c: unsafe { c.offset(ct) },
+                                rs_c: cs.0,
+                                cs_c: cs.1,
+                                rows: K::MR.min(mc - ir),
+                                cols: K::NR.min(nc - jr),
+                                accumulate: pc > 0,
+                            };
+                            // SAFETY: the packed panels hold `kc·MR` and `kc·NR` floats;
+                            // the tile's elements are inside `C`; the caller checked the CPU.
+                            unsafe { K::tile(&t) };
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Grows `out` to `len` floats (never shrinks it, never clears it: packing writes every one).
+fn reserve(out: &mut Vec<f32>, len: usize) {
+    if out.len() < len {
+        out.resize(len, 0.0);
+    }
+}
+
+/// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of `a` into panels of `mr` rows: panel `q`
+/// holds, for each `p`, the `mr` values `a[i0 + q·mr + r, p0 + p]` (zero past the last row).
+///
+/// # Safety
+/// The block must be inside `a`.
+unsafe fn pack_a(
+    out: &mut Vec<f32>,
+    a: Operand,
+    i0: usize,
+    p0: usize,
+    mc: usize,
+    kc: usize,
+    mr: usize,
+) {
+    let panels = mc.div_ceil(mr);
+    reserve(out, panels * mr * kc);
+    for q in 0..panels {
+        let rows = mr.min(mc - q * mr);
+        let panel = &mut out[q * mr * kc..(q + 1) * mr * kc];
+        // SAFETY: element `(i0 + q·mr, p0)` is inside `a`.
+        let corner = unsafe {
+            a.ptr
+                .offset((i0 + q * mr) as isize * a.rs + p0 as isize * a.cs)
+        };
+        if a.rs == 1 {
+            // A transposed in memory (Aᵀ·B): the panel's rows are contiguous for each `p`.
+            for (p, dst) in panel.chunks_exact_mut(mr).enumerate() {
+                // SAFETY: the `rows` elements of column `p0 + p` from row `i0 + q·mr` are
+                // inside `a`.
+                let src =
+                    unsafe { std::slice::from_raw_parts(corner.offset(p as isize * a.cs), rows) };
+                dst[..rows].copy_from_slice(src);
+                dst[rows..].fill(0.0);
+            }
+            continue;
+        }
+        for r in 0..mr {
+            if r >= rows {
+                for p in 0..kc {
+                    panel[p * mr + r] = 0.0;
+                }
+                continue;
+            }
+            // SAFETY: row `i0 + q·mr + r` is inside `a`.
+            let row = unsafe { corner.offset(r as isize * a.rs) };
+            for p in 0..kc {
+                // SAFETY: columns `p0..p0+kc` of the row are inside `a`.
+                panel[p * mr + r] = unsafe { *row.offset(p as isize * a.cs) };
+            }
+        }
+    }
+}
+
+/// Packs rows `p0..p0+kc`, columns `j0..j0+nc` of `b` into panels of `nr = K::NR` columns:
+/// panel `q` holds, for each `p`, the `nr` values `b[p0 + p, j0 + q·nr + j]` (zero past the last
+/// column).
+///
+/// # Safety
+/// The block must be inside `b`.
+unsafe fn pack_b<K: MicroKernel>(
+    out: &mut Vec<f32>,
+    b: Operand,
+    p0: usize,
+    j0: usize,
+    kc: usize,
+    nc: usize,
+) {
+    // A constant, so that a full panel's row is copied with inline vector moves.
+    let nr = K::NR;
+    let panels = nc.div_ceil(nr);
+    reserve(out, panels * nr * kc);
+    for q in 0..panels {
+        let cols = nr.min(nc - q * nr);
+        let panel = &mut out[q * nr * kc..(q + 1) * nr * kc];
+        // SAFETY: element `(p0, j0 + q·nr)` is inside `b`.
+        let corner = unsafe {
+            b.ptr
+                .offset(p0 as isize * b.rs + (j0 + q * nr) as isize * b.cs)
+        };
+        if b.cs == 1 && cols == nr {
+            for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
+                // SAFETY: row `p0 + p` holds the panel's `nr` contiguous columns.
+                let src =
+                    unsafe { std::slice::from_raw_parts(corner.offset(p as isize * b.rs), nr) };
+                dst.copy_from_slice(src);
+            }
+            continue;
+        }
+        if b.cs == 1 {
+            for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
+                // SAFETY: row `p0 + p` holds the panel's `cols` contiguous columns.
+                let src =
+                    unsafe { std::slice::from_raw_parts(corner.offset(p as isize * b.rs), cols) };
+                dst[..cols].copy_from_slice(src);
+                dst[cols..].fill(0.0);
+            }
+            continue;
+        }
+        // SAFETY: the panel's `cols` columns, each `kc` contiguous floats, are inside `b`.
+        if b.rs == 1 && unsafe { K::pack_b_columns(panel, corner, b.cs, kc, cols) } {
+            continue;
+        }
+        for j in 0..nr {
+            if j >= cols {
+                for p in 0..kc {
+                    panel[p * nr + j] = 0.0;
+                }
+                continue;
+            }
+            // SAFETY: column `j0 + q·nr + j` is inside `b`.
+            let col = unsafe { corner.offset(j as isize * b.cs) };
+            for p in 0..kc {
+                // SAFETY: rows `p0..p0+kc` of the column are inside `b`.
+                panel[p * nr + j] = unsafe { *col.offset(p as isize * b.rs) };
+            }
+        }
+    }
+}
