@@ -1,5 +1,6 @@
 //! The graph: nodes on a petgraph `StableDiGraph`, operands as ordered edges, hash-consing.
 
+use crate::graph_error::GraphError;
 use crate::infer::result_type;
 use crate::op::{Op, TensorType};
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
@@ -72,10 +73,10 @@ impl Graph {
     ///
     /// Errors: an operand id that is not in the graph, operand types the op does not accept, or
     /// an input/parameter name already taken.
-    pub fn add(&mut self, op: Op, operands: &[NodeId]) -> Result<NodeId, String> {
+    pub fn add(&mut self, op: Op, operands: &[NodeId]) -> Result<NodeId, GraphError> {
         for &o in operands {
             if !self.contains(o) {
-                return Err(format!("operand {o:?} is not a node of this graph"));
+                return Err(GraphError::UnknownNode(o));
             }
         }
         if let Some(&id) = self
@@ -86,13 +87,15 @@ impl Graph {
         }
         let ty = {
             let tys: SmallVec<[&TensorType; 4]> = operands.iter().map(|&o| self.ty(o)).collect();
-            result_type(&op, &tys)?
+            result_type(&op, &tys).map_err(|reason| GraphError::Type {
+                op: op.name(),
+                operands: tys.iter().map(|&t| t.clone()).collect(),
+                reason,
+            })?
         };
         if let Op::Input { name, .. } | Op::Parameter { name, .. } = &op {
             if self.leaves_by_name.contains_key(name) {
-                return Err(format!(
-                    "the name `{name}` is already taken by another input or parameter"
-                ));
+                return Err(GraphError::NameTaken(name.clone()));
             }
         }
         Ok(self.insert(op, operands, ty))
@@ -299,19 +302,22 @@ impl Graph {
     ///
     /// Errors if `param` is not a parameter or the types differ; a second update of the same
     /// parameter replaces the first.
-    pub fn set_update(&mut self, param: NodeId, value: NodeId) -> Result<(), String> {
+    pub fn set_update(&mut self, param: NodeId, value: NodeId) -> Result<(), GraphError> {
+        for id in [param, value] {
+            if !self.contains(id) {
+                return Err(GraphError::UnknownNode(id));
+            }
+        }
         if !matches!(self.dag[param].op, Op::Parameter { .. }) {
-            return Err(format!(
-                "only a parameter can be updated, not a {}",
-                self.dag[param].op.name()
-            ));
+            return Err(GraphError::NotAParameter {
+                op: self.dag[param].op.name(),
+            });
         }
         if self.ty(param) != self.ty(value) {
-            return Err(format!(
-                "update of type {} does not match parameter type {}",
-                self.ty(value),
-                self.ty(param)
-            ));
+            return Err(GraphError::UpdateType {
+                param: self.ty(param).clone(),
+                value: self.ty(value).clone(),
+            });
         }
         match self.updates.iter_mut().find(|(p, _)| *p == param) {
             Some(slot) => slot.1 = value,

@@ -41,7 +41,7 @@ pub use memory::{check_memory_plan, plan_memory};
 pub use passes::{Pass, PassResult, PASS_NAMES};
 pub use plan::{plan, Plan, PlanOptions};
 pub use remat::RematReport;
-pub use rewrite::{Expr, Rewriter, Rule};
+pub use rewrite::{Expr, RewriteError, Rewriter, Rule};
 pub use schedule::{BufferAssignment, FusionGroup, GroupKind, MemoryPlan, Placement, Schedule};
 
 use adjoint_ir::Graph;

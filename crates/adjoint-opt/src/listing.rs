@@ -66,11 +66,7 @@ pub fn node_line(g: &Graph, id: NodeId) -> String {
         // No attributes beyond the name.
         Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::MatMul => {}
     }
-    let ops: Vec<String> = g
-        .operands(id)
-        .iter()
-        .map(|&o| value_ref(g, o))
-        .collect();
+    let ops: Vec<String> = g.operands(id).iter().map(|&o| value_ref(g, o)).collect();
     if !ops.is_empty() {
         let _ = write!(s, "({})", ops.join(", "));
     }

@@ -3,6 +3,7 @@
 //! pass.
 
 use crate::passes::{pass_by_name, Pass, PASS_NAMES};
+use crate::rewrite::RewriteError;
 use adjoint_ir::Graph;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -120,7 +121,7 @@ pub enum PassError {
         /// The pass.
         pass: String,
         /// What went wrong.
-        message: String,
+        source: RewriteError,
     },
     /// An unknown pass name.
     UnknownPass(String),
@@ -134,7 +135,7 @@ impl fmt::Display for PassError {
             PassError::Verify { pass, message } => {
                 write!(f, "the graph after pass `{pass}` is invalid: {message}")
             }
-            PassError::Pass { pass, message } => write!(f, "pass `{pass}` failed: {message}"),
+            PassError::Pass { pass, source } => write!(f, "pass `{pass}` failed: {source}"),
             PassError::UnknownPass(p) => write!(
                 f,
                 "unknown pass `{p}` (known passes: {})",
@@ -216,9 +217,9 @@ impl PassManager {
                 stale[i] = false;
                 let start = Instant::now();
                 let before = g.len();
-                let r = pass.run(&g).map_err(|message| PassError::Pass {
+                let r = pass.run(&g).map_err(|source| PassError::Pass {
                     pass: pass.name().to_string(),
-                    message,
+                    source,
                 })?;
                 let time = start.elapsed();
                 if self.verify {

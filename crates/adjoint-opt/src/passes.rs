@@ -3,7 +3,7 @@
 //! Each pass takes a graph and returns a new one; [`crate::PassManager`] chains them.
 
 use crate::fold::ConstantFold;
-use crate::rewrite::{Rewriter, Rule};
+use crate::rewrite::{RewriteError, Rewriter, Rule};
 use crate::simplify;
 use adjoint_ir::Graph;
 
@@ -25,7 +25,7 @@ pub trait Pass {
     fn name(&self) -> &'static str;
 
     /// Runs the pass. Errors only on an internal bug (a rule that builds an ill-typed node).
-    fn run(&self, graph: &Graph) -> Result<PassResult, String>;
+    fn run(&self, graph: &Graph) -> Result<PassResult, RewriteError>;
 }
 
 /// Names of the built-in passes, in the default pipeline's order.
@@ -43,7 +43,7 @@ pub fn pass_by_name(name: &str, allow_inexact: bool) -> Option<Box<dyn Pass>> {
     })
 }
 
-fn run_rules(graph: &Graph, rules: Vec<&dyn Rule>) -> Result<PassResult, String> {
+fn run_rules(graph: &Graph, rules: Vec<&dyn Rule>) -> Result<PassResult, RewriteError> {
     let before = graph.len();
     let (g, stats) = Rewriter::new(rules).run(graph)?;
     let removed = before.saturating_sub(g.len());
@@ -63,7 +63,7 @@ impl Pass for FoldPass {
         "fold"
     }
 
-    fn run(&self, graph: &Graph) -> Result<PassResult, String> {
+    fn run(&self, graph: &Graph) -> Result<PassResult, RewriteError> {
         run_rules(graph, vec![&ConstantFold])
     }
 }
@@ -81,7 +81,7 @@ impl Pass for SimplifyPass {
         "simplify"
     }
 
-    fn run(&self, graph: &Graph) -> Result<PassResult, String> {
+    fn run(&self, graph: &Graph) -> Result<PassResult, RewriteError> {
         let mut rules = simplify::rules(self.allow_inexact);
         rules.push(&ConstantFold);
         run_rules(graph, rules)
@@ -98,7 +98,7 @@ impl Pass for CsePass {
         "cse"
     }
 
-    fn run(&self, graph: &Graph) -> Result<PassResult, String> {
+    fn run(&self, graph: &Graph) -> Result<PassResult, RewriteError> {
         run_rules(graph, Vec::new())
     }
 }
@@ -113,7 +113,7 @@ impl Pass for DcePass {
         "dce"
     }
 
-    fn run(&self, graph: &Graph) -> Result<PassResult, String> {
+    fn run(&self, graph: &Graph) -> Result<PassResult, RewriteError> {
         let mut g = graph.clone();
         let removed = g.remove_dead();
         Ok(PassResult {

@@ -106,16 +106,8 @@ impl Plan {
         let g = &self.graph;
         let mut s = String::new();
         for (i, grp) in self.schedule.groups.iter().enumerate() {
-            let ins: Vec<String> = grp
-                .inputs
-                .iter()
-                .map(|&n| value_ref(g, n))
-                .collect();
-            let outs: Vec<String> = grp
-                .outputs
-                .iter()
-                .map(|&n| value_ref(g, n))
-                .collect();
+            let ins: Vec<String> = grp.inputs.iter().map(|&n| value_ref(g, n)).collect();
+            let outs: Vec<String> = grp.outputs.iter().map(|&n| value_ref(g, n)).collect();
             s += &format!(
                 "group {i} {:?}: {} node(s), reads [{}], writes [{}]\n",
                 grp.kind,

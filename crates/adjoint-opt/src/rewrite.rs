@@ -10,8 +10,9 @@
 //! fresh graph), so a rule can look at its operands' ops to match a pattern. A replacement is a
 //! small expression ([`Expr`]) whose new nodes go through the rules again, so rewrites chain.
 
-use adjoint_ir::{Graph, NodeId, Op};
+use adjoint_ir::{Graph, GraphError, NodeId, Op, TensorType};
 use std::collections::BTreeMap;
+use std::fmt;
 
 /// How deep replacements may chain into further replacements before a node is emitted as is
 /// (a guard against rules that undo each other).
@@ -79,7 +80,7 @@ impl<'r> Rewriter<'r> {
 
     /// The rewritten graph and what fired. Errors only if a rule builds an ill-typed node (a
     /// bug in the rule), naming the rule.
-    pub fn run(&self, graph: &Graph) -> Result<(Graph, RewriteStats), String> {
+    pub fn run(&self, graph: &Graph) -> Result<(Graph, RewriteStats), RewriteError> {
         let mut emitter = Emitter {
             rules: &self.rules,
             out: Graph::new(graph.name()),
@@ -88,7 +89,10 @@ impl<'r> Rewriter<'r> {
         let bound = graph.node_ids().map(|n| n.index() + 1).max().unwrap_or(0);
         let mut map: Vec<Option<NodeId>> = vec![None; bound];
         for &id in graph.inputs().iter().chain(graph.parameters()) {
-            let new = emitter.out.add(graph.op(id).clone(), &[])?;
+            let new = emitter
+                .out
+                .add(graph.op(id).clone(), &[])
+                .map_err(RewriteError::Graph)?;
             copy_label(graph, id, &mut emitter.out, new);
             map[id.index()] = Some(new);
         }
@@ -112,7 +116,10 @@ impl<'r> Rewriter<'r> {
         }
         for &(p, v) in graph.updates() {
             let (np, nv) = (map[p.index()].expect("live"), map[v.index()].expect("live"));
-            emitter.out.set_update(np, nv)?;
+            emitter
+                .out
+                .set_update(np, nv)
+                .map_err(RewriteError::Graph)?;
         }
         // Operands emitted for a node that a rule then replaced may have no user left.
         emitter.out.remove_dead();
@@ -151,36 +158,46 @@ struct Emitter<'a, 'r> {
 }
 
 impl Emitter<'_, '_> {
-    fn emit(&mut self, op: Op, operands: Vec<NodeId>, depth: usize) -> Result<NodeId, String> {
+    fn emit(
+        &mut self,
+        op: Op,
+        operands: Vec<NodeId>,
+        depth: usize,
+    ) -> Result<NodeId, RewriteError> {
         if depth < MAX_CHAIN && !operands.is_empty() {
             for rule in self.rules {
                 if let Some(expr) = rule.apply(&self.out, &op, &operands) {
                     *self.stats.hits.entry(rule.name()).or_default() += 1;
-                    let id = self.emit_expr(expr, depth + 1).map_err(|e| {
-                        format!("rule `{}` built an invalid node: {e}", rule.name())
+                    let id =
+                        self.emit_expr(expr, depth + 1)
+                            .map_err(|e| RewriteError::InvalidRule {
+                                rule: rule.name(),
+                                source: Box::new(e),
+                            })?;
+                    let tys: Vec<&TensorType> = operands.iter().map(|&o| self.out.ty(o)).collect();
+                    let want = adjoint_ir::infer::result_type(&op, &tys).map_err(|reason| {
+                        RewriteError::Graph(GraphError::Type {
+                            op: op.name(),
+                            operands: tys.iter().map(|&t| t.clone()).collect(),
+                            reason,
+                        })
                     })?;
-                    let want = adjoint_ir::infer::result_type(
-                        &op,
-                        &operands.iter().map(|&o| self.out.ty(o)).collect::<Vec<_>>(),
-                    )?;
                     if self.out.ty(id) != &want {
-                        return Err(format!(
-                            "rule `{}` replaced a {} of type {want} by a value of type {}",
-                            rule.name(),
-                            op.name(),
-                            self.out.ty(id)
-                        ));
+                        return Err(RewriteError::TypeChanged {
+                            rule: rule.name(),
+                            op: op.name(),
+                            want,
+                            got: self.out.ty(id).clone(),
+                        });
                     }
                     return Ok(id);
                 }
             }
         }
-        self.out
-            .add(op.clone(), &operands)
-            .map_err(|e| format!("{}: {e}", op.name()))
+        self.out.add(op, &operands).map_err(RewriteError::Graph)
     }
 
-    fn emit_expr(&mut self, expr: Expr, depth: usize) -> Result<NodeId, String> {
+    fn emit_expr(&mut self, expr: Expr, depth: usize) -> Result<NodeId, RewriteError> {
         match expr {
             Expr::Node(id) => Ok(id),
             Expr::Op(op, args) => {
@@ -193,3 +210,50 @@ impl Emitter<'_, '_> {
         }
     }
 }
+
+/// Why a rewrite failed: always a bug (in a rule, or an inconsistent input graph).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RewriteError {
+    /// Re-emitting a node or an update failed.
+    Graph(GraphError),
+    /// A rule built a node that does not type-check.
+    InvalidRule {
+        /// The rule.
+        rule: &'static str,
+        /// What was wrong with what it built.
+        source: Box<RewriteError>,
+    },
+    /// A rule replaced a value by one of another type.
+    TypeChanged {
+        /// The rule.
+        rule: &'static str,
+        /// The op it replaced.
+        op: &'static str,
+        /// The replaced value's type.
+        want: TensorType,
+        /// The replacement's type.
+        got: TensorType,
+    },
+}
+
+impl fmt::Display for RewriteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RewriteError::Graph(e) => write!(f, "{e}"),
+            RewriteError::InvalidRule { rule, source } => {
+                write!(f, "rule `{rule}` built an invalid node: {source}")
+            }
+            RewriteError::TypeChanged {
+                rule,
+                op,
+                want,
+                got,
+            } => write!(
+                f,
+                "rule `{rule}` replaced a {op} of type {want} by a value of type {got}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RewriteError {}

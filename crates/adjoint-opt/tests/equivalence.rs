@@ -58,7 +58,10 @@ fn eval(g: &Graph, feeds: &Feeds) -> Evaluation {
 fn check_everything(g: &Graph, feeds: &Feeds) -> Result<(), String> {
     let reference = eval(g, feeds);
     for name in PASS_NAMES {
-        let r = pass_by_name(name, false).unwrap().run(g)?;
+        let r = pass_by_name(name, false)
+            .unwrap()
+            .run(g)
+            .map_err(|e| e.to_string())?;
         r.graph.verify().map_err(|e| e.to_string())?;
         same(&reference, &eval(&r.graph, feeds), None).map_err(|e| format!("{name}: {e}"))?;
     }

@@ -126,10 +126,10 @@ impl Builder {
         let location = Location::caller();
         let mut g = self.graph.borrow_mut();
         let name = op.name();
-        g.add(op, operands).map_err(|message| BuildError {
+        g.add(op, operands).map_err(|e| BuildError {
             op: name.to_string(),
             operands: operands.iter().map(|&o| g.ty(o).clone()).collect(),
-            message,
+            message: e.to_string(),
             location,
         })
     }
@@ -283,8 +283,8 @@ impl Builder {
     #[track_caller]
     pub fn update(&self, param: Tensor<'_>, value: Tensor<'_>) {
         let r = self.graph.borrow_mut().set_update(param.id, value.id);
-        if let Err(m) = r {
-            unwrap_build::<()>(Err(self.error("update", &[param, value], m)));
+        if let Err(e) = r {
+            unwrap_build::<()>(Err(self.error("update", &[param, value], e.to_string())));
         }
     }
 }

@@ -762,7 +762,7 @@ impl<'t> Parser<'t> {
         self.expect_end("the update")?;
         self.graph
             .set_update(param, value)
-            .map_err(|m| self.error_at(value_at, m))?;
+            .map_err(|e| self.error_at(value_at, e.to_string()))?;
         self.update_lines.insert(param, self.line + 1);
         Ok(())
     }
