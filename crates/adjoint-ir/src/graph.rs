@@ -315,8 +315,8 @@ impl Graph {
         }
         if self.ty(param) != self.ty(value) {
             return Err(GraphError::UpdateType {
-                param: self.ty(param).clone(),
-                value: self.ty(value).clone(),
+                param: Box::new(self.ty(param).clone()),
+                value: Box::new(self.ty(value).clone()),
             });
         }
         match self.updates.iter_mut().find(|(p, _)| *p == param) {

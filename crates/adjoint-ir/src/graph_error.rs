@@ -29,9 +29,9 @@ pub enum GraphError {
     /// An update whose value's type is not the parameter's.
     UpdateType {
         /// The parameter's type.
-        param: TensorType,
+        param: Box<TensorType>,
         /// The value's type.
-        value: TensorType,
+        value: Box<TensorType>,
     },
 }
 

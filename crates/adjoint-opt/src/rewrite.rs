@@ -186,8 +186,8 @@ impl Emitter<'_, '_> {
                         return Err(RewriteError::TypeChanged {
                             rule: rule.name(),
                             op: op.name(),
-                            want,
-                            got: self.out.ty(id).clone(),
+                            want: Box::new(want),
+                            got: Box::new(self.out.ty(id).clone()),
                         });
                     }
                     return Ok(id);
@@ -230,9 +230,9 @@ pub enum RewriteError {
         /// The op it replaced.
         op: &'static str,
         /// The replaced value's type.
-        want: TensorType,
+        want: Box<TensorType>,
         /// The replacement's type.
-        got: TensorType,
+        got: Box<TensorType>,
     },
 }
 
