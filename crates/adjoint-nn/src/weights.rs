@@ -355,6 +355,57 @@ pub fn import_safetensors_bytes(
     }
 }
 
+/// Every tensor of the plain safetensors file at `path`, by the file's own names: the
+/// `state_dict` that [`crate::torch_map::import`] maps onto a model's parameters.
+///
+/// Values keep their kind: F16, BF16 and F32 tensors are read as f32, F64 as f64, I8–I64 and
+/// U8–U32 as i32 (range-checked), BOOL as bool.
+///
+/// Errors: the file cannot be read or is not safetensors; a tensor of a dtype Adjoint does not
+/// read or an integer out of the i32 range (every such tensor is listed at once).
+pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Feeds, WeightsError> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    read_safetensors_bytes(&bytes).map_err(|e| e.at(path))
+}
+
+/// [`read_safetensors`] from the file's bytes.
+pub fn read_safetensors_bytes(bytes: &[u8]) -> Result<Feeds, WeightsError> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| WeightsError::Format {
+        path: None,
+        message: e.to_string(),
+    })?;
+    let mut tensors = Feeds::new();
+    let mut problems = Vec::new();
+    for (name, view) in st.tensors() {
+        let dtype = match view.dtype() {
+            Dtype::F16 | Dtype::BF16 | Dtype::F32 => DType::F32,
+            Dtype::F64 => DType::F64,
+            Dtype::BOOL => DType::Bool,
+            _ => DType::I32,
+        };
+        let ty = TensorType::new(dtype, view.shape().to_vec());
+        match convert(&name, view.dtype(), view.shape(), view.data(), &ty, false) {
+            Ok(value) => {
+                tensors.insert(name, value);
+            }
+            Err(p) => problems.push(p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(tensors)
+    } else {
+        problems.sort_by_key(|p| p.to_string());
+        Err(WeightsError::Mismatch {
+            path: None,
+            problems,
+        })
+    }
+}
+
 /// Whether a file dtype is exactly the parameter's (no conversion).
 fn same_kind_and_width(file: Dtype, param: DType) -> bool {
     matches!(

@@ -8,8 +8,8 @@ use adjoint_ir::{Builder, DType, Feeds, Graph, HostTensor};
 use adjoint_nn::layers::Linear;
 use adjoint_nn::loss::cross_entropy;
 use adjoint_nn::weights::{
-    export_safetensors, export_safetensors_bytes, import_safetensors, parameter_types, WeightMap,
-    WeightsError,
+    export_safetensors, export_safetensors_bytes, import_safetensors, parameter_types,
+    read_safetensors, read_safetensors_bytes, WeightMap, WeightsError,
 };
 use adjoint_nn::Params;
 use safetensors::SafeTensors;
@@ -210,4 +210,38 @@ fn a_trainer_imports_a_state_dict_and_exports_only_the_model() {
     assert!(trainer.params().contains_key("fc1.weight.adam_m"));
     let model: Vec<String> = trainer.model_params().keys().cloned().collect();
     assert_eq!(model, ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight"]);
+}
+
+#[test]
+fn a_state_dict_reads_by_its_own_names_keeping_each_kind() {
+    let state = read_safetensors(fixture()).unwrap();
+    let types: Vec<(&str, String)> = state
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.ty().to_string()))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("layers.0.bias", "f32[5]".to_string()),
+            ("layers.0.weight", "f32[5,4]".to_string()),
+            ("layers.2.bias", "f32[3]".to_string()),
+            ("layers.2.num_batches_tracked", "i32[1]".to_string()),
+            ("layers.2.weight", "f64[3,5]".to_string()),
+        ]
+    );
+    // BF16 0.125 and the I64 buffer 3, exactly.
+    assert_eq!(state["layers.0.bias"].to_f64_vec()[2], 0.125);
+    assert_eq!(state["layers.2.num_batches_tracked"].to_f64_vec(), [3.0]);
+
+    let big_bytes = (1i64 << 40).to_le_bytes();
+    let t =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::I64, vec![1], &big_bytes).unwrap();
+    let bytes = safetensors::serialize([("step", t)], None).unwrap();
+    let e = read_safetensors_bytes(&bytes).unwrap_err().to_string();
+    assert!(
+        e.contains("`step`") && e.contains("does not fit in i32"),
+        "{e}"
+    );
+    let e = read_safetensors_bytes(b"not safetensors").unwrap_err();
+    assert!(matches!(e, WeightsError::Format { .. }), "{e}");
 }
