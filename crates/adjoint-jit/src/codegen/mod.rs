@@ -10,6 +10,7 @@
 
 mod nest;
 mod ops;
+mod parallel;
 mod value;
 
 use crate::gemm::GemmDesc;
@@ -251,7 +252,7 @@ fn build(
     // (function, outer extent, parallel, name, kernel, nest)
     let mut calls: Vec<(FuncId, usize, bool, String, usize, usize)> = Vec::new();
     let mut lowering = t0.elapsed();
-    let mut cranelift = Duration::ZERO;
+    let mut pending: Vec<parallel::PendingFunction> = Vec::new();
     let err = |e: cranelift_module::ModuleError| JitError::Codegen(format!("{e:?}"));
     for (ki, k) in prog.kernels.iter().enumerate() {
         let deps = nest::dependencies(k);
@@ -303,15 +304,7 @@ fn build(
             };
             let parallel = n.parallel && opts.threads > 1 && outer >= 2 && k.work(n) >= threshold;
             lowering += t.elapsed();
-            compile_one(
-                module,
-                &mut ctx,
-                id,
-                &name,
-                opts.keep_text,
-                code,
-                &mut cranelift,
-            )?;
+            pending.push(take_function(&mut ctx, id, &name, opts.keep_text, code));
             calls.push((id, outer, parallel, name, ki, ni));
         }
     }
@@ -350,16 +343,19 @@ fn build(
         b.seal_all_blocks();
         b.finalize(tcfg);
     }
-    lowering += t.elapsed();
-    compile_one(
-        module,
+    pending.push(take_function(
         &mut ctx,
         entry_id,
         "step",
         opts.keep_text,
         code,
-        &mut cranelift,
-    )?;
+    ));
+    lowering += t.elapsed();
+    let t = Instant::now();
+    let compiled = parallel::compile_and_define(module, pending, opts.threads, opts.keep_text)?;
+    code.code_bytes += compiled.code_bytes;
+    code.disasm += &compiled.disasm;
+    let cranelift = t.elapsed();
     let t = Instant::now();
     module
         .finalize_definitions()
@@ -409,39 +405,20 @@ fn emit_gemm_call(
     b.ins().call(f, &args);
 }
 
-fn compile_one(
-    module: &mut JITModule,
+/// Moves the function built in `ctx` out for compilation, writing its CLIF to the dump text.
+fn take_function(
     ctx: &mut Context,
     id: FuncId,
     name: &str,
     keep_text: bool,
     code: &mut NativeCode,
-    cranelift: &mut Duration,
-) -> Result<(), JitError> {
+) -> parallel::PendingFunction {
     if keep_text {
         let _ = writeln!(code.clif, "; {name}\n{}", ctx.func.display());
     }
-    let t = Instant::now();
-    module.define_function(id, ctx).map_err(|e| {
-        let detail = match &e {
-            cranelift_module::ModuleError::Compilation(
-                cranelift_codegen::CodegenError::Verifier(errors),
-            ) => format!("{errors}"),
-            other => format!("{other:?}"),
-        };
-        JitError::Codegen(format!("compiling {name}: {detail}"))
-    })?;
-    *cranelift += t.elapsed();
-    if let Some(c) = ctx.compiled_code() {
-        code.code_bytes += c.code_buffer().len();
-        if keep_text {
-            if let Some(v) = &c.vcode {
-                let _ = writeln!(code.disasm, "; {name}\n{v}");
-            }
-        }
+    parallel::PendingFunction {
+        id,
+        name: name.to_string(),
+        func: std::mem::replace(&mut ctx.func, cranelift_codegen::ir::Function::new()),
     }
-    module.clear_context(ctx);
-    // Clearing the context also turns the disassembly off.
-    ctx.set_disasm(keep_text);
-    Ok(())
 }

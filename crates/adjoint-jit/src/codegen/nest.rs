@@ -1038,7 +1038,7 @@ fn out_dtype(kind: OpKind, d: DType) -> DType {
     match kind {
         OpKind::Compare(_) => DType::Bool,
         OpKind::Cast(to) => to,
-        _ => d,
+        OpKind::Unary(_) | OpKind::Binary(..) | OpKind::Select => d,
     }
 }
 
