@@ -5,8 +5,9 @@
 //! step: the sum of its outputs as the loss, gradients of every parameter without an update of
 //! its own, and an SGD, momentum or Adam update (sometimes with another parameter taking the
 //! old value of a trained one); without such parameters, the gradients of the inputs. Both graphs are compiled fused and unfused at
-//! 1 and 2 threads (odd cases with generated instead of host matmuls) and run on random feeds;
-//! every output and parameter update must match the interpreter.
+//! 1 and 2 threads (odd cases with generated instead of host matmuls) and run on random feeds
+//! with guard pages around every buffer (`Options::guard_pages`: an out-of-bounds access
+//! faults at once); every output and parameter update must match the interpreter.
 //!
 //! A failing graph is minimized (outputs and updates dropped, nodes replaced by inputs, for as
 //! long as the failure stays) and written as an `.adj` reproducer under
@@ -52,6 +53,7 @@ fn configs(case: u64) -> Vec<Options> {
                 matmul,
                 cache: false,
                 verifier: false,
+                guard_pages: true,
                 ..Options::default()
             });
         }
