@@ -12,7 +12,8 @@
 //! A failing graph is minimized (outputs and updates dropped, nodes replaced by inputs, for as
 //! long as the failure stays) and written as an `.adj` reproducer under
 //! `target/tmp/fuzz/`; copied into `tests/data/`, it becomes a regression test
-//! (`reproducers_agree_with_the_interpreter`).
+//! (`reproducers_agree_with_the_interpreter`). A fault kills the test process before it can
+//! minimize: the graph being checked is then in `target/tmp/fuzz/last.adj`.
 //!
 //! CI runs [`CI_CASES`] cases. The long campaign:
 //! `ADJOINT_FUZZ_CASES=10000 ADJOINT_FUZZ_SEED=1 cargo test --release -p adjoint-jit --test fuzz
@@ -336,9 +337,14 @@ fn jit_agrees_with_the_interpreter_on_random_graphs() {
     let t0 = std::time::Instant::now();
     let (mut graphs, mut runs) = (0, 0);
     let mut failures = Vec::new();
+    std::fs::create_dir_all(reproducer_dir()).unwrap();
+    let last = reproducer_dir().join("last.adj");
     for case in seed * 1_000_000..seed * 1_000_000 + cases {
         let configs = configs(case);
         for (k, g) in case_graphs(case).into_iter().enumerate() {
+            // A fault kills the process before any minimization: the graph being checked is
+            // then left here (with guard pages, the fault is at the bad access).
+            std::fs::write(&last, adjoint_ir::text::print(&g)).unwrap();
             graphs += 1;
             runs += configs.len();
             if let Err((opts, why)) = check(&g, &configs) {
