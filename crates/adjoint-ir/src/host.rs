@@ -151,6 +151,25 @@ impl HostTensor {
         HostTensor { shape, data }
     }
 
+    /// [`HostTensor::zeros`], or an error (instead of an abort) when the element count
+    /// overflows or the system refuses the memory.
+    pub fn try_zeros(dtype: DType, shape: impl Into<Shape>) -> Result<HostTensor, String> {
+        let ty = TensorType::new(dtype, shape);
+        reserve(&ty)?;
+        Ok(HostTensor::zeros(ty.dtype, ty.shape))
+    }
+
+    /// [`HostTensor::random`], or an error (instead of an abort) when the element count
+    /// overflows or the system refuses the memory.
+    pub fn try_random(
+        ty: &TensorType,
+        rng: &mut Rng,
+        int_bound: u32,
+    ) -> Result<HostTensor, String> {
+        reserve(ty)?;
+        Ok(HostTensor::random(ty, rng, int_bound))
+    }
+
     /// Seeded random data for a tensor of type `ty`: floats standard normal, i32 uniform in
     /// `0..int_bound`, bools fair coin flips.
     pub fn random(ty: &TensorType, rng: &mut Rng, int_bound: u32) -> HostTensor {
@@ -278,3 +297,15 @@ impl fmt::Debug for HostTensor {
 
 /// Named tensors fed to a graph (inputs and parameters by name), in a deterministic order.
 pub type Feeds = std::collections::BTreeMap<String, HostTensor>;
+
+/// Checks that the system grants the bytes of a tensor of type `ty` (reserved with
+/// `try_reserve` and given back), so that allocating it right after does not abort.
+fn reserve(ty: &TensorType) -> Result<(), String> {
+    let bytes = ty
+        .try_size_bytes()
+        .ok_or_else(|| format!("a tensor of type {ty} has more bytes than a usize can count"))?;
+    let mut probe: Vec<u8> = Vec::new();
+    probe.try_reserve_exact(bytes).map_err(|_| {
+        format!("out of memory: cannot allocate {bytes} bytes for a tensor of type {ty}")
+    })
+}

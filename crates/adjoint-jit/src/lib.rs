@@ -97,6 +97,11 @@ pub struct Options {
     /// may have; a larger one makes `compile` return [`JitError::TooLarge`]. Default
     /// [`Options::DEFAULT_MAX_ARENA_BYTES`] (64 GiB).
     pub max_arena_bytes: usize,
+    /// Test-time checking: place the arena, every parameter, and a copy of every input and
+    /// constant against inaccessible guard pages (mmap + mprotect, Unix), so that generated
+    /// code reading or writing outside a buffer faults at once instead of corrupting memory.
+    /// Costs a mapping per buffer and a copy of the inputs per run; off by default.
+    pub guard_pages: bool,
 }
 
 /// The code that runs a matmul.
@@ -125,6 +130,7 @@ impl Default for Options {
             passes: true,
             max_tensor_bytes: Options::DEFAULT_MAX_TENSOR_BYTES,
             max_arena_bytes: Options::DEFAULT_MAX_ARENA_BYTES,
+            guard_pages: false,
         }
     }
 }
@@ -166,7 +172,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
         .or_else(|| std::env::var_os(DUMP_ENV).map(PathBuf::from));
     let key = options.cache.then(|| cache::key(graph, options, threads));
     if let Some(code) = key.as_ref().and_then(|k| cache::get(k)) {
-        return CompiledStep::new(code, threads, true, options.profile);
+        return CompiledStep::new(code, threads, true, options.profile, options.guard_pages);
     }
     let t0 = Instant::now();
     let optimized;
@@ -237,7 +243,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
     if let Some(k) = key {
         cache::put(k, Arc::clone(&code));
     }
-    CompiledStep::new(code, threads, false, options.profile)
+    CompiledStep::new(code, threads, false, options.profile, options.guard_pages)
 }
 
 /// Checks every node's size against [`Options::max_tensor_bytes`].

@@ -5,13 +5,15 @@
 //! step: the sum of its outputs as the loss, gradients of every parameter without an update of
 //! its own, and an SGD, momentum or Adam update (sometimes with another parameter taking the
 //! old value of a trained one); without such parameters, the gradients of the inputs. Both graphs are compiled fused and unfused at
-//! 1 and 2 threads (odd cases with generated instead of host matmuls) and run on random feeds;
-//! every output and parameter update must match the interpreter.
+//! 1 and 2 threads (odd cases with generated instead of host matmuls) and run on random feeds
+//! with guard pages around every buffer (`Options::guard_pages`: an out-of-bounds access
+//! faults at once); every output and parameter update must match the interpreter.
 //!
 //! A failing graph is minimized (outputs and updates dropped, nodes replaced by inputs, for as
 //! long as the failure stays) and written as an `.adj` reproducer under
 //! `target/tmp/fuzz/`; copied into `tests/data/`, it becomes a regression test
-//! (`reproducers_agree_with_the_interpreter`).
+//! (`reproducers_agree_with_the_interpreter`). A fault kills the test process before it can
+//! minimize: the graph being checked is then in `target/tmp/fuzz/last.adj`.
 //!
 //! CI runs [`CI_CASES`] cases. The long campaign:
 //! `ADJOINT_FUZZ_CASES=10000 ADJOINT_FUZZ_SEED=1 cargo test --release -p adjoint-jit --test fuzz
@@ -52,6 +54,7 @@ fn configs(case: u64) -> Vec<Options> {
                 matmul,
                 cache: false,
                 verifier: false,
+                guard_pages: true,
                 ..Options::default()
             });
         }
@@ -68,16 +71,18 @@ fn describe(opts: &Options) -> String {
 
 /// Whether `got` is close enough to `want`: both NaN, equal infinities, or within a relative
 /// tolerance of the element (or of 1) plus a small share of the tensor's largest magnitude
-/// (for cancellation in long sums).
-fn close(got: &HostTensor, want: &HostTensor) -> Result<(), String> {
+/// and the unit roundoff times `terms`, the largest element count in the graph (for
+/// cancellation in long sums).
+fn close(got: &HostTensor, want: &HostTensor, terms: usize) -> Result<(), String> {
     if got.ty() != want.ty() {
         return Err(format!("type {} instead of {}", got.ty(), want.ty()));
     }
-    let rtol = match want.dtype() {
-        DType::F32 => 2e-3,
-        DType::F64 => 1e-8,
-        _ => 0.0,
+    let (rtol, roundoff) = match want.dtype() {
+        DType::F32 => (2e-3, 1e-7),
+        DType::F64 => (1e-8, 1e-16),
+        _ => (0.0, 0.0),
     };
+    let atol = roundoff * terms as f64;
     let (g, w) = (got.to_f64_vec(), want.to_f64_vec());
     let scale = w
         .iter()
@@ -89,7 +94,7 @@ fn close(got: &HostTensor, want: &HostTensor) -> Result<(), String> {
         } else if b.is_infinite() {
             a == b
         } else {
-            (a - b).abs() <= rtol * (b.abs().max(1.0) + 0.01 * scale)
+            (a - b).abs() <= rtol * (b.abs().max(1.0) + 0.01 * scale) + atol
         };
         if !ok {
             return Err(format!("element {i}: got {a}, want {b}"));
@@ -105,6 +110,11 @@ fn check_config(
     want: &adjoint_interp::Evaluation,
     opts: &Options,
 ) -> Result<(), Failure> {
+    let terms = g
+        .node_ids()
+        .map(|n| g.ty(n).shape.numel())
+        .max()
+        .unwrap_or(1);
     let mut step = compile(g, opts).map_err(|e| format!("compile: {e}"))?;
     step.set_params(feeds)
         .map_err(|e| format!("set_params: {e}"))?;
@@ -115,13 +125,13 @@ fn check_config(
         let got = out
             .output(name)
             .ok_or_else(|| format!("no output {name}"))?;
-        close(got, t).map_err(|e| format!("output {name}: {e}"))?;
+        close(got, t, terms).map_err(|e| format!("output {name}: {e}"))?;
     }
     for (name, t) in &want.updates {
         let got = step
             .param(name)
             .ok_or_else(|| format!("no parameter {name}"))?;
-        close(&got, t).map_err(|e| format!("update {name}: {e}"))?;
+        close(&got, t, terms).map_err(|e| format!("update {name}: {e}"))?;
     }
     Ok(())
 }
@@ -322,6 +332,29 @@ fn minimize(g: &Graph, opts: &Options) -> String {
     text
 }
 
+/// The f32 argument beyond 2^22 in magnitude of a `sin` or `cos` of the (minimized) graph
+/// `text`, on the fuzzer's feeds: the documented accuracy limit of the JIT's f32 trigonometry
+/// (issue 11, bug 3), not a new bug.
+fn trig_beyond_range(text: &str) -> Option<f64> {
+    let g = adjoint_ir::text::parse(text).ok()?;
+    let feeds = random_feeds(&g, 0);
+    let args: Vec<_> = g
+        .node_ids()
+        .filter(|&n| {
+            matches!(
+                g.op(n),
+                adjoint_ir::Op::Unary(adjoint_ir::UnaryOp::Sin | adjoint_ir::UnaryOp::Cos)
+            ) && g.ty(n).dtype == DType::F32
+        })
+        .map(|n| g.operands(n)[0])
+        .collect();
+    let values = adjoint_interp::eval_nodes(&g, &feeds, &args).ok()?;
+    values
+        .iter()
+        .flat_map(|t| t.to_f64_vec())
+        .find(|v| v.abs() > (1u64 << 22) as f64)
+}
+
 /// Where reproducers are written.
 fn reproducer_dir() -> PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz")
@@ -333,14 +366,24 @@ fn jit_agrees_with_the_interpreter_on_random_graphs() {
     let seed = env_u64("ADJOINT_FUZZ_SEED", 0);
     let t0 = std::time::Instant::now();
     let (mut graphs, mut runs) = (0, 0);
-    let mut failures = Vec::new();
+    let (mut failures, mut known) = (Vec::new(), Vec::new());
+    std::fs::create_dir_all(reproducer_dir()).unwrap();
+    let last = reproducer_dir().join("last.adj");
     for case in seed * 1_000_000..seed * 1_000_000 + cases {
         let configs = configs(case);
         for (k, g) in case_graphs(case).into_iter().enumerate() {
+            // A fault kills the process before any minimization: the graph being checked is
+            // then left here (with guard pages, the fault is at the bad access).
+            std::fs::write(&last, adjoint_ir::text::print(&g)).unwrap();
             graphs += 1;
             runs += configs.len();
             if let Err((opts, why)) = check(&g, &configs) {
                 let text = minimize(&g, &opts);
+                if let Some(arg) = trig_beyond_range(&text) {
+                    // Issue 11, bug 3: f32 `sin`/`cos` are accurate only to about 2^22.
+                    known.push(format!("case {case} graph {k}: sin/cos of {arg}"));
+                    continue;
+                }
                 let dir = reproducer_dir();
                 std::fs::create_dir_all(&dir).unwrap();
                 let path = dir.join(format!("case{case}_{k}.adj"));
@@ -355,10 +398,14 @@ fn jit_agrees_with_the_interpreter_on_random_graphs() {
     }
     println!(
         "fuzz: {cases} cases from seed {seed}: {graphs} graphs, {runs} compiled runs, {} \
-         failures, {:.1} s",
+         failures, {} known f32 sin/cos range differences, {:.1} s",
         failures.len(),
+        known.len(),
         t0.elapsed().as_secs_f64()
     );
+    for k in &known {
+        println!("  known: {k}");
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -98,6 +98,8 @@ pub struct CompiledStep {
     pool: Arc<Pool>,
     stats: CompileStats,
     profile: Option<Profile>,
+    /// Place the arena, parameters, inputs and constants against guard pages.
+    guard: bool,
 }
 
 impl CompiledStep {
@@ -106,6 +108,7 @@ impl CompiledStep {
         threads: usize,
         cached: bool,
         profile: bool,
+        guard: bool,
     ) -> Result<CompiledStep, JitError> {
         let mut stats = code.stats.clone();
         stats.cached = cached;
@@ -128,9 +131,10 @@ impl CompiledStep {
                 })
                 .collect(),
         });
-        let arena = Storage::zeroed(code.iface.arena_bytes, "the arena")?;
+        let arena = Storage::new(code.iface.arena_bytes, guard, "the arena")?;
         Ok(CompiledStep {
             profile,
+            guard,
             params: (0..code.iface.params.len()).map(|_| None).collect(),
             arena,
             pool: Pool::shared(threads),
@@ -177,7 +181,7 @@ impl CompiledStep {
                 return Err(JitError::UninitializedParameter { name: name.clone() });
             }
         }
-        self.call(&inputs);
+        self.call(&inputs)?;
         let outputs = iface
             .outputs
             .iter()
@@ -189,7 +193,8 @@ impl CompiledStep {
         for &(p, src) in &iface.updates {
             let (name, ty) = &iface.params[p];
             let what = format!("the update of `{name}`");
-            new.push((p, Storage::from_bytes(self.bytes(src, ty, &inputs), &what)?));
+            let bytes = self.bytes(src, ty, &inputs);
+            new.push((p, Storage::from_bytes(bytes, self.guard, &what)?));
         }
         for (p, bytes) in new {
             self.params[p] = Some(bytes);
@@ -198,8 +203,19 @@ impl CompiledStep {
     }
 
     /// Calls the entry point with a pointer table for this step's buffers.
-    fn call(&mut self, inputs: &[&HostTensor]) {
+    fn call(&mut self, inputs: &[&HostTensor]) -> Result<(), JitError> {
         let code = Arc::clone(&self.code);
+        // With guard pages, inputs and constants are copied into guarded storage for the call.
+        let mut guarded: Vec<Storage> = Vec::new();
+        if self.guard {
+            for (i, t) in inputs.iter().enumerate() {
+                let what = format!("input `{}`", code.iface.inputs[i].0);
+                guarded.push(Storage::from_bytes(data_bytes(t.data()), true, &what)?);
+            }
+            for c in &code.iface.constants {
+                guarded.push(Storage::from_bytes(c, true, "a constant")?);
+            }
+        }
         let layout = code.iface.layout;
         let mut table: Vec<*mut u8> = vec![std::ptr::null_mut(); layout.len()];
         table[SLOT_PARALLEL_FOR] = pool::parallel_for as *mut u8;
@@ -209,10 +225,16 @@ impl CompiledStep {
             table[SLOT_FIRST_PARAM + i] = p.as_mut().expect("checked before the call").as_mut_ptr();
         }
         for (i, t) in inputs.iter().enumerate() {
-            table[layout.input(i)] = data_ptr(t.data());
+            table[layout.input(i)] = match guarded.get_mut(i) {
+                Some(g) => g.as_mut_ptr(),
+                None => data_ptr(t.data()),
+            };
         }
         for (i, c) in code.iface.constants.iter().enumerate() {
-            table[layout.constant(i)] = c.as_ptr() as *mut u8;
+            table[layout.constant(i)] = match guarded.get_mut(inputs.len() + i) {
+                Some(g) => g.as_mut_ptr(),
+                None => c.as_ptr() as *mut u8,
+            };
         }
         if let Some(profile) = self.profile.as_mut() {
             for (call, entry) in code.native.nests.iter().zip(profile.entries.iter_mut()) {
@@ -233,7 +255,7 @@ impl CompiledStep {
                 entry.calls += 1;
                 entry.total += t.elapsed();
             }
-            return;
+            return Ok(());
         }
         // SAFETY: `entry` is the finalized `fn(ctx)` of `code.native`, which stays alive (the
         // `Arc` above) for the call. Every slot of the table points to a live buffer of the
@@ -250,6 +272,7 @@ impl CompiledStep {
             >(code.native.entry);
             entry(table.as_ptr());
         }
+        Ok(())
     }
 
     fn bytes<'s>(&'s self, src: Source, ty: &TensorType, inputs: &[&'s HostTensor]) -> &'s [u8] {
@@ -293,7 +316,11 @@ impl CompiledStep {
             });
         }
         let what = format!("parameter `{name}`");
-        self.params[i] = Some(Storage::from_bytes(data_bytes(value.data()), &what)?);
+        self.params[i] = Some(Storage::from_bytes(
+            data_bytes(value.data()),
+            self.guard,
+            &what,
+        )?);
         Ok(())
     }
 

@@ -4,16 +4,34 @@
 //! [`MemoryPlan::ALIGN`] by construction (the host matmul and the vector loops rely on it), and
 //! asking for more memory than the system gives returns [`JitError::OutOfMemory`] rather than
 //! aborting the process.
+//!
+//! [`Storage::guarded`] is the test-time variant (`Options::guard_pages`): the bytes are mapped
+//! so that they end exactly at an inaccessible guard page and start right after another, so
+//! generated code that reads or writes even one byte outside the buffer faults at once instead
+//! of corrupting memory silently. Its start is then only as aligned as its length allows.
 
 use crate::JitError;
 use adjoint_opt::MemoryPlan;
 use std::alloc::Layout;
 use std::ptr::NonNull;
 
-/// An owned, zero-initialized, [`MemoryPlan::ALIGN`]-aligned byte buffer.
+/// How a [`Storage`] was allocated (what `Drop` gives back).
+enum Allocation {
+    /// Nothing (length 0).
+    Empty,
+    /// `std::alloc` with this layout.
+    Heap(Layout),
+    /// An anonymous mapping: its start and length, guard pages included.
+    #[cfg(unix)]
+    Mapped { base: *mut u8, len: usize },
+}
+
+/// An owned, zero-initialized byte buffer: aligned to [`MemoryPlan::ALIGN`], or placed between
+/// guard pages ([`Storage::guarded`]).
 pub struct Storage {
     ptr: NonNull<u8>,
     len: usize,
+    allocation: Allocation,
 }
 
 // SAFETY: `Storage` owns its allocation exclusively (like a `Vec<u8>`); shared references only
@@ -30,20 +48,105 @@ impl Storage {
             bytes: len,
         };
         if len == 0 {
-            // A dangling pointer at the alignment: never dereferenced for a length of 0.
-            let ptr = NonNull::new(MemoryPlan::ALIGN as *mut u8).expect("nonzero");
-            return Ok(Storage { ptr, len });
+            return Ok(Storage::empty());
         }
         let layout = Layout::from_size_align(len, MemoryPlan::ALIGN).map_err(|_| oom())?;
         // SAFETY: `layout` has a nonzero size (checked above).
         let raw = unsafe { std::alloc::alloc_zeroed(layout) };
         let ptr = NonNull::new(raw).ok_or_else(oom)?;
-        Ok(Storage { ptr, len })
+        Ok(Storage {
+            ptr,
+            len,
+            allocation: Allocation::Heap(layout),
+        })
     }
 
-    /// A copy of `bytes`, or [`JitError::OutOfMemory`] naming `what`.
-    pub fn from_bytes(bytes: &[u8], what: &str) -> Result<Storage, JitError> {
-        let mut s = Storage::zeroed(bytes.len(), what)?;
+    /// A length-0 storage: a dangling pointer at the alignment, never dereferenced.
+    fn empty() -> Storage {
+        Storage {
+            ptr: NonNull::new(MemoryPlan::ALIGN as *mut u8).expect("nonzero"),
+            len: 0,
+            allocation: Allocation::Empty,
+        }
+    }
+
+    /// `len` zero bytes that end exactly at an inaccessible page and start right after
+    /// another, so that any access outside them faults. Unix only; elsewhere the same as
+    /// [`Storage::zeroed`].
+    pub fn guarded(len: usize, what: &str) -> Result<Storage, JitError> {
+        #[cfg(unix)]
+        {
+            let oom = || JitError::OutOfMemory {
+                what: what.to_string(),
+                bytes: len,
+            };
+            if len == 0 {
+                return Ok(Storage::empty());
+            }
+            // SAFETY: `sysconf` has no preconditions.
+            let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+                .ok()
+                .filter(|&p| p > 0)
+                .unwrap_or(4096);
+            let data = len.checked_next_multiple_of(page).ok_or_else(oom)?;
+            let total = data.checked_add(2 * page).ok_or_else(oom)?;
+            // SAFETY: an anonymous private mapping at an address of the kernel's choosing
+            // touches no existing memory.
+            let base = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    total,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if base == libc::MAP_FAILED {
+                return Err(oom());
+            }
+            let base = base as *mut u8;
+            // SAFETY: both ranges are whole pages inside the mapping just made; `page + data`
+            // is at most `total - page`.
+            let protected = unsafe {
+                libc::mprotect(base as *mut libc::c_void, page, libc::PROT_NONE) == 0
+                    && libc::mprotect(
+                        base.add(page + data) as *mut libc::c_void,
+                        page,
+                        libc::PROT_NONE,
+                    ) == 0
+            };
+            if !protected {
+                // SAFETY: the mapping made above, unmapped once.
+                unsafe { libc::munmap(base as *mut libc::c_void, total) };
+                return Err(oom());
+            }
+            // SAFETY: `page + data - len` lies inside the mapping (len <= data).
+            let ptr = unsafe { base.add(page + data - len) };
+            Ok(Storage {
+                ptr: NonNull::new(ptr).expect("inside a mapping"),
+                len,
+                allocation: Allocation::Mapped { base, len: total },
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Storage::zeroed(len, what)
+        }
+    }
+
+    /// [`Storage::zeroed`] or, with `guard`, [`Storage::guarded`].
+    pub fn new(len: usize, guard: bool, what: &str) -> Result<Storage, JitError> {
+        if guard {
+            Storage::guarded(len, what)
+        } else {
+            Storage::zeroed(len, what)
+        }
+    }
+
+    /// A copy of `bytes` ([`Storage::new`]), or [`JitError::OutOfMemory`] naming `what`.
+    pub fn from_bytes(bytes: &[u8], guard: bool, what: &str) -> Result<Storage, JitError> {
+        let mut s = Storage::new(bytes.len(), guard, what)?;
         s.as_mut_slice().copy_from_slice(bytes);
         Ok(s)
     }
@@ -79,12 +182,16 @@ impl Storage {
 
 impl Drop for Storage {
     fn drop(&mut self) {
-        if self.len == 0 {
-            return;
+        match self.allocation {
+            Allocation::Empty => {}
+            // SAFETY: `ptr` was returned by `alloc_zeroed` with this layout; freed once.
+            Allocation::Heap(layout) => unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) },
+            // SAFETY: the mapping made in `guarded`, unmapped once.
+            #[cfg(unix)]
+            Allocation::Mapped { base, len } => unsafe {
+                libc::munmap(base as *mut libc::c_void, len);
+            },
         }
-        let layout = Layout::from_size_align(self.len, MemoryPlan::ALIGN).expect("made in zeroed");
-        // SAFETY: `ptr` was returned by `alloc_zeroed` with this same layout and is freed once.
-        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), layout) };
     }
 }
 
@@ -113,5 +220,20 @@ mod tests {
         assert!(matches!(err, JitError::OutOfMemory { .. }), "{err}");
         // More than any machine has (overcommit may grant up to RAM + swap, not this).
         assert!(Storage::zeroed(1 << 50, "the arena").is_err());
+        assert!(Storage::guarded(1 << 50, "the arena").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn guarded_storage_ends_at_a_page_boundary() {
+        for len in [1, 12, 4096, 5000] {
+            let mut s = Storage::guarded(len, "test").unwrap();
+            assert!(s.as_slice().iter().all(|&b| b == 0));
+            s.as_mut_slice().fill(7);
+            assert_eq!(s.as_slice().len(), len);
+            assert_eq!((s.as_mut_ptr() as usize + len) % 4096, 0, "len {len}");
+        }
+        let copy = Storage::from_bytes(&[1, 2, 3], true, "test").unwrap();
+        assert_eq!(copy.as_slice(), &[1, 2, 3]);
     }
 }
