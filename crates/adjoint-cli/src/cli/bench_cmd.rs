@@ -9,11 +9,11 @@ pub struct BenchOptions {
     pub workload: String,
     /// A mode name, or `all`.
     pub mode: String,
-    /// `1`, `all`, or a thread count.
-    pub threads: String,
-    /// Untimed warm-up steps.
+    /// Threads, already resolved (at least 1, at most the cores).
+    pub threads: usize,
+    /// Untimed warm-up steps, already validated.
     pub warmup: usize,
-    /// Timed steps.
+    /// Timed steps (at least 1), already validated.
     pub steps: usize,
     /// Seed of data and parameters.
     pub seed: u64,
@@ -39,16 +39,10 @@ pub fn bench(opts: &BenchOptions) -> Result<(), CliError> {
         })?;
         vec![mode]
     };
-    let threads = match opts.threads.as_str() {
-        "all" => 0,
-        n => n.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
-            CliError::general(format!("--threads `{n}`: expected 1, 2, … or all"))
-        })?,
-    };
     let config = BenchConfig {
         warmup: opts.warmup,
         steps: opts.steps,
-        threads,
+        threads: opts.threads,
         seed: opts.seed,
     };
     if !opts.json {

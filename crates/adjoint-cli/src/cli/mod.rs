@@ -5,6 +5,7 @@ mod bench_cmd;
 mod error;
 mod feeds;
 mod graph_cmds;
+mod numbers;
 mod opt_cmds;
 mod profile_cmd;
 
@@ -78,14 +79,15 @@ enum Command {
         /// `interp`, `jit-unfused`, `jit-fused` or `all`.
         #[arg(long, default_value = "all")]
         mode: String,
-        /// `1`, `all`, or a number of threads.
-        #[arg(long, default_value = "1")]
-        threads: String,
-        /// Untimed warm-up steps.
-        #[arg(long, default_value_t = 3)]
+        /// A number of threads, or `0` / `all` for every core; more than the cores is capped
+        /// at the core count.
+        #[arg(long, default_value = "1", value_parser = numbers::parse_threads, allow_negative_numbers = true)]
+        threads: usize,
+        /// Untimed warm-up steps (0 to 1000000).
+        #[arg(long, default_value_t = 3, value_parser = numbers::parse_warmup, allow_negative_numbers = true)]
         warmup: usize,
-        /// Timed steps.
-        #[arg(long, default_value_t = 20)]
+        /// Timed steps (1 to 1000000).
+        #[arg(long, default_value_t = 20, value_parser = numbers::parse_steps, allow_negative_numbers = true)]
         steps: usize,
         /// Seed of the workload's data and parameters.
         #[arg(long, default_value_t = 0)]
@@ -104,14 +106,15 @@ enum Command {
         /// One kernel per node instead of fusion groups.
         #[arg(long)]
         no_fusion: bool,
-        /// Threads of the compiled step.
-        #[arg(long, default_value_t = 1)]
+        /// Threads of the compiled step, or `0` / `all` for every core; more than the cores
+        /// is capped at the core count.
+        #[arg(long, default_value = "1", value_parser = numbers::parse_threads, allow_negative_numbers = true)]
         threads: usize,
-        /// Untimed runs first.
-        #[arg(long, default_value_t = 3)]
+        /// Untimed runs first (0 to 1000000).
+        #[arg(long, default_value_t = 3, value_parser = numbers::parse_warmup, allow_negative_numbers = true)]
         warmup: usize,
-        /// Profiled runs.
-        #[arg(long, default_value_t = 20)]
+        /// Profiled runs (1 to 1000000).
+        #[arg(long, default_value_t = 20, value_parser = numbers::parse_steps, allow_negative_numbers = true)]
         steps: usize,
         /// Seed of the data.
         #[arg(long, default_value_t = 0)]
@@ -151,8 +154,8 @@ enum Command {
         /// Seed of the random feeds.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Largest relative error that passes.
-        #[arg(long, default_value_t = 1e-6)]
+        /// Largest relative error that passes: a finite number greater than 0.
+        #[arg(long, default_value_t = 1e-6, value_parser = numbers::parse_tolerance, allow_hyphen_values = true)]
         tolerance: f64,
     },
     /// Run the optimization passes and print the optimized graph (and per-pass statistics on
@@ -228,7 +231,7 @@ pub fn main() -> Result<(), CliError> {
         } => bench_cmd::bench(&bench_cmd::BenchOptions {
             workload,
             mode,
-            threads,
+            threads: numbers::resolve_threads(threads),
             warmup,
             steps,
             seed,
@@ -246,7 +249,7 @@ pub fn main() -> Result<(), CliError> {
         } => profile_cmd::profile(&profile_cmd::ProfileOptions {
             target,
             fuse: !no_fusion,
-            threads,
+            threads: numbers::resolve_threads(threads),
             warmup,
             steps,
             seed,
