@@ -231,3 +231,41 @@ fn random_feed_of_a_huge_input_is_a_clear_error() {
         assert!(err.contains("4398046511104 bytes"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn random_i32_bound_keeps_values_within_i32() {
+    let path = graph_file(
+        "bound",
+        "graph \"bound\" {\n  %i: i32[64] = input \"i\"\n  output \"o\" = %i\n}\n",
+    );
+    for bad in ["0", "2147483649", "4294967295", "-1"] {
+        let out = adjoint(&[
+            "run",
+            path.to_str().unwrap(),
+            "--random",
+            "--int-bound",
+            bad,
+        ]);
+        assert_rejected(&out, "--int-bound", bad);
+    }
+    let out = adjoint(&[
+        "run",
+        path.to_str().unwrap(),
+        "--random",
+        "--int-bound",
+        "2147483648",
+        "--max-values",
+        "64",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let values = stdout
+        .trim()
+        .strip_prefix("o: i32[64] = [")
+        .and_then(|s| s.strip_suffix(']'))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        values.split(", ").all(|v| v.parse::<i32>().unwrap() >= 0),
+        "{stdout}"
+    );
+}

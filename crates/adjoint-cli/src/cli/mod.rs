@@ -51,8 +51,9 @@ enum Command {
         /// Seed for random feeds.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Exclusive upper bound of random i32 feeds.
-        #[arg(long, default_value_t = 10)]
+        /// Exclusive upper bound of random i32 feeds (1 to 2147483648, so that every value
+        /// is an i32).
+        #[arg(long, default_value_t = 10, value_parser = numbers::parse_int_bound, allow_negative_numbers = true)]
         int_bound: u32,
         /// Print at most this many values per tensor.
         #[arg(long, default_value_t = 16)]

@@ -73,6 +73,21 @@ pub fn parse_tolerance(text: &str) -> Result<f64, String> {
     Ok(t)
 }
 
+/// The largest `--int-bound`: random i32 feeds are drawn from `0..bound`, so the bound may
+/// be one past `i32::MAX` and no more (a larger draw would wrap to a negative i32).
+pub const MAX_INT_BOUND: u32 = 1 << 31;
+
+/// Parses `--int-bound`: a whole number from 1 to [`MAX_INT_BOUND`].
+pub fn parse_int_bound(text: &str) -> Result<u32, String> {
+    let range = format!("a whole number from 1 to {MAX_INT_BOUND}");
+    match text.trim().parse::<u64>() {
+        Ok(n) if (1..=u64::from(MAX_INT_BOUND)).contains(&n) => {
+            u32::try_from(n).map_err(|_| format!("expected {range}, got {n}"))
+        }
+        _ => Err(format!("expected {range}, got `{text}`")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,6 +123,15 @@ mod tests {
         assert!(parse_steps("-3").is_err());
         assert_eq!(parse_warmup("0"), Ok(0));
         assert!(parse_warmup("2000000").is_err());
+    }
+
+    #[test]
+    fn int_bounds_keep_random_values_within_i32() {
+        assert_eq!(parse_int_bound("1"), Ok(1));
+        assert_eq!(parse_int_bound("2147483648"), Ok(1 << 31));
+        for bad in ["0", "2147483649", "4294967295", "-1", "1e3"] {
+            assert!(parse_int_bound(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
