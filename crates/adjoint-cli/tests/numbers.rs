@@ -212,14 +212,21 @@ fn i32_feeds_take_only_whole_numbers_within_range() {
     );
 }
 
+/// A graph summing one f32 input of `n` elements.
+fn sum_file(name: &str, n: u64) -> PathBuf {
+    graph_file(
+        name,
+        &format!(
+            "graph \"{name}\" {{\n  %x: f32[{n}] = input \"x\"\n  \
+             %s: f32[] = reduce_sum %x axes=[0] keepdims=false\n  output \"s\" = %s\n}}\n"
+        ),
+    )
+}
+
 #[test]
 fn random_feed_of_a_huge_input_is_a_clear_error() {
     // f32[2^40]: 4 TiB.
-    let path = graph_file(
-        "tera",
-        "graph \"tera\" {\n  %x: f32[1099511627776] = input \"x\"\n  \
-         %s: f32[] = reduce_sum %x axes=[0] keepdims=false\n  output \"s\" = %s\n}\n",
-    );
+    let path = sum_file("tera", 1 << 40);
     for args in [&["--random"][..], &["--feed", "x=random"][..]] {
         let mut all = vec!["run", path.to_str().unwrap()];
         all.extend(args);
@@ -268,4 +275,36 @@ fn random_i32_bound_keeps_values_within_i32() {
         values.split(", ").all(|v| v.parse::<i32>().unwrap() >= 0),
         "{stdout}"
     );
+}
+
+#[test]
+fn gradcheck_of_a_huge_input_is_a_clear_error() {
+    // f32[2^40] is over the limit as it is; f32[3·2^30] (12 GiB) is under it, but not its
+    // f64 copy (24 GiB), which the check differentiates in.
+    for (n, what, bytes) in [
+        (
+            1u64 << 40,
+            "gradcheck: `x` (f32[1099511627776])",
+            "4398046511104 bytes",
+        ),
+        (
+            3 << 30,
+            "gradcheck (in f64): `x` (f64[3221225472])",
+            "25769803776 bytes",
+        ),
+    ] {
+        let path = sum_file(&format!("huge{n}"), n);
+        let out = adjoint(&[
+            "gradcheck",
+            path.to_str().unwrap(),
+            "--loss",
+            "s",
+            "--wrt",
+            "x",
+        ]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(what), "{err}");
+        assert!(err.contains(bytes), "{err}");
+    }
 }

@@ -64,30 +64,16 @@ fn known_names(graph: &Graph) -> String {
 }
 
 /// Random data for one feed, from a stream derived from the seed and the feed's name (so a
-/// feed's values do not depend on which other feeds are given). A tensor larger than the
-/// compiler's default limit on one tensor ([`Options::DEFAULT_MAX_TENSOR_BYTES`]), or one the
-/// system refuses the memory for, is an error naming `flag` and the input.
+/// feed's values do not depend on which other feeds are given). A tensor larger than
+/// [`check_fits`] allows, or one the system refuses the memory for, is an error naming `flag`
+/// and the input.
 fn random(
     ty: &TensorType,
     name: &str,
     fill: &RandomFill,
     flag: &str,
 ) -> Result<HostTensor, CliError> {
-    let limit = Options::DEFAULT_MAX_TENSOR_BYTES;
-    match ty.try_size_bytes() {
-        Some(bytes) if bytes <= limit => {}
-        Some(bytes) => {
-            return Err(CliError::general(format!(
-                "{flag}: `{name}` ({ty}) would take {bytes} bytes, more than the limit of \
-                 {limit} bytes on one tensor"
-            )))
-        }
-        None => {
-            return Err(CliError::general(format!(
-                "{flag}: `{name}` ({ty}) has more bytes than a usize can count"
-            )))
-        }
-    }
+    check_fits(ty, name, flag)?;
     let mut rng = Rng::derive(fill.seed, name);
     HostTensor::try_random(ty, &mut rng, fill.int_bound)
         .map_err(|e| CliError::general(format!("{flag}: `{name}`: {e}")))
@@ -128,6 +114,23 @@ fn parse_values(name: &str, ty: &TensorType, text: &str) -> Result<HostTensor, C
     }
     HostTensor::from_f64_as(ty.dtype, ty.shape.clone(), &values)
         .map_err(|e| CliError::general(format!("--feed `{name}`: {e}")))
+}
+
+/// Checks that a tensor of type `ty` (the leaf `name`) is within the compiler's default limit
+/// on one tensor ([`Options::DEFAULT_MAX_TENSOR_BYTES`]) before anything allocates it; the
+/// error names `flag`, the leaf and its size.
+pub fn check_fits(ty: &TensorType, name: &str, flag: &str) -> Result<(), CliError> {
+    let limit = Options::DEFAULT_MAX_TENSOR_BYTES;
+    match ty.try_size_bytes() {
+        Some(bytes) if bytes <= limit => Ok(()),
+        Some(bytes) => Err(CliError::general(format!(
+            "{flag}: `{name}` ({ty}) would take {bytes} bytes, more than the limit of \
+             {limit} bytes on one tensor"
+        ))),
+        None => Err(CliError::general(format!(
+            "{flag}: `{name}` ({ty}) has more bytes than a usize can count"
+        ))),
+    }
 }
 
 /// Whether `v` is a value of `dtype` as given, rather than one that would silently change on
