@@ -308,3 +308,34 @@ fn gradcheck_of_a_huge_input_is_a_clear_error() {
         assert!(err.contains(bytes), "{err}");
     }
 }
+
+#[test]
+fn float_feeds_that_overflow_are_clear_errors() {
+    for (dtype, bad, why) in [
+        ("f32", "1e39", "outside the f32 range"),
+        ("f32", "1e400", "outside the f64 range"),
+        ("f64", "-1e400", "outside the f64 range"),
+    ] {
+        let path = graph_file(
+            &format!("float-{dtype}"),
+            &format!("graph \"g\" {{\n  %v: {dtype}[2] = input \"v\"\n  output \"o\" = %v\n}}\n"),
+        );
+        let feed = format!("v=0,{bad}");
+        let out = adjoint(&["run", path.to_str().unwrap(), "--feed", &feed]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{feed}: {err}");
+        assert!(
+            err.contains(&format!("--feed `v`: value 2 `{bad}`")),
+            "{err}"
+        );
+        assert!(err.contains(why), "{err}");
+        // Spelled infinities and NaN are float values.
+        let out = adjoint(&["run", path.to_str().unwrap(), "--feed", "v=-inf,nan"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("[-inf, NaN]"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+}

@@ -93,6 +93,13 @@ fn parse_values(name: &str, ty: &TensorType, text: &str) -> Result<HostTensor, C
                 ))
             })?,
         };
+        if v.is_infinite() && !names_infinity(item) {
+            return Err(CliError::general(format!(
+                "--feed `{name}`: value {} `{item}` is outside the f64 range (write `inf` for \
+                 an infinity)",
+                i + 1
+            )));
+        }
         if let Err(why) = representable(ty.dtype, v) {
             return Err(CliError::general(format!(
                 "--feed `{name}`: value {} `{item}` {why}",
@@ -131,6 +138,13 @@ pub fn check_fits(ty: &TensorType, name: &str, flag: &str) -> Result<(), CliErro
             "{flag}: `{name}` ({ty}) has more bytes than a usize can count"
         ))),
     }
+}
+
+/// Whether `item` spells an infinity (`inf`, `-Infinity`, …) rather than a finite number too
+/// large for an f64.
+fn names_infinity(item: &str) -> bool {
+    let unsigned = item.trim_start_matches(['+', '-']).to_ascii_lowercase();
+    unsigned == "inf" || unsigned == "infinity"
 }
 
 /// Whether `v` is a value of `dtype` as given, rather than one that would silently change on
@@ -191,5 +205,15 @@ mod tests {
         assert!(representable(DType::F32, f64::NAN).is_ok());
         assert!(representable(DType::F32, f64::INFINITY).is_ok());
         assert!(representable(DType::F64, 1e300).is_ok());
+    }
+
+    #[test]
+    fn only_spelled_infinities_are_infinite() {
+        for inf in ["inf", "-inf", "+Infinity", "INF"] {
+            assert!(names_infinity(inf), "{inf}");
+        }
+        for finite in ["1e400", "-1e999", "nan"] {
+            assert!(!names_infinity(finite), "{finite}");
+        }
     }
 }
