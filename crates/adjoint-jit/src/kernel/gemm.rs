@@ -111,15 +111,8 @@ impl GroupLower<'_> {
         if let Some(view) = self.affine_view(e, vars) {
             return Ok(view);
         }
-        let ty = self.graph.ty(n).clone();
-        let buffer = self.scratch(n);
-        self.prog.buffers[buffer.0 as usize].name += "(panel)";
-        let computing = if self.in_group.contains(&n) {
-            Some(n)
-        } else {
-            self.computing
-        };
-        self.store_nest(n, buffer, &ty.shape, computing)?;
+        let buffer = self.store_panel(n)?;
+        let ty = self.graph.ty(n);
         Ok(View {
             buffer,
             offset: 0,

@@ -754,6 +754,15 @@ impl<'a> GroupLower<'a> {
         if ok {
             return Ok(e);
         }
+        let buffer = self.store_panel(n)?;
+        let ty = self.graph.ty(n);
+        let offset = linearize(index, &ty.shape);
+        Ok(self.intern(Expr::Load { buffer, offset }, ty.dtype))
+    }
+
+    /// Stores the value of `n` row-major into a scratch panel by a nest of its own (a matmul
+    /// operand that cannot be read in place), and returns the panel.
+    pub(super) fn store_panel(&mut self, n: NodeId) -> Result<BufferId, JitError> {
         let ty = self.graph.ty(n).clone();
         let buffer = self.scratch(n);
         self.prog.buffers[buffer.0 as usize].name += "(panel)";
@@ -763,8 +772,7 @@ impl<'a> GroupLower<'a> {
             self.computing
         };
         self.store_nest(n, buffer, &ty.shape, computing)?;
-        let offset = linearize(index, &ty.shape);
-        Ok(self.intern(Expr::Load { buffer, offset }, ty.dtype))
+        Ok(buffer)
     }
 
     /// A group output stored into parameter storage while the same kernel still reads that
