@@ -39,10 +39,9 @@
 //! # std::fs::remove_file(&path).unwrap();
 //! ```
 
-use crate::checkpoint::write_atomically;
+use crate::checkpoint::{write_atomically, Encoded};
 use adjoint_ir::{DType, Feeds, Graph, HostData, HostTensor, TensorType};
-use safetensors::tensor::{Dtype, SafeTensors, View};
-use std::borrow::Cow;
+use safetensors::tensor::{Dtype, SafeTensors};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -539,29 +538,6 @@ fn f16_to_f64(h: u16) -> f64 {
     }
 }
 
-/// A tensor's bytes as safetensors stores them.
-struct Encoded {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
-}
-
-impl View for Encoded {
-    fn dtype(&self) -> Dtype {
-        self.dtype
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.bytes)
-    }
-    fn data_len(&self) -> usize {
-        self.bytes.len()
-    }
-}
-
-/// `t` in its own dtype, transposed first when asked.
 fn encode(t: &HostTensor, transpose: bool) -> Result<Encoded, String> {
     let dims = t.shape().dims().to_vec();
     let (t, shape) = if transpose {

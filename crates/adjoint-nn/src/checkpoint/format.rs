@@ -18,11 +18,12 @@ pub const CHECKSUM_KEY: &str = "adjoint_crc32";
 /// The largest header the safetensors format accepts.
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 
-/// A tensor's bytes as safetensors stores them (little-endian, bools one byte each).
-struct Encoded {
-    dtype: Dtype,
-    shape: Vec<usize>,
-    bytes: Vec<u8>,
+/// A tensor's bytes as safetensors stores them (little-endian, bools one byte each); the
+/// checkpoint writer and the plain safetensors export (`crate::weights`) both write these.
+pub(crate) struct Encoded {
+    pub(crate) dtype: Dtype,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl View for Encoded {

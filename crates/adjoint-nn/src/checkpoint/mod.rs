@@ -44,6 +44,7 @@ mod format;
 
 pub use atomic::write_atomically;
 pub use error::{CheckpointError, CheckpointErrorKind, CheckpointMismatch, Mismatch};
+pub(crate) use format::Encoded;
 pub use format::{CHECKSUM_KEY, STEP_KEY};
 
 use adjoint_ir::{Feeds, HostTensor, TensorType};
