@@ -73,6 +73,10 @@ pub struct Options {
     /// bit-identical from run to run (they are with more threads too: work is split over
     /// output rows, never inside a reduction).
     pub threads: usize,
+    /// Threads that compile the step's functions with Cranelift; 0 (the default) means every
+    /// available core, and never more than the cores. The machine code does not depend on it,
+    /// so a step compiled on one thread and on several is the same.
+    pub compile_threads: usize,
     /// Write the kernel IR, CLIF, disassembly and statistics here (also set by
     /// `ADJOINT_DUMP`).
     pub dump_dir: Option<PathBuf>,
@@ -121,6 +125,7 @@ impl Default for Options {
         Options {
             fusion: true,
             threads: 0,
+            compile_threads: 0,
             dump_dir: None,
             verifier: cfg!(debug_assertions),
             cache: true,
@@ -146,12 +151,23 @@ impl Options {
     /// The number of threads `threads` stands for: every available core for 0, and never more
     /// than the available cores (more threads than cores only wait for each other).
     pub fn thread_count(&self) -> usize {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if self.threads == 0 {
-            cores
-        } else {
-            self.threads.min(cores)
-        }
+        cores_for(self.threads)
+    }
+
+    /// The number of threads `compile_threads` stands for, by the same rule as
+    /// [`Options::thread_count`].
+    pub fn compile_thread_count(&self) -> usize {
+        cores_for(self.compile_threads)
+    }
+}
+
+/// Every available core for 0, else `n` capped at the available cores.
+fn cores_for(n: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if n == 0 {
+        cores
+    } else {
+        n.min(cores)
     }
 }
 
@@ -217,6 +233,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
         &CodegenOptions {
             verifier: options.verifier,
             threads,
+            compile_threads: options.compile_thread_count(),
             keep_text: dump.is_some(),
         },
     )?;

@@ -313,3 +313,27 @@ fn compile_runs_the_graph_passes_and_reports_them() {
         assert!((a - b).abs() <= 1e-6 * b.abs(), "{a} vs {b}");
     }
 }
+
+#[test]
+fn the_code_does_not_depend_on_the_compile_threads() {
+    let w = adjoint_workloads::mlp("W1", "mlp-small", &adjoint_workloads::MlpConfig::tiny(), 1);
+    let t = w.training_step();
+    let mut runs = Vec::new();
+    for compile_threads in [1, 2] {
+        let options = Options {
+            compile_threads,
+            cache: false,
+            ..Options::default()
+        };
+        let (step, out) = run_jit(&t.step.graph, &t.feeds, &options);
+        let loss = out.output("loss").unwrap().as_f32().unwrap()[0].to_bits();
+        let params: Vec<_> = step.params();
+        runs.push((
+            step.stats().code_bytes,
+            step.stats().functions,
+            loss,
+            params,
+        ));
+    }
+    assert_eq!(runs[0], runs[1]);
+}

@@ -96,6 +96,8 @@ pub struct CodegenOptions {
     pub verifier: bool,
     /// Threads of the pool (1: no parallel calls are generated).
     pub threads: usize,
+    /// Threads that compile the functions (the code does not depend on it).
+    pub compile_threads: usize,
     /// Keep the CLIF text and disassembly of every function.
     pub keep_text: bool,
 }
@@ -352,7 +354,8 @@ fn build(
     ));
     lowering += t.elapsed();
     let t = Instant::now();
-    let compiled = parallel::compile_and_define(module, pending, opts.threads, opts.keep_text)?;
+    let compiled =
+        parallel::compile_and_define(module, pending, opts.compile_threads, opts.keep_text)?;
     code.code_bytes += compiled.code_bytes;
     code.disasm += &compiled.disasm;
     let cranelift = t.elapsed();
