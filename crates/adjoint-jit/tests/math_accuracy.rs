@@ -467,13 +467,29 @@ fn special_f64() -> Vec<f64> {
 
 #[test]
 fn exp_accuracy() {
-    let xs: Vec<f32> = linspace(-104.0, 89.0, 1 << 20);
+    // Every normal result: from ln(smallest normal) up to overflow.
+    let xs: Vec<f32> = linspace(-87.336_54, 89.0, 1 << 20);
     unary(Func::Exp, &xs, f64::exp, 1);
     let xs: Vec<f32> = linspace(-1.0, 1.0, 1 << 18);
     unary(Func::Exp, &xs, f64::exp, 1);
-    let xs: Vec<f64> = linspace(-746.0, 710.0, 1 << 20);
+    let xs: Vec<f64> = linspace(-708.396_418_532_264_1, 710.0, 1 << 20);
     unary(Func::Exp, &xs, f64::exp, 1);
     let xs: Vec<f64> = linspace(-1.0, 1.0, 1 << 18);
+    unary(Func::Exp, &xs, f64::exp, 1);
+}
+
+/// Results below the smallest normal number flush to +0 (no slow subnormal path); the
+/// smallest argument with a normal result still gets it.
+#[test]
+fn exp_flushes_subnormal_results_to_zero() {
+    let f32_edge = f32::from_bits((-87.336_54_f32).to_bits() + 1);
+    let xs: Vec<f32> = vec![f32_edge, -87.5, -100.0, -103.9, -150.0, f32::NEG_INFINITY];
+    unary_exact(Func::Exp, &xs, |_| 0.0);
+    let xs: Vec<f32> = vec![-87.336_54];
+    unary(Func::Exp, &xs, f64::exp, 1);
+    let xs: Vec<f64> = vec![-708.5, -720.0, -745.0, -745.2, f64::NEG_INFINITY];
+    unary_exact(Func::Exp, &xs, |_| 0.0);
+    let xs: Vec<f64> = vec![-708.396_418_532_264_1];
     unary(Func::Exp, &xs, f64::exp, 1);
 }
 

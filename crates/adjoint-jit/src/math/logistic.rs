@@ -4,7 +4,7 @@ use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::Value;
 use cranelift_frontend::FunctionBuilder;
 
-use super::exp::exp_vector;
+use super::exp::{exp_vector, Underflow};
 use super::lanes::{map_unary, Lanes};
 use super::MathOptions;
 
@@ -64,7 +64,7 @@ fn tanh_vector(l: &mut Lanes<'_, '_>, x: Value) -> Value {
     let small = l.mul_add(az, p, a);
 
     let two_a = l.add(a, a);
-    let e = exp_vector(l, two_a, None);
+    let e = exp_vector(l, two_a, None, Underflow::Flush);
     let one = l.cf(1.0);
     let two = l.cf(2.0);
     let e1 = l.add(e, one);
@@ -102,7 +102,7 @@ pub fn emit_sigmoid(b: &mut FunctionBuilder<'_>, opts: MathOptions, x: Value) ->
 fn sigmoid_vector(l: &mut Lanes<'_, '_>, x: Value) -> Value {
     let a = l.abs(x);
     let minus_a = l.neg(a);
-    let t = exp_vector(l, minus_a, None);
+    let t = exp_vector(l, minus_a, None, Underflow::Gradual);
     let one = l.cf(1.0);
     let d = l.add(one, t);
     let zero = l.cf(0.0);
