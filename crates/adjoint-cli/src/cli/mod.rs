@@ -9,7 +9,7 @@ mod numbers;
 mod opt_cmds;
 mod profile_cmd;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 pub use error::CliError;
 use std::path::PathBuf;
 
@@ -19,6 +19,24 @@ use std::path::PathBuf;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+}
+
+/// How `bench` and `profile` run a compiled step: threads, warm-up and measured runs, seed.
+#[derive(Args, Debug)]
+pub struct Runs {
+    /// Threads of the compiled step, or `0` / `all` for every core; more than the cores is
+    /// capped at the core count.
+    #[arg(long, default_value = "1", value_parser = numbers::parse_threads, allow_negative_numbers = true)]
+    threads: usize,
+    /// Untimed warm-up steps (0 to 1000000).
+    #[arg(long, default_value_t = 3, value_parser = numbers::parse_warmup, allow_negative_numbers = true)]
+    warmup: usize,
+    /// Timed (or profiled) steps (1 to 1000000).
+    #[arg(long, default_value_t = 20, value_parser = numbers::parse_steps, allow_negative_numbers = true)]
+    steps: usize,
+    /// Seed of the workload's data and parameters (or of a graph file's random feeds).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -80,19 +98,8 @@ enum Command {
         /// `interp`, `jit-unfused`, `jit-fused` or `all`.
         #[arg(long, default_value = "all")]
         mode: String,
-        /// A number of threads, or `0` / `all` for every core; more than the cores is capped
-        /// at the core count.
-        #[arg(long, default_value = "1", value_parser = numbers::parse_threads, allow_negative_numbers = true)]
-        threads: usize,
-        /// Untimed warm-up steps (0 to 1000000).
-        #[arg(long, default_value_t = 3, value_parser = numbers::parse_warmup, allow_negative_numbers = true)]
-        warmup: usize,
-        /// Timed steps (1 to 1000000).
-        #[arg(long, default_value_t = 20, value_parser = numbers::parse_steps, allow_negative_numbers = true)]
-        steps: usize,
-        /// Seed of the workload's data and parameters.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        runs: Runs,
         /// Print one JSON object per line.
         #[arg(long)]
         json: bool,
@@ -107,19 +114,8 @@ enum Command {
         /// One kernel per node instead of fusion groups.
         #[arg(long)]
         no_fusion: bool,
-        /// Threads of the compiled step, or `0` / `all` for every core; more than the cores
-        /// is capped at the core count.
-        #[arg(long, default_value = "1", value_parser = numbers::parse_threads, allow_negative_numbers = true)]
-        threads: usize,
-        /// Untimed runs first (0 to 1000000).
-        #[arg(long, default_value_t = 3, value_parser = numbers::parse_warmup, allow_negative_numbers = true)]
-        warmup: usize,
-        /// Profiled runs (1 to 1000000).
-        #[arg(long, default_value_t = 20, value_parser = numbers::parse_steps, allow_negative_numbers = true)]
-        steps: usize,
-        /// Seed of the data.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        runs: Runs,
         /// Show only the N most expensive kernels (0: all).
         #[arg(long, default_value_t = 0)]
         top: usize,
@@ -224,36 +220,30 @@ pub fn main() -> Result<(), CliError> {
         Command::Bench {
             workload,
             mode,
-            threads,
-            warmup,
-            steps,
-            seed,
+            runs,
             json,
         } => bench_cmd::bench(&bench_cmd::BenchOptions {
             workload,
             mode,
-            threads: numbers::resolve_threads(threads),
-            warmup,
-            steps,
-            seed,
+            threads: numbers::resolve_threads(runs.threads),
+            warmup: runs.warmup,
+            steps: runs.steps,
+            seed: runs.seed,
             json,
         }),
         Command::Profile {
             target,
             no_fusion,
-            threads,
-            warmup,
-            steps,
-            seed,
+            runs,
             top,
             kernels,
         } => profile_cmd::profile(&profile_cmd::ProfileOptions {
             target,
             fuse: !no_fusion,
-            threads: numbers::resolve_threads(threads),
-            warmup,
-            steps,
-            seed,
+            threads: numbers::resolve_threads(runs.threads),
+            warmup: runs.warmup,
+            steps: runs.steps,
+            seed: runs.seed,
             kernels,
             top,
         }),
