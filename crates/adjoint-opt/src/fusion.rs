@@ -19,11 +19,20 @@
 //! one write and one read of the producer's bytes; visiting consumers first means that when an
 //! elementwise chain could go either into the epilogue of the anchor before it or into the
 //! prologue of the reduction after it, it goes to the consumer. Groups are bounded to
-//! [`MAX_GROUP_NODES`] nodes. Because every non-root member's users are inside its group, each
-//! group has exactly one output (its root) and the group graph is acyclic.
+//! [`MAX_GROUP_NODES`] nodes. Every non-root member's users are inside its group, so the group
+//! has one output (its root) — except the extra outputs of row-wise groups.
+//!
+//! # Row-wise groups
+//!
+//! In a group without an anchor, a *row-level* value — a reduction over the root's trailing
+//! axes, or an elementwise op on such values, that the group broadcasts back along those axes —
+//! may join too ([`GroupKind::RowWise`]): softmax and LayerNorm become one kernel each, whose
+//! code computes a row's reductions once before the row's elements. A row-wise group also
+//! takes members that other groups read as extra outputs ([`extra_output`]), when they are
+//! row-level or on the root's shape and the group graph stays acyclic.
 
-use crate::schedule::{FusionGroup, GroupKind, Schedule};
-use adjoint_ir::{Graph, NodeId, Op, OpClass};
+use crate::schedule::{is_row_level, FusionGroup, GroupKind, Schedule};
+use adjoint_ir::{Graph, NodeId, Op, OpClass, Shape};
 use std::collections::{BTreeSet, BinaryHeap};
 
 /// The most nodes one group may hold.
@@ -127,6 +136,16 @@ struct Building {
     root: NodeId,
     anchor: Option<NodeId>,
     members: Vec<NodeId>,
+    /// Holds row-level members: values over the root's leading axes, broadcast back along its
+    /// trailing axes (a row-wise group; see [`GroupKind::RowWise`]).
+    row: bool,
+}
+
+/// How a node joins a group.
+struct Join {
+    region: Region,
+    /// The node is row-level: the group becomes row-wise.
+    row: bool,
 }
 
 /// Fuses `graph` (best after [`unshare_free_nodes`]) into a schedule: groups following the
@@ -165,12 +184,15 @@ pub fn fuse(graph: &Graph) -> Schedule {
             }
             _ => None,
         };
-        let joined = target.and_then(|gi| {
-            let r = join_region(graph, &groups[gi], &region, v, &users)?;
-            Some((gi, r))
-        });
+        let joined = target
+            .and_then(|gi| {
+                let j = join_region(graph, &groups[gi], &region, v, &users)?;
+                Some((gi, j))
+            })
+            .or_else(|| extra_output(graph, &groups, &group_of, &region, &pos, v, &users));
         match joined {
-            Some((gi, r)) => {
+            Some((gi, Join { region: r, row })) => {
+                groups[gi].row |= row;
                 if r == Region::Anchor {
                     for &m in &groups[gi].members {
                         region[m.index()] = Region::Epilogue;
@@ -193,21 +215,131 @@ pub fn fuse(graph: &Graph) -> Schedule {
                     root: v,
                     anchor,
                     members: vec![v],
+                    row: false,
                 });
             }
         }
     }
-    order_groups(graph, groups, &group_of, &region, &pos)
+    order_groups(graph, groups, &group_of, &region, &pos, &materialized)
 }
 
-/// The region `v` would have in group `g`, or `None` if it may not join.
+/// A group that `v` may join as an additional output although some of its users are elsewhere
+/// (or it is a graph output): a row-wise group holding some of its users, where `v` is
+/// row-level or computed on the group's domain (the root's shape), and joining keeps the
+/// group graph acyclic. This is what lets softmax store both `exp` and its result, and its
+/// row sums, from one kernel when the backward pass reads them.
+fn extra_output(
+    graph: &Graph,
+    groups: &[Building],
+    group_of: &[Option<usize>],
+    region: &[Region],
+    pos: &[usize],
+    v: NodeId,
+    users: &[NodeId],
+) -> Option<(usize, Join)> {
+    let op = graph.op(v);
+    if is_free(op) || (op.is_anchor() && !matches!(op, Op::Reduce { .. })) {
+        return None;
+    }
+    // A value whose operand is a matmul or gather read by it alone is better as the root of
+    // that anchor's group (its epilogue: the anchor's result is never stored) than as an extra
+    // output here (both stored). A reduction can follow it into a row-wise group instead.
+    let epilogue_of_anchor = graph.operands(v).iter().any(|&o| {
+        let oop = graph.op(o);
+        oop.is_anchor() && !matches!(oop, Op::Reduce { .. }) && graph.users(o).len() == 1
+    });
+    if epilogue_of_anchor {
+        return None;
+    }
+    let mut candidates: Vec<usize> = users.iter().filter_map(|u| group_of[u.index()]).collect();
+    candidates.dedup();
+    for gi in candidates {
+        let g = &groups[gi];
+        if g.anchor.is_some() {
+            continue;
+        }
+        let inside: Vec<NodeId> = users
+            .iter()
+            .copied()
+            .filter(|u| group_of[u.index()] == Some(gi))
+            .collect();
+        let root_shape = &graph.ty(g.root).shape;
+        let shape = &graph.ty(v).shape;
+        let on_domain = shape == root_shape && op.is_elementwise();
+        if !on_domain && !is_row_level(shape, root_shape) {
+            continue;
+        }
+        let Some(j) = join_region(graph, g, region, v, &inside) else {
+            continue;
+        };
+        // Only row-wise groups take extra outputs: there they let one kernel compute what
+        // the backward pass reads (softmax's exp and row sums). An elementwise group storing
+        // several full-size values at once would only hold more memory at a time.
+        if !(j.row || (on_domain && g.row)) {
+            continue;
+        }
+        if !reaches_group(graph, group_of, pos, gi, g, users) {
+            return Some((gi, j));
+        }
+    }
+    None
+}
+
+/// True if a user of `v` outside group `gi` leads (through any nodes) back into the group: then
+/// `v` in the group would make the group read its own output.
+fn reaches_group(
+    graph: &Graph,
+    group_of: &[Option<usize>],
+    pos: &[usize],
+    gi: usize,
+    g: &Building,
+    users: &[NodeId],
+) -> bool {
+    /// Nodes visited before the answer is taken to be yes (compile time stays bounded).
+    const LIMIT: usize = 4096;
+    let last = g.members.iter().map(|m| pos[m.index()]).max().unwrap_or(0);
+    let mut stack: Vec<NodeId> = users
+        .iter()
+        .copied()
+        .filter(|u| group_of[u.index()] != Some(gi))
+        .collect();
+    let mut seen = BTreeSet::new();
+    while let Some(n) = stack.pop() {
+        if group_of[n.index()] == Some(gi) {
+            return true;
+        }
+        if pos[n.index()] > last || !seen.insert(n) {
+            continue;
+        }
+        if seen.len() > LIMIT {
+            return true;
+        }
+        stack.extend(graph.users(n));
+    }
+    false
+}
+
+/// How `v` would join group `g`, or `None` if it may not.
 fn join_region(
     graph: &Graph,
     g: &Building,
     region: &[Region],
     v: NodeId,
     users: &[NodeId],
-) -> Option<Region> {
+) -> Option<Join> {
+    let plain = |region| Join { region, row: false };
+    join_rule(graph, g, region, v, users, &plain)
+}
+
+/// The fusion rules behind [`join_region`].
+fn join_rule(
+    graph: &Graph,
+    g: &Building,
+    region: &[Region],
+    v: NodeId,
+    users: &[NodeId],
+    plain: &dyn Fn(Region) -> Join,
+) -> Option<Join> {
     if g.members.len() >= MAX_GROUP_NODES {
         return None;
     }
@@ -230,12 +362,28 @@ fn join_region(
         (true, false) => Region::Epilogue,
     };
     if is_free(op) {
-        return Some(inherited);
+        return Some(plain(inherited));
+    }
+    // Row-level members: in a group without an anchor, a value over the root's leading axes
+    // that the group broadcasts back along its trailing axes is computed once per row, before
+    // the row's elements (softmax's max and sum, LayerNorm's mean and variance).
+    let root_shape = &graph.ty(g.root).shape;
+    let row_level = g.anchor.is_none()
+        && !users.is_empty()
+        && users.iter().all(|&u| {
+            g.row && is_row_level(&graph.ty(v).shape, root_shape)
+                || feeds_trailing_broadcast(graph, u, root_shape)
+        });
+    if row_level && (op.is_elementwise() || reduces_trailing_axes(op, &graph.ty(v).shape)) {
+        return Some(Join {
+            region: Region::Plain,
+            row: true,
+        });
     }
     if op.is_anchor() {
         // The group becomes this anchor's epilogue: it must read the anchor's value elementwise
         // at the anchor's index and compute only on the anchor's shape.
-        if g.anchor.is_some() || matches!(op, Op::ScatterAdd { .. }) {
+        if g.anchor.is_some() || g.row || matches!(op, Op::ScatterAdd { .. }) {
             return None;
         }
         let shape = &graph.ty(v).shape;
@@ -252,7 +400,7 @@ fn join_region(
                     .all(|o| !g.members.contains(o) || is_free(graph.op(*o)))
             }
         });
-        return (users_elementwise && members_fit).then_some(Region::Anchor);
+        return (users_elementwise && members_fit).then(|| plain(Region::Anchor));
     }
     // A computed elementwise node: computed once per element, so never under an op that reads
     // an element several times (broadcast) or splices values (pad, concat).
@@ -280,7 +428,42 @@ fn join_region(
             return None;
         }
     }
-    Some(inherited)
+    Some(plain(inherited))
+}
+
+/// True if node `u` re-expands a row-level value to the root's shape along trailing axes only:
+/// a broadcast from a row-level shape to `root` (or a reshape that only adds or removes
+/// size-1 axes, each of whose users does so).
+fn feeds_trailing_broadcast(graph: &Graph, u: NodeId, root: &Shape) -> bool {
+    match graph.op(u) {
+        Op::Broadcast { shape } => {
+            let from = &graph.ty(graph.operands(u)[0]).shape;
+            shape == root && is_row_level(from, root)
+        }
+        Op::Reshape { shape } => {
+            let from = &graph.ty(graph.operands(u)[0]).shape;
+            let non_unit = |d: &[usize]| d.iter().copied().filter(|&x| x != 1).collect::<Vec<_>>();
+            non_unit(from.dims()) == non_unit(shape.dims())
+                && graph
+                    .users(u)
+                    .iter()
+                    .all(|&w| feeds_trailing_broadcast(graph, w, root))
+        }
+        _ => false,
+    }
+}
+
+/// True if `op` is a reduction over trailing axes of its operand (the axes after the first
+/// reduced one are all reduced or of size 1) that keeps them as size 1, so its result is
+/// row-level; `shape` is its result's shape.
+fn reduces_trailing_axes(op: &Op, shape: &Shape) -> bool {
+    let Op::Reduce { axes, keepdims, .. } = op else {
+        return false;
+    };
+    let Some(&first) = axes.first() else {
+        return false;
+    };
+    *keepdims && first > 0 && shape.dims()[first..].iter().all(|&d| d == 1)
 }
 
 fn order_groups(
@@ -289,11 +472,13 @@ fn order_groups(
     group_of: &[Option<usize>],
     region: &[Region],
     pos: &[usize],
+    materialized: &BTreeSet<NodeId>,
 ) -> Schedule {
     let n = groups.len();
     let mut built: Vec<FusionGroup> = groups
         .iter()
-        .map(|b| {
+        .enumerate()
+        .map(|(gi, b)| {
             let mut nodes = b.members.clone();
             nodes.sort_by_key(|m| pos[m.index()]);
             let in_region = |r: Region| -> Vec<NodeId> {
@@ -312,12 +497,15 @@ fn order_groups(
                     }
                 }
             }
+            let plain_kind = if b.row {
+                GroupKind::RowWise
+            } else {
+                GroupKind::Elementwise
+            };
             FusionGroup {
-                kind: b
-                    .anchor
-                    .map_or(GroupKind::Elementwise, |a| GroupKind::of(graph.op(a))),
+                kind: b.anchor.map_or(plain_kind, |a| GroupKind::of(graph.op(a))),
+                outputs: outputs_of(graph, b, gi, group_of, materialized, &nodes),
                 nodes,
-                outputs: vec![b.root],
                 inputs,
                 anchor: b.anchor,
                 prologue,
@@ -376,6 +564,29 @@ fn order_groups(
             .map(|g| slots[g].take().expect("each group once"))
             .collect(),
     }
+}
+
+/// The members of group `gi` stored to memory: its root first, then (in topological order) the
+/// members that are graph outputs, parameter updates or read by another group.
+fn outputs_of(
+    graph: &Graph,
+    b: &Building,
+    gi: usize,
+    group_of: &[Option<usize>],
+    materialized: &BTreeSet<NodeId>,
+    nodes: &[NodeId],
+) -> Vec<NodeId> {
+    let mut outputs = vec![b.root];
+    for &m in nodes {
+        let read_outside = graph
+            .users(m)
+            .iter()
+            .any(|u| group_of[u.index()] != Some(gi));
+        if m != b.root && (materialized.contains(&m) || read_outside) {
+            outputs.push(m);
+        }
+    }
+    outputs
 }
 
 fn reachable(succ: &[BTreeSet<usize>], from: usize) -> Vec<bool> {

@@ -37,7 +37,13 @@ fn align(x: usize) -> usize {
 }
 
 /// Whether `value` (written by group `writer`) can be written into `param`'s storage.
-fn in_place_ok(graph: &Graph, schedule: &Schedule, param: NodeId, writer: usize) -> bool {
+fn in_place_ok(
+    graph: &Graph,
+    schedule: &Schedule,
+    param: NodeId,
+    value: NodeId,
+    writer: usize,
+) -> bool {
     if graph.outputs().iter().any(|&(_, o)| o == param) {
         return false;
     }
@@ -60,22 +66,23 @@ fn in_place_ok(graph: &Graph, schedule: &Schedule, param: NodeId, writer: usize)
         if gi > writer {
             return false;
         }
-        if gi == writer && !reads_only_at_store_index(graph, g, param) {
+        if gi == writer && !reads_only_at_store_index(graph, g, param, value) {
             return false;
         }
     }
     true
 }
 
-/// True when every member of `g` that reads `param` is evaluated at the index `g` stores its
-/// root at, in the root's loop: an elementwise member outside the prologue whose every path to
-/// the root runs through elementwise members of the root's shape.
-fn reads_only_at_store_index(graph: &Graph, g: &FusionGroup, param: NodeId) -> bool {
-    let Some(root) = g.root() else {
+/// True when every member of `g` that reads `param` is evaluated at the index `g` stores
+/// `value` at, in `value`'s loop: an elementwise member of `value`'s shape outside the
+/// prologue, and so is every member downstream of it in the group. A kernel computes every
+/// value of a point before it stores any, so such reads see the old parameter.
+fn reads_only_at_store_index(graph: &Graph, g: &FusionGroup, param: NodeId, value: NodeId) -> bool {
+    if !g.outputs.contains(&value) {
         return false;
-    };
-    let shape = &graph.ty(root).shape;
-    let at_root_index = |n: NodeId| {
+    }
+    let shape = &graph.ty(value).shape;
+    let at_store_index = |n: NodeId| {
         graph.op(n).is_elementwise() && graph.ty(n).shape == *shape && !g.prologue.contains(&n)
     };
     let mut stack: Vec<NodeId> = g
@@ -89,12 +96,10 @@ fn reads_only_at_store_index(graph: &Graph, g: &FusionGroup, param: NodeId) -> b
         if !seen.insert(n) {
             continue;
         }
-        if !at_root_index(n) {
+        if !at_store_index(n) {
             return false;
         }
-        if n != root {
-            stack.extend(graph.users(n));
-        }
+        stack.extend(graph.users(n).into_iter().filter(|u| g.nodes.contains(u)));
     }
     true
 }
@@ -123,7 +128,7 @@ pub fn plan_memory(graph: &Graph, schedule: &Schedule) -> MemoryPlan {
             let in_place = update_of
                 .first()
                 .copied()
-                .filter(|&p| !claimed.contains(&p) && in_place_ok(graph, schedule, p, gi));
+                .filter(|&p| !claimed.contains(&p) && in_place_ok(graph, schedule, p, v, gi));
             let lives_to_end =
                 outputs.contains(&v) || (in_place.is_none() && !update_of.is_empty());
             let last = if lives_to_end {
@@ -489,7 +494,7 @@ fn check_in_place(
             graph.describe(param)
         )));
     }
-    if !in_place_ok(graph, schedule, param, writer) {
+    if !in_place_ok(graph, schedule, param, value, writer) {
         return Err(InvalidPlan(format!(
             "{} is written in place into {} while the old value is still read (by a later \
              group, through a non-elementwise op in the writing group, or as a graph output)",

@@ -10,9 +10,10 @@
 //! ([`crate::fusion`]) builds larger groups, and every group it builds has these properties, so
 //! that the code generator can lower each kind with one loop nest:
 //!
-//! - **One output.** `outputs` is exactly the group's *root*: the one member read by other
-//!   groups, or a graph output, or a parameter update. Every other member is used only inside
-//!   the group. (The contract allows several outputs; the planner never makes them.)
+//! - **Outputs.** `outputs` starts with the group's *root*: the member read by other groups, or
+//!   a graph output, or a parameter update. Every other member is used only inside the group,
+//!   except in a `RowWise` group, whose other outputs are row-level values or values on the
+//!   root's shape.
 //! - **Loads.** A group reads memory only through its `inputs` (inputs, parameters, roots of
 //!   earlier groups). Constants and iota inside a group are immediates / index arithmetic.
 //! - **Movement ops are index maps.** A broadcast, pad or concat inside a group has operands
@@ -22,6 +23,9 @@
 //! - **`Elementwise`**: elementwise ops, movement ops, constants and iota, evaluated once per
 //!   element of the root's shape (the loop domain); values inside the group are computed at the
 //!   index that the movement ops between them and the root map to.
+//! - **`RowWise`**: an `Elementwise` group plus row-level members: reductions over the root's
+//!   trailing axes (kept as size 1) and elementwise ops on their results, read by the group
+//!   only through broadcasts back along those axes. Each is computed once per row.
 //! - **`Reduction`**: exactly one `reduce_sum`/`reduce_max` node `r`. Its *prologue* (members
 //!   that `r` depends on) is elementwise and movement ops evaluated per element of `r`'s operand
 //!   shape as it is read; its *epilogue* (members depending on `r`, the root among them) is
@@ -42,7 +46,7 @@
 //!   every group reading a parameter runs before the group writing that parameter's update in
 //!   place (see [`crate::memory`]).
 
-use adjoint_ir::{Graph, NodeId, Op, OpClass};
+use adjoint_ir::{Graph, NodeId, Op, OpClass, Shape};
 
 /// What kind of loop nest a group lowers to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -60,6 +64,12 @@ pub enum GroupKind {
     Gather,
     /// A scatter-add, which accumulates into a zeroed output.
     ScatterAdd,
+    /// Elementwise ops over the root's shape plus *row-level* values: reductions over the
+    /// root's trailing axes and elementwise ops on their results, broadcast back along those
+    /// axes (softmax, log-softmax, LayerNorm forward and backward). Each row's reductions run
+    /// once, before the row's elements; an elementwise value a reduction and the row both read
+    /// is computed in each (softmax's `exp` twice per element).
+    RowWise,
 }
 
 /// A set of nodes computed by one kernel.
@@ -180,6 +190,19 @@ impl MemoryPlan {
     pub fn buffer(&self, value: NodeId) -> Option<&BufferAssignment> {
         self.buffers.iter().find(|b| b.value == value)
     }
+}
+
+/// True if `shape` is `root`'s shape with some trailing axes reduced to size 1 (and at least
+/// one leading axis kept at its size): the shape of a row-level value of a
+/// [`GroupKind::RowWise`] group whose root has shape `root`.
+pub fn is_row_level(shape: &Shape, root: &Shape) -> bool {
+    let (s, r) = (shape.dims(), root.dims());
+    if s.len() != r.len() || s == r {
+        return false;
+    }
+    // The first axis where they differ starts a run of 1s to the end.
+    let first = (0..s.len()).find(|&k| s[k] != r[k]).unwrap_or(s.len());
+    s[first..].iter().all(|&d| d == 1)
 }
 
 impl GroupKind {
@@ -305,7 +328,7 @@ impl Schedule {
                         g.kind
                     )));
                 }
-            } else if g.kind != GroupKind::Elementwise {
+            } else if !matches!(g.kind, GroupKind::Elementwise | GroupKind::RowWise) {
                 return Err(InvalidPlan(format!(
                     "group {gi} ({:?}) has no anchor",
                     g.kind

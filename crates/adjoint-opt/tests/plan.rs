@@ -43,27 +43,41 @@ fn a_dense_layer_is_one_matmul_kernel() {
 }
 
 #[test]
-fn softmax_materializes_the_shared_shifted_value_once() {
+fn softmax_is_one_row_wise_kernel() {
     let b = Builder::new("softmax");
     let x = b.input("x", DType::F32, [4, 10]);
     b.output("p", x.softmax(-1));
     let g = b.finish();
     let p = checked(&g, &PlanOptions::default());
-    // max → (x - max) shared by exp and ... : every computed node appears once (the checker
-    // verifies that), and the reductions are in reduction kernels.
+    // The row max and sum are row-level members: computed once per row inside the one kernel.
     let kinds: Vec<GroupKind> = p.schedule.groups.iter().map(|g| g.kind).collect();
-    assert_eq!(
-        kinds.iter().filter(|&&k| k == GroupKind::Reduction).count(),
-        2,
-        "{p}"
-    );
+    assert_eq!(kinds, [GroupKind::RowWise], "{p}");
     let exps = p
         .graph
         .node_ids()
         .filter(|&n| matches!(p.graph.op(n), Op::Unary(adjoint_ir::UnaryOp::Exp)))
         .count();
     assert_eq!(exps, 1);
-    assert!(p.schedule.groups.len() <= 4, "{p}");
+}
+
+#[test]
+fn layer_norm_stores_its_row_statistics_from_its_one_kernel() {
+    // The row statistics are also read elsewhere (as a backward pass reads them): the row-wise
+    // kernel stores them as extra outputs instead of leaving them to kernels of their own.
+    let b = Builder::new("ln");
+    let x = b.input("x", DType::F32, [6, 16]);
+    let mean = x.sum_keepdims(&[-1]) * (1.0 / 16.0);
+    let c = x - mean;
+    let var = (c * c).sum_keepdims(&[-1]) * (1.0 / 16.0);
+    let inv = (var + 1e-5).sqrt().recip();
+    b.output("y", c * inv);
+    b.output("var", var);
+    b.output("mean", mean);
+    let g = b.finish();
+    let p = checked(&g, &PlanOptions::default());
+    let kinds: Vec<GroupKind> = p.schedule.groups.iter().map(|g| g.kind).collect();
+    assert_eq!(kinds, [GroupKind::RowWise], "{p}");
+    assert_eq!(p.schedule.groups[0].outputs.len(), 3, "{p}");
 }
 
 #[test]

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::JitError;
 use adjoint_ir::{DType, Graph, NodeId, Op, ReduceOp, Shape};
+use adjoint_opt::schedule::is_row_level;
 use adjoint_opt::{FusionGroup, GroupKind, MemoryPlan, Placement, Schedule};
 use std::collections::{HashMap, HashSet};
 
@@ -241,10 +242,21 @@ impl<'a> GroupLower<'a> {
                     batch.push(n);
                 }
             }
-            // One nest per distinct shape, in first-appearance order.
+            // One nest per distinct shape, in first-appearance order; a row-wise group's
+            // row-level outputs are stored from the root's nest, once per row.
+            let root_shape = self.group.outputs.first().map(|&r| g.ty(r).shape.clone());
+            let nest_shape = |n: NodeId| -> Shape {
+                let s = &g.ty(n).shape;
+                match &root_shape {
+                    Some(r) if self.group.kind == GroupKind::RowWise && is_row_level(s, r) => {
+                        r.clone()
+                    }
+                    _ => s.clone(),
+                }
+            };
             let mut shapes: Vec<Shape> = Vec::new();
             for &n in &batch {
-                let s = g.ty(n).shape.clone();
+                let s = nest_shape(n);
                 if !shapes.contains(&s) {
                     shapes.push(s);
                 }
@@ -253,7 +265,7 @@ impl<'a> GroupLower<'a> {
                 let nodes: Vec<NodeId> = batch
                     .iter()
                     .copied()
-                    .filter(|&n| g.ty(n).shape == shape)
+                    .filter(|&n| nest_shape(n) == shape)
                     .collect();
                 self.elementwise_nest(&shape, &nodes)?;
             }
@@ -292,11 +304,31 @@ impl<'a> GroupLower<'a> {
         let mut stores = Vec::new();
         for &n in nodes {
             self.computing = Some(n);
-            let value = self.eval(n, &idx)?;
+            // A row-level output (size 1 where the nest's shape is not) is read and stored at
+            // index 0 of those axes: its store does not depend on their variables.
+            let own = &self.graph.ty(n).shape;
+            let (nidx, noffset) = if own == shape {
+                (idx.clone(), offset.clone())
+            } else {
+                let nidx: Vec<Ix> = idx
+                    .iter()
+                    .enumerate()
+                    .map(|(k, i)| {
+                        if own.dim(k) == 1 && shape.dim(k) != 1 {
+                            Ix::constant(0)
+                        } else {
+                            i.clone()
+                        }
+                    })
+                    .collect();
+                let noffset = linearize(&nidx, own);
+                (nidx, noffset)
+            };
+            let value = self.eval(n, &nidx)?;
             let buffer = self.target(n);
             stores.push(Store {
                 buffer,
-                offset: offset.clone(),
+                offset: noffset,
                 value,
                 accumulate: false,
                 guard: None,
@@ -460,7 +492,11 @@ impl<'a> GroupLower<'a> {
             return Ok(self.intern(Expr::Load { buffer, offset }, dtype));
         }
         if matches!(g.op(n), Op::Reduce { .. } | Op::MatMul) {
-            let key = (n, index.to_vec(), self.computing);
+            // The node being computed changes what is loaded only when it is a value this
+            // kernel stores and reads back (`local`); otherwise the outputs of a group share
+            // one expression per reduction (a row-wise group's stored row sum and its root).
+            let computing = self.computing.filter(|c| self.local.contains_key(c));
+            let key = (n, index.to_vec(), computing);
             if let Some(&e) = self.reductions.get(&key) {
                 return Ok(e);
             }

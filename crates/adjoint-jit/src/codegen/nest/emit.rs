@@ -5,7 +5,7 @@ use crate::codegen::ops::{scalar_op, vector_op, OpKind};
 use crate::codegen::value::{
     const_scalar, convert, is_native, lane, mem, scalar_type, to_vec, Rep, Val,
 };
-use crate::kernel::{BufferId, Expr, ExprId, Kernel, LoopNest, Program, VarId};
+use crate::kernel::{BufferId, Expr, ExprId, Kernel, LoopNest, Program, Store, VarId};
 use crate::math::MathOptions;
 use adjoint_ir::DType;
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -74,6 +74,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             self.body(nest, plan, &[Point::new()]);
             return;
         }
+        self.hoist(nest, plan, 0);
         self.level(nest, plan, 0, begin, end, plan.rows, plan.unroll);
     }
 
@@ -132,7 +133,25 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             return;
         }
         self.for_loop(v, Some(start), stop, 1, &mut |s: &mut Self| {
+            s.hoist(nest, plan, i + 1);
             s.level(nest, plan, i + 1, begin, end, rows, unroll)
+        });
+    }
+
+    /// Computes the plan's hoisted reductions at `depth` (scalar, at the loops' current
+    /// values), so that the loops inside find them computed.
+    fn hoist(&mut self, nest: &LoopNest, plan: &NestPlan, depth: usize) {
+        self.with_lanes(None, 1, &mut |s: &mut Self| {
+            s.set_point(&Point::new());
+            for h in plan.hoisted.iter().filter(|h| h.depth == depth) {
+                s.eval(h.expr);
+            }
+            for (st, d) in nest.stores.iter().zip(&plan.store_depth) {
+                if *d == Some(depth) {
+                    let v = s.eval(st.value);
+                    s.store(st, v);
+                }
+            }
         });
     }
 
@@ -263,8 +282,16 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
                 }
             }
         }
+        // Stores the plan runs outside the lane loop are not repeated per element.
+        let stores: Vec<&Store> = nest
+            .stores
+            .iter()
+            .zip(&plan.store_depth)
+            .filter(|(_, d)| d.is_none())
+            .map(|(s, _)| s)
+            .collect();
         let mut values: Vec<Vec<Val>> = Vec::new();
-        for s in &nest.stores {
+        for s in &stores {
             let vals = pts
                 .iter()
                 .map(|p| {
@@ -274,7 +301,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
                 .collect();
             values.push(vals);
         }
-        for (s, vals) in nest.stores.iter().zip(values) {
+        for (s, vals) in stores.into_iter().zip(values) {
             for (p, v) in pts.iter().zip(vals) {
                 self.set_point(p);
                 self.store(s, v);

@@ -51,8 +51,24 @@ pub struct NestPlan {
     /// Vectors per row in the unrolled lane loop; 1: not unrolled.
     pub unroll: usize,
     /// The reductions the stores read outside any other reduction, sorted: a tile of several
-    /// points runs them in one loop, one accumulator per distinct point.
+    /// points runs them in one loop, one accumulator per distinct point. Hoisted ones excepted.
     pub tile_reductions: Vec<ExprId>,
+    /// Reductions that do not depend on the lane variable, each computed once where its last
+    /// loop variable is bound, before the loops inside it (a softmax row's max and sum before
+    /// the row's elements), in dependency order.
+    pub hoisted: Vec<Hoist>,
+    /// For each store of the nest, the loop depth it runs at when it does not depend on the
+    /// lane variable (a row-level output stored once per row); `None`: at every element.
+    pub store_depth: Vec<Option<usize>>,
+}
+
+/// A reduction computed outside the innermost loops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hoist {
+    /// How many of the nest's loops enclose it (0: before the outermost loop).
+    pub depth: usize,
+    /// The reduction.
+    pub expr: ExprId,
 }
 
 impl KernelPlan {
@@ -85,9 +101,22 @@ impl KernelPlan {
 
     /// Decides the loops and tile of `nest`.
     pub fn nest(&self, k: &Kernel, nest: &LoopNest) -> NestPlan {
+        let hoisted = self.hoisted(k, nest);
+        let store_depth: Vec<Option<usize>> = nest
+            .stores
+            .iter()
+            .map(|s| self.store_depth(nest, s))
+            .collect();
+        let is_hoisted = |e: ExprId| hoisted.iter().any(|h| h.expr == e);
         let mut tile_reductions: Vec<ExprId> = Vec::new();
-        for s in &nest.stores {
-            tile_reductions.extend(top_reduces(k, s.value));
+        for (s, d) in nest.stores.iter().zip(&store_depth) {
+            if d.is_none() {
+                tile_reductions.extend(
+                    top_reduces(k, s.value)
+                        .into_iter()
+                        .filter(|&r| !is_hoisted(r)),
+                );
+            }
         }
         tile_reductions.sort();
         tile_reductions.dedup();
@@ -97,10 +126,19 @@ impl KernelPlan {
                 rows: 1,
                 unroll: 1,
                 tile_reductions,
+                hoisted,
+                store_depth: vec![None; nest.stores.len()],
             };
         };
-        let width = self.width(k, nest, lane_var);
-        let rows = if width > 1 && nest.vars.len() >= 2 && !tile_reductions.is_empty() {
+        let width = self.width(k, nest, lane_var, &is_hoisted, &store_depth);
+        // A row tile would evaluate hoisted values at rows other than the one they were
+        // computed for: no tile in nests with hoisted reductions.
+        let rows = if width > 1
+            && nest.vars.len() >= 2
+            && !tile_reductions.is_empty()
+            && hoisted.is_empty()
+            && store_depth.iter().all(Option::is_none)
+        {
             4
         } else {
             1
@@ -115,13 +153,70 @@ impl KernelPlan {
             rows,
             unroll,
             tile_reductions,
+            hoisted,
+            store_depth,
         }
+    }
+
+    /// The depth a plain store runs at when neither its value nor its address depends on the
+    /// lane variable: right after the last loop of a variable it depends on opens.
+    fn store_depth(&self, nest: &LoopNest, s: &crate::kernel::Store) -> Option<usize> {
+        let (&lane, outer) = nest.vars.split_last()?;
+        if s.accumulate || s.guard.is_some() {
+            return None;
+        }
+        let mut deps = self.deps[s.value.0 as usize].clone();
+        for v in ix_deps(&s.offset, &self.deps) {
+            if !deps.contains(&v) {
+                deps.push(v);
+            }
+        }
+        if deps.contains(&lane) {
+            return None;
+        }
+        depth_of(&deps, outer)
+    }
+    /// The reductions of `nest` that do not depend on its lane variable, with where each is
+    /// computed: right after the last loop of a variable it depends on opens.
+    fn hoisted(&self, k: &Kernel, nest: &LoopNest) -> Vec<Hoist> {
+        let Some((&lane, outer)) = nest.vars.split_last() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        let mut stack: Vec<ExprId> = nest.stores.iter().map(|s| s.value).collect();
+        while let Some(e) = stack.pop() {
+            if !seen.insert(e) {
+                continue;
+            }
+            let node = &k.expr(e).expr;
+            stack.extend(node.operands());
+            if !matches!(node, Expr::Reduce { .. }) {
+                continue;
+            }
+            let deps = &self.deps[e.0 as usize];
+            if deps.contains(&lane) {
+                continue;
+            }
+            if let Some(depth) = depth_of(deps, outer) {
+                out.push(Hoist { depth, expr: e });
+            }
+        }
+        out.sort_by_key(|h| h.expr);
+        out
     }
 
     /// The vector width of the lane loop: 4 (2 with an `f64`) when the lane variable is long
     /// enough and memory is more often contiguous along it than along an inner reduced axis;
     /// 1 for accumulating or guarded stores.
-    fn width(&self, k: &Kernel, nest: &LoopNest, lane_var: VarId) -> u8 {
+    fn width(
+        &self,
+        k: &Kernel,
+        nest: &LoopNest,
+        lane_var: VarId,
+        is_hoisted: &dyn Fn(ExprId) -> bool,
+        store_depth: &[Option<usize>],
+    ) -> u8 {
         if nest
             .stores
             .iter()
@@ -131,16 +226,23 @@ impl KernelPlan {
         }
         let mut w = 4;
         let mut seen = vec![false; k.exprs.len()];
-        let mut stack: Vec<ExprId> = nest.stores.iter().map(|s| s.value).collect();
+        let in_lane_loop = || {
+            nest.stores
+                .iter()
+                .zip(store_depth)
+                .filter(|(_, d)| d.is_none())
+                .map(|(s, _)| s)
+        };
+        let mut stack: Vec<ExprId> = in_lane_loop().map(|s| s.value).collect();
         let (mut lane_contiguous, mut reduce_contiguous) = (0, 0);
-        for s in &nest.stores {
+        for s in in_lane_loop() {
             if self.stride(&s.offset, lane_var) == Some(1) {
                 lane_contiguous += 1;
             }
         }
         let mut inner_reduce: Vec<Option<VarId>> = vec![None; k.exprs.len()];
         while let Some(e) = stack.pop() {
-            if std::mem::replace(&mut seen[e.0 as usize], true) {
+            if std::mem::replace(&mut seen[e.0 as usize], true) || is_hoisted(e) {
                 continue;
             }
             let node = k.expr(e);
@@ -176,6 +278,30 @@ impl KernelPlan {
     }
 }
 
+/// How many of the loops `outer` (outermost first) must be open for every variable of `deps`
+/// to be bound; `None` if one is not among them.
+fn depth_of(deps: &[VarId], outer: &[VarId]) -> Option<usize> {
+    deps.iter()
+        .map(|v| outer.iter().position(|o| o == v).map(|p| p + 1))
+        .try_fold(0, |d, p| p.map(|p| d.max(p)))
+}
+
+/// The variables an index depends on, directly or through the expressions it reads.
+fn ix_deps(ix: &Ix, deps: &[Deps]) -> Deps {
+    let mut d = Deps::new();
+    ix.visit(&mut |v, e| {
+        let through = e
+            .into_iter()
+            .flat_map(|e| deps[e.0 as usize].iter().copied());
+        for v in v.into_iter().chain(through) {
+            if !d.contains(&v) {
+                d.push(v);
+            }
+        }
+    });
+    d
+}
+
 /// The variables each expression depends on (free variables: a reduction binds its own).
 fn dependencies(k: &Kernel) -> Vec<Deps> {
     let mut deps: Vec<Deps> = Vec::with_capacity(k.exprs.len());
@@ -187,16 +313,9 @@ fn dependencies(k: &Kernel) -> Vec<Deps> {
             }
         };
         let add_ix = |d: &mut Deps, ix: &Ix, deps: &[Deps]| {
-            ix.visit(&mut |v, e| {
-                if let Some(v) = v {
-                    add(d, v);
-                }
-                if let Some(e) = e {
-                    for &v in &deps[e.0 as usize] {
-                        add(d, v);
-                    }
-                }
-            })
+            for v in ix_deps(ix, deps) {
+                add(d, v);
+            }
         };
         match &node.expr {
             Expr::Load { offset, .. } => add_ix(&mut d, offset, &deps),
@@ -282,7 +401,8 @@ fn reduce_plan(k: &Kernel, deps: &[Deps], m: MathOptions, e: ExprId) -> Option<R
 }
 
 /// True if some load in `e` (outside nested reductions) is contiguous in `r`, and the body
-/// depends on `r` only through affine indices.
+/// depends on `r` only through affine indices. A nested reduction that does not depend on `r`
+/// is one value for the whole accumulation (softmax's max inside its sum).
 fn contiguous_in(k: &Kernel, deps: &[Deps], e: ExprId, r: VarId) -> bool {
     let uses = |x: ExprId, v: VarId| deps[x.0 as usize].contains(&v);
     let mut found = false;
@@ -299,7 +419,8 @@ fn contiguous_in(k: &Kernel, deps: &[Deps], e: ExprId, r: VarId) -> bool {
                 Some(_) => {}
                 None => return false,
             },
-            Expr::Reduce { .. } => return false,
+            Expr::Reduce { .. } if uses(x, r) => return false,
+            Expr::Reduce { .. } => continue,
             _ => {}
         }
         stack.extend(node.operands());
@@ -406,5 +527,34 @@ mod tests {
         let g = b.finish();
         let ps = plans(&g, true);
         assert_eq!(ps[0].1[0].width, 1, "3 elements do not fill 4 lanes");
+    }
+
+    #[test]
+    fn a_softmax_row_computes_its_max_and_sum_once_before_its_elements() {
+        let b = Builder::new("softmax");
+        let x = b.input("x", DType::F32, [6, 16]);
+        let m = x.max_keepdims(&[-1]);
+        let e = (x - m).exp();
+        let s = e.sum_keepdims(&[-1]);
+        b.output("p", e / s);
+        b.output("sum", s);
+        let g = b.finish();
+        let ps = plans(&g, true);
+        assert_eq!(ps.len(), 1, "one row-wise kernel");
+        let (kp, nests) = &ps[0];
+        let p = &nests[0];
+        // max, and sum (whose body reads max): both after the row loop opens, in that order.
+        assert_eq!(p.hoisted.len(), 2, "{p:?}");
+        assert!(p.hoisted.iter().all(|h| h.depth == 1));
+        assert!(p.hoisted[0].expr < p.hoisted[1].expr);
+        // The row sum is stored once per row; the probabilities at every element, 4 lanes wide.
+        let mut depths = p.store_depth.clone();
+        depths.sort();
+        assert_eq!(depths, [None, Some(1)]);
+        assert_eq!((p.width, p.rows), (4, 1));
+        assert!(p.tile_reductions.is_empty());
+        for h in &p.hoisted {
+            assert!(kp.reduce(h.expr).along_axis.is_some(), "contiguous rows");
+        }
     }
 }
