@@ -55,6 +55,7 @@ fn configs(case: u64) -> Vec<Options> {
                 cache: false,
                 verifier: false,
                 guard_pages: true,
+                check_ir: true,
                 ..Options::default()
             });
         }
