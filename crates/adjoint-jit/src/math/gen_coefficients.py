@@ -198,12 +198,6 @@ def main():
     print(f"TWO_OVER_PI: [u64; {TWO_OVER_PI_WORDS}] =")
     for w in words:
         print(f"    0x{w:016x},")
-    # 24-bit pieces for the inline f32 reduction (trig.rs): bits 24j+1 ..= 24j+24 as f64.
-    print("TWO_OVER_PI_24: [f64; 9] =")
-    for j in range(9):
-        piece = (bits >> (64 * TWO_OVER_PI_WORDS - 24 * (j + 1))) & (2**24 - 1)
-        print(f"    {float(piece) / 2.0 ** (24 * (j + 1))!r},")
-
 
 # Enough words of 2/pi for the largest f64 exponent plus four words of product (rem_pio2.rs).
 TWO_OVER_PI_WORDS = 20

@@ -9,8 +9,8 @@
 //! of a quadrant, so at least 60 significant bits are left after the cancellation. The
 //! fraction is then multiplied by `π/2` in double-length arithmetic.
 //!
-//! Generated kernels call [`rem_pio2_into`] once per lane whose argument is beyond the inline
-//! reduction's range; everything else stays inline.
+//! A generated kernel calls [`rem_pio2_lanes_f32`] or [`rem_pio2_lanes_f64`] once per vector
+//! that has a lane beyond the inline reduction's range; everything else stays inline.
 
 /// The binary expansion of `2/π`: word `k` holds the bits of weight `2^-(64k+1)` to
 /// `2^-(64k+64)`. 20 words cover the largest `f64` exponent plus the four words of the product.
@@ -111,21 +111,68 @@ pub fn rem_pio2(x: f64) -> (u32, f64, f64) {
     }
 }
 
-/// [`rem_pio2`] for generated code: stores `y0` and `y1` at `out[0]` and `out[1]` and returns
-/// the quadrant.
+/// Bytes of the stack slot a kernel passes to [`rem_pio2_lanes_f32`] / [`rem_pio2_lanes_f64`]:
+/// four 16-byte vectors, `x`, `y0`, `y1` and the quadrants `q`.
+pub(crate) const LANES_SLOT_BYTES: u32 = 64;
+
+/// The magnitude beyond which [`rem_pio2_lanes_f32`] replaces a lane's inline reduction.
+pub(crate) const LIMIT_F32: f32 = 1.0e5;
+/// The magnitude beyond which [`rem_pio2_lanes_f64`] replaces a lane's inline reduction.
+pub(crate) const LIMIT_F64: f64 = 1.0e6;
+
+/// For generated code: of the first `lanes` lanes of the `f32x4` `x` at byte 0 of `slot`,
+/// those with `|x| > LIMIT_F32` (infinities too, NaN not) get their exact reduction written
+/// over the inline one: `y0` (the remainder rounded to `f32`) at byte 16, `y1` (what that
+/// rounding left out) at byte 32 and the quadrant (`i32`) at byte 48.
 ///
 /// # Safety
 ///
-/// `out` must be valid for writing two `f64` (16 bytes, 8-byte aligned).
-pub(crate) unsafe extern "C" fn rem_pio2_into(x: f64, out: *mut f64) -> u64 {
-    let (q, y0, y1) = rem_pio2(x);
-    // SAFETY: the caller (a generated kernel) passes a 16-byte, 8-byte aligned stack slot of
-    // its own frame, which nothing else accesses during the call.
-    unsafe {
-        out.write(y0);
-        out.add(1).write(y1);
+/// `slot` must be valid for reading and writing [`LANES_SLOT_BYTES`] bytes, 4-byte aligned.
+pub(crate) unsafe extern "C" fn rem_pio2_lanes_f32(slot: *mut u8, lanes: u64) {
+    let slot = slot.cast::<f32>();
+    for i in 0..lanes.min(4) as usize {
+        // SAFETY: lane `i < 4` of each of the four vectors of the slot, inside its 64 bytes
+        // (the caller's contract); nothing else accesses the slot during the call.
+        unsafe {
+            let x = slot.add(i).read();
+            // The kernel's ordered comparison: false for NaN.
+            let beyond = x.abs() > LIMIT_F32;
+            if !beyond {
+                continue;
+            }
+            let (q, y0, y1) = rem_pio2(f64::from(x));
+            let hi = (y0 + y1) as f32;
+            let lo = ((y0 - f64::from(hi)) + y1) as f32;
+            slot.add(4 + i).write(hi);
+            slot.add(8 + i).write(lo);
+            slot.add(12 + i).cast::<i32>().write(q as i32);
+        }
     }
-    u64::from(q)
+}
+
+/// For generated code: as [`rem_pio2_lanes_f32`] for the `f64x2` at byte 0 of `slot` and
+/// `|x| > LIMIT_F64`, with `i64` quadrants.
+///
+/// # Safety
+///
+/// `slot` must be valid for reading and writing [`LANES_SLOT_BYTES`] bytes, 8-byte aligned.
+pub(crate) unsafe extern "C" fn rem_pio2_lanes_f64(slot: *mut u8, lanes: u64) {
+    let slot = slot.cast::<f64>();
+    for i in 0..lanes.min(2) as usize {
+        // SAFETY: lane `i < 2` of each of the four vectors of the slot, inside its 64 bytes
+        // (the caller's contract); nothing else accesses the slot during the call.
+        unsafe {
+            let x = slot.add(i).read();
+            let beyond = x.abs() > LIMIT_F64;
+            if !beyond {
+                continue;
+            }
+            let (q, y0, y1) = rem_pio2(x);
+            slot.add(2 + i).write(y0);
+            slot.add(4 + i).write(y1);
+            slot.add(6 + i).cast::<i64>().write(i64::from(q));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -201,5 +248,37 @@ mod tests {
             (r.abs() - 4.687_165_924_254_628e-19).abs() < 1e-33,
             "remainder {r:e}"
         );
+    }
+
+    #[test]
+    fn the_vector_helpers_replace_only_lanes_beyond_the_limit() {
+        // x, y0, y1, q as four f32x4; the inline results are marked 7.
+        let mut slot = [0u32; 16];
+        let xs = [1.0e6_f32, 5.0, f32::NAN, -16_777_216.0];
+        for i in 0..4 {
+            slot[i] = xs[i].to_bits();
+            slot[4 + i] = 7.0_f32.to_bits();
+            slot[8 + i] = 7.0_f32.to_bits();
+            slot[12 + i] = 7;
+        }
+        // SAFETY: a 64-byte, 4-byte aligned slot owned by this test.
+        unsafe { rem_pio2_lanes_f32(slot.as_mut_ptr().cast(), 4) };
+        for i in [1, 2] {
+            assert_eq!(f32::from_bits(slot[4 + i]), 7.0, "lane {i}");
+            assert_eq!(slot[12 + i], 7, "lane {i}");
+        }
+        for i in [0, 3] {
+            let (q, y0, y1) = rem_pio2(f64::from(xs[i]));
+            assert_eq!(f32::from_bits(slot[4 + i]), (y0 + y1) as f32, "lane {i}");
+            assert_eq!(slot[12 + i], q, "lane {i}");
+        }
+        // Only live lanes are touched.
+        let mut slot = [0u64; 8];
+        slot[0] = 1.0e300_f64.to_bits();
+        slot[1] = 1.0e300_f64.to_bits();
+        // SAFETY: a 64-byte, 8-byte aligned slot owned by this test.
+        unsafe { rem_pio2_lanes_f64(slot.as_mut_ptr().cast(), 1) };
+        assert_eq!(f64::from_bits(slot[2]), rem_pio2(1.0e300).1);
+        assert_eq!(slot[3], 0);
     }
 }

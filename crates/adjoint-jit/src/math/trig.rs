@@ -15,7 +15,9 @@ use cranelift_frontend::FunctionBuilder;
 
 use super::exp::magic;
 use super::lanes::{map_unary, Lanes, Precision};
-use super::rem_pio2::rem_pio2_into;
+use super::rem_pio2::{
+    rem_pio2_lanes_f32, rem_pio2_lanes_f64, LANES_SLOT_BYTES, LIMIT_F32, LIMIT_F64,
+};
 use super::MathOptions;
 
 /// `(sin(√z) - √z) / z^{3/2}` and `(cos(√z) - 1 + z/2) / z²` on `z` in `[0, (1.02·π/4)²]`,
@@ -59,9 +61,9 @@ const PIO2_SPLIT_F64: [f64; 4] = [
 ];
 
 /// Beyond these magnitudes (the range over which the inline reduction is tested to 1 ulp) a
-/// lane is reduced exactly by [`rem_pio2_into`], one call per lane.
-const CODY_WAITE_LIMIT_F32: f32 = 1.0e5;
-const CODY_WAITE_LIMIT_F64: f64 = 1.0e6;
+/// lane is reduced exactly by [`rem_pio2_lanes_f32`] / [`rem_pio2_lanes_f64`].
+const CODY_WAITE_LIMIT_F32: f32 = LIMIT_F32;
+const CODY_WAITE_LIMIT_F64: f64 = LIMIT_F64;
 
 /// Emits `sin(x)` for `x` of type `f32x4`, `f64x2`, `f32` or `f64`.
 ///
@@ -70,10 +72,9 @@ const CODY_WAITE_LIMIT_F64: f64 = 1.0e6;
 /// `y0 + y1` chosen by `n mod 4`, with the sign from bit 1 of `n`.
 ///
 /// Domain: every finite `x`. A vector with a lane beyond `|x| > 1e5` (f32) or `|x| > 1e6`
-/// (f64) branches to a cold block that reduces such lanes exactly (Payne–Hanek): inline in
-/// `f64` for f32 lanes, by a call of [`super::rem_pio2`] per lane for f64 lanes. Vectors with
-/// every lane in range never take it. `sin(±inf) = NaN`,
-/// `sin(NaN) = NaN`, `sin(±0) = ±0`, and `sin(x) = x` for subnormal `x`.
+/// (f64) branches to a cold block that reduces such lanes exactly (Payne–Hanek, by one call of
+/// [`super::rem_pio2`]'s vector helper); vectors with every lane in range never take it.
+/// `sin(±inf) = NaN`, `sin(NaN) = NaN`, `sin(±0) = ±0`, and `sin(x) = x` for subnormal `x`.
 ///
 /// Accuracy (measured by `tests/math_accuracy.rs`, with or without FMA): f32 at most 1 ulp from
 /// the correctly rounded result; f64 at most 1 ulp from Rust's `f64::sin`, over the whole
@@ -103,8 +104,9 @@ pub fn emit_cos(b: &mut FunctionBuilder<'_>, opts: MathOptions, x: Value) -> Val
 
 fn sin_cos_vector(l: &mut Lanes<'_, '_>, x: Value, cos: bool) -> Value {
     let prec = l.prec();
-    // x = n·π/2 + (y0 + y1), with the quadrant n mod 4 in the low bits of q.
-    let (y0, y1, q) = reduce_any(l, x);
+    // x = n·π/2 + (y0 + y1), with the quadrant n mod 4 in the low bits of q (x comes back
+    // through the cold block's merge).
+    let (y0, y1, q, x) = reduce_any(l, x);
 
     // In the domain |y0| <= π/4 (plus rounding) and |y1| <= one ulp of it; far outside it the
     // reduction returns garbage, which these clamps keep finite (NaN passes through).
@@ -224,158 +226,78 @@ fn reduce(l: &mut Lanes<'_, '_>, x: Value, n: Value) -> (Value, Value) {
     }
 }
 
-/// `2/π` in 24-bit pieces: `TWO_OVER_PI_24[j]` is bits `24j+1 ..= 24j+24` of its binary
-/// expansion (weights `2^-(24j+1)` to `2^-(24j+24)`). The product of an `f32` (24 significant
-/// bits) with a piece is exact in `f64`, and the nine pieces leave out less than `2^-216` of
-/// `2/π`, `2^-88` of a quadrant at the largest `f32`. Reproduced by `gen_coefficients.py`.
-const TWO_OVER_PI_24: [f64; 9] = [
-    0.6366197466850281,
-    2.5682552973194106e-08,
-    2.937095214933759e-16,
-    3.2543794001732456e-23,
-    1.2089613708828537e-29,
-    5.667556795740071e-37,
-    2.6204031112097215e-44,
-    7.053957680880629e-52,
-    1.582624282116559e-58,
-];
-
-/// `π/2` rounded to `f64`, and the rest.
-const PIO2_HI: f64 = f64c::FRAC_PI_2;
-const PIO2_LO: f64 = 6.123_233_995_736_766e-17;
-
-/// The reduction of every lane of `x`: Cody–Waite if every live lane is within its range (or
-/// NaN); otherwise a cold block that also reduces the lanes beyond it exactly and takes that
-/// result for them (a lane's value never depends on its neighbours). Each branch computes its
-/// own Cody–Waite result so that only `x` is live into the cold block, which keeps the register
-/// allocator from spilling values on the common path. Returns the merged `(y0, y1, q)` with
-/// the builder positioned after the merge.
-fn reduce_any(l: &mut Lanes<'_, '_>, x: Value) -> (Value, Value, Value) {
+/// The reduction of every lane of `x`: Cody–Waite, and if any live lane is beyond its range
+/// (or infinite), a cold block that has those lanes reduced exactly by one call of
+/// [`rem_pio2_lanes_f32`] / [`rem_pio2_lanes_f64`]. The inline results and `x` go to the helper
+/// through a stack slot and come back from it, so no vector value is live across the call (the
+/// register allocator would otherwise keep it in memory on the common path too); the helper
+/// replaces only the lanes beyond the range (a lane's value never depends on its neighbours).
+/// Returns the merged `(y0, y1, q, x)` with the builder positioned after the merge.
+fn reduce_any(l: &mut Lanes<'_, '_>, x: Value) -> (Value, Value, Value, Value) {
     let prec = l.prec();
+    let (y0, y1, q) = cody_waite(l, x);
     let limit = l.c(CODY_WAITE_LIMIT_F32, CODY_WAITE_LIMIT_F64);
     let ax = l.abs(x);
-    // Ordered: NaN lanes stay inline (and stay NaN).
+    // Ordered: NaN lanes stay inline (and stay NaN). The helpers test the same condition.
     let big = l.cmp(FloatCC::GreaterThan, ax, limit);
     let big_bits = l.as_int(big);
     let (vty, ity) = (prec.vector(), prec.int_vector());
-    let scalar = l.live_lanes() == 1;
+    let lanes = l.live_lanes();
     let b = l.builder();
-    let any = if scalar {
+    let any = if lanes == 1 {
         let lane0 = b.ins().extractlane(big_bits, 0);
         b.ins().icmp_imm_u(IntCC::NotEqual, lane0, 0)
     } else {
         b.ins().vany_true(big_bits)
     };
-    let fast = b.create_block();
     let slow = b.create_block();
     let merge = b.create_block();
-    b.append_block_param(merge, vty);
-    b.append_block_param(merge, vty);
-    b.append_block_param(merge, ity);
-    b.ins().brif(any, slow, &[], fast, &[]);
+    for ty in [vty, vty, ity, vty] {
+        b.append_block_param(merge, ty);
+    }
+    let args = [y0, y1, q, x].map(BlockArg::Value);
+    b.ins().brif(any, slow, &[], merge, &args);
     b.set_cold_block(slow);
     b.seal_block(slow);
-    b.seal_block(fast);
+    b.switch_to_block(slow);
 
-    b.switch_to_block(fast);
-    let (y0, y1, q) = cody_waite(l, x);
-    let args = [BlockArg::Value(y0), BlockArg::Value(y1), BlockArg::Value(q)];
-    l.builder().ins().jump(merge, &args);
-
-    l.builder().switch_to_block(slow);
-    let (y0, y1, q) = cody_waite(l, x);
-    let (r0, r1, rq) = match prec {
-        Precision::F32 => exact_reduction_f32(l, x),
-        Precision::F64 => exact_reduction_f64_by_call(l, x, y0, y1, q),
+    // The JIT runs in this process, so the helper's address is valid in the code.
+    let ptr = Type::int(usize::BITS as u16).expect("pointer-sized integer type");
+    let mut sig = Signature::new(host_call_conv());
+    sig.params.push(AbiParam::new(ptr));
+    sig.params.push(AbiParam::new(types::I64));
+    let sig = b.import_signature(sig);
+    type Helper = unsafe extern "C" fn(*mut u8, u64);
+    let helper: Helper = match prec {
+        Precision::F32 => rem_pio2_lanes_f32,
+        Precision::F64 => rem_pio2_lanes_f64,
     };
-    // Recomputed here: a mask from before the branch would be live across the cold block.
-    let limit = l.c(CODY_WAITE_LIMIT_F32, CODY_WAITE_LIMIT_F64);
-    let ax = l.abs(x);
-    let big = l.cmp(FloatCC::GreaterThan, ax, limit);
-    let big_bits = l.as_int(big);
-    let y0 = l.select(big, r0, y0);
-    let y1 = l.select(big, r1, y1);
-    let b = l.builder();
-    let q = b.ins().bitselect(big_bits, rq, q);
-    let args = [BlockArg::Value(y0), BlockArg::Value(y1), BlockArg::Value(q)];
+    let callee = b.ins().iconst(ptr, helper as usize as i64);
+    let slot = b.create_sized_stack_slot(StackSlotData::new(
+        StackSlotKind::ExplicitSlot,
+        LANES_SLOT_BYTES,
+        4,
+    ));
+    let base = b.ins().stack_addr(ptr, slot, 0);
+    let mem = MemFlagsData::trusted();
+    for (k, v) in [x, y0, y1, q].into_iter().enumerate() {
+        b.ins().store(mem, v, base, 16 * k as i32);
+    }
+    let n = b.ins().iconst(types::I64, i64::from(lanes));
+    b.ins().call_indirect(sig, callee, &[base, n]);
+    let x = b.ins().load(vty, mem, base, 0);
+    let y0 = b.ins().load(vty, mem, base, 16);
+    let y1 = b.ins().load(vty, mem, base, 32);
+    let q = b.ins().load(ity, mem, base, 48);
+    let args = [y0, y1, q, x].map(BlockArg::Value);
     b.ins().jump(merge, &args);
     b.seal_block(merge);
     b.switch_to_block(merge);
-    let params = b.block_params(merge);
-    (params[0], params[1], params[2])
+    let p = b.block_params(merge);
+    (p[0], p[1], p[2], p[3])
 }
 
-/// Payne–Hanek for `f32x4` lanes, inline and branch-free (no call, so nothing around the
-/// kernel's loop is spilled): in `f64`, `x · 2/π` is the sum of the exact products of `x` with
-/// the pieces [`TWO_OVER_PI_24`], each taken modulo 4 exactly, added in double length; the
-/// nearest integer of the sum is the quadrant and the rest times `π/2` the remainder. The sum
-/// is exact to about 2^-98 while the smallest remainder of an `f32` beyond 1e5 is 1.6e-9, so
-/// the remainder keeps over 60 correct bits. Returns `(y0, y1, q)` for every lane.
-fn exact_reduction_f32(l: &mut Lanes<'_, '_>, x: Value) -> (Value, Value, Value) {
-    let scalar = l.live_lanes() == 1;
-    let (x_lo, x_hi) = l.widen_f32x4(x);
-    let (n_lo, y_lo) = l.with_precision(Precision::F64, |l| reduce_f32_in_f64(l, x_lo));
-    let (n_hi, y_hi) = if scalar {
-        (n_lo, y_lo)
-    } else {
-        l.with_precision(Precision::F64, |l| reduce_f32_in_f64(l, x_hi))
-    };
-    // y as y0 + y1 in f32, n (an integer of at most 18 in magnitude) as f32.
-    let y0 = l.narrow_f64x2(y_lo, y_hi);
-    let (b_lo, b_hi) = l.widen_f32x4(y0);
-    let (d_lo, d_hi) = l.with_precision(Precision::F64, |l| {
-        let d_lo = l.sub(y_lo, b_lo);
-        let d_hi = l.sub(y_hi, b_hi);
-        (d_lo, d_hi)
-    });
-    let y1 = l.narrow_f64x2(d_lo, d_hi);
-    let n = l.narrow_f64x2(n_lo, n_hi);
-    // The same encoding as the inline path: n mod 4 in the low bits of n + 1.5·2^23.
-    let magic = l.cf(magic(Precision::F32));
-    let t = l.add(n, magic);
-    let q = l.as_int(t);
-    (y0, y1, q)
-}
-
-/// For `f64x2` lanes holding `f32` values: `(n, y)` with `x = n·π/2 + y` to `f64` precision.
-fn reduce_f32_in_f64(l: &mut Lanes<'_, '_>, x: Value) -> (Value, Value) {
-    let m4 = l.cf(1.5 * 2.0_f64.powi(54));
-    let exact_limit = l.cf(2.0_f64.powi(52));
-    let zero = l.cf(0.0);
-    let (mut s, mut c) = (zero, zero);
-    for piece in TWO_OVER_PI_24 {
-        let piece = l.cf(piece);
-        // Exact: 24 × 24 significant bits.
-        let t = l.mul(x, piece);
-        // t mod 4: below 2^52 by rounding to a multiple of 4 (t + 1.5·2^54 has ulp 4);
-        // from 2^52 up t has at most 48 significant bits, so it is a multiple of 32.
-        let r4 = l.add(t, m4);
-        let r4 = l.sub(r4, m4);
-        let r = l.sub(t, r4);
-        let at = l.abs(t);
-        let small = l.cmp(FloatCC::LessThan, at, exact_limit);
-        let r = l.and(small, r);
-        let (sum, err) = l.two_sum(s, r);
-        s = sum;
-        c = l.add(c, err);
-    }
-    // |s| <= 18: round it to the quadrant n with the f64 rounding constant.
-    let m52 = l.cf(magic(Precision::F64));
-    let n = l.add(s, m52);
-    let n = l.sub(n, m52);
-    let f = l.sub(s, n);
-    let f = l.add(f, c);
-    let hi = l.c(0.0, PIO2_HI);
-    let lo = l.c(0.0, PIO2_LO);
-    let y = l.mul(f, lo);
-    let y = l.mul_add(f, hi, y);
-    // Infinite x: every product is infinite and masked to 0 above; x·0 makes the result NaN.
-    let x0 = l.mul(x, zero);
-    let y = l.add(y, x0);
-    (n, y)
-}
-
-/// The C calling convention of the host, which [`rem_pio2_into`] uses.
+/// The C calling convention of the host, which the reduction helpers use.
 fn host_call_conv() -> CallConv {
     if cfg!(windows) {
         CallConv::WindowsFastcall
@@ -384,44 +306,4 @@ fn host_call_conv() -> CallConv {
     } else {
         CallConv::SystemV
     }
-}
-
-/// Payne–Hanek for `f64x2` lanes: a call of [`rem_pio2_into`] (exact integer arithmetic) per
-/// live lane, starting from the inline `(y0, y1, q)`. An `f64` needs up to 1200 bits of `2/π`
-/// and the remainder of the hardest one is 2^-61 of a quadrant, beyond what double-length
-/// arithmetic on a 5 KiB table would give exactly; the call costs spills of the values live
-/// across it, measured in `docs/jit.md`.
-fn exact_reduction_f64_by_call(
-    l: &mut Lanes<'_, '_>,
-    x: Value,
-    y0: Value,
-    y1: Value,
-    q: Value,
-) -> (Value, Value, Value) {
-    let lanes = l.live_lanes();
-    let b = l.builder();
-    // The JIT runs in this process, so the helper's address is valid in the code.
-    let ptr = Type::int(usize::BITS as u16).expect("pointer-sized integer type");
-    let mut sig = Signature::new(host_call_conv());
-    sig.params.push(AbiParam::new(types::F64));
-    sig.params.push(AbiParam::new(ptr));
-    sig.returns.push(AbiParam::new(types::I64));
-    let sig = b.import_signature(sig);
-    let helper: unsafe extern "C" fn(f64, *mut f64) -> u64 = rem_pio2_into;
-    let callee = b.ins().iconst(ptr, helper as usize as i64);
-    let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 16, 3));
-    let out = b.ins().stack_addr(ptr, slot, 0);
-    let mem = MemFlagsData::trusted();
-    let (mut r0, mut r1, mut rq) = (y0, y1, q);
-    for lane in 0..lanes {
-        let xi = b.ins().extractlane(x, lane);
-        let call = b.ins().call_indirect(sig, callee, &[xi, out]);
-        let n = b.inst_results(call)[0];
-        let a0 = b.ins().load(types::F64, mem, out, 0);
-        let a1 = b.ins().load(types::F64, mem, out, 8);
-        r0 = b.ins().insertlane(r0, a0, lane);
-        r1 = b.ins().insertlane(r1, a1, lane);
-        rq = b.ins().insertlane(rq, n, lane);
-    }
-    (r0, r1, rq)
 }
