@@ -2,9 +2,10 @@
 
 use crate::error::GradError;
 use crate::grad::{append_grad, display_name, find};
-use crate::precision::{widen_feeds, widen_to_f64};
+use crate::precision::{try_widen_feeds, widen_to_f64};
 use adjoint_interp::{eval_nodes, InterpError};
 use adjoint_ir::{Builder, DType, Feeds, Graph, HostTensor, NodeId, Op, Rng};
+use std::cell::RefCell;
 use std::fmt;
 
 /// Settings of [`check_grads_with`]; [`Default`] gives the documented ones.
@@ -145,6 +146,8 @@ pub enum CheckError {
     },
     /// The interpreter failed (boxed to keep the error small).
     Interp(Box<InterpError>),
+    /// The system refused memory for random feeds, their `f64` copies or a perturbed point.
+    OutOfMemory(String),
 }
 
 impl fmt::Display for CheckError {
@@ -161,6 +164,7 @@ impl fmt::Display for CheckError {
                 write!(f, "no value is fed for `{name}`, whose gradient is checked")
             }
             CheckError::Interp(e) => write!(f, "evaluating the graph failed: {e}"),
+            CheckError::OutOfMemory(m) => write!(f, "cannot check gradients: {m}"),
         }
     }
 }
@@ -223,7 +227,7 @@ pub fn check_grads_named(
         .iter()
         .map(|name| find(graph, "wrt", name))
         .collect::<Result<Vec<_>, _>>()?;
-    check_grads(graph, loss, &wrt, &random_feeds(graph, seed), tolerance)
+    check_grads(graph, loss, &wrt, &random_feeds(graph, seed)?, tolerance)
 }
 
 /// [`check_grads`] with every option.
@@ -265,7 +269,7 @@ pub fn check_grads_with(
         }
         .into());
     };
-    let point = widen_feeds(feeds);
+    let point = try_widen_feeds(feeds).map_err(CheckError::OutOfMemory)?;
 
     // Analytic gradients on a copy of the f64 graph.
     let b = Builder::from_graph(wide.graph.clone());
@@ -277,15 +281,22 @@ pub fn check_grads_with(
     let f0 = values[0].to_f64_vec()[0];
     let floor = opts.floor * f0.abs().max(1.0);
 
+    let xs = names
+        .iter()
+        .map(|name| point[name].try_to_f64_vec())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(CheckError::OutOfMemory)?;
     let fd = FiniteDifference {
         graph: &wide.graph,
         loss: wide_loss,
-        point: &point,
+        feeds: RefCell::new(point),
     };
     let mut checks = Vec::with_capacity(wrt.len());
     for (i, name) in names.iter().enumerate() {
-        let analytic = values[i + 1].to_f64_vec();
-        let x = point[name].to_f64_vec();
+        let analytic = values[i + 1]
+            .try_to_f64_vec()
+            .map_err(CheckError::OutOfMemory)?;
+        let x = &xs[i];
         let mut check = WrtCheck {
             node: wrt[i],
             name: display_name(graph, wrt[i]),
@@ -307,10 +318,10 @@ pub fn check_grads_with(
         };
         if x.len() <= opts.coordinate_limit {
             for (j, &xj) in x.iter().enumerate() {
-                let mut d = vec![0.0; x.len()];
+                let mut d = try_vec(x.len(), || 0.0)?;
                 d[j] = 1.0;
                 let h = opts.step * xj.abs().max(1.0);
-                let n = fd.derivative(name, &x, &d, h)?;
+                let n = fd.derivative(name, x, &d, h)?;
                 record(Direction::Coordinate(j), analytic[j], n);
             }
         } else {
@@ -318,11 +329,11 @@ pub fn check_grads_with(
             let rms = (x.iter().map(|v| v * v).sum::<f64>() / x.len() as f64).sqrt();
             let h = opts.step * rms.max(1.0);
             for k in 0..opts.directions {
-                let mut d: Vec<f64> = (0..x.len()).map(|_| rng.normal()).collect();
+                let mut d = try_vec(x.len(), || rng.normal())?;
                 let norm = d.iter().map(|v| v * v).sum::<f64>().sqrt();
                 d.iter_mut().for_each(|v| *v /= norm);
                 let a: f64 = analytic.iter().zip(&d).map(|(g, v)| g * v).sum();
-                let n = fd.derivative(name, &x, &d, h)?;
+                let n = fd.derivative(name, x, &d, h)?;
                 record(Direction::Random(k), a, n);
             }
         }
@@ -345,23 +356,44 @@ fn relative_error(a: f64, n: f64, floor: f64) -> f64 {
     }
 }
 
+/// `n` values from `f` in a vector allocated fallibly.
+fn try_vec(n: usize, f: impl FnMut() -> f64) -> Result<Vec<f64>, CheckError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        CheckError::OutOfMemory(format!(
+            "out of memory: cannot allocate {} bytes for a perturbation",
+            n.saturating_mul(8)
+        ))
+    })?;
+    v.extend(std::iter::repeat_with(f).take(n));
+    Ok(v)
+}
+
 /// Evaluates directional derivatives of the loss by finite differences.
 struct FiniteDifference<'a> {
     graph: &'a Graph,
     loss: NodeId,
-    point: &'a Feeds,
+    /// The point (every feed in f64); a perturbed feed is swapped in for one evaluation and
+    /// swapped back, so no evaluation copies the other feeds.
+    feeds: RefCell<Feeds>,
 }
 
 impl FiniteDifference<'_> {
     /// The loss with feed `name` set to `x + t·d`.
     fn loss_at(&self, name: &str, x: &[f64], d: &[f64], t: f64) -> Result<f64, CheckError> {
-        let moved: Vec<f64> = x.iter().zip(d).map(|(xi, di)| xi + t * di).collect();
-        let shape = self.point[name].shape().clone();
+        let mut moved = try_vec(x.len(), || 0.0)?;
+        for (m, (xi, di)) in moved.iter_mut().zip(x.iter().zip(d)) {
+            *m = xi + t * di;
+        }
+        let mut feeds = self.feeds.borrow_mut();
+        let shape = feeds[name].shape().clone();
         let tensor = HostTensor::from_f64(shape, moved).expect("same element count");
-        let mut feeds = self.point.clone();
-        feeds.insert(name.to_string(), tensor);
-        let v = eval_nodes(self.graph, &feeds, &[self.loss])?;
-        Ok(v[0].to_f64_vec()[0])
+        let original = feeds.insert(name.to_string(), tensor);
+        let v = eval_nodes(self.graph, &feeds, &[self.loss]);
+        if let Some(original) = original {
+            feeds.insert(name.to_string(), original);
+        }
+        Ok(v?[0].to_f64_vec()[0])
     }
 
     /// Central difference with one Richardson extrapolation step:
@@ -379,7 +411,8 @@ impl FiniteDifference<'_> {
 /// uniform in `0..n`, where `n` is the smallest axis size the tensor indexes through a `gather`
 /// or `scatter_add` that uses it directly, else 2; bools fair coin flips. Each leaf draws from
 /// its own stream derived from `(seed, name)`, so adding a leaf leaves the others unchanged.
-pub fn random_feeds(graph: &Graph, seed: u64) -> Feeds {
+/// A tensor the system refuses the memory for is [`CheckError::OutOfMemory`].
+pub fn random_feeds(graph: &Graph, seed: u64) -> Result<Feeds, CheckError> {
     let mut feeds = Feeds::new();
     for &id in graph.inputs().iter().chain(graph.parameters()) {
         let name = graph
@@ -392,12 +425,11 @@ pub fn random_feeds(graph: &Graph, seed: u64) -> Feeds {
             2
         };
         let mut rng = Rng::derive(seed, name);
-        feeds.insert(
-            name.to_string(),
-            HostTensor::random(ty, &mut rng, bound as u32),
-        );
+        let t = HostTensor::try_random(ty, &mut rng, bound.min(u32::MAX as usize) as u32)
+            .map_err(|e| CheckError::OutOfMemory(format!("random feed `{name}`: {e}")))?;
+        feeds.insert(name.to_string(), t);
     }
-    feeds
+    Ok(feeds)
 }
 
 /// The smallest axis size that `idx` indexes as the index operand of a gather or scatter-add.

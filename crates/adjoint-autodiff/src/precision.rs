@@ -55,6 +55,21 @@ pub fn widen_to_f64(graph: &Graph) -> Result<WidenedGraph, adjoint_ir::VerifyErr
     Ok(WidenedGraph { graph: out, map })
 }
 
+/// [`widen_feeds`], with a refused allocation as an error instead of an abort.
+pub fn try_widen_feeds(feeds: &Feeds) -> Result<Feeds, String> {
+    feeds
+        .iter()
+        .map(|(name, t)| {
+            let t = if t.dtype() == DType::F32 {
+                t.try_cast(DType::F64)?
+            } else {
+                t.try_cast(t.dtype())?
+            };
+            Ok((name.clone(), t))
+        })
+        .collect()
+}
+
 /// The same feeds with every `f32` tensor converted to `f64`.
 pub fn widen_feeds(feeds: &Feeds) -> Feeds {
     feeds

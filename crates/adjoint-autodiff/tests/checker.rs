@@ -40,7 +40,7 @@ fn large_tensors_are_checked_along_random_directions() {
     let loss = w.tanh().sum_all() + small.square().sum_all();
     let (loss, w, small) = (loss.id(), w.id(), small.id());
     let g = b.finish();
-    let feeds = random_feeds(&g, 4);
+    let feeds = random_feeds(&g, 4).unwrap();
     let opts = GradCheckOptions {
         directions: 3,
         ..GradCheckOptions::default()
@@ -60,7 +60,7 @@ fn refuses_what_it_cannot_perturb() {
     let loss = h.sum_all();
     let (x, h, loss) = (x.id(), h.id(), loss.id());
     let g = b.finish();
-    let e = check_grads(&g, loss, &[h], &random_feeds(&g, 0), 1e-6).unwrap_err();
+    let e = check_grads(&g, loss, &[h], &random_feeds(&g, 0).unwrap(), 1e-6).unwrap_err();
     assert!(matches!(e, CheckError::NotALeaf { .. }), "{e}");
     let e = check_grads(&g, loss, &[x], &Feeds::new(), 1e-6).unwrap_err();
     assert!(matches!(e, CheckError::MissingFeed { .. }), "{e}");
@@ -75,7 +75,7 @@ fn named_check_with_random_feeds_for_the_command_line() {
     let ids = b.input("ids", DType::I32, [16]);
     b.output("loss", table.gather(ids, 0).tanh().sum_all());
     let g = b.finish();
-    let feeds = random_feeds(&g, 9);
+    let feeds = random_feeds(&g, 9).unwrap();
     let ids = feeds["ids"].as_i32().unwrap();
     assert!(ids.iter().all(|&i| (0..5).contains(&i)));
     assert!(
@@ -119,4 +119,33 @@ fn hvp_declares_its_products_and_checks_vectors() {
     );
     let got = eval_nodes(&products.graph, &feeds, &[hv]).unwrap()[0].to_f64_vec();
     assert_eq!(got, vec![12.0, -12.0, -12.0]);
+}
+
+#[test]
+fn feeds_beyond_memory_are_an_error_not_an_abort() {
+    // 2^48 bytes of f32: more than the 47-bit address space, so the allocation fails whatever
+    // the overcommit policy.
+    let b = Builder::new("huge");
+    let x = b.parameter("x", DType::F32, [1 << 46]);
+    b.output("loss", x.sum_all());
+    let g = b.finish();
+    let e = random_feeds(&g, 0).unwrap_err();
+    assert!(matches!(e, CheckError::OutOfMemory(_)), "{e}");
+    assert!(e.to_string().contains("random feed `x`"), "{e}");
+    assert!(e.to_string().contains("out of memory"), "{e}");
+    let e = check_grads_named(&g, "loss", &["x"], 0, 1e-6).unwrap_err();
+    assert!(matches!(e, CheckError::OutOfMemory(_)), "{e}");
+}
+
+#[test]
+fn random_feeds_keep_their_values() {
+    // The fallible generator draws the same streams as before: a fixed seed gives fixed data.
+    let b = Builder::new("values");
+    let x = b.parameter("x", DType::F64, [3]);
+    b.output("loss", x.sum_all());
+    let g = b.finish();
+    let a = random_feeds(&g, 5).unwrap();
+    let mut rng = adjoint_ir::Rng::derive(5, "x");
+    let want: Vec<f64> = (0..3).map(|_| rng.normal()).collect();
+    assert_eq!(a["x"].to_f64_vec(), want);
 }

@@ -126,7 +126,7 @@ fn attention_masks_the_future() {
     let loss = out.slice(0, 0, 1, 1).sum_all();
     let dx = append_grad(&b, loss.id(), &[x.id()]).unwrap()[0];
     let graph = b.finish();
-    let feeds = random_feeds(&graph, 3);
+    let feeds = random_feeds(&graph, 3).unwrap();
     let v = eval_nodes(&graph, &feeds, &[dx]).unwrap()[0].to_f64_vec();
     assert!(v[..2].iter().any(|&g| g != 0.0));
     assert_eq!(&v[2..], &[0.0; 4]);
@@ -164,7 +164,7 @@ fn hessian_vector_product_matches_finite_differences_of_the_gradient() {
     let hv = append_hvp(&b, loss.id(), &wrt, &vids).unwrap();
     let graph = b.finish();
     graph.verify().unwrap();
-    let feeds = random_feeds(&graph, 21);
+    let feeds = random_feeds(&graph, 21).unwrap();
 
     let hv_values: Vec<Vec<f64>> = eval_nodes(&graph, &feeds, &hv)
         .unwrap()

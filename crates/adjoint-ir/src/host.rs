@@ -5,6 +5,7 @@ use crate::rng::Rng;
 use crate::shape::Shape;
 use crate::DType;
 use std::fmt;
+use std::iter::repeat_with;
 
 /// The elements of a [`HostTensor`], row-major, one variant per dtype.
 #[derive(Clone, Debug, PartialEq)]
@@ -166,28 +167,33 @@ impl HostTensor {
         rng: &mut Rng,
         int_bound: u32,
     ) -> Result<HostTensor, String> {
-        reserve(ty)?;
-        Ok(HostTensor::random(ty, rng, int_bound))
+        let n = ty.shape.try_numel().ok_or_else(|| {
+            format!("a tensor of type {ty} has more elements than a usize can count")
+        })?;
+        let bound = int_bound.max(1) as u64;
+        let data = match ty.dtype {
+            DType::F32 => HostData::F32(try_collect(ty, n, repeat_with(|| rng.normal() as f32))?),
+            DType::F64 => HostData::F64(try_collect(ty, n, repeat_with(|| rng.normal()))?),
+            DType::I32 => {
+                HostData::I32(try_collect(ty, n, repeat_with(|| rng.below(bound) as i32))?)
+            }
+            DType::Bool => HostData::Bool(try_collect(ty, n, repeat_with(|| rng.below(2) == 1))?),
+        };
+        Ok(HostTensor {
+            shape: ty.shape.clone(),
+            data,
+        })
     }
 
     /// Seeded random data for a tensor of type `ty`: floats standard normal, i32 uniform in
-    /// `0..int_bound`, bools fair coin flips.
+    /// `0..int_bound`, bools fair coin flips. The same values as [`HostTensor::try_random`].
+    ///
+    /// # Panics
+    ///
+    /// If the memory cannot be allocated; [`HostTensor::try_random`] returns that as an error.
     pub fn random(ty: &TensorType, rng: &mut Rng, int_bound: u32) -> HostTensor {
-        let n = ty.shape.numel();
-        let data = match ty.dtype {
-            DType::F32 => HostData::F32((0..n).map(|_| rng.normal() as f32).collect()),
-            DType::F64 => HostData::F64((0..n).map(|_| rng.normal()).collect()),
-            DType::I32 => HostData::I32(
-                (0..n)
-                    .map(|_| rng.below(int_bound.max(1) as u64) as i32)
-                    .collect(),
-            ),
-            DType::Bool => HostData::Bool((0..n).map(|_| rng.below(2) == 1).collect()),
-        };
-        HostTensor {
-            shape: ty.shape.clone(),
-            data,
-        }
+        HostTensor::try_random(ty, rng, int_bound)
+            .unwrap_or_else(|e| panic!("HostTensor::random: {e}"))
     }
 
     /// The shape.
@@ -268,6 +274,35 @@ impl HostTensor {
         }
     }
 
+    /// [`HostTensor::to_f64_vec`], with a refused allocation as an error instead of an abort.
+    pub fn try_to_f64_vec(&self) -> Result<Vec<f64>, String> {
+        let ty = TensorType::new(DType::F64, self.shape.clone());
+        let n = self.numel();
+        match &self.data {
+            HostData::F32(v) => try_collect(&ty, n, v.iter().map(|&x| f64::from(x))),
+            HostData::F64(v) => try_collect(&ty, n, v.iter().copied()),
+            HostData::I32(v) => try_collect(&ty, n, v.iter().map(|&x| f64::from(x))),
+            HostData::Bool(v) => try_collect(&ty, n, v.iter().map(|&x| f64::from(u8::from(x)))),
+        }
+    }
+
+    /// [`HostTensor::cast`], with a refused allocation as an error instead of an abort.
+    pub fn try_cast(&self, dtype: DType) -> Result<HostTensor, String> {
+        let v = self.try_to_f64_vec()?;
+        let ty = TensorType::new(dtype, self.shape.clone());
+        let n = v.len();
+        let data = match dtype {
+            DType::F32 => HostData::F32(try_collect(&ty, n, v.iter().map(|&x| x as f32))?),
+            DType::F64 => HostData::F64(v),
+            DType::I32 => HostData::I32(try_collect(&ty, n, v.iter().map(|&x| x as i32))?),
+            DType::Bool => HostData::Bool(try_collect(&ty, n, v.iter().map(|&x| x != 0.0))?),
+        };
+        Ok(HostTensor {
+            shape: self.shape.clone(),
+            data,
+        })
+    }
+
     /// The same values converted to `dtype` (as [`crate::Op::Cast`] converts).
     pub fn cast(&self, dtype: DType) -> HostTensor {
         if dtype == self.dtype() {
@@ -300,6 +335,22 @@ pub type Feeds = std::collections::BTreeMap<String, HostTensor>;
 
 /// Checks that the system grants the bytes of a tensor of type `ty` (reserved with
 /// `try_reserve` and given back), so that allocating it right after does not abort.
+/// The first `n` items of `items` (the elements of a tensor of type `ty`), in a vector
+/// allocated fallibly.
+fn try_collect<T>(
+    ty: &TensorType,
+    n: usize,
+    items: impl Iterator<Item = T>,
+) -> Result<Vec<T>, String> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        let bytes = n.saturating_mul(std::mem::size_of::<T>());
+        format!("out of memory: cannot allocate {bytes} bytes for a tensor of type {ty}")
+    })?;
+    v.extend(items.take(n));
+    Ok(v)
+}
+
 fn reserve(ty: &TensorType) -> Result<(), String> {
     let bytes = ty
         .try_size_bytes()
@@ -308,4 +359,29 @@ fn reserve(ty: &TensorType) -> Result<(), String> {
     probe.try_reserve_exact(bytes).map_err(|_| {
         format!("out of memory: cannot allocate {bytes} bytes for a tensor of type {ty}")
     })
+}
+
+#[cfg(test)]
+mod fallible_tests {
+    use super::*;
+
+    #[test]
+    fn try_conversions_match_the_infallible_ones() {
+        let t = HostTensor::from_f32([3], vec![1.5, -2.25, 0.0]).unwrap();
+        assert_eq!(t.try_to_f64_vec().unwrap(), t.to_f64_vec());
+        for d in DType::ALL {
+            assert_eq!(t.try_cast(d).unwrap(), t.cast(d));
+        }
+        let ty = TensorType::new(DType::F32, [5]);
+        let a = HostTensor::try_random(&ty, &mut Rng::derive(1, "a"), 0).unwrap();
+        let b = HostTensor::random(&ty, &mut Rng::derive(1, "a"), 0);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_tensor_beyond_memory_is_an_error() {
+        let ty = TensorType::new(DType::F64, [1usize << 45]);
+        let e = HostTensor::try_random(&ty, &mut Rng::derive(0, "x"), 2).unwrap_err();
+        assert!(e.contains("out of memory"), "{e}");
+    }
 }

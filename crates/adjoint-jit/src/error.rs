@@ -13,6 +13,12 @@ pub enum JitError {
     Pass(adjoint_opt::PassError),
     /// The schedule or memory plan does not fit the graph (a bug in a planner).
     Plan(String),
+    /// The memory plan failed `adjoint_opt::check_memory_plan` (a bug in the planner; checked
+    /// when [`crate::Options::check_ir`] is set).
+    MemoryPlan(adjoint_opt::InvalidPlan),
+    /// The lowered kernel IR failed [`crate::kernel::verify::verify_program`] (a bug in the
+    /// lowering; checked when [`crate::Options::check_ir`] is set).
+    KernelIr(crate::kernel::verify::KernelIrError),
     /// Cranelift rejected a generated function, or the host is not supported.
     Codegen(String),
     /// An input the step reads was not fed.
@@ -76,6 +82,8 @@ impl fmt::Display for JitError {
             JitError::Invalid(e) => write!(f, "cannot compile the graph: {e}"),
             JitError::Pass(e) => write!(f, "graph passes failed: {e}"),
             JitError::Plan(m) => write!(f, "inconsistent plan: {m}"),
+            JitError::MemoryPlan(e) => write!(f, "invalid memory plan: {e}"),
+            JitError::KernelIr(e) => write!(f, "invalid kernel IR: {e}"),
             JitError::Codegen(m) => write!(f, "code generation failed: {m}"),
             JitError::MissingFeed { name, expected } => write!(
                 f,
@@ -119,6 +127,8 @@ impl std::error::Error for JitError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             JitError::Invalid(e) => Some(e),
+            JitError::MemoryPlan(e) => Some(e),
+            JitError::KernelIr(e) => Some(e),
             _ => None,
         }
     }
@@ -127,6 +137,18 @@ impl std::error::Error for JitError {
 impl From<VerifyError> for JitError {
     fn from(e: VerifyError) -> JitError {
         JitError::Invalid(e)
+    }
+}
+
+impl From<adjoint_opt::InvalidPlan> for JitError {
+    fn from(e: adjoint_opt::InvalidPlan) -> JitError {
+        JitError::MemoryPlan(e)
+    }
+}
+
+impl From<crate::kernel::verify::KernelIrError> for JitError {
+    fn from(e: crate::kernel::verify::KernelIrError) -> JitError {
+        JitError::KernelIr(e)
     }
 }
 

@@ -106,6 +106,12 @@ pub struct Options {
     /// code reading or writing outside a buffer faults at once instead of corrupting memory.
     /// Costs a mapping per buffer and a copy of the inputs per run; off by default.
     pub guard_pages: bool,
+    /// Check the memory plan (`adjoint_opt::check_memory_plan`) and the lowered kernel IR
+    /// ([`kernel::verify::verify_program`]: every access inside its buffer, dtypes, scopes,
+    /// reductions, parallel stores) before generating code, returning
+    /// [`JitError::MemoryPlan`] or [`JitError::KernelIr`] instead of compiling a bad program.
+    /// Default: on in debug builds; the fuzzer always sets it.
+    pub check_ir: bool,
 }
 
 /// The code that runs a matmul.
@@ -136,6 +142,7 @@ impl Default for Options {
             max_tensor_bytes: Options::DEFAULT_MAX_TENSOR_BYTES,
             max_arena_bytes: Options::DEFAULT_MAX_ARENA_BYTES,
             guard_pages: false,
+            check_ir: cfg!(debug_assertions),
         }
     }
 }
@@ -218,6 +225,10 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
     );
     let host_gemm = options.matmul == MatmulKernel::Host && gemm::available();
     let program = lower_program(&plan.graph, &plan.schedule, &plan.memory, host_gemm)?;
+    if options.check_ir {
+        adjoint_opt::check_memory_plan(&plan.graph, &plan.schedule, &plan.memory)?;
+        kernel::verify::verify_program(&program)?;
+    }
     let planning = t0.elapsed();
     if program.arena_bytes > options.max_arena_bytes {
         return Err(JitError::TooLarge {

@@ -436,39 +436,76 @@ pub fn check_memory_plan(
             "two values are written into the same parameter".into(),
         ));
     }
-    let arena: Vec<&BufferAssignment> = plan.buffers.iter().filter(|b| is_arena(b)).collect();
-    let end = |b: &BufferAssignment| b.last_group.min(n);
-    for (i, a) in arena.iter().enumerate() {
-        for b in &arena[i + 1..] {
-            let live_together = a.first_group <= end(b) && b.first_group <= end(a);
-            let (oa, ob) = (arena_offset(a), arena_offset(b));
-            let overlap = oa < ob.saturating_add(b.bytes)
-                && ob < oa.saturating_add(a.bytes)
-                && a.bytes > 0
-                && b.bytes > 0;
-            if live_together && overlap {
-                return Err(InvalidPlan(format!(
-                    "buffers of {} (groups {}..={}, bytes {}..{}) and {} (groups {}..={}, \
-                     bytes {}..{}) are live together and overlap",
-                    graph.describe(a.value),
-                    a.first_group,
-                    end(a),
-                    oa,
-                    oa + a.bytes,
-                    graph.describe(b.value),
-                    b.first_group,
-                    end(b),
-                    ob,
-                    ob + b.bytes
-                )));
-            }
-        }
-    }
+    check_no_overlap(graph, plan, n)?;
     if plan.lower_bound > plan.arena_bytes {
         return Err(InvalidPlan(format!(
             "lower bound {} exceeds the arena size {}",
             plan.lower_bound, plan.arena_bytes
         )));
+    }
+    Ok(())
+}
+
+/// No two arena buffers live at the same time overlap: a sweep over the groups in order with
+/// the live buffers kept by offset (pairwise disjoint, so only the neighbours of a new buffer
+/// can overlap it), O(n log n) for n buffers.
+fn check_no_overlap(graph: &Graph, plan: &MemoryPlan, groups: usize) -> Result<(), InvalidPlan> {
+    use std::cmp::Reverse;
+    use std::collections::{BTreeMap, BinaryHeap};
+    let end = |b: &BufferAssignment| b.last_group.min(groups);
+    let mut arena: Vec<&BufferAssignment> = plan
+        .buffers
+        .iter()
+        .filter(|b| is_arena(b) && b.bytes > 0)
+        .collect();
+    if let Some(b) = arena.iter().find(|b| end(b) < b.first_group) {
+        return Err(InvalidPlan(format!(
+            "buffer of {} is freed (after group {}) before it is written (group {})",
+            graph.describe(b.value),
+            b.last_group,
+            b.first_group
+        )));
+    }
+    arena.sort_by_key(|b| (b.first_group, arena_offset(b)));
+    // Live buffers by offset, and by the group after which they die.
+    let mut live: BTreeMap<usize, &BufferAssignment> = BTreeMap::new();
+    let mut dying: BinaryHeap<Reverse<(usize, usize)>> = BinaryHeap::new();
+    let overlap = |a: &BufferAssignment, b: &BufferAssignment| {
+        let (oa, ob) = (arena_offset(a), arena_offset(b));
+        InvalidPlan(format!(
+            "buffers of {} (groups {}..={}, bytes {}..{}) and {} (groups {}..={}, bytes {}..{}) \
+             are live together and overlap",
+            graph.describe(a.value),
+            a.first_group,
+            end(a),
+            oa,
+            oa.saturating_add(a.bytes),
+            graph.describe(b.value),
+            b.first_group,
+            end(b),
+            ob,
+            ob.saturating_add(b.bytes)
+        ))
+    };
+    for b in arena {
+        while let Some(&Reverse((last, offset))) = dying.peek() {
+            if last >= b.first_group {
+                break;
+            }
+            dying.pop();
+            live.remove(&offset);
+        }
+        let (start, stop) = (arena_offset(b), arena_offset(b).saturating_add(b.bytes));
+        if let Some((_, a)) = live.range(..=start).next_back() {
+            if arena_offset(a).saturating_add(a.bytes) > start {
+                return Err(overlap(a, b));
+            }
+        }
+        if let Some((_, a)) = live.range(start..stop).next() {
+            return Err(overlap(a, b));
+        }
+        live.insert(start, b);
+        dying.push(Reverse((end(b), start)));
     }
     Ok(())
 }

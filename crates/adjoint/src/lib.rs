@@ -34,6 +34,7 @@
 //! ```
 
 pub mod bench;
+pub mod fuzz;
 
 pub use adjoint_autodiff as autodiff;
 pub use adjoint_interp as interp;

@@ -29,7 +29,7 @@ pub fn check_with(
     let loss: NodeId = loss.id();
     let wrt: Vec<NodeId> = wrt.iter().map(|t| t.id()).collect();
     let graph = b.finish();
-    let mut feeds = random_feeds(&graph, seed);
+    let mut feeds = random_feeds(&graph, seed).unwrap();
     adjust_feeds(&mut feeds, adjust);
     let report =
         check_grads(&graph, loss, &wrt, &feeds, tol).unwrap_or_else(|e| panic!("{what}: {e}"));

@@ -53,6 +53,8 @@ pub struct RunOptions {
     pub int_bound: u32,
     /// Values printed per tensor.
     pub max_values: usize,
+    /// Run the compiled step instead of the interpreter (and compare the two).
+    pub jit: bool,
 }
 
 /// `adjoint run FILE --feed …`.
@@ -64,6 +66,9 @@ pub fn run(path: &Path, opts: &RunOptions) -> Result<(), CliError> {
         int_bound: opts.int_bound,
     };
     let feeds = feeds::build(&graph, &opts.feeds, &fill)?;
+    if opts.jit {
+        return super::jit_cmds::run_jit(path, &graph, &feeds, opts.max_values);
+    }
     let result =
         adjoint::interp::run(&graph, &feeds).map_err(|e| CliError::in_file(path, e.to_string()))?;
     for (name, value) in &result.outputs {
@@ -91,7 +96,7 @@ pub fn workload(id: &str, step: bool, output: Option<&Path>) -> Result<(), CliEr
 }
 
 /// `f32[2,2] = [1, 2, 3, 4]`, with at most `max` values and a count of the rest.
-fn show(t: &HostTensor, max: usize) -> String {
+pub(super) fn show(t: &HostTensor, max: usize) -> String {
     let mut parts: Vec<String> = match t.data() {
         // f32 values print at f32 precision (`0.1`, not `0.10000000149011612`).
         HostData::F32(v) => v.iter().take(max).map(|x| x.to_string()).collect(),

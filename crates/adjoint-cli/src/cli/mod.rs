@@ -5,6 +5,7 @@ mod bench_cmd;
 mod error;
 mod feeds;
 mod graph_cmds;
+mod jit_cmds;
 mod numbers;
 mod opt_cmds;
 mod profile_cmd;
@@ -76,6 +77,38 @@ enum Command {
         /// Print at most this many values per tensor.
         #[arg(long, default_value_t = 16)]
         max_values: usize,
+        /// Run the graph compiled by the JIT instead of interpreted, then compare the two:
+        /// any difference is reported and makes the exit status 1.
+        #[arg(long)]
+        jit: bool,
+    },
+    /// Parse and verify a graph (errors at FILE:LINE:COL), then run it with the interpreter
+    /// and compiled in each of the fuzzer's configurations (fused and unfused, 1 and 2
+    /// threads, host and generated matmuls) on the fuzzer's random feeds, and report every
+    /// differing output or update (exit status 1 on a difference).
+    Check {
+        /// A graph in the `.adj` text format.
+        file: PathBuf,
+        /// Seed of the random feeds (the fuzzer's reproducers fail with seed 0).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Only parse and verify.
+        #[arg(long)]
+        verify_only: bool,
+    },
+    /// Differential fuzzing: random graphs and their training steps, compiled in every
+    /// configuration with guard pages and IR checks, against the interpreter. Failing graphs
+    /// are minimized and written as `.adj` reproducers (exit status 1).
+    Fuzz {
+        /// Cases to run (each is a graph and its training step), 1 to 1000000000.
+        #[arg(long, default_value_t = 300, value_parser = numbers::parse_cases, allow_negative_numbers = true)]
+        cases: u64,
+        /// Which block of case numbers (cases start at SEED · 1000000).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Where reproducers (and `last.adj`, the graph being checked) are written.
+        #[arg(long, default_value = "adjoint-fuzz")]
+        out: PathBuf,
     },
     /// Write a benchmark workload's graph (W1, W2, W3, W4) in the text format.
     Workload {
@@ -204,6 +237,7 @@ pub fn main() -> Result<(), CliError> {
             seed,
             int_bound,
             max_values,
+            jit,
         } => {
             let opts = graph_cmds::RunOptions {
                 feeds,
@@ -211,8 +245,17 @@ pub fn main() -> Result<(), CliError> {
                 seed,
                 int_bound,
                 max_values,
+                jit,
             };
             graph_cmds::run(&file, &opts)
+        }
+        Command::Check {
+            file,
+            seed,
+            verify_only,
+        } => jit_cmds::check(&file, seed, verify_only),
+        Command::Fuzz { cases, seed, out } => {
+            jit_cmds::fuzz(&jit_cmds::FuzzOptions { cases, seed, out })
         }
         Command::Workload { id, step, output } => {
             graph_cmds::workload(&id, step, output.as_deref())

@@ -41,6 +41,18 @@ pub fn parse_steps(text: &str) -> Result<usize, String> {
     parse_count(text, 1)
 }
 
+/// The most cases `adjoint fuzz` runs in one campaign.
+pub const MAX_CASES: u64 = 1_000_000_000;
+
+/// Parses `fuzz --cases`: a whole number from 1 to [`MAX_CASES`].
+pub fn parse_cases(text: &str) -> Result<u64, String> {
+    let range = format!("a whole number from 1 to {MAX_CASES}");
+    match text.trim().parse::<u64>() {
+        Ok(n) if (1..=MAX_CASES).contains(&n) => Ok(n),
+        _ => Err(format!("expected {range}, got `{text}`")),
+    }
+}
+
 /// Parses `--warmup`: a whole number from 0 to [`MAX_STEPS`].
 pub fn parse_warmup(text: &str) -> Result<usize, String> {
     parse_count(text, 0)

@@ -22,6 +22,7 @@
 pub mod gemm;
 pub mod ix;
 pub mod lower;
+pub mod verify;
 
 use crate::gemm::GemmDesc;
 use adjoint_ir::{BinaryOp, CompareOp, DType, ReduceOp, Shape, UnaryOp};

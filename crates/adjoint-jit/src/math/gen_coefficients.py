@@ -188,6 +188,19 @@ def main():
     print("LN2_F64: hi", repr(ln2_hi64), "lo", repr(float(mp.log(2) - ln2_hi64)))
     two_thirds = float(mp.mpf(2) / 3)
     print("TWO_THIRDS: hi", repr(two_thirds), "lo", repr(float(mp.mpf(2) / 3 - two_thirds)))
+    print("PIO2_F64 (rem_pio2.rs): hi", repr(d1), "lo", repr(d2))
+
+    # The binary expansion of 2/pi for the full-range reduction (rem_pio2.rs): word k holds
+    # the bits of weight 2^-(64k+1) .. 2^-(64k+64).
+    with mp.workdps(500):
+        bits = int(mp.floor(2 / mp.pi * mp.mpf(2) ** (64 * TWO_OVER_PI_WORDS)))
+    words = [(bits >> (64 * (TWO_OVER_PI_WORDS - 1 - k))) & (2**64 - 1) for k in range(TWO_OVER_PI_WORDS)]
+    print(f"TWO_OVER_PI: [u64; {TWO_OVER_PI_WORDS}] =")
+    for w in words:
+        print(f"    0x{w:016x},")
+
+# Enough words of 2/pi for the largest f64 exponent plus four words of product (rem_pio2.rs).
+TWO_OVER_PI_WORDS = 20
 
 
 if __name__ == "__main__":

@@ -96,7 +96,15 @@ pub(crate) fn map_unary(
     } else {
         x
     };
-    let r = body(&mut Lanes { b, opts, prec }, v);
+    let r = body(
+        &mut Lanes {
+            b,
+            opts,
+            prec,
+            scalar,
+        },
+        v,
+    );
     if scalar {
         b.ins().extractlane(r, 0)
     } else {
@@ -124,7 +132,16 @@ pub(crate) fn map_binary(
     } else {
         (x, y)
     };
-    let r = body(&mut Lanes { b, opts, prec }, vx, vy);
+    let r = body(
+        &mut Lanes {
+            b,
+            opts,
+            prec,
+            scalar,
+        },
+        vx,
+        vy,
+    );
     if scalar {
         b.ins().extractlane(r, 0)
     } else {
@@ -137,12 +154,28 @@ pub(crate) struct Lanes<'a, 'f> {
     b: &'a mut FunctionBuilder<'f>,
     opts: MathOptions,
     prec: Precision,
+    /// Only lane 0 carries a value (the others are whatever `scalar_to_vector` left there).
+    scalar: bool,
 }
 
 impl<'f> Lanes<'_, 'f> {
     /// The lane format.
     pub(crate) fn prec(&self) -> Precision {
         self.prec
+    }
+
+    /// How many lanes carry values: 1 for a scalar computed in lane 0, else all of them.
+    pub(crate) fn live_lanes(&self) -> u8 {
+        match (self.scalar, self.prec) {
+            (true, _) => 1,
+            (false, Precision::F32) => 4,
+            (false, Precision::F64) => 2,
+        }
+    }
+
+    /// The underlying builder, for control flow that the lane operations do not cover.
+    pub(crate) fn builder(&mut self) -> &mut FunctionBuilder<'f> {
+        self.b
     }
 
     /// Whether `fma` may be emitted.
@@ -161,6 +194,7 @@ impl<'f> Lanes<'_, 'f> {
             b: &mut *self.b,
             opts: self.opts,
             prec,
+            scalar: self.scalar,
         })
     }
 

@@ -13,6 +13,8 @@
 //! integer arithmetic on the exponent bits. Only instructions the x64 backend lowers on a
 //! baseline (SSE2-only) x86-64 target are used, and none becomes a libcall; `fma` is emitted only
 //! when [`MathOptions::fma`] says the target has it (elsewhere it is a libcall per lane). The
+//! one exception is `sin`/`cos` of arguments beyond the inline reduction's range (`|x| > 1e5`
+//! in f32, `1e6` in f64): such lanes branch to a call of the exact reduction [`rem_pio2`]. The
 //! polynomial coefficients and splitting constants are reproduced by `gen_coefficients.py` in
 //! this directory.
 //!
@@ -32,8 +34,8 @@
 //! | `log`     | 1           | all positive, subnormals  | 1           | all positive, subnormals  |
 //! | `tanh`    | 1           | `[-10, 10]`               | 2           | `[-20, 20]`               |
 //! | `sigmoid` | 2           | `[-110, 110]`             | 2           | `[-750, 750]`             |
-//! | `sin`     | 1           | `[-1e5, 1e5]`             | 1           | `[-1e6, 1e6]`             |
-//! | `cos`     | 1           | `[-1e5, 1e5]`             | 1           | `[-1e6, 1e6]`             |
+//! | `sin`     | 1           | all finite, dense to 1e5  | 1           | all finite, dense to 1e6  |
+//! | `cos`     | 1           | all finite, dense to 1e5  | 1           | all finite, dense to 1e6  |
 //! | `pow`     | 0           | `|y log2 x| <= 126`       | 1           | `|y log2 x| <= 1020`      |
 //!
 //! Special values (zeros, infinities, NaN, subnormals) follow C99 / IEEE 754 and are tested
@@ -75,6 +77,7 @@ mod lanes;
 mod log;
 mod logistic;
 mod pow;
+mod rem_pio2;
 mod trig;
 
 use cranelift_codegen::isa::TargetIsa;
@@ -83,6 +86,7 @@ pub use exp::emit_exp;
 pub use log::emit_log;
 pub use logistic::{emit_sigmoid, emit_tanh};
 pub use pow::emit_pow;
+pub use rem_pio2::rem_pio2;
 pub use trig::{emit_cos, emit_sin};
 
 /// Target facts the emitted code may rely on.

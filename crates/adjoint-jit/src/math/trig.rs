@@ -1,15 +1,23 @@
 //! `sin` and `cos`: Cody–Waite reduction by `π/2` into a quadrant and a double-length
-//! remainder, minimax polynomials on `[-π/4, π/4]`, and a per-lane quadrant select and sign.
+//! remainder (or, for lanes beyond its range, the exact reduction of [`super::rem_pio2`]),
+//! minimax polynomials on `[-π/4, π/4]`, and a per-lane quadrant select and sign.
 
 use std::f32::consts as f32c;
 use std::f64::consts as f64c;
 
-use cranelift_codegen::ir::condcodes::FloatCC;
-use cranelift_codegen::ir::Value;
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{
+    types, AbiParam, BlockArg, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind,
+    Type, Value,
+};
+use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::FunctionBuilder;
 
 use super::exp::magic;
 use super::lanes::{map_unary, Lanes, Precision};
+use super::rem_pio2::{
+    rem_pio2_lanes_f32, rem_pio2_lanes_f64, LANES_SLOT_BYTES, LIMIT_F32, LIMIT_F64,
+};
 use super::MathOptions;
 
 /// `(sin(√z) - √z) / z^{3/2}` and `(cos(√z) - 1 + z/2) / z²` on `z` in `[0, (1.02·π/4)²]`,
@@ -52,19 +60,25 @@ const PIO2_SPLIT_F64: [f64; 4] = [
     8.478_427_660_368_9e-32,
 ];
 
+/// Beyond these magnitudes (the range over which the inline reduction is tested to 1 ulp) a
+/// lane is reduced exactly by [`rem_pio2_lanes_f32`] / [`rem_pio2_lanes_f64`].
+const CODY_WAITE_LIMIT_F32: f32 = LIMIT_F32;
+const CODY_WAITE_LIMIT_F64: f64 = LIMIT_F64;
+
 /// Emits `sin(x)` for `x` of type `f32x4`, `f64x2`, `f32` or `f64`.
 ///
 /// `n = round(x · 2/π)`; `x - n·π/2 = y0 + y1` by Cody–Waite with three pieces of `π/2` and a
 /// two-sum, accurate to far below an ulp of the remainder; `sin` or `cos` polynomial of
 /// `y0 + y1` chosen by `n mod 4`, with the sign from bit 1 of `n`.
 ///
-/// Domain: the accuracy below holds for `|x| <= 1e5` in f32 and `|x| <= 1e6` in f64 (beyond,
-/// it degrades gradually; past `|x| ≈ 2^22` (f32) or `2^51` (f64) the quadrant is lost and the
-/// result is an arbitrary finite value of magnitude at most about 1). `sin(±inf) = NaN`,
-/// `sin(NaN) = NaN`, `sin(±0) = ±0`, and `sin(x) = x` for subnormal `x`.
+/// Domain: every finite `x`. A vector with a lane beyond `|x| > 1e5` (f32) or `|x| > 1e6`
+/// (f64) branches to a cold block that reduces such lanes exactly (Payne–Hanek, by one call of
+/// [`super::rem_pio2`]'s vector helper); vectors with every lane in range never take it.
+/// `sin(±inf) = NaN`, `sin(NaN) = NaN`, `sin(±0) = ±0`, and `sin(x) = x` for subnormal `x`.
 ///
 /// Accuracy (measured by `tests/math_accuracy.rs`, with or without FMA): f32 at most 1 ulp from
-/// the correctly rounded result; f64 at most 1 ulp from Rust's `f64::sin`.
+/// the correctly rounded result; f64 at most 1 ulp from Rust's `f64::sin`, over the whole
+/// range.
 ///
 /// # Panics
 ///
@@ -90,12 +104,9 @@ pub fn emit_cos(b: &mut FunctionBuilder<'_>, opts: MathOptions, x: Value) -> Val
 
 fn sin_cos_vector(l: &mut Lanes<'_, '_>, x: Value, cos: bool) -> Value {
     let prec = l.prec();
-    // t = x·2/π + 1.5·2^m: n = t - 1.5·2^m, and n mod 4 sits in the low bits of t.
-    let magic = l.cf(magic(prec));
-    let two_over_pi = l.c(f32c::FRAC_2_PI, f64c::FRAC_2_PI);
-    let t = l.mul_add(x, two_over_pi, magic);
-    let n = l.sub(t, magic);
-    let (y0, y1) = reduce(l, x, n);
+    // x = n·π/2 + (y0 + y1), with the quadrant n mod 4 in the low bits of q (x comes back
+    // through the cold block's merge).
+    let (y0, y1, q, x) = reduce_any(l, x);
 
     // In the domain |y0| <= π/4 (plus rounding) and |y1| <= one ulp of it; far outside it the
     // reduction returns garbage, which these clamps keep finite (NaN passes through).
@@ -128,8 +139,7 @@ fn sin_cos_vector(l: &mut Lanes<'_, '_>, x: Value, cos: bool) -> Value {
     let ct = l.add(corr, ct);
     let c = l.add(w, ct);
 
-    // Quadrant q = n mod 4 (cos: n + 1): odd q takes the other polynomial, q >= 2 negates.
-    let q = l.as_int(t);
+    // Odd q takes the other polynomial, q >= 2 negates.
     let i_one = l.ci(1, 1);
     let q = if cos { l.iadd(q, i_one) } else { q };
     let q_odd = l.iand(q, i_one);
@@ -148,6 +158,19 @@ fn sin_cos_vector(l: &mut Lanes<'_, '_>, x: Value, cos: bool) -> Value {
         let is_zero = l.cmp(FloatCC::Equal, x, zero);
         l.select(is_zero, x, res)
     }
+}
+
+/// Cody–Waite: `(y0, y1, q)` with `x - n·π/2 = y0 + y1` and `n mod 4` in the low bits of `q`,
+/// accurate while `|x| <= 1e5` (f32) or `1e6` (f64).
+fn cody_waite(l: &mut Lanes<'_, '_>, x: Value) -> (Value, Value, Value) {
+    // t = x·2/π + 1.5·2^m: n = t - 1.5·2^m, and n mod 4 sits in the low bits of t.
+    let magic = l.cf(magic(l.prec()));
+    let two_over_pi = l.c(f32c::FRAC_2_PI, f64c::FRAC_2_PI);
+    let t = l.mul_add(x, two_over_pi, magic);
+    let n = l.sub(t, magic);
+    let (y0, y1) = reduce(l, x, n);
+    let q = l.as_int(t);
+    (y0, y1, q)
 }
 
 /// `x - n·π/2` as `y0 + y1`, `|y1|` at most about half an ulp of `y0`.
@@ -200,5 +223,87 @@ fn reduce(l: &mut Lanes<'_, '_>, x: Value, n: Value) -> (Value, Value) {
     } else {
         // n·c3 can be many ulps of y0 here: renormalize so that |y1| <= ulp(y0)/2.
         l.fast_two_sum(y0, y1)
+    }
+}
+
+/// The reduction of every lane of `x`: Cody–Waite, and if any live lane is beyond its range
+/// (or infinite), a cold block that has those lanes reduced exactly by one call of
+/// [`rem_pio2_lanes_f32`] / [`rem_pio2_lanes_f64`]. The inline results and `x` go to the helper
+/// through a stack slot and come back from it, so no vector value is live across the call (the
+/// register allocator would otherwise keep it in memory on the common path too); the helper
+/// replaces only the lanes beyond the range (a lane's value never depends on its neighbours).
+/// Returns the merged `(y0, y1, q, x)` with the builder positioned after the merge.
+fn reduce_any(l: &mut Lanes<'_, '_>, x: Value) -> (Value, Value, Value, Value) {
+    let prec = l.prec();
+    let (y0, y1, q) = cody_waite(l, x);
+    let limit = l.c(CODY_WAITE_LIMIT_F32, CODY_WAITE_LIMIT_F64);
+    let ax = l.abs(x);
+    // Ordered: NaN lanes stay inline (and stay NaN). The helpers test the same condition.
+    let big = l.cmp(FloatCC::GreaterThan, ax, limit);
+    let big_bits = l.as_int(big);
+    let (vty, ity) = (prec.vector(), prec.int_vector());
+    let lanes = l.live_lanes();
+    let b = l.builder();
+    let any = if lanes == 1 {
+        let lane0 = b.ins().extractlane(big_bits, 0);
+        b.ins().icmp_imm_u(IntCC::NotEqual, lane0, 0)
+    } else {
+        b.ins().vany_true(big_bits)
+    };
+    let slow = b.create_block();
+    let merge = b.create_block();
+    for ty in [vty, vty, ity, vty] {
+        b.append_block_param(merge, ty);
+    }
+    let args = [y0, y1, q, x].map(BlockArg::Value);
+    b.ins().brif(any, slow, &[], merge, &args);
+    b.set_cold_block(slow);
+    b.seal_block(slow);
+    b.switch_to_block(slow);
+
+    // The JIT runs in this process, so the helper's address is valid in the code.
+    let ptr = Type::int(usize::BITS as u16).expect("pointer-sized integer type");
+    let mut sig = Signature::new(host_call_conv());
+    sig.params.push(AbiParam::new(ptr));
+    sig.params.push(AbiParam::new(types::I64));
+    let sig = b.import_signature(sig);
+    type Helper = unsafe extern "C" fn(*mut u8, u64);
+    let helper: Helper = match prec {
+        Precision::F32 => rem_pio2_lanes_f32,
+        Precision::F64 => rem_pio2_lanes_f64,
+    };
+    let callee = b.ins().iconst(ptr, helper as usize as i64);
+    let slot = b.create_sized_stack_slot(StackSlotData::new(
+        StackSlotKind::ExplicitSlot,
+        LANES_SLOT_BYTES,
+        4,
+    ));
+    let base = b.ins().stack_addr(ptr, slot, 0);
+    let mem = MemFlagsData::trusted();
+    for (k, v) in [x, y0, y1, q].into_iter().enumerate() {
+        b.ins().store(mem, v, base, 16 * k as i32);
+    }
+    let n = b.ins().iconst(types::I64, i64::from(lanes));
+    b.ins().call_indirect(sig, callee, &[base, n]);
+    let x = b.ins().load(vty, mem, base, 0);
+    let y0 = b.ins().load(vty, mem, base, 16);
+    let y1 = b.ins().load(vty, mem, base, 32);
+    let q = b.ins().load(ity, mem, base, 48);
+    let args = [y0, y1, q, x].map(BlockArg::Value);
+    b.ins().jump(merge, &args);
+    b.seal_block(merge);
+    b.switch_to_block(merge);
+    let p = b.block_params(merge);
+    (p[0], p[1], p[2], p[3])
+}
+
+/// The C calling convention of the host, which the reduction helpers use.
+fn host_call_conv() -> CallConv {
+    if cfg!(windows) {
+        CallConv::WindowsFastcall
+    } else if cfg!(all(target_arch = "aarch64", target_vendor = "apple")) {
+        CallConv::AppleAarch64
+    } else {
+        CallConv::SystemV
     }
 }

@@ -1,45 +1,34 @@
-//! Differential fuzzing of the JIT against the interpreter.
+//! Differential fuzzing of the JIT against the interpreter, shared by the `fuzz` test
+//! (`tests/jit_fuzz.rs`) and the `adjoint fuzz` / `adjoint check` / `adjoint run --jit`
+//! commands.
 //!
 //! Each case draws a random graph from `adjoint_ir::random_graph` (every fourth with large
 //! shapes, past the threading, vector-tail and host-matmul thresholds), and builds its training
 //! step: the sum of its outputs as the loss, gradients of every parameter without an update of
 //! its own, and an SGD, momentum or Adam update (sometimes with another parameter taking the
-//! old value of a trained one); without such parameters, the gradients of the inputs. Both graphs are compiled fused and unfused at
-//! 1 and 2 threads (odd cases with generated instead of host matmuls) and run on random feeds
-//! with guard pages around every buffer (`Options::guard_pages`: an out-of-bounds access
-//! faults at once); every output and parameter update must match the interpreter.
+//! old value of a trained one); without such parameters, the gradients of the inputs. Both
+//! graphs are compiled fused and unfused at 1 and 2 threads (odd cases with generated instead
+//! of host matmuls) with the kernel-IR verifier and memory-plan checker on
+//! (`Options::check_ir`), and run on random feeds with guard pages around every buffer
+//! (`Options::guard_pages`: an out-of-bounds access faults at once); every output and parameter
+//! update must match the interpreter ([`close`]).
 //!
-//! A failing graph is minimized (outputs and updates dropped, nodes replaced by inputs, for as
-//! long as the failure stays) and written as an `.adj` reproducer under
-//! `target/tmp/fuzz/`; copied into `tests/data/`, it becomes a regression test
-//! (`reproducers_agree_with_the_interpreter`). A fault kills the test process before it can
-//! minimize: the graph being checked is then in `target/tmp/fuzz/last.adj`.
-//!
-//! CI runs [`CI_CASES`] cases. The long campaign:
-//! `ADJOINT_FUZZ_CASES=10000 ADJOINT_FUZZ_SEED=1 cargo test --release -p adjoint-jit --test fuzz
-//! -- --nocapture`.
+//! A failing graph is minimized ([`minimize`]: outputs and updates dropped, nodes replaced by
+//! inputs, for as long as the failure stays) and written as an `.adj` reproducer; copied into
+//! `crates/adjoint-jit/tests/data/`, it becomes a regression test. A fault kills the process
+//! before it can minimize: the graph being checked is then in `last.adj` of the output folder.
 
 use adjoint_autodiff::{training_step, Optimizer};
+use adjoint_interp::Evaluation;
 use adjoint_ir::random_graph::{random_feeds, random_graph_with, RandomGraphConfig};
 use adjoint_ir::{DType, Feeds, Graph, HostTensor};
 use adjoint_jit::{compile, MatmulKernel, Options};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-/// Cases per `cargo test` run.
-const CI_CASES: u64 = 300;
-
-/// Why a graph's compiled run differs from the interpreter (or cannot be made).
-type Failure = String;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The configurations of case `case`: fused and unfused at 1 and 2 threads.
-fn configs(case: u64) -> Vec<Options> {
+/// The configurations of case `case`: fused and unfused at 1 and 2 threads, host matmuls for
+/// even cases and generated ones for odd cases; guard pages and IR checks on.
+pub fn configs(case: u64) -> Vec<Options> {
     let matmul = if case.is_multiple_of(2) {
         MatmulKernel::Host
     } else {
@@ -55,6 +44,7 @@ fn configs(case: u64) -> Vec<Options> {
                 cache: false,
                 verifier: false,
                 guard_pages: true,
+                check_ir: true,
                 ..Options::default()
             });
         }
@@ -62,18 +52,28 @@ fn configs(case: u64) -> Vec<Options> {
     out
 }
 
-fn describe(opts: &Options) -> String {
+/// Every configuration the fuzzer uses: those of an even and of an odd case.
+pub fn all_configs() -> Vec<Options> {
+    let mut all = configs(0);
+    all.extend(configs(1));
+    all
+}
+
+/// `fusion on, threads 2, matmul Host`.
+pub fn describe(opts: &Options) -> String {
     format!(
         "fusion {}, threads {}, matmul {:?}",
-        opts.fusion, opts.threads, opts.matmul
+        if opts.fusion { "on" } else { "off" },
+        opts.threads,
+        opts.matmul
     )
 }
 
 /// Whether `got` is close enough to `want`: both NaN, equal infinities, or within a relative
 /// tolerance of the element (or of 1) plus a small share of the tensor's largest magnitude
 /// and the unit roundoff times `terms`, the largest element count in the graph (for
-/// cancellation in long sums).
-fn close(got: &HostTensor, want: &HostTensor, terms: usize) -> Result<(), String> {
+/// cancellation in long sums). Integers and booleans must be equal.
+pub fn close(got: &HostTensor, want: &HostTensor, terms: usize) -> Result<(), String> {
     if got.ty() != want.ty() {
         return Err(format!("type {} instead of {}", got.ty(), want.ty()));
     }
@@ -103,16 +103,18 @@ fn close(got: &HostTensor, want: &HostTensor, terms: usize) -> Result<(), String
     Ok(())
 }
 
-/// Runs `g` on `feeds` compiled with `opts` and compares with the interpreter's `want`.
-fn check_config(
+/// Runs `g` on `feeds` compiled with `opts` and compares every output and update with the
+/// interpreter's `want`. The error lists every difference (one line each), or says why the
+/// graph did not compile or run.
+pub fn check_config(
     g: &Graph,
     feeds: &Feeds,
-    want: &adjoint_interp::Evaluation,
+    want: &Evaluation,
     opts: &Options,
-) -> Result<(), Failure> {
+) -> Result<(), String> {
     let terms = g
         .node_ids()
-        .map(|n| g.ty(n).shape.numel())
+        .filter_map(|n| g.ty(n).shape.try_numel())
         .max()
         .unwrap_or(1);
     let mut step = compile(g, opts).map_err(|e| format!("compile: {e}"))?;
@@ -121,39 +123,64 @@ fn check_config(
     let out = step
         .run(&step.input_feeds(feeds))
         .map_err(|e| format!("run: {e}"))?;
+    let mut differences = Vec::new();
     for (name, t) in &want.outputs {
-        let got = out
-            .output(name)
-            .ok_or_else(|| format!("no output {name}"))?;
-        close(got, t, terms).map_err(|e| format!("output {name}: {e}"))?;
+        match out.output(name) {
+            None => differences.push(format!("no output {name}")),
+            Some(got) => {
+                if let Err(e) = close(got, t, terms) {
+                    differences.push(format!("output {name}: {e}"));
+                }
+            }
+        }
     }
     for (name, t) in &want.updates {
-        let got = step
-            .param(name)
-            .ok_or_else(|| format!("no parameter {name}"))?;
-        close(&got, t, terms).map_err(|e| format!("update {name}: {e}"))?;
+        match step.param(name) {
+            None => differences.push(format!("no parameter {name}")),
+            Some(got) => {
+                if let Err(e) = close(&got, t, terms) {
+                    differences.push(format!("update {name}: {e}"));
+                }
+            }
+        }
+    }
+    if differences.is_empty() {
+        Ok(())
+    } else {
+        Err(differences.join("\n"))
+    }
+}
+
+/// Checks `g` on `feeds` in every configuration of `configs`; the first failing one and why.
+pub fn check_with_feeds(
+    g: &Graph,
+    feeds: &Feeds,
+    configs: &[Options],
+) -> Result<(), (Options, String)> {
+    let Some(first) = configs.first() else {
+        return Ok(());
+    };
+    let want = match adjoint_interp::run(g, feeds) {
+        Ok(w) => w,
+        // Not a JIT failure: the oracle itself refused (never expected for these graphs).
+        Err(e) => return Err((first.clone(), format!("interpreter: {e}"))),
+    };
+    for opts in configs {
+        check_config(g, feeds, &want, opts).map_err(|f| (opts.clone(), f))?;
     }
     Ok(())
 }
 
-/// Checks `g` in every configuration of `configs`; the first failing one and why.
-fn check(g: &Graph, configs: &[Options]) -> Result<(), (Options, Failure)> {
-    let feeds = random_feeds(g, 0);
-    let want = match adjoint_interp::run(g, &feeds) {
-        Ok(w) => w,
-        // Not a JIT failure: the oracle itself refused (never expected for these graphs).
-        Err(e) => return Err((configs[0].clone(), format!("interpreter: {e}"))),
-    };
-    for opts in configs {
-        check_config(g, &feeds, &want, opts).map_err(|f| (opts.clone(), f))?;
-    }
-    Ok(())
+/// [`check_with_feeds`] on the fuzzer's random feeds of `g` for `seed`
+/// (`adjoint_ir::random_graph::random_feeds`).
+pub fn check(g: &Graph, configs: &[Options], seed: u64) -> Result<(), (Options, String)> {
+    check_with_feeds(g, &random_feeds(g, seed), configs)
 }
 
 /// The training step of `g`: loss = the sum of every float output, gradients of the float
 /// parameters that have no update yet, and an optimizer drawn from `case`. Without such
 /// parameters, the gradients of the loss with respect to the float inputs, as outputs.
-fn step_graph(g: &Graph, case: u64) -> Option<Graph> {
+pub fn step_graph(g: &Graph, case: u64) -> Option<Graph> {
     let params: Vec<_> = g
         .parameters()
         .iter()
@@ -212,7 +239,7 @@ fn step_graph(g: &Graph, case: u64) -> Option<Graph> {
 }
 
 /// The graphs of case `case`: the random graph and its training step.
-fn case_graphs(case: u64) -> Vec<Graph> {
+pub fn case_graphs(case: u64) -> Vec<Graph> {
     let mut config = RandomGraphConfig::new(8 + (case % 4) as usize * 6);
     config.large = case % 4 == 3;
     let g = random_graph_with(case, &config);
@@ -271,12 +298,13 @@ fn still_fails(text: &str, opts: &Options) -> bool {
     let Ok(g) = adjoint_ir::text::parse(text) else {
         return false;
     };
-    check(&g, std::slice::from_ref(opts)).is_err()
+    check(&g, std::slice::from_ref(opts), 0).is_err()
 }
 
-/// Shrinks a failing graph while it keeps failing in `opts`: drops outputs and updates, and
-/// replaces computed nodes by inputs of their type.
-fn minimize(g: &Graph, opts: &Options) -> String {
+/// Shrinks a graph that fails in `opts` (on the random feeds of seed 0) while it keeps
+/// failing: drops outputs and updates, and replaces computed nodes by inputs of their type.
+/// Returns the smallest failing graph found, as text.
+pub fn minimize(g: &Graph, opts: &Options) -> String {
     let mut text =
         normalize(&adjoint_ir::text::print(g)).unwrap_or_else(|| adjoint_ir::text::print(g));
     let mut budget = 400;
@@ -332,101 +360,124 @@ fn minimize(g: &Graph, opts: &Options) -> String {
     text
 }
 
-/// The f32 argument beyond 2^22 in magnitude of a `sin` or `cos` of the (minimized) graph
-/// `text`, on the fuzzer's feeds: the documented accuracy limit of the JIT's f32 trigonometry
-/// (issue 11, bug 3), not a new bug.
-fn trig_beyond_range(text: &str) -> Option<f64> {
-    let g = adjoint_ir::text::parse(text).ok()?;
-    let feeds = random_feeds(&g, 0);
-    let args: Vec<_> = g
-        .node_ids()
-        .filter(|&n| {
-            matches!(
-                g.op(n),
-                adjoint_ir::Op::Unary(adjoint_ir::UnaryOp::Sin | adjoint_ir::UnaryOp::Cos)
-            ) && g.ty(n).dtype == DType::F32
-        })
-        .map(|n| g.operands(n)[0])
-        .collect();
-    let values = adjoint_interp::eval_nodes(&g, &feeds, &args).ok()?;
-    values
-        .iter()
-        .flat_map(|t| t.to_f64_vec())
-        .find(|v| v.abs() > (1u64 << 22) as f64)
+// ----- campaigns -----
+
+/// A fuzzing campaign: `cases` cases numbered from `seed · 1,000,000`.
+#[derive(Clone, Debug)]
+pub struct Campaign {
+    /// How many cases (each is two graphs, each compiled in four configurations).
+    pub cases: u64,
+    /// Which block of case numbers.
+    pub seed: u64,
+    /// Where reproducers and `last.adj` (the graph being checked) are written.
+    pub out_dir: PathBuf,
 }
 
-/// Where reproducers are written.
-fn reproducer_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("fuzz")
+/// A graph of a campaign that the JIT got wrong.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The case number.
+    pub case: u64,
+    /// 0 for the random graph, 1 for its training step.
+    pub graph: usize,
+    /// The configuration that failed ([`describe`]).
+    pub config: String,
+    /// What differed.
+    pub why: String,
+    /// The minimized reproducer's file.
+    pub reproducer: PathBuf,
+    /// The minimized reproducer.
+    pub text: String,
 }
 
-#[test]
-fn jit_agrees_with_the_interpreter_on_random_graphs() {
-    let cases = env_u64("ADJOINT_FUZZ_CASES", CI_CASES);
-    let seed = env_u64("ADJOINT_FUZZ_SEED", 0);
-    let t0 = std::time::Instant::now();
-    let (mut graphs, mut runs) = (0, 0);
-    let (mut failures, mut known) = (Vec::new(), Vec::new());
-    std::fs::create_dir_all(reproducer_dir()).unwrap();
-    let last = reproducer_dir().join("last.adj");
-    for case in seed * 1_000_000..seed * 1_000_000 + cases {
+/// What a campaign did.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// Graphs checked.
+    pub graphs: usize,
+    /// Compiled runs compared with the interpreter.
+    pub runs: usize,
+    /// Failures, minimized.
+    pub failures: Vec<Failure>,
+    /// Wall time in seconds.
+    pub seconds: f64,
+}
+
+impl Report {
+    /// `300 cases from seed 0: 600 graphs, 2400 compiled runs, 0 failures, 21.1 s`.
+    pub fn summary(&self, campaign: &Campaign) -> String {
+        format!(
+            "{} cases from seed {}: {} graphs, {} compiled runs, {} failures, {:.1} s",
+            campaign.cases,
+            campaign.seed,
+            self.graphs,
+            self.runs,
+            self.failures.len(),
+            self.seconds
+        )
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "case {} graph {} ({}): {}\n  reproducer: {}\n{}",
+            self.case,
+            self.graph,
+            self.config,
+            self.why,
+            self.reproducer.display(),
+            self.text
+        )
+    }
+}
+
+/// Runs `campaign`, calling `progress(done, total)` after each case. Fails only if the output
+/// folder cannot be written.
+pub fn run_campaign(
+    campaign: &Campaign,
+    mut progress: impl FnMut(u64, u64),
+) -> std::io::Result<Report> {
+    let t0 = Instant::now();
+    let mut report = Report::default();
+    std::fs::create_dir_all(&campaign.out_dir)?;
+    let last = campaign.out_dir.join("last.adj");
+    let first = campaign.seed.saturating_mul(1_000_000);
+    for (done, case) in (first..first.saturating_add(campaign.cases)).enumerate() {
         let configs = configs(case);
         for (k, g) in case_graphs(case).into_iter().enumerate() {
             // A fault kills the process before any minimization: the graph being checked is
             // then left here (with guard pages, the fault is at the bad access).
-            std::fs::write(&last, adjoint_ir::text::print(&g)).unwrap();
-            graphs += 1;
-            runs += configs.len();
-            if let Err((opts, why)) = check(&g, &configs) {
+            std::fs::write(&last, adjoint_ir::text::print(&g))?;
+            report.graphs += 1;
+            report.runs += configs.len();
+            if let Err((opts, why)) = check(&g, &configs, 0) {
                 let text = minimize(&g, &opts);
-                if let Some(arg) = trig_beyond_range(&text) {
-                    // Issue 11, bug 3: f32 `sin`/`cos` are accurate only to about 2^22.
-                    known.push(format!("case {case} graph {k}: sin/cos of {arg}"));
-                    continue;
-                }
-                let dir = reproducer_dir();
-                std::fs::create_dir_all(&dir).unwrap();
-                let path = dir.join(format!("case{case}_{k}.adj"));
-                std::fs::write(&path, &text).unwrap();
-                failures.push(format!(
-                    "case {case} graph {k} ({}): {why}\n  reproducer: {}\n{text}",
-                    describe(&opts),
-                    path.display()
-                ));
+                let path = campaign.out_dir.join(format!("case{case}_{k}.adj"));
+                std::fs::write(&path, &text)?;
+                report.failures.push(Failure {
+                    case,
+                    graph: k,
+                    config: describe(&opts),
+                    why,
+                    reproducer: path,
+                    text,
+                });
             }
         }
+        progress(done as u64 + 1, campaign.cases);
     }
-    println!(
-        "fuzz: {cases} cases from seed {seed}: {graphs} graphs, {runs} compiled runs, {} \
-         failures, {} known f32 sin/cos range differences, {:.1} s",
-        failures.len(),
-        known.len(),
-        t0.elapsed().as_secs_f64()
-    );
-    for k in &known {
-        println!("  known: {k}");
-    }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    report.seconds = t0.elapsed().as_secs_f64();
+    Ok(report)
 }
 
-#[test]
-fn reproducers_agree_with_the_interpreter() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
+/// The `.adj` files of `dir`, sorted.
+pub fn reproducers(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "adj"))
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no reproducers in {}", dir.display());
-    let mut all = configs(0);
-    all.extend(configs(1));
-    for path in files {
-        let text = std::fs::read_to_string(&path).unwrap();
-        let g =
-            adjoint_ir::text::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        if let Err((opts, why)) = check(&g, &all) {
-            panic!("{} ({}): {why}", path.display(), describe(&opts));
-        }
-    }
+    Ok(files)
 }
