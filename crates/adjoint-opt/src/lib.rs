@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cost;
 pub mod fold;
 pub mod fusion;
 pub mod listing;
@@ -40,7 +41,7 @@ pub use manager::{PassError, PassManager, PassOptions, PassReport, PassStat, DUM
 pub use memory::{check_memory_plan, plan_memory};
 pub use passes::{Pass, PassResult, PASS_NAMES};
 pub use plan::{plan, Plan, PlanOptions};
-pub use remat::RematReport;
+pub use remat::{RematPolicy, RematReport, SavedValue};
 pub use rewrite::{Expr, RewriteError, Rewriter, Rule};
 pub use schedule::{BufferAssignment, FusionGroup, GroupKind, MemoryPlan, Placement, Schedule};
 
