@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod budget;
 pub mod cost;
 pub mod fold;
 pub mod fusion;
@@ -37,10 +38,11 @@ pub mod rewrite;
 pub mod schedule;
 pub mod simplify;
 
+pub use budget::{plan_within_budget, BudgetReport};
 pub use manager::{PassError, PassManager, PassOptions, PassReport, PassStat, DUMP_ENV};
 pub use memory::{check_memory_plan, plan_memory};
 pub use passes::{Pass, PassResult, PASS_NAMES};
-pub use plan::{plan, Plan, PlanOptions};
+pub use plan::{plan, plan_with_policy, Plan, PlanOptions};
 pub use remat::{RematPolicy, RematReport, SavedValue};
 pub use rewrite::{Expr, RewriteError, Rewriter, Rule};
 pub use schedule::{BufferAssignment, FusionGroup, GroupKind, MemoryPlan, Placement, Schedule};

@@ -32,8 +32,8 @@
 //! ([`DEFAULT_FLOP_PRICE`]) a chain of cheap arithmetic is recomputed rather than kept, while a
 //! transcendental (`tanh`, `exp`: [`crate::cost::TRANSCENDENTAL_FLOPS`] each) is kept when its
 //! operand would have to be kept as well. Under a memory budget ([`crate::budget`]) the price
-//! is lowered and anchors become recomputable too; [`RematPolicy::Checkpoints`] keeps an
-//! explicit set of values and recomputes everything else from them.
+//! is lowered and anchors become recomputable too; [`RematPolicy::Segments`] keeps an
+//! explicit set of checkpoints and recomputes everything else from them, segment by segment.
 //!
 //! The recomputation is made explicit in the graph: backward readers of a recomputed value get
 //! a fresh copy of the forward nodes between the kept values and it (copies are not merged with
@@ -57,6 +57,8 @@ pub struct SavedValue {
     pub kept: bool,
     /// FLOPs of computing it once ([`crate::cost::recompute_flops`]).
     pub flops: u64,
+    /// Its label in the input graph, if any.
+    pub label: Option<String>,
 }
 
 /// What rematerialization decided.
@@ -97,10 +99,20 @@ pub enum RematPolicy {
         /// Whether anchors may be recomputed.
         recompute_anchors: bool,
     },
-    /// Keep exactly these computed forward values (node ids of the input graph; movement ops
-    /// and nodes outside the forward part are ignored) and recompute every other forward value
-    /// the backward reads from them, the inputs and the parameters.
-    Checkpoints(BTreeSet<NodeId>),
+    /// Gradient checkpointing in segments: keep exactly the `checkpoints` (computed forward
+    /// values, node ids of the input graph; movement ops and nodes outside the forward part
+    /// are ignored) and recompute every other forward value the backward reads from them, the
+    /// inputs and the parameters. A `boundaries` value (typically a block output between two
+    /// checkpoints) is recomputed once, when the backward first needs it, and held until its
+    /// last backward reader; the values computed on the way to it are not held for other
+    /// readers, which recompute them from the boundary when their turn comes. So only the
+    /// boundaries of one segment are live at a time, not everything in it.
+    Segments {
+        /// Values kept from the forward.
+        checkpoints: BTreeSet<NodeId>,
+        /// Values recomputed once per backward and held.
+        boundaries: BTreeSet<NodeId>,
+    },
 }
 
 impl Default for RematPolicy {
@@ -194,6 +206,7 @@ pub fn rematerialize_with(graph: &Graph, loss: &str, policy: &RematPolicy) -> (G
         bytes: graph.ty(v).size_bytes(),
         kept,
         flops: recompute_flops(graph, v),
+        label: graph.node(v).label.clone(),
     };
     if matches!(policy, RematPolicy::KeepAll) || needed.is_empty() {
         report.kept = held
@@ -206,6 +219,11 @@ pub fn rematerialize_with(graph: &Graph, loss: &str, policy: &RematPolicy) -> (G
     }
     // `kept`: values held from forward to backward; `recompute`: forward values the backward
     // may read only through a copy.
+    let no_boundaries = BTreeSet::new();
+    let boundaries = match policy {
+        RematPolicy::Segments { boundaries, .. } => boundaries,
+        _ => &no_boundaries,
+    };
     let (kept_set, recompute_set): (BTreeSet<NodeId>, BTreeSet<NodeId>) = match policy {
         RematPolicy::KeepAll => unreachable!("handled above"),
         RematPolicy::MinCut {
@@ -219,8 +237,8 @@ pub fn rematerialize_with(graph: &Graph, loss: &str, policy: &RematPolicy) -> (G
             *flop_price,
             *recompute_anchors,
         ),
-        RematPolicy::Checkpoints(points) => {
-            let kept: BTreeSet<NodeId> = points
+        RematPolicy::Segments { checkpoints, .. } => {
+            let kept: BTreeSet<NodeId> = checkpoints
                 .iter()
                 .copied()
                 .filter(|v| fwd.contains(v) && !is_free(graph.op(*v)) && !held_anyway(*v))
@@ -245,7 +263,6 @@ pub fn rematerialize_with(graph: &Graph, loss: &str, policy: &RematPolicy) -> (G
     // Re-emit, giving backward readers copies of recomputed forward values.
     let bound = graph.node_ids().map(|n| n.index() + 1).max().unwrap_or(0);
     let mut map: Vec<Option<NodeId>> = vec![None; bound];
-    let mut copies: HashMap<NodeId, NodeId> = HashMap::new();
     let mut out = Graph::new(graph.name());
     let emit = |out: &mut Graph, v: NodeId, operands: &[NodeId], suffix: &str| {
         let n = graph.node(v);
@@ -258,7 +275,17 @@ pub fn rematerialize_with(graph: &Graph, loss: &str, policy: &RematPolicy) -> (G
     for &v in graph.inputs().iter().chain(graph.parameters()) {
         map[v.index()] = Some(emit(&mut out, v, &[], ""));
     }
-    let mut recomputed: BTreeSet<NodeId> = BTreeSet::new();
+    let available = |x: NodeId| kept(x) || held_anyway(x) || !recompute(x);
+    let boundary = |x: NodeId| boundaries.contains(&x);
+    let mut copier = Copier {
+        graph,
+        available: &available,
+        boundary: &boundary,
+        emit: &emit,
+        memos: vec![HashMap::new()],
+        recomputed: BTreeSet::new(),
+        flops: 0,
+    };
     for v in graph.topo_order() {
         if map[v.index()].is_some() {
             continue;
@@ -267,16 +294,7 @@ pub fn rematerialize_with(graph: &Graph, loss: &str, policy: &RematPolicy) -> (G
         let mut ops = Vec::new();
         for o in graph.operands(v) {
             let id = if backward && fwd.contains(&o) && recompute(o) && !held_anyway(o) {
-                copy_forward(
-                    graph,
-                    &mut out,
-                    &map,
-                    &mut copies,
-                    &mut recomputed,
-                    o,
-                    &|x| kept(x) || held_anyway(x) || !recompute(x),
-                    &emit,
-                )
+                copier.copy(&mut out, &map, o)
             } else {
                 map[o.index()].expect("operands first")
             };
@@ -284,6 +302,8 @@ pub fn rematerialize_with(graph: &Graph, loss: &str, policy: &RematPolicy) -> (G
         }
         map[v.index()] = Some(emit(&mut out, v, &ops, ""));
     }
+    let recomputed = std::mem::take(&mut copier.recomputed);
+    report.recompute_flops = copier.flops;
     for (name, v) in graph.outputs() {
         out.set_output(name, map[v.index()].expect("emitted"));
     }
@@ -383,56 +403,87 @@ fn min_cut(
 /// Emits a copy of a node of the input graph with new operands and a label suffix.
 type EmitFn<'a> = dyn Fn(&mut Graph, NodeId, &[NodeId], &str) -> NodeId + 'a;
 
-/// The copy of forward value `root` for backward readers: the kept (available) value itself, or
-/// a copy of the nodes between the available values and it, each copied once. Iterative (an
-/// explicit stack, operands before users), so the depth of the forward chain does not reach
-/// the call stack.
-#[allow(clippy::too_many_arguments)]
-fn copy_forward(
-    graph: &Graph,
-    out: &mut Graph,
-    map: &[Option<NodeId>],
-    copies: &mut HashMap<NodeId, NodeId>,
-    recomputed: &mut BTreeSet<NodeId>,
-    root: NodeId,
-    available: &dyn Fn(NodeId) -> bool,
-    emit: &EmitFn<'_>,
-) -> NodeId {
-    let resolved = |v: NodeId, copies: &HashMap<NodeId, NodeId>| -> Option<NodeId> {
-        if available(v) {
-            Some(map[v.index()].expect("forward values are emitted before backward readers"))
-        } else {
-            copies.get(&v).copied()
+/// Makes the copies of forward values for backward readers.
+struct Copier<'a> {
+    graph: &'a Graph,
+    /// Values the backward reads as they are: kept, held anyway, or never recomputed.
+    available: &'a dyn Fn(NodeId) -> bool,
+    /// Segment boundaries ([`RematPolicy::Segments`]): recomputed once, then held until their
+    /// own backward; the values computed on the way to one are not shared further.
+    boundary: &'a dyn Fn(NodeId) -> bool,
+    emit: &'a EmitFn<'a>,
+    /// `memos[0]`: copies shared by the whole backward (boundaries included); `memos[i > 0]`:
+    /// copies made on the way to the boundary being recomputed at depth `i`.
+    memos: Vec<HashMap<NodeId, NodeId>>,
+    /// Recomputed computed (non-free) nodes of the input graph.
+    recomputed: BTreeSet<NodeId>,
+    /// FLOPs of every copy made.
+    flops: u64,
+}
+
+impl Copier<'_> {
+    /// `map`: input-graph node → its node in the output graph (forward values).
+    fn resolved(&self, map: &[Option<NodeId>], v: NodeId) -> Option<NodeId> {
+        if (self.available)(v) {
+            return Some(
+                map[v.index()].expect("forward values are emitted before backward readers"),
+            );
         }
-    };
-    // (node, operands already pushed)
-    let mut stack: Vec<(NodeId, bool)> = vec![(root, false)];
-    while let Some((v, expanded)) = stack.pop() {
-        if resolved(v, copies).is_some() {
-            continue;
-        }
-        let operands = graph.operands(v);
-        if !expanded {
-            stack.push((v, true));
-            // Reversed, so the first operand is copied first.
-            for &o in operands.iter().rev() {
-                if resolved(o, copies).is_none() {
-                    stack.push((o, false));
-                }
-            }
-            continue;
-        }
-        let ops: Vec<NodeId> = operands
-            .iter()
-            .map(|&o| resolved(o, copies).expect("operands are copied before their users"))
-            .collect();
-        let c = emit(out, v, &ops, ".remat");
-        copies.insert(v, c);
-        if !is_free(graph.op(v)) {
-            recomputed.insert(v);
-        }
+        self.memos.iter().rev().find_map(|m| m.get(&v).copied())
     }
-    resolved(root, copies).expect("the root was copied last")
+
+    /// The copy of forward value `root` for backward readers: the kept (available) value
+    /// itself, or a copy of the nodes between the available values and it. A node is copied
+    /// once for the whole backward, except the nodes between a boundary and the values it is
+    /// recomputed from, which are copied once per boundary. Iterative (an explicit stack,
+    /// operands before users), so the depth of the forward chain does not reach the call
+    /// stack.
+    fn copy(&mut self, out: &mut Graph, map: &[Option<NodeId>], root: NodeId) -> NodeId {
+        // (node, operands already pushed, memo level its operands are resolved at)
+        let mut stack: Vec<(NodeId, bool, usize)> = vec![(root, false, 0)];
+        while let Some((v, expanded, level)) = stack.pop() {
+            if self.resolved(map, v).is_some() {
+                continue;
+            }
+            let operands = self.graph.operands(v);
+            if !expanded {
+                let level = if (self.boundary)(v) {
+                    self.memos.push(HashMap::new());
+                    self.memos.len() - 1
+                } else {
+                    level
+                };
+                stack.push((v, true, level));
+                // Reversed, so the first operand is copied first.
+                for &o in operands.iter().rev() {
+                    if self.resolved(map, o).is_none() {
+                        stack.push((o, false, level));
+                    }
+                }
+                continue;
+            }
+            let ops: Vec<NodeId> = operands
+                .iter()
+                .map(|&o| {
+                    self.resolved(map, o)
+                        .expect("operands are copied before their users")
+                })
+                .collect();
+            let c = (self.emit)(out, v, &ops, ".remat");
+            if (self.boundary)(v) {
+                // Its own memo level is the top one: everything above it has finished.
+                self.memos.truncate(level);
+                self.memos[0].insert(v, c);
+            } else {
+                self.memos[level].insert(v, c);
+            }
+            if !is_free(self.graph.op(v)) {
+                self.recomputed.insert(v);
+                self.flops = self.flops.saturating_add(recompute_flops(self.graph, v));
+            }
+        }
+        self.resolved(map, root).expect("the root was copied last")
+    }
 }
 
 /// A flow network for Dinic's maximum-flow algorithm.
