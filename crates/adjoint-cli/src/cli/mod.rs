@@ -103,6 +103,11 @@ enum Command {
         /// Print one JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Budget for the compiled step's arena: bytes (`1048576`, `64MiB`, `1.5GB`) or a
+        /// fraction of the keep-everything arena (`0.5x`); forward values are recomputed in
+        /// the backward to fit it.
+        #[arg(long, value_parser = numbers::parse_memory_budget, allow_hyphen_values = true)]
+        memory_budget: Option<adjoint::MemoryBudget>,
     },
     /// Profile a compiled step: time per kernel, its share, and its rate (GFLOP/s for matmul
     /// kernels, against the machine's matmul rate measured now; GB/s of compulsory traffic for
@@ -188,6 +193,11 @@ enum Command {
         /// code for.
         #[arg(long)]
         kernels: bool,
+        /// Budget for the arena: bytes (`1048576`, `64MiB`, `1.5GB`) or a fraction of the
+        /// keep-everything arena (`0.5x`); the plan recomputes forward values in the backward
+        /// to fit it and reports each decision and the extremes.
+        #[arg(long, value_parser = numbers::parse_memory_budget, allow_hyphen_values = true)]
+        memory_budget: Option<adjoint::MemoryBudget>,
     },
 }
 
@@ -222,6 +232,7 @@ pub fn main() -> Result<(), CliError> {
             mode,
             runs,
             json,
+            memory_budget,
         } => bench_cmd::bench(&bench_cmd::BenchOptions {
             workload,
             mode,
@@ -230,6 +241,7 @@ pub fn main() -> Result<(), CliError> {
             steps: runs.steps,
             seed: runs.seed,
             json,
+            memory_budget,
         }),
         Command::Profile {
             target,
@@ -272,6 +284,7 @@ pub fn main() -> Result<(), CliError> {
             keep_all,
             dot,
             kernels,
+            memory_budget,
         } => opt_cmds::plan(
             &file,
             &opt_cmds::PlanFlags {
@@ -279,6 +292,7 @@ pub fn main() -> Result<(), CliError> {
                 keep_all,
                 dot,
                 kernels,
+                memory_budget,
             },
         ),
     }
