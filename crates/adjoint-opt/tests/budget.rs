@@ -119,3 +119,33 @@ fn graphs_without_a_loss_are_planned_as_they_are() {
     let p = checked(&g, false, Some(1 << 20));
     assert!(p.budget.unwrap().fits);
 }
+
+#[test]
+fn each_update_runs_right_after_its_gradient_so_gradients_do_not_pile_up() {
+    let (g, _) = step_of(8);
+    let p = checked(&g, false, None);
+    let n = p.schedule.groups.len();
+    let mut live = vec![0usize; n];
+    for b in &p.memory.buffers {
+        let is_weight_grad = p
+            .graph
+            .node(b.value)
+            .label
+            .as_deref()
+            .is_some_and(|l| l.ends_with(".grad") && l.contains(".w"));
+        if is_weight_grad && matches!(b.placement, adjoint_opt::Placement::Arena { .. }) {
+            for slot in &mut live[b.first_group..=b.last_group.min(n - 1)] {
+                *slot += b.bytes;
+            }
+        }
+    }
+    // One block's two weight gradients are 2 · 8 · 16 · 4 bytes; all eight blocks' would be
+    // 8 times that if the optimizer ran at the end of the step.
+    let one_block = 2 * 8 * 16 * 4;
+    let most = live.iter().copied().max().unwrap_or(0);
+    assert!(most > 0, "weight gradients are arena buffers");
+    assert!(
+        most <= one_block,
+        "{most} bytes of weight gradients live at once"
+    );
+}
