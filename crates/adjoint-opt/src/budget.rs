@@ -21,9 +21,10 @@
 //!    recomputed once, when the backward reaches the segment, and held until their block's
 //!    backward; everything else is recomputed from the nearest stream value next to the
 //!    backward that reads it. So `s` checkpoints plus one segment of stream values are live,
-//!    `O(√depth)` for `s ≈ √depth`. Several `s` are tried (2, 3, 4, 6, 8, … and one per
-//!    stream value); among those that fit, the one adding the fewest FLOPs (then the smallest
-//!    arena) wins.
+//!    `O(√depth)` for `s ≈ √depth`. Fewer segments recompute more (a value between two
+//!    checkpoints is recomputed once for the segment and again next to its block's backward),
+//!    so `s` is tried from one segment per stream value down (…, 8, 6, 4, 3, 2) and the first
+//!    that fits is taken.
 //!
 //! If nothing fits, the result says so and names the smallest arena reached.
 
@@ -305,7 +306,9 @@ pub fn plan_within_budget(graph: &Graph, options: &PlanOptions, budget: usize) -
         if search.best_fit.is_none() {
             // Checkpoint segments along the values every path from an input passes through.
             let stream = stream_values(graph, loss);
-            for s in segment_counts(stream.len()) {
+            // Most segments first: they recompute the fewest FLOPs, so the first that fits
+            // is the one to take.
+            for s in segment_counts(stream.len()).into_iter().rev() {
                 let points = checkpoints(&stream, s);
                 let n = points.len();
                 let boundaries = stream
@@ -318,7 +321,9 @@ pub fn plan_within_budget(graph: &Graph, options: &PlanOptions, budget: usize) -
                     boundaries,
                 };
                 let p = plan_with_policy(graph, options, &policy);
-                search.consider(&p, format!("{n} checkpoints ({s} segments)"));
+                if search.consider(&p, format!("{n} checkpoints ({s} segments)")) {
+                    break;
+                }
             }
         }
     }
