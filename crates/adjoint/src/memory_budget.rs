@@ -2,7 +2,7 @@
 //! the keep-everything arena (`0.5x`), resolved to bytes against a step graph.
 
 use adjoint_ir::Graph;
-use adjoint_opt::{optimize, plan, PassOptions, PlanOptions};
+use adjoint_opt::{optimize, plan, PassError, PassOptions, PlanOptions};
 use std::fmt;
 use std::str::FromStr;
 
@@ -23,12 +23,11 @@ pub const MAX_KEEP_ALL_FACTOR: f64 = 1000.0;
 impl MemoryBudget {
     /// The budget in bytes for `graph` (a training step as built: it is optimized and planned
     /// keeping everything to size a fraction, as `compile` would).
-    pub fn bytes_for(&self, graph: &Graph) -> Result<usize, String> {
+    pub fn bytes_for(&self, graph: &Graph) -> Result<usize, PassError> {
         match *self {
             MemoryBudget::Bytes(b) => Ok(b),
             MemoryBudget::OfKeepAll(f) => {
-                let (optimized, _) =
-                    optimize(graph, &PassOptions::default()).map_err(|e| e.to_string())?;
+                let (optimized, _) = optimize(graph, &PassOptions::default())?;
                 let keep = plan(
                     &optimized,
                     &PlanOptions {

@@ -14,7 +14,9 @@ pub fn opt(
 ) -> Result<(), CliError> {
     let graph = load_graph(path)?;
     let mut options = match passes {
-        Some(list) => PassOptions::with_passes(list).map_err(CliError::general)?,
+        Some(list) => {
+            PassOptions::with_passes(list).map_err(|e| CliError::general(e.to_string()))?
+        }
         None => PassOptions::default(),
     };
     // --print-after-all dumps into a scratch directory and echoes each dump in order.
@@ -88,7 +90,7 @@ pub fn plan(path: &Path, flags: &PlanFlags) -> Result<(), CliError> {
         .memory_budget
         .map(|b| b.bytes_for(&graph))
         .transpose()
-        .map_err(|e| CliError::in_file(path, e))?;
+        .map_err(|e| CliError::in_file(path, e.to_string()))?;
     let options = PlanOptions {
         fuse: flags.fuse,
         keep_all: flags.keep_all,
