@@ -323,3 +323,68 @@ fn profile_prints_the_per_kernel_table_of_a_workload_or_a_file() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn plan_and_bench_take_a_memory_budget() {
+    let dir = std::env::temp_dir().join(format!("adjoint-cli-{}-budget", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let step = dir.join("w3_step.adj");
+    let out = adjoint(&["workload", "W3", "--step", "-o", step.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let step = step.to_str().unwrap();
+
+    // Keep-all is met by the default plan; the report names both extremes.
+    let out = adjoint(&["plan", step, "--memory-budget", "1x"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan = text(&out.stdout);
+    assert!(
+        plan.contains("== memory budget ==") && plan.contains(": fits"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("keep-all") && plan.contains("recompute-all"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("keep  ") && plan.contains("recompute  "),
+        "{plan}"
+    );
+
+    // Below every plan: the plan with the smallest arena is printed, then a clear error.
+    let out = adjoint(&["plan", step, "--memory-budget", "1KiB"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("no plan fits the memory budget of 1024 bytes") && err.contains("smallest"),
+        "{err}"
+    );
+    assert!(text(&out.stdout).contains("does not fit"));
+
+    for bad in ["0", "-3MiB", "0x", "12 furlongs"] {
+        let out = adjoint(&["plan", step, "--memory-budget", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(text(&out.stderr).contains("--memory-budget"), "{bad}");
+    }
+
+    let out = adjoint(&[
+        "bench",
+        "--workload",
+        "W1",
+        "--mode",
+        "jit-fused",
+        "--steps",
+        "2",
+        "--warmup",
+        "0",
+        "--memory-budget",
+        "64MiB",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let line = text(&out.stdout);
+    assert!(line.contains("\"memory_budget\":67108864"), "{line}");
+    let out = adjoint(&["bench", "--workload", "W1", "--memory-budget", "1KiB"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("smallest arena"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

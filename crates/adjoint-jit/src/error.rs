@@ -67,6 +67,16 @@ pub enum JitError {
         /// The `Options` field that sets the limit.
         option: &'static str,
     },
+    /// No plan the memory-budget search found fits [`crate::Options::memory_budget`].
+    OverBudget {
+        /// The budget in bytes.
+        budget: usize,
+        /// The smallest arena reached, in bytes (kernel scratch included when that is what
+        /// went over).
+        smallest: usize,
+        /// The arena when every forward value the backward reads is kept, for scale.
+        keep_all: usize,
+    },
     /// The system refused memory for the arena or a parameter.
     OutOfMemory {
         /// What the memory was for.
@@ -115,6 +125,16 @@ impl fmt::Display for JitError {
                 f,
                 "{what} needs {bytes} bytes, more than the limit of {limit} bytes \
                  (raise Options::{option} to allow it)"
+            ),
+            JitError::OverBudget {
+                budget,
+                smallest,
+                keep_all,
+            } => write!(
+                f,
+                "no plan fits the memory budget of {budget} bytes: the smallest arena \
+                 rematerialization reached is {smallest} bytes (keeping everything needs \
+                 {keep_all} bytes); raise Options::memory_budget to at least {smallest}"
             ),
             JitError::OutOfMemory { what, bytes } => {
                 write!(f, "out of memory: cannot allocate {bytes} bytes for {what}")

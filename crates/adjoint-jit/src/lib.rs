@@ -112,6 +112,12 @@ pub struct Options {
     /// [`JitError::MemoryPlan`] or [`JitError::KernelIr`] instead of compiling a bad program.
     /// Default: on in debug builds; the fuzzer always sets it.
     pub check_ir: bool,
+    /// The most bytes the arena may have, kernel scratch included: rematerialization then
+    /// recomputes forward values in the backward so that the planned arena fits, adding as
+    /// few FLOPs as its search finds (`adjoint_opt::budget`). If no plan fits, `compile`
+    /// returns [`JitError::OverBudget`] naming the smallest arena reached. `None` (default):
+    /// the default plan, whatever its arena.
+    pub memory_budget: Option<usize>,
 }
 
 /// The code that runs a matmul.
@@ -143,6 +149,7 @@ impl Default for Options {
             max_arena_bytes: Options::DEFAULT_MAX_ARENA_BYTES,
             guard_pages: false,
             check_ir: cfg!(debug_assertions),
+            memory_budget: None,
         }
     }
 }
@@ -215,16 +222,8 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
     };
     let optimizing = t0.elapsed();
     let t0 = Instant::now();
-    let plan = adjoint_opt::plan(
-        graph,
-        &PlanOptions {
-            fuse: options.fusion,
-            keep_all: options.keep_all,
-            ..PlanOptions::default()
-        },
-    );
     let host_gemm = options.matmul == MatmulKernel::Host && gemm::available();
-    let program = lower_program(&plan.graph, &plan.schedule, &plan.memory, host_gemm)?;
+    let (plan, program) = plan_and_lower(graph, options, host_gemm)?;
     if options.check_ir {
         adjoint_opt::check_memory_plan(&plan.graph, &plan.schedule, &plan.memory)?;
         kernel::verify::verify_program(&program)?;
@@ -257,6 +256,8 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
         functions: native.functions,
         code_bytes: native.code_bytes,
         arena_bytes: program.arena_bytes,
+        recompute_flops: plan.remat.recompute_flops,
+        budget: plan.budget.clone(),
         cached: false,
     };
     let code = Arc::new(Compiled {
@@ -273,6 +274,59 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
     }
     CompiledStep::new(code, threads, false, options.profile, options.guard_pages)
 }
+
+/// Plans `graph` (under `options.memory_budget` if set) and lowers the plan to kernel IR.
+///
+/// The budget covers the whole arena, kernel scratch included, while the planner sees only
+/// its memory plan: when the scratch of a plan that fits takes the arena over the budget, the
+/// plan is searched again with the budget lowered by the excess. When no plan fits, the plan
+/// returned is the one with the smallest arena, so the error names its true size.
+fn plan_and_lower(
+    graph: &Graph,
+    options: &Options,
+    host_gemm: bool,
+) -> Result<(adjoint_opt::Plan, kernel::Program), JitError> {
+    let mut plan_budget = options.memory_budget;
+    // The smallest whole arena seen, and the keep-everything arena, for the error.
+    let mut smallest = (usize::MAX, 0);
+    for _ in 0..8 {
+        let plan = adjoint_opt::plan(
+            graph,
+            &PlanOptions {
+                fuse: options.fusion,
+                keep_all: options.keep_all,
+                memory_budget: plan_budget,
+                ..PlanOptions::default()
+            },
+        );
+        let program = lower_program(&plan.graph, &plan.schedule, &plan.memory, host_gemm)?;
+        let (Some(budget), Some(report)) = (options.memory_budget, &plan.budget) else {
+            return Ok((plan, program));
+        };
+        if program.arena_bytes <= budget {
+            return Ok((plan, program));
+        }
+        smallest = smallest.min((program.arena_bytes, report.keep_all_arena));
+        if !report.fits {
+            return Err(JitError::OverBudget {
+                budget,
+                smallest: program.arena_bytes,
+                keep_all: report.keep_all_arena,
+            });
+        }
+        // It fit without its scratch: ask for less by the excess.
+        let excess = program.arena_bytes - budget;
+        plan_budget = Some(report.budget.saturating_sub(excess.max(MIN_BUDGET_STEP)));
+    }
+    Err(JitError::OverBudget {
+        budget: options.memory_budget.unwrap_or(0),
+        smallest: smallest.0,
+        keep_all: smallest.1,
+    })
+}
+
+/// The least the planner's budget is lowered by when kernel scratch takes a plan over.
+const MIN_BUDGET_STEP: usize = 64;
 
 /// Checks every node's size against [`Options::max_tensor_bytes`].
 fn check_tensor_sizes(graph: &Graph, options: &Options) -> Result<(), JitError> {

@@ -170,6 +170,6 @@ fn host_tensors_too_large_for_memory_are_errors() {
     assert!(err.starts_with("out of memory"), "{err}");
     let ty = adjoint_ir::TensorType::new(DType::F32, [1usize << 32, 1 << 32]);
     let err = HostTensor::try_random(&ty, &mut adjoint_ir::Rng::new(0), 4).unwrap_err();
-    assert!(err.contains("more bytes than a usize can count"), "{err}");
+    assert!(err.contains("than a usize can count"), "{err}");
     assert_eq!(HostTensor::try_zeros(DType::I32, [3]).unwrap().numel(), 3);
 }

@@ -88,7 +88,42 @@ pub fn render_loss_chart(
     series: &[(&str, &[(f64, f64)])],
     title: &str,
 ) -> Result<String, ChartError> {
-    render(series, &[], title, "value")
+    render(series, &[], title, ("step", "value"))
+}
+
+/// Writes an SVG line chart of `series` (each a name and its `(x, y)` points) with the axes
+/// described `x_desc` and `y_desc`, atomically; points and errors as in [`write_loss_chart`].
+///
+/// ```
+/// use adjoint_nn::chart::render_line_chart;
+///
+/// let arena = [(16.0, 1.5), (32.0, 2.9), (64.0, 5.8)];
+/// let svg = render_line_chart(&[("keep all", &arena)], "Arena", "blocks", "MiB").unwrap();
+/// assert!(svg.contains("blocks") && svg.contains("MiB"));
+/// ```
+pub fn write_line_chart(
+    path: impl AsRef<Path>,
+    series: &[(&str, &[(f64, f64)])],
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<(), ChartError> {
+    let path = path.as_ref();
+    let svg = render_line_chart(series, title, x_desc, y_desc)?;
+    write_atomically(path, |w| w.write_all(svg.as_bytes())).map_err(|source| ChartError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The SVG text of [`write_line_chart`]'s chart, without writing a file.
+pub fn render_line_chart(
+    series: &[(&str, &[(f64, f64)])],
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+) -> Result<String, ChartError> {
+    render(series, &[], title, (x_desc, y_desc))
 }
 
 /// Writes an SVG chart of a training run to `path`, atomically: the `losses` (training loss,
@@ -125,7 +160,7 @@ pub fn render_training_chart(
     accuracies: &[(&str, &[(f64, f64)])],
     title: &str,
 ) -> Result<String, ChartError> {
-    render(losses, accuracies, title, "loss")
+    render(losses, accuracies, title, ("step", "loss"))
 }
 
 /// The finite points of each series.
@@ -143,13 +178,13 @@ fn finite_series<'a>(series: &[(&'a str, &[(f64, f64)])]) -> Vec<(&'a str, Vec<(
         .collect()
 }
 
-/// Renders `left` on a value axis described `left_desc` and `right` (fractions) as percent on
-/// a secondary axis, when there are any.
+/// Renders `left` on a value axis and `right` (fractions) as percent on a secondary axis,
+/// when there are any; `descs` describes the x axis and the left value axis.
 fn render(
     left: &[(&str, &[(f64, f64)])],
     right: &[(&str, &[(f64, f64)])],
     title: &str,
-    left_desc: &str,
+    descs: (&str, &str),
 ) -> Result<String, ChartError> {
     let left = finite_series(left);
     let right: Vec<(&str, Vec<(f64, f64)>)> = finite_series(right)
@@ -166,7 +201,7 @@ fn render(
     let y_range = padded_range(left.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)), 0.05)
         .unwrap_or(0.0..1.0);
     let mut svg = String::new();
-    draw(&mut svg, &left, &right, title, left_desc, x_range, y_range)
+    draw(&mut svg, &left, &right, title, descs, x_range, y_range)
         .map_err(|e| ChartError::Draw(e.to_string()))?;
     Ok(svg)
 }
@@ -187,7 +222,7 @@ fn draw(
     left: &[(&str, Vec<(f64, f64)>)],
     right: &[(&str, Vec<(f64, f64)>)],
     title: &str,
-    left_desc: &str,
+    (x_desc, left_desc): (&str, &str),
     x_range: Range<f64>,
     y_range: Range<f64>,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -203,7 +238,7 @@ fn draw(
         .set_secondary_coord(x_range, 0.0..100.0);
     chart
         .configure_mesh()
-        .x_desc("step")
+        .x_desc(x_desc)
         .y_desc(left_desc)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .label_style(("sans-serif", 14))

@@ -466,6 +466,73 @@ fn reduces_trailing_axes(op: &Op, shape: &Shape) -> bool {
     *keepdims && first > 0 && shape.dims()[first..].iter().all(|&d| d == 1)
 }
 
+/// The order key of every group: `(position of its root in the graph, 0)`, except for the
+/// *eager* groups, which run as soon as their inputs are ready: `(the largest key among the
+/// groups they depend on, 1)`.
+///
+/// Eager groups are those writing a parameter update, and the groups computed from
+/// parameters alone whose every consumer is eager (an optimizer's step-count
+/// corrections). Running an update right after its gradient frees the gradient there and
+/// then, instead of holding every gradient until the optimizer runs at the end of the step;
+/// the anti-dependency edges still run every reader of the old parameter value first.
+fn eager_priorities(
+    graph: &Graph,
+    built: &[FusionGroup],
+    group_of: &[Option<usize>],
+    succ: &[BTreeSet<usize>],
+    indeg: &[usize],
+    position: impl Fn(usize) -> usize,
+) -> Vec<(usize, usize)> {
+    let n = built.len();
+    // Any topological order of the group graph.
+    let mut left = indeg.to_vec();
+    let mut topo: Vec<usize> = (0..n).filter(|&g| left[g] == 0).collect();
+    let mut i = 0;
+    while i < topo.len() {
+        for &t in &succ[topo[i]] {
+            left[t] -= 1;
+            if left[t] == 0 {
+                topo.push(t);
+            }
+        }
+        i += 1;
+    }
+    let updates: BTreeSet<NodeId> = graph.updates().iter().map(|&(_, v)| v).collect();
+    let outputs: BTreeSet<NodeId> = graph.outputs().iter().map(|&(_, v)| v).collect();
+    // Computed from parameters alone (not from the step's inputs).
+    let mut from_parameters = vec![false; n];
+    for &g in &topo {
+        from_parameters[g] = built[g].inputs.iter().all(|&i| match group_of[i.index()] {
+            Some(h) => from_parameters[h],
+            None => matches!(graph.op(i), Op::Parameter { .. }),
+        });
+    }
+    let mut eager = vec![false; n];
+    for &g in topo.iter().rev() {
+        let root = built[g].outputs[0];
+        eager[g] = updates.contains(&root)
+            || (from_parameters[g]
+                && !outputs.contains(&root)
+                && !succ[g].is_empty()
+                && succ[g].iter().all(|&t| eager[t]));
+    }
+    let mut pred: Vec<Vec<usize>> = vec![Vec::new(); n];
+    for (g, s) in succ.iter().enumerate() {
+        for &t in s {
+            pred[t].push(g);
+        }
+    }
+    let mut priority = vec![(0usize, 0usize); n];
+    for &g in &topo {
+        priority[g] = if eager[g] {
+            (pred[g].iter().map(|&p| priority[p].0).max().unwrap_or(0), 1)
+        } else {
+            (position(g), 0)
+        };
+    }
+    priority
+}
+
 fn order_groups(
     graph: &Graph,
     groups: Vec<Building>,
@@ -544,7 +611,10 @@ fn order_groups(
             indeg[t] += 1;
         }
     }
-    let key = |g: usize| std::cmp::Reverse((pos[groups[g].root.index()], g));
+    let priority = eager_priorities(graph, &built, group_of, &succ, &indeg, |g| {
+        pos[groups[g].root.index()]
+    });
+    let key = |g: usize| std::cmp::Reverse((priority[g], g));
     let mut ready: BinaryHeap<_> = (0..n).filter(|&g| indeg[g] == 0).map(key).collect();
     let mut order = Vec::with_capacity(n);
     while let Some(std::cmp::Reverse((_, g))) = ready.pop() {

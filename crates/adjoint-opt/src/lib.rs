@@ -24,6 +24,8 @@
 
 #![warn(missing_docs)]
 
+pub mod budget;
+pub mod cost;
 pub mod fold;
 pub mod fusion;
 pub mod listing;
@@ -36,13 +38,14 @@ pub mod rewrite;
 pub mod schedule;
 pub mod simplify;
 
+pub use budget::{plan_within_budget, BudgetReport};
 pub use manager::{
     PassError, PassManager, PassOptions, PassReport, PassStat, UnknownPass, DUMP_ENV,
 };
 pub use memory::{check_memory_plan, plan_memory};
 pub use passes::{Pass, PassResult, PASS_NAMES};
-pub use plan::{plan, Plan, PlanOptions};
-pub use remat::RematReport;
+pub use plan::{plan, plan_with_policy, Plan, PlanOptions};
+pub use remat::{RematPolicy, RematReport, SavedValue};
 pub use rewrite::{Expr, RewriteError, Rewriter, Rule};
 pub use schedule::{
     BufferAssignment, FusionGroup, GroupKind, InvalidPlan, MemoryPlan, Placement, Schedule,

@@ -1,10 +1,11 @@
 //! The one-call planner: rematerialization, fusion and memory planning of a (usually already
 //! optimized) graph, and a readable report of every decision.
 
+use crate::budget::{plan_within_budget, BudgetReport};
 use crate::fusion::{fuse, unshare_free_nodes};
 use crate::listing::{node_line, value_ref};
 use crate::memory::plan_memory;
-use crate::remat::{rematerialize, RematReport};
+use crate::remat::{rematerialize_with, RematPolicy, RematReport};
 use crate::schedule::{MemoryPlan, Placement, Schedule};
 use adjoint_ir::Graph;
 use std::fmt;
@@ -19,6 +20,10 @@ pub struct PlanOptions {
     /// The output that ends the forward part (default `loss`); without it there is no
     /// rematerialization.
     pub loss_output: String,
+    /// The most bytes the arena may have: the planner then keeps or recomputes forward values
+    /// so that the planned arena fits, adding as few FLOPs as it can ([`crate::budget`]).
+    /// Whether it succeeded is in [`Plan::budget`]. `None` (default): no limit.
+    pub memory_budget: Option<usize>,
 }
 
 impl Default for PlanOptions {
@@ -27,6 +32,7 @@ impl Default for PlanOptions {
             fuse: true,
             keep_all: false,
             loss_output: "loss".into(),
+            memory_budget: None,
         }
     }
 }
@@ -47,10 +53,12 @@ pub struct Plan {
     pub remat: RematReport,
     /// Nodes of the input graph.
     pub nodes_before: usize,
+    /// What the memory-budget search did, when [`PlanOptions::memory_budget`] was set.
+    pub budget: Option<BudgetReport>,
 }
 
-/// Plans `graph`: rematerialization (unless `keep_all`), then fusion (unless `!fuse`), then
-/// the memory plan.
+/// Plans `graph`: rematerialization (unless `keep_all`; under `memory_budget`, the search of
+/// [`crate::budget`]), then fusion (unless `!fuse`), then the memory plan.
 ///
 /// ```
 /// use adjoint_ir::{Builder, DType};
@@ -69,7 +77,21 @@ pub struct Plan {
 /// check_memory_plan(&p.graph, &p.schedule, &p.memory).unwrap();
 /// ```
 pub fn plan(graph: &Graph, options: &PlanOptions) -> Plan {
-    let (g, remat) = rematerialize(graph, &options.loss_output, options.keep_all);
+    if let Some(budget) = options.memory_budget {
+        return plan_within_budget(graph, options, budget);
+    }
+    let policy = if options.keep_all {
+        RematPolicy::KeepAll
+    } else {
+        RematPolicy::default()
+    };
+    plan_with_policy(graph, options, &policy)
+}
+
+/// [`plan`] with an explicit rematerialization policy (`keep_all` and `memory_budget` are not
+/// looked at).
+pub fn plan_with_policy(graph: &Graph, options: &PlanOptions, policy: &RematPolicy) -> Plan {
+    let (g, remat) = rematerialize_with(graph, &options.loss_output, policy);
     let (g, schedule) = if options.fuse {
         let g = unshare_free_nodes(&g);
         let s = fuse(&g);
@@ -85,6 +107,7 @@ pub fn plan(graph: &Graph, options: &PlanOptions) -> Plan {
         memory,
         remat,
         nodes_before: graph.len(),
+        budget: None,
     }
 }
 
@@ -143,16 +166,44 @@ impl fmt::Display for Plan {
                 writeln!(
                     f,
                     "forward ends at `{loss}`; bytes kept for backward: {} (keep-all: {}); \
-                     values are those of the graph before planning",
-                    self.remat.bytes_kept, self.remat.bytes_kept_without_remat
+                     FLOPs recomputed: {}; values are those of the graph before planning",
+                    self.remat.bytes_kept,
+                    self.remat.bytes_kept_without_remat,
+                    self.remat.recompute_flops
                 )?;
-                for &(n, b) in &self.remat.kept {
-                    writeln!(f, "  keep       %{:<6} {b:>10} bytes", n.index())?;
+                writeln!(
+                    f,
+                    "  {:<10} {:<8} {:>10} {:>12}  label",
+                    "decision", "value", "bytes", "FLOPs"
+                )?;
+                for s in &self.remat.saved {
+                    writeln!(
+                        f,
+                        "  {:<10} %{:<7} {:>10} {:>12}  {}",
+                        if s.kept { "keep" } else { "recompute" },
+                        s.node.index(),
+                        s.bytes,
+                        s.flops,
+                        s.label.as_deref().unwrap_or("-")
+                    )?;
                 }
-                for &n in &self.remat.recomputed {
-                    writeln!(f, "  recompute  %{}", n.index())?;
+                let saved: std::collections::BTreeSet<_> =
+                    self.remat.saved.iter().map(|s| s.node).collect();
+                let also: Vec<String> = self
+                    .remat
+                    .recomputed
+                    .iter()
+                    .filter(|n| !saved.contains(n))
+                    .map(|n| format!("%{}", n.index()))
+                    .collect();
+                if !also.is_empty() {
+                    writeln!(f, "  also recomputed on the way: {}", also.join(" "))?;
                 }
             }
+        }
+        if let Some(b) = &self.budget {
+            writeln!(f, "\n== memory budget ==")?;
+            writeln!(f, "{b}")?;
         }
         writeln!(f, "\n== memory plan ==")?;
         writeln!(

@@ -24,13 +24,42 @@
 //! bytes the cut prefers keeping an elementwise value over a matmul or reduction output, so
 //! that the elementwise epilogue stays fused into the anchor's kernel.
 //!
+//! # Cost
+//!
+//! Recomputing is not free either: [`RematPolicy::MinCut`] also gives every recomputable node
+//! an edge from the source whose capacity is its FLOPs ([`crate::cost`]) times a price in bytes
+//! per FLOP, so the cut minimizes kept bytes plus priced recomputation. At the default price
+//! ([`DEFAULT_FLOP_PRICE`]) a chain of cheap arithmetic is recomputed rather than kept, while a
+//! transcendental (`tanh`, `exp`: [`crate::cost::TRANSCENDENTAL_FLOPS`] each) is kept when its
+//! operand would have to be kept as well. Under a memory budget ([`crate::budget`]) the price
+//! is lowered and anchors become recomputable too; [`RematPolicy::Segments`] keeps an
+//! explicit set of checkpoints and recomputes everything else from them, segment by segment.
+//!
 //! The recomputation is made explicit in the graph: backward readers of a recomputed value get
 //! a fresh copy of the forward nodes between the kept values and it (copies are not merged with
-//! the originals: do not run CSE after this pass).
+//! the originals: do not run CSE after this pass). Each forward node is copied at most once,
+//! where its first backward reader is emitted, so a recomputed segment is computed once, late,
+//! next to the backward that reads it.
 
+use crate::cost::recompute_flops;
 use crate::fusion::is_free;
 use adjoint_ir::{Graph, NodeId, Op};
 use std::collections::{BTreeSet, HashMap, VecDeque};
+
+/// One forward value the backward depends on, and what rematerialization did with it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedValue {
+    /// The node (of the input graph).
+    pub node: NodeId,
+    /// Its bytes.
+    pub bytes: usize,
+    /// Kept from the forward to the backward (`false`: recomputed in the backward).
+    pub kept: bool,
+    /// FLOPs of computing it once ([`crate::cost::recompute_flops`]).
+    pub flops: u64,
+    /// Its label in the input graph, if any.
+    pub label: Option<String>,
+}
 
 /// What rematerialization decided.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -45,7 +74,60 @@ pub struct RematReport {
     pub bytes_kept: usize,
     /// Bytes held when every forward value the backward reads is kept.
     pub bytes_kept_without_remat: usize,
+    /// FLOPs added by recomputation: the sum of [`crate::cost::recompute_flops`] over
+    /// `recomputed`.
+    pub recompute_flops: u64,
+    /// Every computed forward value the backward reads (directly or through movement ops) or
+    /// that is kept to recompute them from, in node order, with the decision.
+    pub saved: Vec<SavedValue>,
 }
+
+/// The default price of one recomputed FLOP, in bytes kept (see [`RematPolicy::MinCut`]).
+pub const DEFAULT_FLOP_PRICE: f64 = 0.1;
+
+/// How [`rematerialize_with`] decides what to keep.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RematPolicy {
+    /// Keep every forward value the backward reads.
+    KeepAll,
+    /// A minimum cut of kept bytes plus `flop_price` × recomputed FLOPs. With
+    /// `recompute_anchors` false, matmul, reduction, gather and scatter-add outputs are never
+    /// recomputed (the default planner: recomputing an anchor does not fuse into its reader).
+    MinCut {
+        /// Bytes one recomputed FLOP is worth (0: recomputation is free).
+        flop_price: f64,
+        /// Whether anchors may be recomputed.
+        recompute_anchors: bool,
+    },
+    /// Gradient checkpointing in segments: keep exactly the `checkpoints` (computed forward
+    /// values, node ids of the input graph; movement ops and nodes outside the forward part
+    /// are ignored) and recompute every other forward value the backward reads from them, the
+    /// inputs and the parameters. A `boundaries` value (typically a block output between two
+    /// checkpoints) is recomputed once, when the backward first needs it, and held until its
+    /// last backward reader; the values computed on the way to it are not held for other
+    /// readers, which recompute them from the boundary when their turn comes. So only the
+    /// boundaries of one segment are live at a time, not everything in it.
+    Segments {
+        /// Values kept from the forward.
+        checkpoints: BTreeSet<NodeId>,
+        /// Values recomputed once per backward and held.
+        boundaries: BTreeSet<NodeId>,
+    },
+}
+
+impl Default for RematPolicy {
+    /// The default planner's cut: [`DEFAULT_FLOP_PRICE`], anchors kept.
+    fn default() -> RematPolicy {
+        RematPolicy::MinCut {
+            flop_price: DEFAULT_FLOP_PRICE,
+            recompute_anchors: false,
+        }
+    }
+}
+
+/// Fixed-point scale of the cut's capacities: a byte kept costs `2 * CAP_SCALE` (the
+/// remaining unit breaks ties toward keeping elementwise values over anchor outputs).
+const CAP_SCALE: u64 = 64;
 
 const INF: u64 = 1 << 60;
 
@@ -65,15 +147,26 @@ fn is_leaf_value(op: &Op) -> bool {
     matches!(op, Op::Input { .. } | Op::Parameter { .. })
 }
 
-/// True for the ops rematerialization never recomputes.
+/// True for the ops the default rematerialization never recomputes.
 pub fn never_recomputed(op: &Op) -> bool {
     op.is_anchor()
 }
 
 /// Decides keep or recompute for every forward value the backward reads and returns the graph
 /// with recomputations made explicit. With `keep_all`, or without an output called `loss`, the
-/// graph is returned unchanged and the report gives the keep-everything numbers.
+/// graph is returned unchanged and the report gives the keep-everything numbers. Otherwise the
+/// decision is the default policy ([`RematPolicy::default`]).
 pub fn rematerialize(graph: &Graph, loss: &str, keep_all: bool) -> (Graph, RematReport) {
+    let policy = if keep_all {
+        RematPolicy::KeepAll
+    } else {
+        RematPolicy::default()
+    };
+    rematerialize_with(graph, loss, &policy)
+}
+
+/// [`rematerialize`] with an explicit policy.
+pub fn rematerialize_with(graph: &Graph, loss: &str, policy: &RematPolicy) -> (Graph, RematReport) {
     let Some(loss_id) = graph.output(loss) else {
         return (graph.clone(), RematReport::default());
     };
@@ -108,48 +201,58 @@ pub fn rematerialize(graph: &Graph, loss: &str, keep_all: bool) -> (Graph, Remat
         bytes_kept_without_remat: bytes_without,
         ..RematReport::default()
     };
-    if keep_all || needed.is_empty() {
+    let saved_value = |v: NodeId, kept: bool| SavedValue {
+        node: v,
+        bytes: graph.ty(v).size_bytes(),
+        kept,
+        flops: recompute_flops(graph, v),
+        label: graph.node(v).label.clone(),
+    };
+    if matches!(policy, RematPolicy::KeepAll) || needed.is_empty() {
         report.kept = held
             .iter()
             .map(|&v| (v, graph.ty(v).size_bytes()))
             .collect();
         report.bytes_kept = bytes_without;
+        report.saved = held.iter().map(|&v| saved_value(v, true)).collect();
         return (graph.clone(), report);
     }
-    // Flow network: node 0 source, 1 sink, forward node i → 2 + 2i (in), 3 + 2i (out).
-    let idx: HashMap<NodeId, usize> = fwd.iter().enumerate().map(|(i, &v)| (v, i)).collect();
-    let mut net = FlowNet::new(2 + 2 * fwd.len());
-    let (vin, vout) = (|i: usize| 2 + 2 * i, |i: usize| 3 + 2 * i);
-    for (&v, &i) in &idx {
-        let op = graph.op(v);
-        // Twice the bytes, plus one for anchors: among cuts of equal bytes, keep the value
-        // after an anchor's epilogue rather than the anchor's output, so the epilogue still
-        // fuses into the anchor's kernel.
-        let cap = if held_anyway(v) {
-            0
-        } else if is_free(op) {
-            INF
-        } else {
-            (2 * graph.ty(v).size_bytes() as u64 + u64::from(never_recomputed(op))).min(INF)
-        };
-        net.add_edge(vin(i), vout(i), cap);
-        if is_leaf_value(op) || never_recomputed(op) {
-            net.add_edge(0, vin(i), INF);
-        }
-        for o in graph.operands(v) {
-            net.add_edge(vout(idx[&o]), vin(i), INF);
-        }
-        if needed.contains(&v) {
-            net.add_edge(vout(i), 1, INF);
-        }
-    }
-    net.max_flow(0, 1);
-    let source_side = net.source_side(0);
-    let kept = |v: NodeId| {
-        let i = idx[&v];
-        source_side[vin(i)] && !source_side[vout(i)]
+    // `kept`: values held from forward to backward; `recompute`: forward values the backward
+    // may read only through a copy.
+    let no_boundaries = BTreeSet::new();
+    let boundaries = match policy {
+        RematPolicy::Segments { boundaries, .. } => boundaries,
+        _ => &no_boundaries,
     };
-    let recompute = |v: NodeId| !source_side[vin(idx[&v])];
+    let (kept_set, recompute_set): (BTreeSet<NodeId>, BTreeSet<NodeId>) = match policy {
+        RematPolicy::KeepAll => unreachable!("handled above"),
+        RematPolicy::MinCut {
+            flop_price,
+            recompute_anchors,
+        } => min_cut(
+            graph,
+            &fwd,
+            &needed,
+            &held_anyway,
+            *flop_price,
+            *recompute_anchors,
+        ),
+        RematPolicy::Segments { checkpoints, .. } => {
+            let kept: BTreeSet<NodeId> = checkpoints
+                .iter()
+                .copied()
+                .filter(|v| fwd.contains(v) && !is_free(graph.op(*v)) && !held_anyway(*v))
+                .collect();
+            let recompute = fwd
+                .iter()
+                .copied()
+                .filter(|&v| !kept.contains(&v) && !held_anyway(v))
+                .collect();
+            (kept, recompute)
+        }
+    };
+    let kept = |v: NodeId| kept_set.contains(&v);
+    let recompute = |v: NodeId| recompute_set.contains(&v);
     for &v in &fwd {
         if kept(v) && !held_anyway(v) && !is_free(graph.op(v)) {
             let b = graph.ty(v).size_bytes();
@@ -160,7 +263,6 @@ pub fn rematerialize(graph: &Graph, loss: &str, keep_all: bool) -> (Graph, Remat
     // Re-emit, giving backward readers copies of recomputed forward values.
     let bound = graph.node_ids().map(|n| n.index() + 1).max().unwrap_or(0);
     let mut map: Vec<Option<NodeId>> = vec![None; bound];
-    let mut copies: HashMap<NodeId, NodeId> = HashMap::new();
     let mut out = Graph::new(graph.name());
     let emit = |out: &mut Graph, v: NodeId, operands: &[NodeId], suffix: &str| {
         let n = graph.node(v);
@@ -173,7 +275,17 @@ pub fn rematerialize(graph: &Graph, loss: &str, keep_all: bool) -> (Graph, Remat
     for &v in graph.inputs().iter().chain(graph.parameters()) {
         map[v.index()] = Some(emit(&mut out, v, &[], ""));
     }
-    let mut recomputed: BTreeSet<NodeId> = BTreeSet::new();
+    let available = |x: NodeId| kept(x) || held_anyway(x) || !recompute(x);
+    let boundary = |x: NodeId| boundaries.contains(&x);
+    let mut copier = Copier {
+        graph,
+        available: &available,
+        boundary: &boundary,
+        emit: &emit,
+        memos: vec![HashMap::new()],
+        recomputed: BTreeSet::new(),
+        flops: 0,
+    };
     for v in graph.topo_order() {
         if map[v.index()].is_some() {
             continue;
@@ -182,16 +294,7 @@ pub fn rematerialize(graph: &Graph, loss: &str, keep_all: bool) -> (Graph, Remat
         let mut ops = Vec::new();
         for o in graph.operands(v) {
             let id = if backward && fwd.contains(&o) && recompute(o) && !held_anyway(o) {
-                copy_forward(
-                    graph,
-                    &mut out,
-                    &map,
-                    &mut copies,
-                    &mut recomputed,
-                    o,
-                    &|x| kept(x) || held_anyway(x) || !recompute(x),
-                    &emit,
-                )
+                copier.copy(&mut out, &map, o)
             } else {
                 map[o.index()].expect("operands first")
             };
@@ -199,6 +302,8 @@ pub fn rematerialize(graph: &Graph, loss: &str, keep_all: bool) -> (Graph, Remat
         }
         map[v.index()] = Some(emit(&mut out, v, &ops, ""));
     }
+    let recomputed = std::mem::take(&mut copier.recomputed);
+    report.recompute_flops = copier.flops;
     for (name, v) in graph.outputs() {
         out.set_output(name, map[v.index()].expect("emitted"));
     }
@@ -209,63 +314,176 @@ pub fn rematerialize(graph: &Graph, loss: &str, keep_all: bool) -> (Graph, Remat
         );
         out.set_update(p, v).expect("types unchanged");
     }
+    report.recompute_flops = recomputed.iter().fold(0u64, |acc, &v| {
+        acc.saturating_add(recompute_flops(graph, v))
+    });
+    let saved: BTreeSet<NodeId> = held
+        .iter()
+        .copied()
+        .chain(report.kept.iter().map(|&(v, _)| v))
+        .collect();
+    report.saved = saved.iter().map(|&v| saved_value(v, kept(v))).collect();
     report.recomputed = recomputed.into_iter().collect();
     (out, report)
+}
+
+/// The minimum cut of [`RematPolicy::MinCut`]: (kept values, recomputable values).
+fn min_cut(
+    graph: &Graph,
+    fwd: &BTreeSet<NodeId>,
+    needed: &BTreeSet<NodeId>,
+    held_anyway: &dyn Fn(NodeId) -> bool,
+    flop_price: f64,
+    recompute_anchors: bool,
+) -> (BTreeSet<NodeId>, BTreeSet<NodeId>) {
+    // Flow network: node 0 source, 1 sink, forward node i → 2 + 2i (in), 3 + 2i (out).
+    let idx: HashMap<NodeId, usize> = fwd.iter().enumerate().map(|(i, &v)| (v, i)).collect();
+    let mut net = FlowNet::new(2 + 2 * fwd.len());
+    let (vin, vout) = (|i: usize| 2 + 2 * i, |i: usize| 3 + 2 * i);
+    let price = if flop_price.is_finite() {
+        flop_price.max(0.0)
+    } else {
+        f64::MAX
+    };
+    for (&v, &i) in &idx {
+        let op = graph.op(v);
+        // Twice the bytes, plus one for anchors: among cuts of equal cost, keep the value
+        // after an anchor's epilogue rather than the anchor's output, so the epilogue still
+        // fuses into the anchor's kernel.
+        let keep_cap = if held_anyway(v) {
+            0
+        } else if is_free(op) {
+            INF
+        } else {
+            (graph.ty(v).size_bytes() as u64)
+                .saturating_mul(2 * CAP_SCALE)
+                .saturating_add(u64::from(never_recomputed(op)))
+                .min(INF)
+        };
+        net.add_edge(vin(i), vout(i), keep_cap);
+        // The edge from the source is cut when `v` is recomputed: its priced FLOPs.
+        let recompute_cap = if is_leaf_value(op) || (never_recomputed(op) && !recompute_anchors) {
+            INF
+        } else {
+            let c = recompute_flops(graph, v) as f64 * price * (2 * CAP_SCALE) as f64;
+            if c >= INF as f64 {
+                INF
+            } else {
+                c.round() as u64
+            }
+        };
+        if recompute_cap > 0 {
+            net.add_edge(0, vin(i), recompute_cap);
+        }
+        for o in graph.operands(v) {
+            net.add_edge(vout(idx[&o]), vin(i), INF);
+        }
+        if needed.contains(&v) {
+            net.add_edge(vout(i), 1, INF);
+        }
+    }
+    net.max_flow(0, 1);
+    let source_side = net.source_side(0);
+    let kept = fwd
+        .iter()
+        .copied()
+        .filter(|v| {
+            let i = idx[v];
+            source_side[vin(i)] && !source_side[vout(i)]
+        })
+        .collect();
+    let recompute = fwd
+        .iter()
+        .copied()
+        .filter(|v| !source_side[vin(idx[v])])
+        .collect();
+    (kept, recompute)
 }
 
 /// Emits a copy of a node of the input graph with new operands and a label suffix.
 type EmitFn<'a> = dyn Fn(&mut Graph, NodeId, &[NodeId], &str) -> NodeId + 'a;
 
-/// The copy of forward value `root` for backward readers: the kept (available) value itself, or
-/// a copy of the nodes between the available values and it, each copied once. Iterative (an
-/// explicit stack, operands before users), so the depth of the forward chain does not reach
-/// the call stack.
-#[allow(clippy::too_many_arguments)]
-fn copy_forward(
-    graph: &Graph,
-    out: &mut Graph,
-    map: &[Option<NodeId>],
-    copies: &mut HashMap<NodeId, NodeId>,
-    recomputed: &mut BTreeSet<NodeId>,
-    root: NodeId,
-    available: &dyn Fn(NodeId) -> bool,
-    emit: &EmitFn<'_>,
-) -> NodeId {
-    let resolved = |v: NodeId, copies: &HashMap<NodeId, NodeId>| -> Option<NodeId> {
-        if available(v) {
-            Some(map[v.index()].expect("forward values are emitted before backward readers"))
-        } else {
-            copies.get(&v).copied()
+/// Makes the copies of forward values for backward readers.
+struct Copier<'a> {
+    graph: &'a Graph,
+    /// Values the backward reads as they are: kept, held anyway, or never recomputed.
+    available: &'a dyn Fn(NodeId) -> bool,
+    /// Segment boundaries ([`RematPolicy::Segments`]): recomputed once, then held until their
+    /// own backward; the values computed on the way to one are not shared further.
+    boundary: &'a dyn Fn(NodeId) -> bool,
+    emit: &'a EmitFn<'a>,
+    /// `memos[0]`: copies shared by the whole backward (boundaries included); `memos[i > 0]`:
+    /// copies made on the way to the boundary being recomputed at depth `i`.
+    memos: Vec<HashMap<NodeId, NodeId>>,
+    /// Recomputed computed (non-free) nodes of the input graph.
+    recomputed: BTreeSet<NodeId>,
+    /// FLOPs of every copy made.
+    flops: u64,
+}
+
+impl Copier<'_> {
+    /// `map`: input-graph node → its node in the output graph (forward values).
+    fn resolved(&self, map: &[Option<NodeId>], v: NodeId) -> Option<NodeId> {
+        if (self.available)(v) {
+            return Some(
+                map[v.index()].expect("forward values are emitted before backward readers"),
+            );
         }
-    };
-    // (node, operands already pushed)
-    let mut stack: Vec<(NodeId, bool)> = vec![(root, false)];
-    while let Some((v, expanded)) = stack.pop() {
-        if resolved(v, copies).is_some() {
-            continue;
-        }
-        let operands = graph.operands(v);
-        if !expanded {
-            stack.push((v, true));
-            // Reversed, so the first operand is copied first.
-            for &o in operands.iter().rev() {
-                if resolved(o, copies).is_none() {
-                    stack.push((o, false));
-                }
-            }
-            continue;
-        }
-        let ops: Vec<NodeId> = operands
-            .iter()
-            .map(|&o| resolved(o, copies).expect("operands are copied before their users"))
-            .collect();
-        let c = emit(out, v, &ops, ".remat");
-        copies.insert(v, c);
-        if !is_free(graph.op(v)) {
-            recomputed.insert(v);
-        }
+        self.memos.iter().rev().find_map(|m| m.get(&v).copied())
     }
-    resolved(root, copies).expect("the root was copied last")
+
+    /// The copy of forward value `root` for backward readers: the kept (available) value
+    /// itself, or a copy of the nodes between the available values and it. A node is copied
+    /// once for the whole backward, except the nodes between a boundary and the values it is
+    /// recomputed from, which are copied once per boundary. Iterative (an explicit stack,
+    /// operands before users), so the depth of the forward chain does not reach the call
+    /// stack.
+    fn copy(&mut self, out: &mut Graph, map: &[Option<NodeId>], root: NodeId) -> NodeId {
+        // (node, operands already pushed, memo level its operands are resolved at)
+        let mut stack: Vec<(NodeId, bool, usize)> = vec![(root, false, 0)];
+        while let Some((v, expanded, level)) = stack.pop() {
+            if self.resolved(map, v).is_some() {
+                continue;
+            }
+            let operands = self.graph.operands(v);
+            if !expanded {
+                let level = if (self.boundary)(v) {
+                    self.memos.push(HashMap::new());
+                    self.memos.len() - 1
+                } else {
+                    level
+                };
+                stack.push((v, true, level));
+                // Reversed, so the first operand is copied first.
+                for &o in operands.iter().rev() {
+                    if self.resolved(map, o).is_none() {
+                        stack.push((o, false, level));
+                    }
+                }
+                continue;
+            }
+            let ops: Vec<NodeId> = operands
+                .iter()
+                .map(|&o| {
+                    self.resolved(map, o)
+                        .expect("operands are copied before their users")
+                })
+                .collect();
+            let c = (self.emit)(out, v, &ops, ".remat");
+            if (self.boundary)(v) {
+                // Its own memo level is the top one: everything above it has finished.
+                self.memos.truncate(level);
+                self.memos[0].insert(v, c);
+            } else {
+                self.memos[level].insert(v, c);
+            }
+            if !is_free(self.graph.op(v)) {
+                self.recomputed.insert(v);
+                self.flops = self.flops.saturating_add(recompute_flops(self.graph, v));
+            }
+        }
+        self.resolved(map, root).expect("the root was copied last")
+    }
 }
 
 /// A flow network for Dinic's maximum-flow algorithm.
@@ -322,7 +540,7 @@ impl FlowNet {
                 if f == 0 {
                     break;
                 }
-                total += f;
+                total = total.saturating_add(f);
             }
         }
     }

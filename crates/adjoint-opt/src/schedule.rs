@@ -200,9 +200,10 @@ pub fn is_row_level(shape: &Shape, root: &Shape) -> bool {
     if s.len() != r.len() || s == r {
         return false;
     }
-    // The first axis where they differ starts a run of 1s to the end.
+    // The first axis where they differ starts a run of 1s to the end, after at least one
+    // kept axis: the rows are what the kernel's outer loop runs over in parallel.
     let first = (0..s.len()).find(|&k| s[k] != r[k]).unwrap_or(s.len());
-    s[first..].iter().all(|&d| d == 1)
+    first > 0 && s[first..].iter().all(|&d| d == 1)
 }
 
 impl GroupKind {

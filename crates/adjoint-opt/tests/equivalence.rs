@@ -80,6 +80,11 @@ fn check_everything(g: &Graph, feeds: &Feeds) -> Result<(), String> {
             fuse: false,
             ..PlanOptions::default()
         },
+        // Below every plan: the whole budget search runs, down to checkpoint segments.
+        PlanOptions {
+            memory_budget: Some(1),
+            ..PlanOptions::default()
+        },
     ] {
         let p = plan(&full, &opts);
         p.graph.verify().map_err(|e| e.to_string())?;

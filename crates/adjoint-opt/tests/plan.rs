@@ -238,3 +238,46 @@ fn plans_with_many_buffers_are_placed_in_lifetime_order_and_check() {
         p.memory.arena_bytes
     );
 }
+
+/// `loss = sum(t)` where `t = tanh(exp(tanh(a)))`, `a = x @ w`, and the backward reads `a`
+/// and `t`: recomputing `t` from `a` costs three transcendentals per element.
+fn transcendental_chain() -> Graph {
+    let b = Builder::new("chain");
+    let x = b.input("x", DType::F32, [8, 4]);
+    let w = b.parameter("w", DType::F32, [4, 16]);
+    let a = x.matmul(w).named("a");
+    let t = a.tanh().exp().tanh().named("t");
+    b.output("loss", t.sum(&[0, 1]));
+    let g = (t * a).named("g");
+    let dw = x.transpose(0, 1).matmul(g);
+    b.update(w, w - dw * b.scalar(DType::F32, 0.01));
+    b.finish()
+}
+
+#[test]
+fn remat_prices_recomputation_by_flops() {
+    let g = transcendental_chain();
+    let p = checked(&g, &PlanOptions::default());
+    // Recomputing `t` would cost 3 × 16 FLOPs per element: more than keeping its 4 bytes is
+    // worth at the default price, so both `a` and `t` are kept.
+    let labels: Vec<&str> = p
+        .remat
+        .kept
+        .iter()
+        .map(|&(n, _)| g.node(n).label.as_deref().unwrap_or("?"))
+        .collect();
+    assert!(labels.contains(&"t") && labels.contains(&"a"), "{p}");
+    assert_eq!(p.remat.recompute_flops, 0, "{p}");
+    // At a price of zero the cut recomputes the chain from `a`, and says what that costs.
+    let (_, free) = adjoint_opt::remat::rematerialize_with(
+        &g,
+        "loss",
+        &adjoint_opt::RematPolicy::MinCut {
+            flop_price: 0.0,
+            recompute_anchors: false,
+        },
+    );
+    assert_eq!(free.kept.len(), 1);
+    assert_eq!(free.recompute_flops, 8 * 16 * 3 * 16);
+    assert!(free.saved.iter().any(|s| !s.kept));
+}

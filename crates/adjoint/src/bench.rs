@@ -67,11 +67,24 @@ pub struct Prepared {
     pub arena_bytes: usize,
     /// Kernels of the compiled step (0 for the interpreter).
     pub kernels: usize,
+    /// FLOPs the compiled step recomputes in its backward (0 for the interpreter).
+    pub recompute_flops: u64,
 }
 
 /// Prepares `workload`'s training step for `mode` with `threads` threads (0 = all cores).
 /// The compile cache is bypassed so that compile time is measured.
 pub fn prepare(workload: &Workload, mode: Mode, threads: usize) -> Result<Prepared, BenchError> {
+    prepare_within(workload, mode, threads, None)
+}
+
+/// [`prepare`] with a memory budget for the compiled step's arena
+/// ([`Options::memory_budget`]); the interpreter ignores it.
+pub fn prepare_within(
+    workload: &Workload,
+    mode: Mode,
+    threads: usize,
+    memory_budget: Option<usize>,
+) -> Result<Prepared, BenchError> {
     let t = workload.training_step();
     let graph = t.step.graph;
     if mode == Mode::Interp {
@@ -83,6 +96,7 @@ pub fn prepare(workload: &Workload, mode: Mode, threads: usize) -> Result<Prepar
             compile: Duration::ZERO,
             arena_bytes: 0,
             kernels: 0,
+            recompute_flops: 0,
         });
     }
     let options = Options {
@@ -90,6 +104,7 @@ pub fn prepare(workload: &Workload, mode: Mode, threads: usize) -> Result<Prepar
         threads,
         cache: false,
         verifier: false,
+        memory_budget,
         ..Options::default()
     };
     let start = Instant::now();
@@ -98,7 +113,8 @@ pub fn prepare(workload: &Workload, mode: Mode, threads: usize) -> Result<Prepar
     step.set_params(&t.feeds)?;
     let inputs = step.input_feeds(&t.feeds);
     let stats = step.stats();
-    let (arena_bytes, kernels) = (stats.arena_bytes, stats.kernels);
+    let (arena_bytes, kernels, recompute_flops) =
+        (stats.arena_bytes, stats.kernels, stats.recompute_flops);
     Ok(Prepared {
         runner: Runner::Jit {
             step: Box::new(step),
@@ -107,6 +123,7 @@ pub fn prepare(workload: &Workload, mode: Mode, threads: usize) -> Result<Prepar
         compile,
         arena_bytes,
         kernels,
+        recompute_flops,
     })
 }
 
@@ -189,6 +206,8 @@ pub struct BenchConfig {
     pub threads: usize,
     /// Seed of the workload's data and parameters.
     pub seed: u64,
+    /// Budget for the compiled step's arena (`None`: the default plan).
+    pub memory_budget: Option<crate::MemoryBudget>,
 }
 
 /// One measurement, in the fields of `adjoint bench --json`.
@@ -214,6 +233,10 @@ pub struct BenchResult {
     pub arena_bytes: usize,
     /// Kernels of the compiled step.
     pub kernels: usize,
+    /// The arena budget in bytes (`None`: no budget).
+    pub memory_budget: Option<usize>,
+    /// FLOPs the compiled step recomputes in its backward.
+    pub recompute_flops: u64,
     /// Loss of the first timed step.
     pub loss_first: f64,
     /// Loss of the last timed step.
@@ -231,7 +254,17 @@ pub fn run_bench(
     } else {
         config.threads
     };
-    let mut prepared = prepare(workload, mode, threads)?;
+    let budget = match (&config.memory_budget, mode) {
+        (Some(b), Mode::JitUnfused | Mode::JitFused) => {
+            let graph = workload.training_step().step.graph;
+            let bytes = b
+                .bytes_for(&graph)
+                .map_err(|e| BenchError::Jit(Box::new(adjoint_jit::JitError::Pass(e))))?;
+            Some(bytes)
+        }
+        _ => None,
+    };
+    let mut prepared = prepare_within(workload, mode, threads, budget)?;
     for _ in 0..config.warmup {
         prepared.runner.step()?;
     }
@@ -260,6 +293,8 @@ pub fn run_bench(
         gflops: workload.matmul_flops / (median * 1e-6) / 1e9,
         arena_bytes: prepared.arena_bytes,
         kernels: prepared.kernels,
+        memory_budget: budget,
+        recompute_flops: prepared.recompute_flops,
         loss_first: losses[0],
         loss_last: losses[steps - 1],
     })
@@ -272,7 +307,8 @@ impl BenchResult {
             concat!(
                 "{{\"workload\":\"{}\",\"mode\":\"{}\",\"threads\":{},\"compile_ms\":{:.3},",
                 "\"step_us_median\":{:.1},\"step_us_min\":{:.1},\"steps\":{},\"gflops\":{:.3},",
-                "\"arena_bytes\":{},\"kernels\":{},\"loss_first\":{},\"loss_last\":{}}}"
+                "\"arena_bytes\":{},\"kernels\":{},\"memory_budget\":{},",
+                "\"recompute_flops\":{},\"loss_first\":{},\"loss_last\":{}}}"
             ),
             self.workload,
             self.mode,
@@ -284,6 +320,9 @@ impl BenchResult {
             self.gflops,
             self.arena_bytes,
             self.kernels,
+            self.memory_budget
+                .map_or_else(|| "null".to_string(), |b| b.to_string()),
+            self.recompute_flops,
             json_number(self.loss_first),
             json_number(self.loss_last),
         )
@@ -303,7 +342,7 @@ impl fmt::Display for BenchResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {:<11} threads {}  compile {:>8.1} ms  step median {:>10.1} µs (min {:.1})  {:>6.2} GFLOP/s  kernels {}  arena {} B  loss {:.4} -> {:.4}",
+            "{} {:<11} threads {}  compile {:>8.1} ms  step median {:>10.1} µs (min {:.1})  {:>6.2} GFLOP/s  kernels {}  arena {} B{}  loss {:.4} -> {:.4}",
             self.workload,
             self.mode,
             self.threads,
@@ -313,6 +352,8 @@ impl fmt::Display for BenchResult {
             self.gflops,
             self.kernels,
             self.arena_bytes,
+            self.memory_budget
+                .map_or_else(String::new, |b| format!(" (budget {b} B, recomputes {} FLOP)", self.recompute_flops)),
             self.loss_first,
             self.loss_last
         )

@@ -35,6 +35,9 @@
 
 pub mod bench;
 pub mod fuzz;
+pub mod memory_budget;
+
+pub use memory_budget::MemoryBudget;
 
 pub use adjoint_autodiff as autodiff;
 pub use adjoint_interp as interp;

@@ -19,6 +19,8 @@ pub struct BenchOptions {
     pub seed: u64,
     /// One JSON object per line instead of a table.
     pub json: bool,
+    /// Budget for the compiled steps' arena.
+    pub memory_budget: Option<adjoint::MemoryBudget>,
 }
 
 /// Runs the requested benchmarks, printing one line per (workload, mode).
@@ -44,6 +46,7 @@ pub fn bench(opts: &BenchOptions) -> Result<(), CliError> {
         steps: opts.steps,
         threads: opts.threads,
         seed: opts.seed,
+        memory_budget: opts.memory_budget,
     };
     if !opts.json {
         println!("{}", legend(&config));
@@ -76,5 +79,10 @@ fn legend(config: &BenchConfig) -> String {
          # GFLOP/s: the workload's matmul FLOPs per step / median step time  kernels: compiled \
          kernels  arena: bytes of the step's memory plan  loss: first -> last timed step",
         config.warmup, config.steps
-    )
+    ) + &config.memory_budget.map_or_else(String::new, |b| {
+        format!(
+            "\n# memory budget {b}: the compiled steps recompute forward values to fit their \
+             arena in it"
+        )
+    })
 }

@@ -136,6 +136,11 @@ enum Command {
         /// Print one JSON object per line.
         #[arg(long)]
         json: bool,
+        /// Budget for the compiled step's arena: bytes (`1048576`, `64MiB`, `1.5GB`) or a
+        /// fraction of the keep-everything arena (`0.5x`); forward values are recomputed in
+        /// the backward to fit it.
+        #[arg(long, value_parser = numbers::parse_memory_budget, allow_hyphen_values = true)]
+        memory_budget: Option<adjoint::MemoryBudget>,
     },
     /// Profile a compiled step: time per kernel, its share, and its rate (GFLOP/s for matmul
     /// kernels, against the machine's matmul rate measured now; GB/s of compulsory traffic for
@@ -221,6 +226,11 @@ enum Command {
         /// code for.
         #[arg(long)]
         kernels: bool,
+        /// Budget for the arena: bytes (`1048576`, `64MiB`, `1.5GB`) or a fraction of the
+        /// keep-everything arena (`0.5x`); the plan recomputes forward values in the backward
+        /// to fit it and reports each decision and the extremes.
+        #[arg(long, value_parser = numbers::parse_memory_budget, allow_hyphen_values = true)]
+        memory_budget: Option<adjoint::MemoryBudget>,
     },
 }
 
@@ -265,6 +275,7 @@ pub fn main() -> Result<(), CliError> {
             mode,
             runs,
             json,
+            memory_budget,
         } => bench_cmd::bench(&bench_cmd::BenchOptions {
             workload,
             mode,
@@ -273,6 +284,7 @@ pub fn main() -> Result<(), CliError> {
             steps: runs.steps,
             seed: runs.seed,
             json,
+            memory_budget,
         }),
         Command::Profile {
             target,
@@ -315,6 +327,7 @@ pub fn main() -> Result<(), CliError> {
             keep_all,
             dot,
             kernels,
+            memory_budget,
         } => opt_cmds::plan(
             &file,
             &opt_cmds::PlanFlags {
@@ -322,6 +335,7 @@ pub fn main() -> Result<(), CliError> {
                 keep_all,
                 dot,
                 kernels,
+                memory_budget,
             },
         ),
     }

@@ -85,6 +85,13 @@ pub fn parse_tolerance(text: &str) -> Result<f64, String> {
     Ok(t)
 }
 
+/// Parses `--memory-budget`: bytes (`1048576`, `64MiB`, `1.5GB`; at least 1) or a fraction
+/// of the keep-everything arena (`0.5x`; greater than 0, at most
+/// [`adjoint::memory_budget::MAX_KEEP_ALL_FACTOR`]).
+pub fn parse_memory_budget(text: &str) -> Result<adjoint::MemoryBudget, String> {
+    text.parse()
+}
+
 /// The largest `--int-bound`: random i32 feeds are drawn from `0..bound`, so the bound may
 /// be one past `i32::MAX` and no more (a larger draw would wrap to a negative i32).
 pub const MAX_INT_BOUND: u32 = 1 << 31;
@@ -143,6 +150,29 @@ mod tests {
         assert_eq!(parse_int_bound("2147483648"), Ok(1 << 31));
         for bad in ["0", "2147483649", "4294967295", "-1", "1e3"] {
             assert!(parse_int_bound(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn memory_budgets_are_bytes_or_fractions_of_keep_all() {
+        assert_eq!(
+            parse_memory_budget("64MiB"),
+            Ok(adjoint::MemoryBudget::Bytes(64 << 20))
+        );
+        assert_eq!(
+            parse_memory_budget("0.5x"),
+            Ok(adjoint::MemoryBudget::OfKeepAll(0.5))
+        );
+        for bad in [
+            "0",
+            "-5",
+            "0x",
+            "-1x",
+            "1e9999x",
+            "3 furlongs",
+            "18446744073709551616",
+        ] {
+            assert!(parse_memory_budget(bad).is_err(), "{bad}");
         }
     }
 

@@ -75,16 +75,26 @@ pub struct PlanFlags {
     pub dot: Option<PathBuf>,
     /// Compile and print the kernel IR.
     pub kernels: bool,
+    /// Budget for the arena.
+    pub memory_budget: Option<adjoint::MemoryBudget>,
 }
 
-/// `adjoint plan FILE [--no-fusion] [--keep-all] [--dot OUT] [--kernels]`.
+/// `adjoint plan FILE [--no-fusion] [--keep-all] [--dot OUT] [--kernels]
+/// [--memory-budget B]`. A budget no plan meets prints the plan with the smallest arena, then
+/// fails naming it.
 pub fn plan(path: &Path, flags: &PlanFlags) -> Result<(), CliError> {
     let graph = load_graph(path)?;
     let (optimized, _) = adjoint::opt::optimize(&graph, &PassOptions::default())
         .map_err(|e| CliError::in_file(path, e.to_string()))?;
+    let budget = flags
+        .memory_budget
+        .map(|b| b.bytes_for(&graph))
+        .transpose()
+        .map_err(|e| CliError::in_file(path, e.to_string()))?;
     let options = PlanOptions {
         fuse: flags.fuse,
         keep_all: flags.keep_all,
+        memory_budget: budget,
         ..PlanOptions::default()
     };
     let plan = adjoint::opt::plan(&optimized, &options);
@@ -92,10 +102,21 @@ pub fn plan(path: &Path, flags: &PlanFlags) -> Result<(), CliError> {
         emit(&plan.to_dot(), Some(out))?;
     }
     emit(&plan.to_string(), None)?;
+    if let Some(r) = plan.budget.as_ref().filter(|r| !r.fits) {
+        return Err(CliError::in_file(
+            path,
+            format!(
+                "no plan fits the memory budget of {} bytes: the smallest arena \
+                 rematerialization reached is {} bytes (printed above)",
+                r.budget, r.smallest_arena
+            ),
+        ));
+    }
     if flags.kernels {
         let jit_options = adjoint::Options {
             fusion: flags.fuse,
             keep_all: flags.keep_all,
+            memory_budget: budget,
             cache: false,
             ..adjoint::Options::default()
         };

@@ -63,6 +63,10 @@ pub struct CompileStats {
     pub code_bytes: usize,
     /// Bytes of the arena (memory plan plus kernel scratch).
     pub arena_bytes: usize,
+    /// FLOPs the step recomputes in the backward (rematerialization).
+    pub recompute_flops: u64,
+    /// What the memory-budget search did, when `Options::memory_budget` was set.
+    pub budget: Option<adjoint_opt::BudgetReport>,
     /// True when the code came from the compile cache.
     pub cached: bool,
 }
