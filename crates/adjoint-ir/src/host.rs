@@ -167,9 +167,13 @@ impl HostTensor {
         rng: &mut Rng,
         int_bound: u32,
     ) -> Result<HostTensor, String> {
-        let n = ty.shape.try_numel().ok_or_else(|| {
-            format!("a tensor of type {ty} has more elements than a usize can count")
-        })?;
+        // The byte count is what allocation needs; it overflows whenever the count does.
+        let n = ty
+            .try_size_bytes()
+            .and_then(|_| ty.shape.try_numel())
+            .ok_or_else(|| {
+                format!("a tensor of type {ty} has more bytes than a usize can count")
+            })?;
         let bound = int_bound.max(1) as u64;
         let data = match ty.dtype {
             DType::F32 => HostData::F32(try_collect(ty, n, repeat_with(|| rng.normal() as f32))?),

@@ -260,6 +260,21 @@ fn build(
         let plan = nest::KernelPlan::new(k, math);
         for (ni, n) in k.nests.iter().enumerate() {
             let t = Instant::now();
+            let outer = match &n.gemm {
+                Some(g) => g.desc.units() as usize,
+                None => n.vars.first().map_or(1, |v| k.vars[v.0 as usize]),
+            };
+            // No reduction inside: the work is the iteration count.
+            let iterations: usize = n.vars.iter().map(|v| k.vars[v.0 as usize]).product();
+            let elementwise = n.gemm.is_none() && iterations == k.work(n);
+            let threshold = if n.gemm.is_some() {
+                PARALLEL_GEMM
+            } else if elementwise {
+                PARALLEL_ELEMENTS
+            } else {
+                PARALLEL_WORK
+            };
+            let parallel = n.parallel && opts.threads > 1 && outer >= 2 && k.work(n) >= threshold;
             let name = format!("{}_n{ni}", k.name);
             let id = module
                 .declare_function(&name, Linkage::Local, &nest_sig)
@@ -283,7 +298,12 @@ fn build(
                     None => {
                         let nest_plan = plan.nest(k, n);
                         let mut e = nest::NestEmitter::new(b, k, prog, math, &plan, p[0]);
-                        e.emit(n, &nest_plan, p[1], p[2]);
+                        if parallel {
+                            e.emit(n, &nest_plan, p[1], p[2]);
+                        } else {
+                            // Called once over the whole range (see the entry point below).
+                            e.emit_whole(n, &nest_plan);
+                        }
                         e.b
                     }
                 };
@@ -291,21 +311,6 @@ fn build(
                 b.seal_all_blocks();
                 b.finalize(tcfg);
             }
-            let outer = match &n.gemm {
-                Some(g) => g.desc.units() as usize,
-                None => n.vars.first().map_or(1, |v| k.vars[v.0 as usize]),
-            };
-            // No reduction inside: the work is the iteration count.
-            let iterations: usize = n.vars.iter().map(|v| k.vars[v.0 as usize]).product();
-            let elementwise = n.gemm.is_none() && iterations == k.work(n);
-            let threshold = if n.gemm.is_some() {
-                PARALLEL_GEMM
-            } else if elementwise {
-                PARALLEL_ELEMENTS
-            } else {
-                PARALLEL_WORK
-            };
-            let parallel = n.parallel && opts.threads > 1 && outer >= 2 && k.work(n) >= threshold;
             lowering += t.elapsed();
             pending.push(take_function(&mut ctx, id, &name, opts.keep_text, code));
             calls.push((id, outer, parallel, name, ki, ni));

@@ -39,6 +39,9 @@ pub struct NestEmitter<'a, 'f> {
     memo: Vec<HashMap<MemoKey, Val>>,
     pub(super) lane: Option<VarId>,
     pub(super) w: u8,
+    /// The outermost loop covers its whole extent (the nest is not split over threads), so
+    /// every loop's bounds are known here and loops that would run no iteration are left out.
+    whole: bool,
 }
 
 impl<'a, 'f> NestEmitter<'a, 'f> {
@@ -64,7 +67,21 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             memo: vec![HashMap::new()],
             lane: None,
             w: 1,
+            whole: false,
         }
+    }
+
+    /// Emits the loops of `nest` as `plan` says over the whole range of its outermost loop
+    /// (a nest the entry point calls directly, not through `parallel_for`): the bounds of every
+    /// loop are constants, and the loops of the tile and lane remainders that would run no
+    /// iteration (a vector loop over fewer elements than a vector, a scalar tail after a
+    /// multiple of the vector width) are not generated.
+    pub fn emit_whole(&mut self, nest: &LoopNest, plan: &NestPlan) {
+        let extent = nest.vars.first().map_or(1, |&v| self.extent(v)) as i64;
+        let begin = self.b.ins().iconst(types::I64, 0);
+        let end = self.b.ins().iconst(types::I64, extent);
+        self.whole = true;
+        self.emit(nest, plan, begin, end);
     }
 
     /// Emits the loops of `nest` as `plan` says; `begin` and `end` bound its outermost loop.
@@ -106,30 +123,50 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
                 self.b.ins().iconst(types::I64, e),
             )
         };
+        // With known bounds, `runs(step)` says whether a loop of that step, continuing from
+        // where the loops before it stopped, runs at all (and records what it leaves).
+        let mut left = (i > 0 || self.whole).then(|| self.extent(v));
+        let mut runs = |step: usize| match left.as_mut() {
+            None => true,
+            Some(l) if *l >= step => {
+                *l %= step;
+                true
+            }
+            Some(_) => false,
+        };
         if i == n - 1 {
             // The lane loop: vector body (unrolled), vector body, scalar tail.
             let row_var = (n >= 2).then(|| nest.vars[n - 2]);
             let w = plan.width;
             let mut first = Some(start);
             if w > 1 {
-                if unroll > 1 {
+                if unroll > 1 && runs(w as usize * unroll) {
                     let pts = tile(row_var, v, rows, unroll, w);
                     self.lane_loop(nest, plan, v, first.take(), stop, w, unroll, &pts);
                 }
-                let pts = tile(row_var, v, rows, 1, w);
-                self.lane_loop(nest, plan, v, first.take(), stop, w, 1, &pts);
+                if runs(w as usize) {
+                    let pts = tile(row_var, v, rows, 1, w);
+                    self.lane_loop(nest, plan, v, first.take(), stop, w, 1, &pts);
+                }
             }
-            let pts = tile(row_var, v, rows, 1, 1);
-            self.lane_loop(nest, plan, v, first.take(), stop, 1, 1, &pts);
+            if runs(1) {
+                let pts = tile(row_var, v, rows, 1, 1);
+                self.lane_loop(nest, plan, v, first.take(), stop, 1, 1, &pts);
+            }
             return;
         }
         if rows > 1 && i == n - 2 {
-            self.for_loop(v, Some(start), stop, rows as i64, &mut |s: &mut Self| {
-                s.level(nest, plan, i + 1, begin, end, rows, unroll)
-            });
-            self.for_loop(v, None, stop, 1, &mut |s: &mut Self| {
-                s.level(nest, plan, i + 1, begin, end, 1, 1)
-            });
+            let mut first = Some(start);
+            if runs(rows) {
+                self.for_loop(v, first.take(), stop, rows as i64, &mut |s: &mut Self| {
+                    s.level(nest, plan, i + 1, begin, end, rows, unroll)
+                });
+            }
+            if runs(1) {
+                self.for_loop(v, first.take(), stop, 1, &mut |s: &mut Self| {
+                    s.level(nest, plan, i + 1, begin, end, 1, 1)
+                });
+            }
             return;
         }
         self.for_loop(v, Some(start), stop, 1, &mut |s: &mut Self| {
