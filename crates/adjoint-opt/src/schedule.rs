@@ -38,6 +38,9 @@
 //!   epilogue of the gather's result shape (e.g. `embedding[tokens] + positions`).
 //! - **`ScatterAdd`**: exactly one `scatter_add`, which is the root (no epilogue); its operands
 //!   are loads through movement ops.
+//! - **`AllReduce`**: exactly one `all_reduce` and nothing else: the host's collective reads
+//!   its operand's buffer and writes the result's (never fused, so communication stays one
+//!   call per value and its operand is complete in memory when it starts).
 //! - **Ordering.** Groups come in an order where every group runs after the groups it reads, and
 //!   every group reading a parameter runs before the group writing that parameter's update in
 //!   place (see [`crate::memory`]).
@@ -60,6 +63,8 @@ pub enum GroupKind {
     Gather,
     /// A scatter-add, which accumulates into a zeroed output.
     ScatterAdd,
+    /// An all-reduce over the replicas of a data-parallel group, run by the host.
+    AllReduce,
 }
 
 /// A set of nodes computed by one kernel.
@@ -190,6 +195,7 @@ impl GroupKind {
             OpClass::Contraction => GroupKind::MatMul,
             OpClass::Gather => GroupKind::Gather,
             OpClass::Scatter => GroupKind::ScatterAdd,
+            OpClass::Collective => GroupKind::AllReduce,
             OpClass::Leaf | OpClass::Elementwise | OpClass::Movement => GroupKind::Elementwise,
         }
     }
@@ -304,6 +310,12 @@ impl Schedule {
                 }
             } else if g.kind != GroupKind::Elementwise {
                 return Err(format!("group {gi} ({:?}) has no anchor", g.kind));
+            }
+            if g.kind == GroupKind::AllReduce && g.nodes.len() != 1 {
+                return Err(format!(
+                    "group {gi} (AllReduce) holds {} nodes: a collective is a group of its own",
+                    g.nodes.len()
+                ));
             }
             for &m in g.prologue.iter().chain(&g.epilogue) {
                 if !g.nodes.contains(&m) || Some(m) == g.anchor {
