@@ -4,6 +4,7 @@
 //! cargo run --release --example train_digits                      # 30 epochs into runs/train_digits/
 //! cargo run --release --example train_digits -- --epochs 5 --out /tmp/digits
 //! cargo run --release --example train_digits -- --resume           # continue an interrupted run
+//! cargo run --release --example train_digits -- --replicas 2       # data parallel, 2 threads
 //! ```
 //!
 //! A second run into a directory that holds a checkpoint is refused unless it says `--resume`
@@ -17,9 +18,16 @@
 //! forward, backward and update), evaluates on the test split after every epoch, then prints
 //! the test accuracy and writes `loss.svg` (training loss, test loss, test accuracy) and
 //! `checkpoint.safetensors` (parameters, Adam state, step) into the output directory.
+//!
+//! With `--replicas N` the run is data parallel in this process (`docs/distributed.md`): N
+//! trainers on N threads, each training on its shard of every global batch of 32 with the
+//! gradients averaged over the replicas; rank 0 evaluates, prints, and writes the chart and
+//! the checkpoint, which resumes with any number of replicas.
 
+use adjoint::ir::{Collective, InProcess};
 use adjoint::nn::chart::write_training_chart;
 use adjoint::nn::checkpoint::load_checkpoint;
+use adjoint::nn::data::Dataset;
 use adjoint::nn::data::{digits_path, load_digits, Standardizer};
 use adjoint::nn::layers::Linear;
 use adjoint::nn::loss::cross_entropy;
@@ -29,6 +37,7 @@ use adjoint::nn::Params;
 use adjoint::{autodiff::Optimizer, DType};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Command-line settings.
@@ -47,6 +56,8 @@ pub struct Args {
     pub threads: usize,
     /// No progress output.
     pub quiet: bool,
+    /// Data-parallel replicas in this process (threads), 1 for none.
+    pub replicas: usize,
 }
 
 impl Default for Args {
@@ -59,12 +70,13 @@ impl Default for Args {
             max_steps: None,
             threads: 0,
             quiet: false,
+            replicas: 1,
         }
     }
 }
 
 const USAGE: &str = "usage: train_digits [--out DIR] [--epochs N] [--resume | --overwrite] \
-[--max-steps N] [--threads N] [--quiet]
+[--max-steps N] [--threads N] [--replicas N] [--quiet]
 
   --out DIR      where loss.svg and checkpoint.safetensors go (default runs/train_digits)
   --epochs N     epochs of the whole run (default 30); keep it when resuming
@@ -72,6 +84,8 @@ const USAGE: &str = "usage: train_digits [--out DIR] [--epochs N] [--resume | --
   --overwrite    start over, replacing the checkpoint in DIR
   --max-steps N  stop after N steps in total (--resume continues from there)
   --threads N    threads of the compiled step (default 0: every core; 1: bit-identical runs)
+  --replicas N   data-parallel replicas as threads of this process (default 1); each
+                 trains on 32/N examples of every batch of 32, N must divide 32
   --quiet        no progress output";
 
 /// A positive whole number, or an error naming the flag.
@@ -99,6 +113,13 @@ pub fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String
                 args.threads = v
                     .parse()
                     .map_err(|_| format!("--threads: `{v}` is not a whole number"))?;
+            }
+            "--replicas" => {
+                let n = positive("--replicas", &value("--replicas")?)?;
+                if 32 % n != 0 {
+                    return Err(format!("--replicas: {n} does not divide the batch of 32"));
+                }
+                args.replicas = n as usize;
             }
             "--resume" => args.resume = true,
             "--overwrite" => args.overwrite = true,
@@ -180,6 +201,53 @@ pub fn run(args: &Args) -> Result<Outcome, Box<dyn std::error::Error>> {
     );
 
     std::fs::create_dir_all(&args.out)?;
+    if args.replicas <= 1 {
+        return train_on(args, &train, &test, None, start);
+    }
+    // One trainer per replica, each on its own thread; rank 0's outcome is the run's.
+    let group = InProcess::group(args.replicas);
+    let results: Vec<Result<Outcome, String>> = std::thread::scope(|s| {
+        let jobs: Vec<_> = group
+            .into_iter()
+            .map(|c| {
+                let (train, test) = (&train, &test);
+                s.spawn(move || {
+                    let c: Arc<dyn Collective> = Arc::new(c);
+                    train_on(args, train, test, Some(c), start).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| {
+                j.join()
+                    .unwrap_or_else(|_| Err("a replica panicked".into()))
+            })
+            .collect()
+    });
+    let mut outcome = None;
+    for r in results {
+        let o = r?;
+        outcome.get_or_insert(o);
+    }
+    Ok(outcome.expect("at least one replica"))
+}
+
+/// Trains on `train`, evaluating on `test`, as one replica of `collective`'s group (or alone),
+/// from `start` (for the times printed). Only rank 0 prints and writes files.
+fn train_on(
+    args: &Args,
+    train: &Dataset,
+    test: &Dataset,
+    collective: Option<Arc<dyn Collective>>,
+    start: Instant,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
+    let checkpoint = args.out.join("checkpoint.safetensors");
+    let root = collective.as_ref().is_none_or(|c| c.rank() == 0);
+    let say = |line: String| {
+        if root {
+            println!("{line}");
+        }
+    };
     let batch_size = 32;
     let per_epoch = (train.len() / batch_size) as u64;
     let steps = per_epoch * args.epochs;
@@ -196,20 +264,45 @@ pub fn run(args: &Args) -> Result<Outcome, Box<dyn std::error::Error>> {
         ..TrainerOptions::default()
     };
     let schedule = Schedule::warmup_cosine(steps / 20, steps, 0.01);
-    let mut trainer = Trainer::new("digits_mlp", mlp, Optimizer::adam(3e-3), schedule, options)?;
-    if args.resume {
+    let optimizer = Optimizer::adam(3e-3);
+    let mut trainer = match collective {
+        None => Trainer::new("digits_mlp", mlp, optimizer, schedule, options)?,
+        Some(c) => Trainer::new_replica("digits_mlp", mlp, optimizer, schedule, options, c)?,
+    };
+    // Rank 0 reads the checkpoint; the others start from its parameters and step (the
+    // trainer broadcasts them when training starts).
+    if args.resume && root {
         let step = trainer.resume(&checkpoint)?;
-        println!("resumed from {} at step {step}", checkpoint.display());
+        say(format!(
+            "resumed from {} at step {step}",
+            checkpoint.display()
+        ));
     }
     let compiled = start.elapsed();
-    println!(
-        "compiled the training step ({} kernels) in {:.2} s; training {} epochs ({steps} steps)",
+    let replicas = match trainer.replicas() {
+        1 => String::new(),
+        n => format!(" on {n} replicas of {} examples", batch_size / n),
+    };
+    say(format!(
+        "compiled the training step ({} kernels) in {:.2} s; training {} epochs ({steps} \
+         steps){replicas}",
         trainer.compiled_step().stats().kernels,
         compiled.as_secs_f64(),
         args.epochs
-    );
+    ));
 
-    let history = trainer.fit(&train, Some(&test))?.clone();
+    let first_step = trainer.step();
+    let fit_start = Instant::now();
+    let history = trainer.fit(train, Some(test))?.clone();
+    let fit_time = fit_start.elapsed().as_secs_f64();
+    let stepped = trainer.step() - first_step.min(trainer.step());
+    if !root {
+        return Ok(Outcome {
+            accuracy: f64::NAN,
+            step: trainer.step(),
+            checkpoint,
+        });
+    }
     let history_note = if args.resume {
         " (since the resume)"
     } else {
@@ -238,6 +331,10 @@ pub fn run(args: &Args) -> Result<Outcome, Box<dyn std::error::Error>> {
         last.loss,
         trainer.step(),
         start.elapsed().as_secs_f64()
+    );
+    println!(
+        "training: {stepped} steps in {fit_time:.2} s, {:.3} ms per step (evaluations included)",
+        1e3 * fit_time / stepped.max(1) as f64
     );
     println!("wrote {} and {}", chart.display(), checkpoint.display());
     Ok(Outcome {
