@@ -5,6 +5,8 @@
 //! cargo run --release --example train_digits -- --epochs 5 --out /tmp/digits
 //! cargo run --release --example train_digits -- --resume           # continue an interrupted run
 //! cargo run --release --example train_digits -- --replicas 2       # data parallel, 2 threads
+//! cargo build --release --features mpi --example train_digits     # data parallel over MPI:
+//! mpirun -np 2 target/release/examples/train_digits --mpi
 //! ```
 //!
 //! A second run into a directory that holds a checkpoint is refused unless it says `--resume`
@@ -22,7 +24,8 @@
 //! With `--replicas N` the run is data parallel in this process (`docs/distributed.md`): N
 //! trainers on N threads, each training on its shard of every global batch of 32 with the
 //! gradients averaged over the replicas; rank 0 evaluates, prints, and writes the chart and
-//! the checkpoint, which resumes with any number of replicas.
+//! the checkpoint, which resumes with any number of replicas. With `--mpi` (a build with the
+//! `mpi` feature, launched by `mpirun`) every MPI rank is one replica.
 
 use adjoint::ir::{Collective, InProcess};
 use adjoint::nn::chart::write_training_chart;
@@ -58,6 +61,8 @@ pub struct Args {
     pub quiet: bool,
     /// Data-parallel replicas in this process (threads), 1 for none.
     pub replicas: usize,
+    /// Every MPI rank is one data-parallel replica (launched by `mpirun`).
+    pub mpi: bool,
 }
 
 impl Default for Args {
@@ -71,12 +76,13 @@ impl Default for Args {
             threads: 0,
             quiet: false,
             replicas: 1,
+            mpi: false,
         }
     }
 }
 
 const USAGE: &str = "usage: train_digits [--out DIR] [--epochs N] [--resume | --overwrite] \
-[--max-steps N] [--threads N] [--replicas N] [--quiet]
+[--max-steps N] [--threads N] [--replicas N | --mpi] [--quiet]
 
   --out DIR      where loss.svg and checkpoint.safetensors go (default runs/train_digits)
   --epochs N     epochs of the whole run (default 30); keep it when resuming
@@ -86,6 +92,8 @@ const USAGE: &str = "usage: train_digits [--out DIR] [--epochs N] [--resume | --
   --threads N    threads of the compiled step (default 0: every core; 1: bit-identical runs)
   --replicas N   data-parallel replicas as threads of this process (default 1); each
                  trains on 32/N examples of every batch of 32, N must divide 32
+  --mpi          every MPI rank is one replica (build with --features mpi, run under
+                 mpirun -np N with N dividing 32); rank 0 prints and writes the files
   --quiet        no progress output";
 
 /// A positive whole number, or an error naming the flag.
@@ -121,6 +129,7 @@ pub fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String
                 }
                 args.replicas = n as usize;
             }
+            "--mpi" => args.mpi = true,
             "--resume" => args.resume = true,
             "--overwrite" => args.overwrite = true,
             "--quiet" => args.quiet = true,
@@ -131,6 +140,12 @@ pub fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String
     if args.resume && args.overwrite {
         return Err(format!(
             "--resume and --overwrite contradict each other\n{USAGE}"
+        ));
+    }
+    if args.mpi && args.replicas > 1 {
+        return Err(format!(
+            "--mpi and --replicas contradict each other: under MPI every rank is one \
+             replica\n{USAGE}"
         ));
     }
     Ok(args)
@@ -162,11 +177,27 @@ fn mlp<'b>(p: &mut Params<'b>, pass: &Pass) -> Forward<'b> {
 
 /// Trains (or continues training) as `args` say.
 pub fn run(args: &Args) -> Result<Outcome, Box<dyn std::error::Error>> {
+    run_in(args, None)
+}
+
+/// [`run`] as one rank of `world` (the MPI ranks), or of its own (`None`). Only rank 0
+/// checks the output directory, prints and writes files; another rank's outcome has a NaN
+/// accuracy.
+pub fn run_in(
+    args: &Args,
+    world: Option<Arc<dyn Collective>>,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
     let start = Instant::now();
     let checkpoint = args.out.join("checkpoint.safetensors");
+    let root = world.as_ref().is_none_or(|c| c.rank() == 0);
     // Like most training scripts (Hugging Face's `--overwrite_output_dir`, Lightning's
-    // `ckpt_path`), never replace a previous run's checkpoint unless asked to.
-    match (checkpoint.exists(), args.resume, args.overwrite) {
+    // `ckpt_path`), never replace a previous run's checkpoint unless asked to. Only rank 0
+    // looks: the others may run on machines that do not see the directory.
+    let (exists, resume) = match root {
+        true => (checkpoint.exists(), args.resume),
+        false => (false, false),
+    };
+    match (exists, resume, args.overwrite) {
         (true, false, false) => {
             let step = load_checkpoint(&checkpoint)
                 .map(|c| format!("at step {}", c.step))
@@ -192,15 +223,19 @@ pub fn run(args: &Args) -> Result<Outcome, Box<dyn std::error::Error>> {
     let (train, test) = digits.split(42, 0.2)?;
     let scaler = Standardizer::fit(&train);
     let (train, test) = (scaler.apply(&train)?, scaler.apply(&test)?);
-    println!(
-        "digits: {} training and {} test examples of {} features, {} classes",
-        train.len(),
-        test.len(),
-        train.num_features(),
-        train.classes()
-    );
-
-    std::fs::create_dir_all(&args.out)?;
+    if root {
+        println!(
+            "digits: {} training and {} test examples of {} features, {} classes",
+            train.len(),
+            test.len(),
+            train.num_features(),
+            train.classes()
+        );
+        std::fs::create_dir_all(&args.out)?;
+    }
+    if world.is_some() {
+        return train_on(args, &train, &test, world, start);
+    }
     if args.replicas <= 1 {
         return train_on(args, &train, &test, None, start);
     }
@@ -344,6 +379,22 @@ fn train_on(
     })
 }
 
+/// The MPI ranks as a collective (a build with the `mpi` feature).
+#[cfg(feature = "mpi")]
+fn mpi_world() -> Result<Arc<dyn Collective>, Box<dyn std::error::Error>> {
+    Ok(Arc::new(adjoint::nn::MpiCollective::init()?))
+}
+
+/// Without the `mpi` feature there is no MPI backend to run on.
+#[cfg(not(feature = "mpi"))]
+fn mpi_world() -> Result<Arc<dyn Collective>, Box<dyn std::error::Error>> {
+    Err(
+        "--mpi needs a build with the MPI backend: cargo build --release --features mpi \
+         --example train_digits (and an MPI library such as Open MPI)"
+            .into(),
+    )
+}
+
 fn main() -> ExitCode {
     let args = match parse_args(std::env::args().skip(1)) {
         Ok(a) => a,
@@ -352,10 +403,25 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&args) {
-        Ok(_) => ExitCode::SUCCESS,
+    let world = match args.mpi.then(mpi_world).transpose() {
+        Ok(w) => w,
         Err(e) => {
             eprintln!("train_digits: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run_in(&args, world.clone()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            let rank = world
+                .as_ref()
+                .map_or(String::new(), |c| format!(" (rank {})", c.rank()));
+            eprintln!("train_digits{rank}: {e}");
+            if world.is_some() {
+                // Leave without finalizing MPI, which could wait for ranks that wait for this
+                // one: mpirun sees the failed rank and ends the job.
+                std::process::exit(1);
+            }
             ExitCode::FAILURE
         }
     }
