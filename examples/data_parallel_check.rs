@@ -165,7 +165,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if 64 % world.size() != 0 || 8 % world.size() != 0 {
+    if !64usize.is_multiple_of(world.size()) || !8usize.is_multiple_of(world.size()) {
         eprintln!("data_parallel_check: run on 1, 2, 4 or 8 ranks (they split batches of 8)");
         return ExitCode::FAILURE;
     }

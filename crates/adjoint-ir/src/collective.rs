@@ -15,7 +15,7 @@
 use crate::op::AllReduceKind;
 use crate::{HostDataMut, HostTensor};
 use std::fmt;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 /// Why a collective operation failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,11 +113,16 @@ struct GateState {
 struct Shared {
     size: usize,
     gate: Gate,
-    slots: Vec<Mutex<Slot>>,
+    /// One per replica: written by its owner, then read by every replica at once.
+    slots: Vec<RwLock<Slot>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn read_lock<T>(m: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Shared {
@@ -207,7 +212,7 @@ impl InProcess {
                 }),
                 turned: Condvar::new(),
             },
-            slots: (0..size).map(|_| Mutex::new(Slot::Empty)).collect(),
+            slots: (0..size).map(|_| RwLock::new(Slot::Empty)).collect(),
         });
         (0..size)
             .map(|rank| InProcess {
@@ -223,9 +228,11 @@ impl InProcess {
     fn exchange<R>(
         &self,
         mine: Slot,
-        read: impl FnOnce(&[Mutex<Slot>]) -> Result<R, CollectiveError>,
+        read: impl FnOnce(&[RwLock<Slot>]) -> Result<R, CollectiveError>,
     ) -> Result<R, CollectiveError> {
-        *lock(&self.shared.slots[self.rank]) = mine;
+        *self.shared.slots[self.rank]
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = mine;
         self.shared.wait()?;
         let result = read(&self.shared.slots);
         self.shared.wait()?;
@@ -258,7 +265,7 @@ macro_rules! reduce_slots {
     ($slots:expr, $data:expr, $kind:expr, $size:expr, $variant:ident, $t:ty) => {{
         let data: &mut [$t] = $data;
         for (r, slot) in $slots.iter().enumerate() {
-            let slot = lock(slot);
+            let slot = read_lock(slot);
             let Slot::$variant(v) = &*slot else {
                 return Err(CollectiveError(format!(
                     "replica {r} reduced a different element type"
@@ -292,7 +299,7 @@ macro_rules! reduce_slots {
 /// Copies slot `root` into `data` (of the same element type and length).
 macro_rules! copy_slot {
     ($slots:expr, $data:expr, $root:expr, $variant:ident) => {{
-        let slot = lock(&$slots[$root]);
+        let slot = read_lock(&$slots[$root]);
         match &*slot {
             Slot::$variant(v) if v.len() == $data.len() => {
                 $data.copy_from_slice(v);
