@@ -4,6 +4,9 @@
 //! cargo run --release --example train_digits                      # 30 epochs into runs/train_digits/
 //! cargo run --release --example train_digits -- --epochs 5 --out /tmp/digits
 //! cargo run --release --example train_digits -- --resume           # continue an interrupted run
+//! cargo run --release --example train_digits -- --replicas 2       # data parallel, 2 threads
+//! cargo build --release --features mpi --example train_digits     # data parallel over MPI:
+//! mpirun -np 2 target/release/examples/train_digits --mpi
 //! ```
 //!
 //! A second run into a directory that holds a checkpoint is refused unless it says `--resume`
@@ -17,9 +20,17 @@
 //! forward, backward and update), evaluates on the test split after every epoch, then prints
 //! the test accuracy and writes `loss.svg` (training loss, test loss, test accuracy) and
 //! `checkpoint.safetensors` (parameters, Adam state, step) into the output directory.
+//!
+//! With `--replicas N` the run is data parallel in this process (`docs/distributed.md`): N
+//! trainers on N threads, each training on its shard of every global batch of 32 with the
+//! gradients averaged over the replicas; rank 0 evaluates, prints, and writes the chart and
+//! the checkpoint, which resumes with any number of replicas. With `--mpi` (a build with the
+//! `mpi` feature, launched by `mpirun`) every MPI rank is one replica.
 
+use adjoint::ir::{Collective, InProcess};
 use adjoint::nn::chart::write_training_chart;
 use adjoint::nn::checkpoint::load_checkpoint;
+use adjoint::nn::data::Dataset;
 use adjoint::nn::data::{digits_path, load_digits, Standardizer};
 use adjoint::nn::layers::Linear;
 use adjoint::nn::loss::cross_entropy;
@@ -29,6 +40,7 @@ use adjoint::nn::Params;
 use adjoint::{autodiff::Optimizer, DType};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Command-line settings.
@@ -47,6 +59,10 @@ pub struct Args {
     pub threads: usize,
     /// No progress output.
     pub quiet: bool,
+    /// Data-parallel replicas in this process (threads), 1 for none.
+    pub replicas: usize,
+    /// Every MPI rank is one data-parallel replica (launched by `mpirun`).
+    pub mpi: bool,
 }
 
 impl Default for Args {
@@ -59,12 +75,14 @@ impl Default for Args {
             max_steps: None,
             threads: 0,
             quiet: false,
+            replicas: 1,
+            mpi: false,
         }
     }
 }
 
 const USAGE: &str = "usage: train_digits [--out DIR] [--epochs N] [--resume | --overwrite] \
-[--max-steps N] [--threads N] [--quiet]
+[--max-steps N] [--threads N] [--replicas N | --mpi] [--quiet]
 
   --out DIR      where loss.svg and checkpoint.safetensors go (default runs/train_digits)
   --epochs N     epochs of the whole run (default 30); keep it when resuming
@@ -72,6 +90,10 @@ const USAGE: &str = "usage: train_digits [--out DIR] [--epochs N] [--resume | --
   --overwrite    start over, replacing the checkpoint in DIR
   --max-steps N  stop after N steps in total (--resume continues from there)
   --threads N    threads of the compiled step (default 0: every core; 1: bit-identical runs)
+  --replicas N   data-parallel replicas as threads of this process (default 1); each
+                 trains on 32/N examples of every batch of 32, N must divide 32
+  --mpi          every MPI rank is one replica (build with --features mpi, run under
+                 mpirun -np N with N dividing 32); rank 0 prints and writes the files
   --quiet        no progress output";
 
 /// A positive whole number, or an error naming the flag.
@@ -100,6 +122,14 @@ pub fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String
                     .parse()
                     .map_err(|_| format!("--threads: `{v}` is not a whole number"))?;
             }
+            "--replicas" => {
+                let n = positive("--replicas", &value("--replicas")?)?;
+                if 32 % n != 0 {
+                    return Err(format!("--replicas: {n} does not divide the batch of 32"));
+                }
+                args.replicas = n as usize;
+            }
+            "--mpi" => args.mpi = true,
             "--resume" => args.resume = true,
             "--overwrite" => args.overwrite = true,
             "--quiet" => args.quiet = true,
@@ -110,6 +140,12 @@ pub fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String
     if args.resume && args.overwrite {
         return Err(format!(
             "--resume and --overwrite contradict each other\n{USAGE}"
+        ));
+    }
+    if args.mpi && args.replicas > 1 {
+        return Err(format!(
+            "--mpi and --replicas contradict each other: under MPI every rank is one \
+             replica\n{USAGE}"
         ));
     }
     Ok(args)
@@ -141,11 +177,27 @@ fn mlp<'b>(p: &mut Params<'b>, pass: &Pass) -> Forward<'b> {
 
 /// Trains (or continues training) as `args` say.
 pub fn run(args: &Args) -> Result<Outcome, Box<dyn std::error::Error>> {
+    run_in(args, None)
+}
+
+/// [`run`] as one rank of `world` (the MPI ranks), or of its own (`None`). Only rank 0
+/// checks the output directory, prints and writes files; another rank's outcome has a NaN
+/// accuracy.
+pub fn run_in(
+    args: &Args,
+    world: Option<Arc<dyn Collective>>,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
     let start = Instant::now();
     let checkpoint = args.out.join("checkpoint.safetensors");
+    let root = world.as_ref().is_none_or(|c| c.rank() == 0);
     // Like most training scripts (Hugging Face's `--overwrite_output_dir`, Lightning's
-    // `ckpt_path`), never replace a previous run's checkpoint unless asked to.
-    match (checkpoint.exists(), args.resume, args.overwrite) {
+    // `ckpt_path`), never replace a previous run's checkpoint unless asked to. Only rank 0
+    // looks: the others may run on machines that do not see the directory.
+    let (exists, resume) = match root {
+        true => (checkpoint.exists(), args.resume),
+        false => (false, false),
+    };
+    match (exists, resume, args.overwrite) {
         (true, false, false) => {
             let step = load_checkpoint(&checkpoint)
                 .map(|c| format!("at step {}", c.step))
@@ -171,15 +223,66 @@ pub fn run(args: &Args) -> Result<Outcome, Box<dyn std::error::Error>> {
     let (train, test) = digits.split(42, 0.2)?;
     let scaler = Standardizer::fit(&train);
     let (train, test) = (scaler.apply(&train)?, scaler.apply(&test)?);
-    println!(
-        "digits: {} training and {} test examples of {} features, {} classes",
-        train.len(),
-        test.len(),
-        train.num_features(),
-        train.classes()
-    );
+    if root {
+        println!(
+            "digits: {} training and {} test examples of {} features, {} classes",
+            train.len(),
+            test.len(),
+            train.num_features(),
+            train.classes()
+        );
+        std::fs::create_dir_all(&args.out)?;
+    }
+    if world.is_some() {
+        return train_on(args, &train, &test, world, start);
+    }
+    if args.replicas <= 1 {
+        return train_on(args, &train, &test, None, start);
+    }
+    // One trainer per replica, each on its own thread; rank 0's outcome is the run's.
+    let group = InProcess::group(args.replicas);
+    let results: Vec<Result<Outcome, String>> = std::thread::scope(|s| {
+        let jobs: Vec<_> = group
+            .into_iter()
+            .map(|c| {
+                let (train, test) = (&train, &test);
+                s.spawn(move || {
+                    let c: Arc<dyn Collective> = Arc::new(c);
+                    train_on(args, train, test, Some(c), start).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| {
+                j.join()
+                    .unwrap_or_else(|_| Err("a replica panicked".into()))
+            })
+            .collect()
+    });
+    let mut outcome = None;
+    for r in results {
+        let o = r?;
+        outcome.get_or_insert(o);
+    }
+    Ok(outcome.expect("at least one replica"))
+}
 
-    std::fs::create_dir_all(&args.out)?;
+/// Trains on `train`, evaluating on `test`, as one replica of `collective`'s group (or alone),
+/// from `start` (for the times printed). Only rank 0 prints and writes files.
+fn train_on(
+    args: &Args,
+    train: &Dataset,
+    test: &Dataset,
+    collective: Option<Arc<dyn Collective>>,
+    start: Instant,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
+    let checkpoint = args.out.join("checkpoint.safetensors");
+    let root = collective.as_ref().is_none_or(|c| c.rank() == 0);
+    let say = |line: String| {
+        if root {
+            println!("{line}");
+        }
+    };
     let batch_size = 32;
     let per_epoch = (train.len() / batch_size) as u64;
     let steps = per_epoch * args.epochs;
@@ -196,20 +299,45 @@ pub fn run(args: &Args) -> Result<Outcome, Box<dyn std::error::Error>> {
         ..TrainerOptions::default()
     };
     let schedule = Schedule::warmup_cosine(steps / 20, steps, 0.01);
-    let mut trainer = Trainer::new("digits_mlp", mlp, Optimizer::adam(3e-3), schedule, options)?;
-    if args.resume {
+    let optimizer = Optimizer::adam(3e-3);
+    let mut trainer = match collective {
+        None => Trainer::new("digits_mlp", mlp, optimizer, schedule, options)?,
+        Some(c) => Trainer::new_replica("digits_mlp", mlp, optimizer, schedule, options, c)?,
+    };
+    // Rank 0 reads the checkpoint; the others start from its parameters and step (the
+    // trainer broadcasts them when training starts).
+    if args.resume && root {
         let step = trainer.resume(&checkpoint)?;
-        println!("resumed from {} at step {step}", checkpoint.display());
+        say(format!(
+            "resumed from {} at step {step}",
+            checkpoint.display()
+        ));
     }
     let compiled = start.elapsed();
-    println!(
-        "compiled the training step ({} kernels) in {:.2} s; training {} epochs ({steps} steps)",
+    let replicas = match trainer.replicas() {
+        1 => String::new(),
+        n => format!(" on {n} replicas of {} examples", batch_size / n),
+    };
+    say(format!(
+        "compiled the training step ({} kernels) in {:.2} s; training {} epochs ({steps} \
+         steps){replicas}",
         trainer.compiled_step().stats().kernels,
         compiled.as_secs_f64(),
         args.epochs
-    );
+    ));
 
-    let history = trainer.fit(&train, Some(&test))?.clone();
+    let first_step = trainer.step();
+    let fit_start = Instant::now();
+    let history = trainer.fit(train, Some(test))?.clone();
+    let fit_time = fit_start.elapsed().as_secs_f64();
+    let stepped = trainer.step() - first_step.min(trainer.step());
+    if !root {
+        return Ok(Outcome {
+            accuracy: f64::NAN,
+            step: trainer.step(),
+            checkpoint,
+        });
+    }
     let history_note = if args.resume {
         " (since the resume)"
     } else {
@@ -239,12 +367,32 @@ pub fn run(args: &Args) -> Result<Outcome, Box<dyn std::error::Error>> {
         trainer.step(),
         start.elapsed().as_secs_f64()
     );
+    println!(
+        "training: {stepped} steps in {fit_time:.2} s, {:.3} ms per step (evaluations included)",
+        1e3 * fit_time / stepped.max(1) as f64
+    );
     println!("wrote {} and {}", chart.display(), checkpoint.display());
     Ok(Outcome {
         accuracy,
         step: trainer.step(),
         checkpoint,
     })
+}
+
+/// The MPI ranks as a collective (a build with the `mpi` feature).
+#[cfg(feature = "mpi")]
+fn mpi_world() -> Result<Arc<dyn Collective>, Box<dyn std::error::Error>> {
+    Ok(Arc::new(adjoint::nn::MpiCollective::init()?))
+}
+
+/// Without the `mpi` feature there is no MPI backend to run on.
+#[cfg(not(feature = "mpi"))]
+fn mpi_world() -> Result<Arc<dyn Collective>, Box<dyn std::error::Error>> {
+    Err(
+        "--mpi needs a build with the MPI backend: cargo build --release --features mpi \
+         --example train_digits (and an MPI library such as Open MPI)"
+            .into(),
+    )
 }
 
 fn main() -> ExitCode {
@@ -255,10 +403,25 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&args) {
-        Ok(_) => ExitCode::SUCCESS,
+    let world = match args.mpi.then(mpi_world).transpose() {
+        Ok(w) => w,
         Err(e) => {
             eprintln!("train_digits: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match run_in(&args, world.clone()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            let rank = world
+                .as_ref()
+                .map_or(String::new(), |c| format!(" (rank {})", c.rank()));
+            eprintln!("train_digits{rank}: {e}");
+            if world.is_some() {
+                // Leave without finalizing MPI, which could wait for ranks that wait for this
+                // one: mpirun sees the failed rank and ends the job.
+                std::process::exit(1);
+            }
             ExitCode::FAILURE
         }
     }

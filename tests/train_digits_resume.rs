@@ -114,3 +114,30 @@ fn a_second_run_does_not_silently_replace_the_checkpoint() {
     assert!(parse_args(["--resume".into(), "--overwrite".into()]).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn two_in_process_replicas_train_like_one_and_resume_on_one() {
+    let one_dir = out_dir("one");
+    let one = run(&args(&one_dir, &[])).unwrap();
+    let two_dir = out_dir("two");
+    let two = run(&args(&two_dir, &["--replicas", "2"])).unwrap();
+    assert_eq!(two.step, one.step);
+    // The same updates up to f32 summation order: the same test accuracy within an example.
+    assert!(
+        (two.accuracy - one.accuracy).abs() <= 1.0 / 359.0 + 1e-12,
+        "{} on 2 replicas, {} on one",
+        two.accuracy,
+        one.accuracy
+    );
+    // A run stopped on two replicas continues on one.
+    let split = out_dir("two-then-one");
+    let first = run(&args(&split, &["--max-steps", "50", "--replicas", "2"])).unwrap();
+    assert_eq!(checkpoint_bits(&first.checkpoint).0, 50);
+    let resumed = run(&args(&split, &["--resume"])).unwrap();
+    assert_eq!(resumed.step, 88);
+    assert!((resumed.accuracy - one.accuracy).abs() <= 1.0 / 359.0 + 1e-12);
+    assert!(parse_args(["--replicas".into(), "3".into()]).is_err());
+    for d in [one_dir, two_dir, split] {
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}

@@ -34,6 +34,7 @@
 #![forbid(unsafe_code)]
 
 mod check;
+pub mod data_parallel;
 mod error;
 mod grad;
 mod optim;
@@ -44,6 +45,7 @@ pub use check::{
     check_grads, check_grads_named, check_grads_with, random_feeds, CheckError, Direction,
     GradCheckOptions, GradCheckReport, WrtCheck,
 };
+pub use data_parallel::DataParallel;
 pub use error::GradError;
 pub use grad::{append_grad, append_hvp, find, grad, grad_named, hvp, Gradients};
 pub use optim::{

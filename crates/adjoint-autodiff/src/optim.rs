@@ -1,6 +1,7 @@
 //! Training-step builder: one graph that computes the loss, the gradients, the new parameter
 //! values and the new optimizer state, each new value declared as its parameter's update.
 
+use crate::data_parallel::{all_reduce_gradients, DataParallel};
 use crate::error::GradError;
 use crate::grad::{append_grad, display_name};
 use adjoint_ir::{BuildError, Builder, DType, Feeds, Graph, HostTensor, NodeId, Op, Tensor};
@@ -85,6 +86,10 @@ pub struct Optimizer {
     /// gradient is scaled by `c / (‖g‖ + 1e-6)` (PyTorch's `clip_grad_norm_`), before weight
     /// decay and the update rule.
     pub clip_global_norm: Option<f64>,
+    /// Train as one replica of a data-parallel group: each gradient is replaced by its mean
+    /// over the replicas (`all_reduce_mean`, in buckets) before clipping, weight decay and the
+    /// update rule ([`crate::data_parallel`]).
+    pub data_parallel: Option<DataParallel>,
 }
 
 impl Optimizer {
@@ -120,6 +125,7 @@ impl Optimizer {
             lr: lr.into(),
             weight_decay: 0.0,
             clip_global_norm: None,
+            data_parallel: None,
         }
     }
 
@@ -137,6 +143,18 @@ impl Optimizer {
         self
     }
 
+    /// Averages the gradients over `replicas` data-parallel replicas before the update
+    /// ([`DataParallel::new`]; 1 changes nothing).
+    pub fn with_data_parallel(self, replicas: usize) -> Optimizer {
+        self.with_data_parallel_options(DataParallel::new(replicas))
+    }
+
+    /// Averages the gradients over the replicas of `dp` before the update.
+    pub fn with_data_parallel_options(mut self, dp: DataParallel) -> Optimizer {
+        self.data_parallel = (dp.replicas > 1).then_some(dp);
+        self
+    }
+
     /// Clips the global gradient norm at `max_norm`.
     pub fn with_clip_global_norm(mut self, max_norm: f64) -> Optimizer {
         self.clip_global_norm = Some(max_norm);
@@ -151,7 +169,8 @@ pub struct TrainedParam {
     pub name: String,
     /// The parameter node.
     pub param: NodeId,
-    /// Its gradient (before clipping and weight decay).
+    /// Its gradient (before clipping and weight decay; with data parallelism, the mean over
+    /// the replicas).
     pub grad: NodeId,
     /// Its new value, declared as its update.
     pub update: NodeId,
@@ -239,6 +258,10 @@ pub fn training_step(
         corrections: Vec::new(),
     };
     let mut gs: Vec<Tensor<'_>> = grads.iter().map(|&g| b.tensor(g)).collect();
+    if let Some(dp) = &opt.data_parallel {
+        gs = all_reduce_gradients(&gs, dp)?;
+    }
+    let grads: Vec<NodeId> = gs.iter().map(|g| g.id()).collect();
     if let Some(max_norm) = opt.clip_global_norm {
         gs = step.clip(&gs, max_norm)?;
     }

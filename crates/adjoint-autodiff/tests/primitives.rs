@@ -3,7 +3,7 @@
 
 mod common;
 
-use adjoint_ir::{DType, SliceRange, Tensor, UnaryOp};
+use adjoint_ir::{AllReduceKind, DType, SliceRange, Tensor, UnaryOp};
 use common::{check, check_with, positive, weighted_sum};
 
 const SHAPES: [&[usize]; 3] = [&[], &[5], &[2, 3, 4]];
@@ -265,6 +265,18 @@ fn gather_and_scatter_add() {
         let idx = b.constant(DType::I32, [3], &[2.0, 0.0, 2.0]);
         (weighted_sum(u.scatter_add(idx, 1, 4)), vec![u])
     });
+}
+
+#[test]
+fn all_reduce_of_one_replica() {
+    // One replica: the identity, whose adjoint is the same all-reduce of `g` (the check across
+    // replicas is `tests/all_reduce.rs`).
+    for (i, kind) in AllReduceKind::ALL.into_iter().enumerate() {
+        check(&format!("{kind:?}"), 850 + i as u64, |b| {
+            let x = b.parameter("x", DType::F64, [2, 3]);
+            (weighted_sum(x.all_reduce(kind, 1).tanh()), vec![x])
+        });
+    }
 }
 
 #[test]

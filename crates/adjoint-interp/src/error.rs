@@ -53,6 +53,14 @@ pub enum InterpError {
         /// The parameter's name.
         name: String,
     },
+    /// An `all_reduce` failed: no collective for a group of several replicas, a collective of
+    /// another size, or the collective's own error.
+    Collective {
+        /// The node, as `Graph::describe` names it.
+        node: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl fmt::Display for InterpError {
@@ -89,6 +97,7 @@ impl fmt::Display for InterpError {
                 f,
                 "parameter `{name}` has no value: set it with set_param before running"
             ),
+            InterpError::Collective { node, message } => write!(f, "{node}: {message}"),
         }
     }
 }

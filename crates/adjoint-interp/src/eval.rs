@@ -4,7 +4,8 @@
 use crate::node::compute;
 use crate::plan::Plan;
 use crate::InterpError;
-use adjoint_ir::{Feeds, Graph, HostTensor, NodeId, Op};
+use adjoint_ir::collective::all_reduce_tensor;
+use adjoint_ir::{Collective, Feeds, Graph, HostTensor, NodeId, Op};
 use std::borrow::Cow;
 
 /// Computes the planned nodes and returns the values of `requested`, in order, with the
@@ -14,12 +15,14 @@ use std::borrow::Cow;
 /// is an error rather than an abort).
 ///
 /// Fed leaves are borrowed, not copied; a requested value is moved out at its last occurrence
-/// in `requested` and cloned before that.
+/// in `requested` and cloned before that. `all_reduce` nodes call `collective` (without one,
+/// only groups of one replica are allowed).
 pub(crate) fn execute(
     graph: &Graph,
     feeds: &Feeds,
     plan: Plan,
     requested: &[NodeId],
+    collective: Option<&dyn Collective>,
 ) -> Result<(Vec<HostTensor>, usize), InterpError> {
     let Plan {
         order,
@@ -36,6 +39,33 @@ pub(crate) fn execute(
                 Some(t) => Cow::Borrowed(t),
                 None => panic!("interpreter bug: the plan let unfed leaf `{name}` through"),
             },
+            &Op::AllReduce { kind, replicas } => {
+                reserve(graph, id)?;
+                let mut value = live(&values, operands[0]).clone();
+                let fail = |message: String| InterpError::Collective {
+                    node: graph.describe(id),
+                    message,
+                };
+                match collective {
+                    Some(c) if c.size() != replicas => {
+                        return Err(fail(format!(
+                            "the graph reduces over {replicas} replicas, the collective has {}",
+                            c.size()
+                        )))
+                    }
+                    Some(c) => {
+                        all_reduce_tensor(c, &mut value, kind).map_err(|e| fail(e.to_string()))?
+                    }
+                    None if replicas == 1 => {}
+                    None => {
+                        return Err(fail(format!(
+                            "the graph reduces over {replicas} replicas but no collective was \
+                             given (InterpStep::set_collective, run_with)"
+                        )))
+                    }
+                }
+                Cow::Owned(value)
+            }
             op => {
                 reserve(graph, id)?;
                 let xs: Vec<&HostTensor> = operands.iter().map(|&o| live(&values, o)).collect();
@@ -122,7 +152,7 @@ mod tests {
         feeds.insert("x".into(), HostTensor::zeros(DType::F64, [1000]));
         let p = plan(&g, &feeds, &ids).unwrap();
         assert_eq!(p.order.len(), 104);
-        let (values, peak) = execute(&g, &feeds, p, &ids).unwrap();
+        let (values, peak) = execute(&g, &feeds, p, &ids, None).unwrap();
         assert_eq!(values[0].to_f64_vec(), vec![1.0; 1000]);
         // Counted after each node: {h, sin h}, then {sin h, cos h} (h freed by its last user);
         // without freeing all 104 values would be held.
@@ -140,7 +170,7 @@ mod tests {
         let mut feeds = Feeds::new();
         feeds.insert("x".into(), HostTensor::zeros(DType::F32, [2]));
         let p = plan(&g, &feeds, &ids).unwrap();
-        let (values, _) = execute(&g, &feeds, p, &ids).unwrap();
+        let (values, _) = execute(&g, &feeds, p, &ids, None).unwrap();
         assert_eq!(values[0].as_f32().unwrap(), &[1.0, 1.0]);
         assert_eq!(values[1].as_f32().unwrap(), &[0.0, 0.0]);
         assert_eq!(values[2], values[0]);

@@ -47,7 +47,7 @@ mod strided;
 pub use error::InterpError;
 pub use step::InterpStep;
 
-use adjoint_ir::{Feeds, Graph, HostTensor, NodeId};
+use adjoint_ir::{Collective, Feeds, Graph, HostTensor, NodeId};
 
 /// The values a graph computes in one run: its outputs and its parameters' new values.
 #[derive(Clone, Debug, PartialEq)]
@@ -104,6 +104,18 @@ impl Evaluation {
 /// assert_eq!(err.to_string(), "feed `W` names no input or parameter of the graph");
 /// ```
 pub fn run(graph: &Graph, feeds: &Feeds) -> Result<Evaluation, InterpError> {
+    run_with(graph, feeds, None)
+}
+
+/// [`run`] as one replica of a data-parallel group: `all_reduce` nodes combine their values
+/// with the other replicas through `collective` (which every replica calls in the same node
+/// order, since they run the same graph). Without a collective only one-replica `all_reduce`s
+/// (the identity) are allowed.
+pub fn run_with(
+    graph: &Graph,
+    feeds: &Feeds,
+    collective: Option<&dyn Collective>,
+) -> Result<Evaluation, InterpError> {
     let outputs = graph.outputs();
     let updates = graph.updates();
     let requested: Vec<NodeId> = outputs
@@ -111,7 +123,7 @@ pub fn run(graph: &Graph, feeds: &Feeds) -> Result<Evaluation, InterpError> {
         .map(|&(_, id)| id)
         .chain(updates.iter().map(|&(_, value)| value))
         .collect();
-    let mut values = eval_nodes(graph, feeds, &requested)?.into_iter();
+    let mut values = eval_nodes_with(graph, feeds, &requested, collective)?.into_iter();
     let outputs = outputs
         .iter()
         .zip(values.by_ref())
@@ -139,7 +151,17 @@ pub fn eval_nodes(
     feeds: &Feeds,
     nodes: &[NodeId],
 ) -> Result<Vec<HostTensor>, InterpError> {
+    eval_nodes_with(graph, feeds, nodes, None)
+}
+
+/// [`eval_nodes`] as one replica of a data-parallel group (see [`run_with`]).
+pub fn eval_nodes_with(
+    graph: &Graph,
+    feeds: &Feeds,
+    nodes: &[NodeId],
+    collective: Option<&dyn Collective>,
+) -> Result<Vec<HostTensor>, InterpError> {
     let plan = plan::plan(graph, feeds, nodes)?;
-    let (values, _peak_held) = eval::execute(graph, feeds, plan, nodes)?;
+    let (values, _peak_held) = eval::execute(graph, feeds, plan, nodes, collective)?;
     Ok(values)
 }

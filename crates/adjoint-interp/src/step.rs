@@ -1,7 +1,8 @@
 //! [`InterpStep`]: the interpreter behind the [`Step`] interface the compiled step has too.
 
-use crate::{run, InterpError};
-use adjoint_ir::{Feeds, Graph, HostTensor, Step, StepOutputs, TensorType};
+use crate::{run_with, InterpError};
+use adjoint_ir::{Collective, Feeds, Graph, HostTensor, Step, StepOutputs, TensorType};
+use std::sync::Arc;
 
 /// A graph run by the reference interpreter that owns its parameters, exactly as
 /// `adjoint_jit::CompiledStep` does (see [`Step`]): the oracle for a compiled step, fed and
@@ -29,12 +30,28 @@ use adjoint_ir::{Feeds, Graph, HostTensor, Step, StepOutputs, TensorType};
 /// inputs.insert("w".into(), HostTensor::from_f32([2], vec![0.0, 0.0]).unwrap());
 /// assert!(step.run(&inputs).is_err());
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct InterpStep {
     graph: Graph,
     inputs: Vec<(String, TensorType)>,
     param_types: Vec<(String, TensorType)>,
     params: Feeds,
+    collective: Option<Arc<dyn Collective>>,
+}
+
+impl std::fmt::Debug for InterpStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InterpStep")
+            .field("graph", &self.graph)
+            .field("inputs", &self.inputs)
+            .field("param_types", &self.param_types)
+            .field("params", &self.params)
+            .field(
+                "collective",
+                &self.collective.as_ref().map(|c| (c.rank(), c.size())),
+            )
+            .finish()
+    }
 }
 
 /// `(name, type)` of the named leaves among `ids`.
@@ -57,6 +74,7 @@ impl InterpStep {
             param_types: named(&graph, graph.parameters()),
             graph,
             params: Feeds::new(),
+            collective: None,
         })
     }
 
@@ -112,6 +130,10 @@ impl Step for InterpStep {
         self.params.clone()
     }
 
+    fn set_collective(&mut self, collective: Option<Arc<dyn Collective>>) {
+        self.collective = collective;
+    }
+
     fn run(&mut self, inputs: &Feeds) -> Result<StepOutputs, InterpError> {
         for name in inputs.keys() {
             if self.param_types.iter().any(|(n, _)| n == name) {
@@ -138,7 +160,7 @@ impl Step for InterpStep {
         }
         let mut feeds = self.params.clone();
         feeds.extend(inputs.iter().map(|(n, t)| (n.clone(), t.clone())));
-        let result = run(&self.graph, &feeds)?;
+        let result = run_with(&self.graph, &feeds, self.collective.as_deref())?;
         self.params.extend(result.updates);
         Ok(StepOutputs {
             outputs: result.outputs,

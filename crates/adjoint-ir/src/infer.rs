@@ -226,6 +226,16 @@ fn infer(op: &Op, xs: &[&TensorType]) -> Result<TensorType, String> {
                 .collect();
             Ok(TensorType::new(x.dtype, dims))
         }
+        Op::AllReduce { replicas, .. } => {
+            let x = xs[0];
+            if !matches!(x.dtype, DType::F32 | DType::F64) {
+                return Err(format!("all_reduce needs f32 or f64, got {}", x.dtype));
+            }
+            if *replicas == 0 {
+                return Err("all_reduce needs at least 1 replica, got 0".into());
+            }
+            Ok(x.clone())
+        }
         Op::ScatterAdd { axis, size } => {
             let (upd, idx) = (xs[0], xs[1]);
             if idx.dtype != DType::I32 {

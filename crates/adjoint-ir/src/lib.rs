@@ -21,6 +21,7 @@
 #![warn(missing_docs)]
 
 mod builder;
+pub mod collective;
 pub mod dot;
 mod dtype;
 mod graph;
@@ -39,13 +40,16 @@ mod type_error;
 mod verify;
 
 pub use builder::{BuildError, Builder, Tensor};
+pub use collective::{Collective, CollectiveError, InProcess};
 pub use dtype::DType;
 pub use graph::{Graph, Node, NodeId, Operands};
 pub use graph_error::GraphError;
 pub use host::{Feeds, HostData, HostDataMut, HostTensor};
 pub use init::Initializer;
 pub use literal::{round_to, Literal};
-pub use op::{BinaryOp, CompareOp, Op, OpClass, ReduceOp, SliceRange, TensorType, UnaryOp};
+pub use op::{
+    AllReduceKind, BinaryOp, CompareOp, Op, OpClass, ReduceOp, SliceRange, TensorType, UnaryOp,
+};
 pub use rng::Rng;
 pub use shape::{Dims, Shape, MAX_RANK};
 pub use step::{Step, StepOutputs};

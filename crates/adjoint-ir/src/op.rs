@@ -176,6 +176,28 @@ pub enum ReduceOp {
     Max,
 }
 
+/// How an [`Op::AllReduce`] combines the replicas' values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AllReduceKind {
+    /// The sum over the replicas.
+    Sum,
+    /// The sum over the replicas divided by their number.
+    Mean,
+}
+
+impl AllReduceKind {
+    /// Both kinds.
+    pub const ALL: [AllReduceKind; 2] = [AllReduceKind::Sum, AllReduceKind::Mean];
+
+    /// Text-format name of the op of this kind (`all_reduce_sum`, `all_reduce_mean`).
+    pub fn op_name(self) -> &'static str {
+        match self {
+            AllReduceKind::Sum => "all_reduce_sum",
+            AllReduceKind::Mean => "all_reduce_mean",
+        }
+    }
+}
+
 /// One axis of a [`Op::Slice`]: the elements `start, start+step, …` below `stop`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct SliceRange {
@@ -315,6 +337,16 @@ pub enum Op {
         /// Size of that axis.
         size: usize,
     },
+    /// The sum or mean of the operand over the `replicas` replicas of a data-parallel group
+    /// (each running the same graph on its own data): every replica gets the same result, of
+    /// the operand's type (`f32` or `f64`). The engines call a `Collective` for it
+    /// ([`crate::collective`]); with one replica it is the identity.
+    AllReduce {
+        /// Sum or mean.
+        kind: AllReduceKind,
+        /// How many replicas take part (at least 1).
+        replicas: usize,
+    },
 }
 
 impl Op {
@@ -345,6 +377,7 @@ impl Op {
             Op::MatMul => "matmul",
             Op::Gather { .. } => "gather",
             Op::ScatterAdd { .. } => "scatter_add",
+            Op::AllReduce { kind, .. } => kind.op_name(),
         }
     }
 
@@ -369,12 +402,13 @@ impl Op {
             Op::MatMul => OpClass::Contraction,
             Op::Gather { .. } => OpClass::Gather,
             Op::ScatterAdd { .. } => OpClass::Scatter,
+            Op::AllReduce { .. } => OpClass::Collective,
         }
     }
 
     /// The text-format names of the ops outside the elementwise tables, one per [`Op`]
-    /// variant (two for `reduce`).
-    const STRUCTURAL_NAMES: [&'static str; 17] = [
+    /// variant (two for `reduce` and two for `all_reduce`).
+    const STRUCTURAL_NAMES: [&'static str; 19] = [
         "input",
         "parameter",
         "constant",
@@ -392,6 +426,8 @@ impl Op {
         "matmul",
         "gather",
         "scatter_add",
+        "all_reduce_sum",
+        "all_reduce_mean",
     ];
 
     /// How many op names the text format has: every [`Op::all_names`] entry.
@@ -424,7 +460,8 @@ impl Op {
             | Op::Permute { .. }
             | Op::Slice { .. }
             | Op::Pad { .. }
-            | Op::Reduce { .. } => 1,
+            | Op::Reduce { .. }
+            | Op::AllReduce { .. } => 1,
             Op::Binary(_) | Op::Compare(_) | Op::MatMul | Op::Gather { .. } => 2,
             Op::ScatterAdd { .. } => 2,
             Op::Select => 3,
@@ -444,9 +481,9 @@ impl Op {
         self.class() == OpClass::Movement
     }
 
-    /// True for the ops that read an operand element many times or out of order, and so give a
-    /// fusion group its kind and a loop structure of their own: reductions, contractions,
-    /// gathers and scatters ([`OpClass::is_anchor`]).
+    /// True for the ops that read an operand element many times or out of order, or that the
+    /// host runs, and so give a fusion group its kind and a structure of their own: reductions,
+    /// contractions, gathers, scatters and collectives ([`OpClass::is_anchor`]).
     pub fn is_anchor(&self) -> bool {
         self.class().is_anchor()
     }
@@ -471,14 +508,21 @@ pub enum OpClass {
     Gather,
     /// Accumulates at data-dependent positions (`scatter_add`).
     Scatter,
+    /// Communicates with the other replicas of a data-parallel group (`all_reduce`): run by
+    /// the host as a group of its own, never fused, recomputed or folded.
+    Collective,
 }
 
 impl OpClass {
     /// True for the classes that anchor a fusion group: reduction, contraction, gather,
-    /// scatter.
+    /// scatter, collective.
     pub fn is_anchor(self) -> bool {
         match self {
-            OpClass::Reduction | OpClass::Contraction | OpClass::Gather | OpClass::Scatter => true,
+            OpClass::Reduction
+            | OpClass::Contraction
+            | OpClass::Gather
+            | OpClass::Scatter
+            | OpClass::Collective => true,
             OpClass::Leaf | OpClass::Elementwise | OpClass::Movement => false,
         }
     }

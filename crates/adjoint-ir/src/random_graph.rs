@@ -43,7 +43,7 @@
 use crate::builder::{Builder, Tensor};
 use crate::graph::Graph;
 use crate::host::{Feeds, HostTensor};
-use crate::op::{BinaryOp, CompareOp, SliceRange, UnaryOp};
+use crate::op::{AllReduceKind, BinaryOp, CompareOp, SliceRange, UnaryOp};
 use crate::rng::Rng;
 use crate::shape::{Dims, Shape};
 use crate::DType;
@@ -192,6 +192,9 @@ const AWKWARD: [f64; 16] = [
     2.0,
 ];
 
+/// Every how many steps a value goes through a one-replica `all_reduce`.
+const ALL_REDUCE_EVERY: usize = 13;
+
 /// Labels, duplicates and awkward spellings included.
 const LABELS: [&str; 8] = ["h", "h", "act", "w.grad", "tmp-1", "3", "x0", "out"];
 
@@ -251,6 +254,7 @@ impl<'b> Gen<'b> {
         while self.b.graph().len() < max_nodes && steps < 4 * max_nodes + 16 {
             steps += 1;
             if let Some(v) = self.step() {
+                let v = Gen::all_reduce_every(ALL_REDUCE_EVERY, steps, v);
                 let v = if self.chance(0.12) {
                     let label = LABELS[self.below(LABELS.len())];
                     Val {
@@ -264,6 +268,20 @@ impl<'b> Gen<'b> {
             }
         }
         self.finish_outputs();
+    }
+
+    /// Every `every`-th step's float value goes through a one-replica `all_reduce` (the
+    /// identity, alternately `sum` and `mean`): chosen by the step count rather than drawn, so
+    /// that the op occurs without changing the random stream that the other ops draw from.
+    fn all_reduce_every(every: usize, steps: usize, v: Val<'b>) -> Val<'b> {
+        if !steps.is_multiple_of(every) || !matches!(v.t.dtype(), DType::F32 | DType::F64) {
+            return v;
+        }
+        let kind = AllReduceKind::ALL[(steps / every) % AllReduceKind::ALL.len()];
+        Val {
+            t: v.t.all_reduce(kind, 1),
+            bound: v.bound,
+        }
     }
 
     /// Outputs (the newest value and up to two others) and some parameter updates.

@@ -1,7 +1,8 @@
 //! [`Step`]: one way to feed and run a graph, whichever engine runs it — the reference
 //! interpreter (`adjoint_interp::InterpStep`) or the JIT (`adjoint_jit::CompiledStep`).
 
-use crate::{Feeds, HostTensor, TensorType};
+use crate::{Collective, Feeds, HostTensor, TensorType};
+use std::sync::Arc;
 
 /// The outputs of one run of a [`Step`], by name, in the graph's output order.
 #[derive(Clone, Debug, PartialEq)]
@@ -52,6 +53,11 @@ pub trait Step {
 
     /// Every parameter that has a value, by name.
     fn params(&self) -> Feeds;
+
+    /// Makes this step one replica of a data-parallel group: its `all_reduce` nodes combine
+    /// values with the other replicas through `collective` (`None`: a step of its own, which
+    /// only allows one-replica `all_reduce`s).
+    fn set_collective(&mut self, collective: Option<Arc<dyn Collective>>);
 
     /// Runs once on `inputs` (exactly the graph's inputs, each of its declared type), writes
     /// every parameter update and returns the outputs.

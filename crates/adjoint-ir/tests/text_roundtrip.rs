@@ -72,6 +72,8 @@ const EVERY_OP: &str = r#"graph every_op {
   %49: bool[2] = constant [true, false]
   %50: f32[0] = constant []
   %51: f32[2,0] = slice %x ranges=[0:2:1, 3:3:1]
+  %52: f32[7,3] = all_reduce_sum %41 replicas=4
+  %53: f64[4] = all_reduce_mean %43 replicas=1
   output "loss" = %34
   output "scatter" = %41
   update "w" = %w
@@ -83,7 +85,7 @@ fn every_op_and_attribute_reads_back_as_written() {
     let g = assert_fixed_point(EVERY_OP);
     // Spot-check that attributes landed in the ops, not just in the text.
     let find = |n: &str| g.find(n).unwrap_or_else(|| panic!("no node {n}"));
-    assert_eq!(g.len(), 55);
+    assert_eq!(g.len(), 57);
     let slice = g
         .node_ids()
         .find(|&id| matches!(g.op(id), Op::Slice { .. }))
@@ -102,6 +104,11 @@ fn every_op_and_attribute_reads_back_as_written() {
     assert_eq!(g.ty(find("loss")).to_string(), "f32[]");
     assert_eq!(g.ty(find("scatter")).to_string(), "f32[7,3]");
     assert_eq!(g.updates().len(), 1);
+    let all_reduce = g
+        .node_ids()
+        .find(|&id| matches!(g.op(id), Op::AllReduce { replicas: 4, .. }))
+        .unwrap();
+    assert_eq!(g.op(all_reduce).name(), "all_reduce_sum");
     // Every op name of the IR occurs.
     let names: BTreeSet<&str> = g.node_ids().map(|id| g.op(id).name()).collect();
     let all: BTreeSet<&str> = Op::all_names().collect();

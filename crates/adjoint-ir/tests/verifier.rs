@@ -1,6 +1,6 @@
 //! The verifier rejects each kind of bad node with a message that names it.
 
-use adjoint_ir::{BinaryOp, DType, Graph, Op, Shape, TensorType, UnaryOp};
+use adjoint_ir::{AllReduceKind, BinaryOp, DType, Graph, Op, Shape, TensorType, UnaryOp};
 
 fn f32s(d: &[usize]) -> TensorType {
     TensorType::new(DType::F32, Shape::new(d))
@@ -73,6 +73,34 @@ fn operand_type_errors_are_rejected() {
         TensorType::new(DType::I32, Shape::new(&[2])),
     );
     assert_rejects(&g, "not defined for dtype i32", "exp");
+}
+
+#[test]
+fn all_reduce_needs_floats_and_a_replica() {
+    let sum = |replicas| Op::AllReduce {
+        kind: AllReduceKind::Sum,
+        replicas,
+    };
+    let mut g = Graph::new("ints");
+    let ty = TensorType::new(DType::I32, Shape::new(&[2]));
+    let i = input(&mut g, "i", ty.clone());
+    g.add_unchecked(sum(2), &[i], ty);
+    assert_rejects(&g, "all_reduce needs f32 or f64, got i32", "all_reduce_sum");
+
+    let mut g = Graph::new("nobody");
+    let x = input(&mut g, "x", f32s(&[2]));
+    g.add_unchecked(sum(0), &[x], f32s(&[2]));
+    assert_rejects(&g, "at least 1 replica", "all_reduce_sum");
+
+    // The builder's try_ twin reports the same rule.
+    let b = adjoint_ir::Builder::new("built");
+    let x = b.input("x", DType::I32, [3]);
+    let err = x.try_all_reduce(AllReduceKind::Mean, 2).unwrap_err();
+    assert!(err.to_string().contains("f32 or f64"), "{err}");
+    let y = b
+        .input("y", DType::F64, [3])
+        .all_reduce(AllReduceKind::Mean, 2);
+    assert_eq!(y.shape(), Shape::new(&[3]));
 }
 
 #[test]

@@ -84,6 +84,11 @@ pub enum JitError {
         /// Bytes asked for.
         bytes: usize,
     },
+    /// An `all_reduce` of the step failed (no collective for several replicas, a collective
+    /// of another size, or the collective's own error). The step ran to its end with the
+    /// operand in place of the reduced value, so parameters written in place may hold a
+    /// partial update: reload them (a checkpoint) before running again.
+    Collective(String),
 }
 
 impl fmt::Display for JitError {
@@ -139,6 +144,7 @@ impl fmt::Display for JitError {
             JitError::OutOfMemory { what, bytes } => {
                 write!(f, "out of memory: cannot allocate {bytes} bytes for {what}")
             }
+            JitError::Collective(m) => write!(f, "all_reduce failed: {m}"),
         }
     }
 }

@@ -37,6 +37,7 @@
 
 pub mod cache;
 pub mod codegen;
+pub mod collective;
 mod error;
 pub mod gemm;
 pub mod kernel;

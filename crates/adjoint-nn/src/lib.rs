@@ -43,6 +43,8 @@ pub mod data;
 pub mod init;
 pub mod layers;
 pub mod loss;
+#[cfg(feature = "mpi")]
+pub mod mpi_collective;
 pub mod params;
 pub mod progress;
 pub mod schedule;
@@ -51,6 +53,8 @@ pub mod trainer;
 pub mod weights;
 
 pub use init::Initializer;
+#[cfg(feature = "mpi")]
+pub use mpi_collective::MpiCollective;
 pub use params::{Params, RandomInput, RandomKind};
 pub use schedule::Schedule;
 pub use trainer::{Forward, Mode, Pass, TrainError, Trainer, TrainerOptions};

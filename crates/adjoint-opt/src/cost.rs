@@ -55,6 +55,9 @@ pub fn recompute_flops(graph: &Graph, v: NodeId) -> u64 {
             .max(numel(v)),
         OpClass::Gather => numel(v),
         OpClass::Scatter => graph.operands(v).first().map_or(0, |&u| numel(u)),
+        // Communication, not arithmetic: remat never recomputes it; its sum is one add per
+        // element and replica.
+        OpClass::Collective => numel(v),
     }
 }
 

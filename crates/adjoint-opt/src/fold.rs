@@ -105,7 +105,8 @@ pub fn eval_elementwise(op: &Op, dtype: DType, args: &[f64]) -> Option<f64> {
         | Op::Reduce { .. }
         | Op::MatMul
         | Op::Gather { .. }
-        | Op::ScatterAdd { .. } => return None,
+        | Op::ScatterAdd { .. }
+        | Op::AllReduce { .. } => return None,
     };
     Some(round_to(dtype, v))
 }

@@ -47,7 +47,8 @@ pub fn is_free(op: &Op) -> bool {
         | OpClass::Reduction
         | OpClass::Contraction
         | OpClass::Gather
-        | OpClass::Scatter => false,
+        | OpClass::Scatter
+        | OpClass::Collective => false,
     }
 }
 
@@ -344,6 +345,11 @@ fn join_rule(
         return None;
     }
     let op = graph.op(v);
+    // A collective is a host call of its own: nothing joins its group and it joins no group.
+    let collective = |n: NodeId| graph.op(n).class() == OpClass::Collective;
+    if collective(v) || g.anchor.is_some_and(collective) {
+        return None;
+    }
     let user_regions: BTreeSet<u8> = users
         .iter()
         .map(|u| match region[u.index()] {

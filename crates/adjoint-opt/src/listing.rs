@@ -63,6 +63,9 @@ pub fn node_line(g: &Graph, id: NodeId) -> String {
         Op::Pad { low, high } => {
             let _ = write!(s, " low={low:?} high={high:?}");
         }
+        Op::AllReduce { replicas, .. } => {
+            let _ = write!(s, " replicas={replicas}");
+        }
         // No attributes beyond the name.
         Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::MatMul => {}
     }

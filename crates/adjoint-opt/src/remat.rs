@@ -362,16 +362,19 @@ fn min_cut(
         };
         net.add_edge(vin(i), vout(i), keep_cap);
         // The edge from the source is cut when `v` is recomputed: its priced FLOPs.
-        let recompute_cap = if is_leaf_value(op) || (never_recomputed(op) && !recompute_anchors) {
-            INF
-        } else {
-            let c = recompute_flops(graph, v) as f64 * price * (2 * CAP_SCALE) as f64;
-            if c >= INF as f64 {
+        // A collective is communication: recomputing it would repeat it on every replica.
+        let collective = op.class() == adjoint_ir::OpClass::Collective;
+        let recompute_cap =
+            if is_leaf_value(op) || collective || (never_recomputed(op) && !recompute_anchors) {
                 INF
             } else {
-                c.round() as u64
-            }
-        };
+                let c = recompute_flops(graph, v) as f64 * price * (2 * CAP_SCALE) as f64;
+                if c >= INF as f64 {
+                    INF
+                } else {
+                    c.round() as u64
+                }
+            };
         if recompute_cap > 0 {
             net.add_edge(0, vin(i), recompute_cap);
         }

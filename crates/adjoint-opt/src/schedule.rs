@@ -42,6 +42,9 @@
 //!   epilogue of the gather's result shape (e.g. `embedding[tokens] + positions`).
 //! - **`ScatterAdd`**: exactly one `scatter_add`, which is the root (no epilogue); its operands
 //!   are loads through movement ops.
+//! - **`AllReduce`**: exactly one `all_reduce` and nothing else: the host's collective reads
+//!   its operand's buffer and writes the result's (never fused, so communication stays one
+//!   call per value and its operand is complete in memory when it starts).
 //! - **Ordering.** Groups come in an order where every group runs after the groups it reads, and
 //!   every group reading a parameter runs before the group writing that parameter's update in
 //!   place (see [`crate::memory`]).
@@ -70,6 +73,8 @@ pub enum GroupKind {
     /// once, before the row's elements; an elementwise value a reduction and the row both read
     /// is computed in each (softmax's `exp` twice per element).
     RowWise,
+    /// An all-reduce over the replicas of a data-parallel group, run by the host.
+    AllReduce,
 }
 
 /// A set of nodes computed by one kernel.
@@ -214,6 +219,7 @@ impl GroupKind {
             OpClass::Contraction => GroupKind::MatMul,
             OpClass::Gather => GroupKind::Gather,
             OpClass::Scatter => GroupKind::ScatterAdd,
+            OpClass::Collective => GroupKind::AllReduce,
             OpClass::Leaf | OpClass::Elementwise | OpClass::Movement => GroupKind::Elementwise,
         }
     }
@@ -333,6 +339,12 @@ impl Schedule {
                 return Err(InvalidPlan(format!(
                     "group {gi} ({:?}) has no anchor",
                     g.kind
+                )));
+            }
+            if g.kind == GroupKind::AllReduce && g.nodes.len() != 1 {
+                return Err(InvalidPlan(format!(
+                    "group {gi} (AllReduce) holds {} nodes: a collective is a group of its own",
+                    g.nodes.len()
                 )));
             }
             for &m in g.prologue.iter().chain(&g.epilogue) {

@@ -50,6 +50,9 @@ pub(crate) fn vjp<'b>(
         Op::ScatterAdd { axis, .. } => {
             vec![Some(contraction::scatter_add(xs[1], *axis, g)?), None]
         }
+        // Replica r's result is Σ_s x_s (or its mean), so x_s's adjoint is Σ_r g_r (or its
+        // mean): the same all-reduce of the adjoint.
+        Op::AllReduce { kind, replicas } => one(Some(g.try_all_reduce(*kind, *replicas)?)),
     })
 }
 

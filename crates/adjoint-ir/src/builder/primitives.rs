@@ -2,7 +2,7 @@
 
 use super::{unwrap_build, BuildError, Tensor};
 use crate::graph::NodeId;
-use crate::op::{BinaryOp, CompareOp, Op, ReduceOp, SliceRange, UnaryOp};
+use crate::op::{AllReduceKind, BinaryOp, CompareOp, Op, ReduceOp, SliceRange, UnaryOp};
 use crate::shape::{broadcast_shapes, normalize_axis, Dims, Shape};
 use crate::DType;
 
@@ -97,6 +97,9 @@ impl<'b> Tensor<'b> {
         unsqueeze => try_unsqueeze(axis: isize);
         /// Removes an axis of size 1.
         squeeze => try_squeeze(axis: isize);
+        /// The sum (`AllReduceKind::Sum`) or mean of `self` over the `replicas` replicas of a
+        /// data-parallel group ([`Op::AllReduce`]).
+        all_reduce => try_all_reduce(kind: AllReduceKind, replicas: usize);
     }
 
     /// Emits `op` on operand nodes.
@@ -567,6 +570,17 @@ impl<'b> Tensor<'b> {
             return Err(self.builder.error("scatter_add", &[self, idx], msg));
         };
         self.op(Op::ScatterAdd { axis, size }, &[self.id, idx.id])
+    }
+
+    /// All-reduce over `replicas` replicas, or an error (the operand must be `f32` or `f64`;
+    /// `replicas` at least 1).
+    #[track_caller]
+    pub fn try_all_reduce(
+        self,
+        kind: AllReduceKind,
+        replicas: usize,
+    ) -> Result<Tensor<'b>, BuildError> {
+        self.op(Op::AllReduce { kind, replicas }, &[self.id])
     }
 
     /// Unsqueeze, or an error.

@@ -6,7 +6,9 @@ use super::number::parse_element;
 use super::ParseError;
 use crate::graph::{Graph, NodeId};
 use crate::literal::Literal;
-use crate::op::{BinaryOp, CompareOp, Op, ReduceOp, SliceRange, TensorType, UnaryOp};
+use crate::op::{
+    AllReduceKind, BinaryOp, CompareOp, Op, ReduceOp, SliceRange, TensorType, UnaryOp,
+};
 use crate::shape::{Dims, Shape, MAX_RANK};
 use crate::DType;
 use std::collections::HashMap;
@@ -90,6 +92,7 @@ fn attribute_spec(op: &str) -> &'static [(&'static str, AttrKind)] {
         "pad" => &[("low", AttrKind::List), ("high", AttrKind::List)],
         "reduce_sum" | "reduce_max" => &[("axes", AttrKind::List), ("keepdims", AttrKind::Bool)],
         "scatter_add" => &[("axis", AttrKind::Int), ("size", AttrKind::Int)],
+        "all_reduce_sum" | "all_reduce_mean" => &[("replicas", AttrKind::Int)],
         _ => &[],
     }
 }
@@ -660,6 +663,14 @@ impl<'t> Parser<'t> {
             "scatter_add" => Op::ScatterAdd {
                 axis: int(&mut attrs, "axis"),
                 size: int(&mut attrs, "size"),
+            },
+            "all_reduce_sum" | "all_reduce_mean" => Op::AllReduce {
+                kind: if name == "all_reduce_sum" {
+                    AllReduceKind::Sum
+                } else {
+                    AllReduceKind::Mean
+                },
+                replicas: int(&mut attrs, "replicas"),
             },
             "select" => Op::Select,
             "matmul" => Op::MatMul,

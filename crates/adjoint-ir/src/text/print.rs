@@ -119,6 +119,9 @@ pub(crate) fn push_attributes(out: &mut String, op: &Op) {
         Op::ScatterAdd { axis, size } => {
             let _ = write!(out, " axis={axis} size={size}");
         }
+        Op::AllReduce { replicas, .. } => {
+            let _ = write!(out, " replicas={replicas}");
+        }
         Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::MatMul => {}
     }
 }

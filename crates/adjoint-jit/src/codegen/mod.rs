@@ -3,7 +3,7 @@
 //!
 //! Every generated function receives `ctx`, a table of pointers laid out by [`slot_of`]: the
 //! host's `parallel_for`, the thread pool, the arena, then one pointer per parameter, input
-//! and constant. A nest function has the signature `fn(ctx, begin, end)` and runs iterations
+//! and constant, and last the step's collective context ([`SlotLayout::collective`]). A nest function has the signature `fn(ctx, begin, end)` and runs iterations
 //! `begin..end` of its outermost loop; the entry `fn(ctx)` calls each nest directly over its
 //! whole range, or through `parallel_for` (which splits the range over the pool's threads)
 //! when the nest is large enough.
@@ -13,8 +13,9 @@ mod ops;
 mod parallel;
 mod value;
 
+use crate::collective::AllReduceDesc;
 use crate::gemm::GemmDesc;
-use crate::kernel::{BufferId, GemmNest, Program, Storage};
+use crate::kernel::{AllReduceNest, BufferId, GemmNest, Program, Storage};
 use crate::math::MathOptions;
 use crate::JitError;
 use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName};
@@ -49,6 +50,11 @@ pub struct SlotLayout {
 impl SlotLayout {
     /// Total number of slots.
     pub fn len(&self) -> usize {
+        self.collective() + 1
+    }
+
+    /// The slot of the step's [`crate::collective::CollectiveContext`], after the constants.
+    pub fn collective(&self) -> usize {
         SLOT_FIRST_PARAM + self.params + self.inputs + self.constants
     }
 
@@ -134,6 +140,9 @@ pub struct NativeCode {
     /// boxed (its address must not move when the vector grows).
     #[allow(clippy::vec_box)]
     gemm_descs: Vec<Box<GemmDesc>>,
+    /// The descriptors of all-reduces, boxed for the same reason.
+    #[allow(clippy::vec_box)]
+    all_reduce_descs: Vec<Box<AllReduceDesc>>,
 }
 
 /// One call the entry point makes: a nest function over its outermost range.
@@ -174,6 +183,8 @@ impl Drop for NativeCode {
 
 /// The host matmul kernel's symbol in the module.
 const GEMM_SYMBOL: &str = "adjoint_sgemm";
+/// The host all-reduce's symbol in the module.
+const ALL_REDUCE_SYMBOL: &str = "adjoint_all_reduce";
 
 /// Work (multiply-adds) below which a nest with reductions runs on one thread.
 const PARALLEL_WORK: usize = 1 << 15;
@@ -206,6 +217,10 @@ pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCo
     let math = MathOptions::for_isa(isa.as_ref());
     let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
     jb.symbol(GEMM_SYMBOL, crate::gemm::adjoint_sgemm as *const u8);
+    jb.symbol(
+        ALL_REDUCE_SYMBOL,
+        crate::collective::adjoint_all_reduce as *const u8,
+    );
     let mut module = JITModule::new(jb);
     crate::runtime::LIVE_MODULES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let mut code = NativeCode {
@@ -218,6 +233,7 @@ pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCo
         code_bytes: 0,
         nests: Vec::new(),
         gemm_descs: Vec::new(),
+        all_reduce_descs: Vec::new(),
     };
     let result = build(prog, opts, math, &mut module, &mut code, t0);
     code.module = Some(module);
@@ -246,6 +262,11 @@ fn build(
     gemm_sig.params.extend([AbiParam::new(ptr); 6]);
     let gemm_fn = module
         .declare_function(GEMM_SYMBOL, Linkage::Import, &gemm_sig)
+        .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+    let mut all_reduce_sig = module.make_signature();
+    all_reduce_sig.params.extend([AbiParam::new(ptr); 4]);
+    let all_reduce_fn = module
+        .declare_function(ALL_REDUCE_SYMBOL, Linkage::Import, &all_reduce_sig)
         .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
 
     let mut fctx = FunctionBuilderContext::new();
@@ -287,15 +308,29 @@ fn build(
                 b.append_block_params_for_function_params(entry);
                 b.switch_to_block(entry);
                 let p = b.block_params(entry).to_vec();
-                let mut b = match &n.gemm {
-                    Some(g) => {
+                let mut b = match (&n.gemm, &n.all_reduce) {
+                    (Some(g), _) => {
                         let desc = Box::new(g.desc);
                         let f = module.declare_func_in_func(gemm_fn, b.func);
                         emit_gemm_call(&mut b, prog, g, &desc, f, &p);
                         code.gemm_descs.push(desc);
                         b
                     }
-                    None => {
+                    (None, Some(a)) => {
+                        let desc = Box::new(AllReduceDesc {
+                            elements: a.elements,
+                            is_f64: u32::from(
+                                prog.buffers[a.dst.0 as usize].dtype.size_bytes() == 8,
+                            ),
+                            is_mean: u32::from(a.kind == adjoint_ir::AllReduceKind::Mean),
+                            replicas: a.replicas,
+                        });
+                        let f = module.declare_func_in_func(all_reduce_fn, b.func);
+                        emit_all_reduce_call(&mut b, prog, a, &desc, f, &p);
+                        code.all_reduce_descs.push(desc);
+                        b
+                    }
+                    (None, None) => {
                         let nest_plan = plan.nest(k, n);
                         let mut e = nest::NestEmitter::new(b, k, prog, math, &plan, p[0]);
                         if parallel {
@@ -411,6 +446,35 @@ fn emit_gemm_call(
         args.push(b.ins().iadd_imm_s(base, bytes as i64 + off * esize));
     }
     args.extend([params[1], params[2]]);
+    b.ins().call(f, &args);
+}
+
+/// The body of an all-reduce nest: `adjoint_all_reduce(collective, desc, src, dst)`, with the
+/// step's collective context from its table slot.
+fn emit_all_reduce_call(
+    b: &mut FunctionBuilder<'_>,
+    prog: &Program,
+    a: &AllReduceNest,
+    desc: &AllReduceDesc,
+    f: cranelift_codegen::ir::FuncRef,
+    params: &[cranelift_codegen::ir::Value],
+) {
+    let ptr = types::I64;
+    let slot = layout_of(prog).collective();
+    let ctx = b
+        .ins()
+        .load(ptr, value::mem(), params[0], (slot * 8) as i32);
+    let mut args = vec![
+        ctx,
+        b.ins().iconst(ptr, desc as *const AllReduceDesc as i64),
+    ];
+    for buf in [a.src, a.dst] {
+        let (slot, bytes) = slot_of(prog, buf);
+        let base = b
+            .ins()
+            .load(ptr, value::mem(), params[0], (slot * 8) as i32);
+        args.push(b.ins().iadd_imm_s(base, bytes as i64));
+    }
     b.ins().call(f, &args);
 }
 

@@ -78,6 +78,7 @@ impl GroupLower<'_> {
                 c: (c, 0),
                 desc: desc.with_split(),
             }),
+            all_reduce: None,
         });
         Ok(())
     }

@@ -340,6 +340,7 @@ impl<'a> GroupLower<'a> {
             stores,
             parallel: true,
             gemm: None,
+            all_reduce: None,
         });
         Ok(())
     }
@@ -369,6 +370,7 @@ impl<'a> GroupLower<'a> {
             }],
             parallel: true,
             gemm: None,
+            all_reduce: None,
         });
         Ok(())
     }
@@ -379,6 +381,31 @@ impl<'a> GroupLower<'a> {
         let buffer = self.target(n);
         if matches!(g.op(n), Op::MatMul) && self.host_contraction(n) {
             return self.host_matmul_into(n, buffer);
+        }
+        if let Op::AllReduce { kind, replicas } = *g.op(n) {
+            // The host reads the operand's buffer: a collective's group holds nothing else.
+            let x = g.operands(n)[0];
+            let src = self.source(x)?.ok_or_else(|| {
+                JitError::Plan(format!(
+                    "the operand {} of {} is not in memory",
+                    g.describe(x),
+                    g.describe(n)
+                ))
+            })?;
+            self.kernel.nests.push(LoopNest {
+                vars: Vec::new(),
+                stores: Vec::new(),
+                parallel: false,
+                gemm: None,
+                all_reduce: Some(super::AllReduceNest {
+                    src,
+                    dst: buffer,
+                    elements: ty.shape.numel(),
+                    kind,
+                    replicas,
+                }),
+            });
+            return Ok(());
         }
         if let Op::ScatterAdd { axis, size } = *g.op(n) {
             // Zero the result, then add every update at its index.
@@ -396,6 +423,7 @@ impl<'a> GroupLower<'a> {
                 }],
                 parallel: true,
                 gemm: None,
+                all_reduce: None,
             });
             let ops = g.operands(n);
             let (upd, ind) = (ops[0], ops[1]);
@@ -428,6 +456,7 @@ impl<'a> GroupLower<'a> {
                 }],
                 parallel: false,
                 gemm: None,
+                all_reduce: None,
             });
             return Ok(());
         }
@@ -755,7 +784,7 @@ impl<'a> GroupLower<'a> {
                     b: zero,
                 }
             }
-            Op::ScatterAdd { .. } => {
+            Op::ScatterAdd { .. } | Op::AllReduce { .. } => {
                 return Err(JitError::Plan(format!(
                     "{} must be stored before it is read",
                     g.describe(n)

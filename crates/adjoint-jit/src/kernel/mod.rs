@@ -25,7 +25,7 @@ pub mod lower;
 pub mod verify;
 
 use crate::gemm::GemmDesc;
-use adjoint_ir::{BinaryOp, CompareOp, DType, ReduceOp, Shape, UnaryOp};
+use adjoint_ir::{AllReduceKind, BinaryOp, CompareOp, DType, ReduceOp, Shape, UnaryOp};
 use adjoint_opt::GroupKind;
 pub use ix::{Atom, Ix};
 use smallvec::SmallVec;
@@ -279,6 +279,25 @@ pub struct LoopNest {
     /// A matmul run by the host kernel instead of generated loops (then `vars` and `stores`
     /// are empty; the outermost range is the product's units, [`GemmDesc::units`]).
     pub gemm: Option<GemmNest>,
+    /// An all-reduce run by the host's collective instead of generated loops (then `vars` and
+    /// `stores` are empty and the nest runs once, on the step's thread).
+    pub all_reduce: Option<AllReduceNest>,
+}
+
+/// `dst = all_reduce(src)` over the replicas of a data-parallel group, run by the host
+/// ([`crate::collective`]): both are dense buffers of `elements` elements.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AllReduceNest {
+    /// The operand's buffer.
+    pub src: BufferId,
+    /// The result's buffer.
+    pub dst: BufferId,
+    /// Elements of each.
+    pub elements: usize,
+    /// Sum or mean.
+    pub kind: AllReduceKind,
+    /// The replica count the graph was built for.
+    pub replicas: usize,
 }
 
 /// A matmul `C = A·B` that the host kernel ([`crate::gemm`]) computes: the three operands
@@ -351,6 +370,9 @@ impl Kernel {
             let d = &g.desc;
             let batch: i64 = d.batch.iter().product();
             return (batch * d.m * d.n * d.k.max(1)).max(0) as usize;
+        }
+        if let Some(a) = &nest.all_reduce {
+            return a.elements;
         }
         let outer: usize = nest.vars.iter().map(|v| self.vars[v.0 as usize]).product();
         let inner: usize = nest
@@ -434,6 +456,18 @@ impl fmt::Display for Kernel {
                     g.b.1,
                     d.b[0],
                     d.b[1]
+                )?;
+                continue;
+            }
+            if let Some(a) = &nest.all_reduce {
+                writeln!(
+                    f,
+                    "  nest {n} host {} over {} replicas: {} = {} ({} elements)",
+                    a.kind.op_name(),
+                    a.replicas,
+                    a.dst,
+                    a.src,
+                    a.elements
                 )?;
                 continue;
             }

@@ -7,9 +7,10 @@ pub mod storage;
 
 use crate::codegen::{NativeCode, PhaseTimes, SlotLayout, SLOT_ARENA, SLOT_FIRST_PARAM};
 use crate::codegen::{SLOT_PARALLEL_FOR, SLOT_POOL};
+use crate::collective::CollectiveContext;
 use crate::kernel::Program;
 use crate::JitError;
-use adjoint_ir::{DType, Feeds, HostData, HostTensor, Step, StepOutputs, TensorType};
+use adjoint_ir::{Collective, DType, Feeds, HostData, HostTensor, Step, StepOutputs, TensorType};
 use pool::Pool;
 use profile::{Profile, ProfileEntry};
 use std::sync::atomic::AtomicUsize;
@@ -104,6 +105,9 @@ pub struct CompiledStep {
     profile: Option<Profile>,
     /// Place the arena, parameters, inputs and constants against guard pages.
     guard: bool,
+    /// The data-parallel group `all_reduce` nests reduce over (boxed: generated code holds
+    /// its address during a call).
+    collective: Box<CollectiveContext>,
 }
 
 impl CompiledStep {
@@ -144,7 +148,15 @@ impl CompiledStep {
             pool: Pool::shared(threads),
             code,
             stats,
+            collective: Box::default(),
         })
+    }
+
+    /// Makes this step one replica of a data-parallel group: its `all_reduce` nodes combine
+    /// values with the other replicas through `collective` (`None`: a step of its own, which
+    /// only allows one-replica `all_reduce`s).
+    pub fn set_collective(&mut self, collective: Option<Arc<dyn Collective>>) {
+        self.collective.collective = collective;
     }
 
     /// Runs one step: checks `feeds` (exactly the graph's inputs, each of its declared type),
@@ -186,6 +198,9 @@ impl CompiledStep {
             }
         }
         self.call(&inputs)?;
+        if let Some(e) = self.collective.take_error() {
+            return Err(JitError::Collective(e));
+        }
         let outputs = iface
             .outputs
             .iter()
@@ -240,6 +255,7 @@ impl CompiledStep {
                 None => c.as_ptr() as *mut u8,
             };
         }
+        table[layout.collective()] = &*self.collective as *const CollectiveContext as *mut u8;
         if let Some(profile) = self.profile.as_mut() {
             for (call, entry) in code.native.nests.iter().zip(profile.entries.iter_mut()) {
                 let t = std::time::Instant::now();
@@ -498,5 +514,9 @@ impl Step for CompiledStep {
 
     fn run(&mut self, inputs: &Feeds) -> Result<StepOutputs, JitError> {
         CompiledStep::run(self, inputs)
+    }
+
+    fn set_collective(&mut self, collective: Option<Arc<dyn Collective>>) {
+        CompiledStep::set_collective(self, collective)
     }
 }

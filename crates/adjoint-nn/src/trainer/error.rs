@@ -4,6 +4,7 @@ use crate::checkpoint::CheckpointError;
 use crate::data::DataError;
 use crate::weights::WeightsError;
 use adjoint_autodiff::GradError;
+use adjoint_ir::CollectiveError;
 use adjoint_jit::JitError;
 use std::fmt;
 
@@ -22,6 +23,8 @@ pub enum TrainError {
     Checkpoint(CheckpointError),
     /// Importing or exporting a plain safetensors weight file failed.
     Weights(WeightsError),
+    /// Communicating with the other replicas of a data-parallel group failed.
+    Collective(CollectiveError),
     /// The loss or a gradient stopped being finite: training diverged.
     NonFinite {
         /// The step (counted from 1) whose outputs were not finite.
@@ -42,6 +45,7 @@ impl fmt::Display for TrainError {
             TrainError::Data(e) => write!(f, "data: {e}"),
             TrainError::Checkpoint(e) => write!(f, "{e}"),
             TrainError::Weights(e) => write!(f, "{e}"),
+            TrainError::Collective(e) => write!(f, "data-parallel training: {e}"),
             TrainError::NonFinite {
                 step,
                 tensor,
@@ -63,6 +67,7 @@ impl std::error::Error for TrainError {
             TrainError::Data(e) => Some(e),
             TrainError::Checkpoint(e) => Some(e),
             TrainError::Weights(e) => Some(e),
+            TrainError::Collective(e) => Some(e),
             TrainError::Config(_) | TrainError::NonFinite { .. } => None,
         }
     }
@@ -89,6 +94,12 @@ impl From<DataError> for TrainError {
 impl From<CheckpointError> for TrainError {
     fn from(e: CheckpointError) -> TrainError {
         TrainError::Checkpoint(e)
+    }
+}
+
+impl From<CollectiveError> for TrainError {
+    fn from(e: CollectiveError) -> TrainError {
+        TrainError::Collective(e)
     }
 }
 

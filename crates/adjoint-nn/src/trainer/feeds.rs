@@ -40,3 +40,21 @@ pub(crate) fn slice_rows(t: &HostTensor, rows: usize, keep: usize) -> Option<Hos
     shape[0] = keep;
     HostTensor::from_f64_as(t.dtype(), shape, &values[..keep * per_row]).ok()
 }
+
+/// Part `part` of `parts` equal parts of `t`'s leading axis (rows `part·n/parts ..
+/// (part+1)·n/parts` of its `n` rows): a replica's shard of a global batch. `None` if `t` has
+/// no leading axis or `parts` does not divide it.
+pub(crate) fn shard_rows(t: &HostTensor, part: usize, parts: usize) -> Option<HostTensor> {
+    let dims = t.shape().dims();
+    let n = *dims.first()?;
+    if parts == 0 || part >= parts || n % parts != 0 {
+        return None;
+    }
+    let rows = n / parts;
+    let per_row = t.numel() / n.max(1);
+    let values = t.to_f64_vec();
+    let mut shape = dims.to_vec();
+    shape[0] = rows;
+    let start = part * rows * per_row;
+    HostTensor::from_f64_as(t.dtype(), shape, &values[start..start + rows * per_row]).ok()
+}

@@ -37,6 +37,7 @@ mod error;
 mod feeds;
 mod history;
 mod options;
+mod replica;
 
 pub use error::TrainError;
 pub use history::{Evaluation, GradNorms, History};
@@ -50,10 +51,14 @@ use crate::schedule::Schedule;
 use crate::weights::{export_safetensors, import_safetensors, ImportReport, WeightMap};
 use crate::{Params, RandomInput};
 use adjoint_autodiff::{training_step, LearningRate, Optimizer};
-use adjoint_ir::{Builder, DType, Feeds, Graph, HostTensor, NodeId, Rng, TensorType};
+use adjoint_ir::{
+    AllReduceKind, Builder, Collective, DType, Feeds, Graph, HostTensor, NodeId, Rng, TensorType,
+};
 use adjoint_jit::{compile, CompiledStep, JitError, Options, StepOutputs};
-use feeds::{conform, slice_rows};
+use feeds::{conform, shard_rows, slice_rows};
+use replica::{sync_from_root, Replica};
 use std::path::Path;
+use std::sync::Arc;
 
 /// The model function: declares parameters in the store and inputs in its builder, and returns
 /// the loss (and logits) of one batch. Called once for the training step and once per
@@ -88,6 +93,8 @@ const META_MODEL: &str = "model";
 ///   after copying the current parameters into it.
 /// - **Checkpoints** parameters, optimizer state and the step ([`Trainer::save_checkpoint`]),
 ///   and continues from one bit-exactly ([`Trainer::resume`]).
+/// - **Data parallel** ([`Trainer::new_replica`]): one trainer per replica of a group, each
+///   training on its shard of every global batch with gradients averaged over the group.
 pub struct Trainer {
     name: String,
     model: Box<ModelFn>,
@@ -102,6 +109,8 @@ pub struct Trainer {
     eval: Option<EvalStep>,
     step: u64,
     history: History,
+    /// The data-parallel group this trainer is a replica of, if any.
+    replica: Option<Replica>,
 }
 
 /// The compiled evaluation graph for one batch size.
@@ -138,6 +147,48 @@ impl Trainer {
     where
         F: for<'b> Fn(&mut Params<'b>, &Pass) -> Forward<'b> + 'static,
     {
+        Trainer::build(name, Box::new(model), optimizer, schedule, options, None)
+    }
+
+    /// [`Trainer::new`] as replica `collective.rank()` of a data-parallel group of
+    /// `collective.size()` replicas (threads of one process with
+    /// [`adjoint_ir::InProcess`], or processes with the MPI backend). Every replica is built
+    /// with the same arguments; the options' `batch_size` is the global batch, which the group
+    /// size must divide. Each replica trains on its shard of every global batch, gradients are
+    /// averaged over the group, parameters start from rank 0's (broadcast when training
+    /// starts), and only rank 0 evaluates and writes checkpoints during [`Trainer::fit`] (see
+    /// the module `replica` in the source for the details). Building broadcasts too, so every
+    /// replica must build its trainer.
+    pub fn new_replica<F>(
+        name: &str,
+        model: F,
+        optimizer: Optimizer,
+        schedule: Schedule,
+        options: TrainerOptions,
+        collective: Arc<dyn Collective>,
+    ) -> Result<Trainer, TrainError>
+    where
+        F: for<'b> Fn(&mut Params<'b>, &Pass) -> Forward<'b> + 'static,
+    {
+        let replica = Replica { collective };
+        Trainer::build(
+            name,
+            Box::new(model),
+            optimizer,
+            schedule,
+            options,
+            Some(replica),
+        )
+    }
+
+    fn build(
+        name: &str,
+        model: Box<ModelFn>,
+        optimizer: Optimizer,
+        schedule: Schedule,
+        options: TrainerOptions,
+        replica: Option<Replica>,
+    ) -> Result<Trainer, TrainError> {
         let base_lr = match optimizer.lr {
             LearningRate::Constant(lr) => lr,
             LearningRate::Input(ref input) => {
@@ -152,10 +203,16 @@ impl Trainer {
                 "the batch size must be at least 1".into(),
             ));
         }
-        let model: Box<ModelFn> = Box::new(model);
+        let replicas = replica.as_ref().map_or(1, Replica::size);
+        if !options.batch_size.is_multiple_of(replicas) {
+            return Err(TrainError::Config(format!(
+                "the global batch size {} is not a multiple of the {replicas} replicas",
+                options.batch_size
+            )));
+        }
         let pass = Pass {
             mode: Mode::Train,
-            batch_size: options.batch_size,
+            batch_size: options.batch_size / replicas,
         };
         let built = build(name, &*model, &pass, options.seed);
         let params: Vec<NodeId> = built
@@ -166,7 +223,8 @@ impl Trainer {
         let opt = Optimizer {
             lr: LearningRate::input(LR_INPUT),
             ..optimizer
-        };
+        }
+        .with_data_parallel(replicas);
         let step = training_step(built.graph, built.loss, &params, &opt)?;
         let b = Builder::from_graph(step.graph);
         for p in &step.params {
@@ -178,10 +236,23 @@ impl Trainer {
                 .sum_all();
             b.output(&format!("{}{GRAD_SQ_SUFFIX}", p.name), sq);
         }
+        if replicas > 1 {
+            // Every replica reports (and checks) the mean loss of the global batch.
+            let loss = b.tensor(step.loss);
+            let mean = loss
+                .try_all_reduce(AllReduceKind::Mean, replicas)
+                .map_err(build_error)?;
+            b.output("loss", mean);
+        }
         let graph = b.finish();
         let mut step_fn = compile(&graph, &jit_options(&options))?;
         set_known_params(&mut step_fn, built.initial.iter())?;
         set_known_params(&mut step_fn, step.state.iter().map(|(n, t)| (n, t)))?;
+        let mut start = 0;
+        if let Some(r) = &replica {
+            step_fn.set_collective(Some(Arc::clone(&r.collective)));
+            sync_from_root(&*r.collective, &mut step_fn, &mut start)?;
+        }
         let optimizer_state = step.state.iter().map(|(n, _)| n.clone()).collect();
         Ok(Trainer {
             name: name.to_string(),
@@ -194,9 +265,26 @@ impl Trainer {
             optimizer_state,
             random_inputs: built.random_inputs,
             eval: None,
-            step: 0,
+            step: start,
             history: History::default(),
+            replica,
         })
+    }
+
+    /// This trainer's rank in its data-parallel group (0 when it trains alone).
+    pub fn rank(&self) -> usize {
+        self.replica.as_ref().map_or(0, Replica::rank)
+    }
+
+    /// The number of replicas of its data-parallel group (1 when it trains alone).
+    pub fn replicas(&self) -> usize {
+        self.replica.as_ref().map_or(1, Replica::size)
+    }
+
+    /// True for the replica that evaluates and writes checkpoints during [`Trainer::fit`]:
+    /// rank 0, or a trainer alone.
+    pub fn is_root(&self) -> bool {
+        self.rank() == 0
     }
 
     /// Trains until `epochs` epochs of `train` are done, or `max_steps` steps (continuing from
@@ -220,7 +308,12 @@ impl Trainer {
         if let Some(max) = self.options.max_steps {
             total = total.min(max);
         }
-        let mode = ProgressMode::auto(self.options.quiet, self.options.log_every);
+        if let Some(r) = &self.replica {
+            // Start from rank 0's parameters and step, whatever was done to the others.
+            sync_from_root(&*r.collective, &mut self.step_fn, &mut self.step)?;
+        }
+        let quiet = self.options.quiet || !self.is_root();
+        let mode = ProgressMode::auto(quiet, self.options.log_every);
         let mut progress = Progress::new(total, mode);
         let result = self.run_epochs(train, test, per_epoch, total, &mut progress);
         match &result {
@@ -269,7 +362,10 @@ impl Trainer {
                 if opts.eval_every > 0 && self.step.is_multiple_of(opts.eval_every) {
                     self.evaluate_into_history(test, progress)?;
                 }
-                if opts.checkpoint_every > 0 && self.step.is_multiple_of(opts.checkpoint_every) {
+                if opts.checkpoint_every > 0
+                    && self.step.is_multiple_of(opts.checkpoint_every)
+                    && self.is_root()
+                {
                     if let Some(path) = &opts.checkpoint {
                         self.save_checkpoint(path)?;
                     }
@@ -284,18 +380,21 @@ impl Trainer {
         if !evaluated {
             self.evaluate_into_history(test, progress)?;
         }
-        if let Some(path) = &opts.checkpoint {
+        if let (Some(path), true) = (&opts.checkpoint, self.is_root()) {
             self.save_checkpoint(path)?;
         }
         Ok(())
     }
 
+    /// Evaluates on `test` (on rank 0 only: the replicas hold the same parameters).
     fn evaluate_into_history(
         &mut self,
         test: Option<&Dataset>,
         progress: &mut Progress,
     ) -> Result<(), TrainError> {
-        let Some(test) = test else { return Ok(()) };
+        let Some(test) = test.filter(|_| self.is_root()) else {
+            return Ok(());
+        };
         let e = self.evaluate(test)?;
         let acc = e
             .accuracy
@@ -310,14 +409,31 @@ impl Trainer {
     pub fn train_step(&mut self, batch: &Batch) -> Result<(f64, Option<f64>), TrainError> {
         let index = self.step;
         let lr = self.learning_rate(index);
-        let mut rng = Rng::derive(self.options.seed, &format!("random inputs of step {index}"));
+        let stream = match self.rank() {
+            0 => format!("random inputs of step {index}"),
+            r => format!("random inputs of step {index} on replica {r}"),
+        };
+        let mut rng = Rng::derive(self.options.seed, &stream);
+        let (rank, replicas) = (self.rank(), self.replicas());
+        let shard = |t: &HostTensor| -> Result<HostTensor, TrainError> {
+            if replicas == 1 {
+                return Ok(t.clone());
+            }
+            shard_rows(t, rank, replicas).ok_or_else(|| {
+                TrainError::Config(format!(
+                    "a batch of {} does not split into {replicas} equal shards",
+                    t.ty()
+                ))
+            })
+        };
+        let (features, labels) = (shard(&batch.features)?, shard(&batch.labels)?);
         let mut feeds = Feeds::new();
         let mut fed_labels = None;
         for (name, ty) in self.step_fn.inputs() {
             let value = if name == FEATURES_INPUT {
-                conform(name, &batch.features, ty)?
+                conform(name, &features, ty)?
             } else if name == LABELS_INPUT {
-                let y = conform(name, &batch.labels, ty)?;
+                let y = conform(name, &labels, ty)?;
                 fed_labels = Some(y.clone());
                 y
             } else if name == LR_INPUT {
@@ -352,7 +468,7 @@ impl Trainer {
             norms.push((name.clone(), sq.sqrt()));
         }
         self.step = step;
-        let labels = fed_labels.unwrap_or_else(|| batch.labels.clone());
+        let labels = fed_labels.unwrap_or(labels);
         let acc = out.output("logits").and_then(|z| accuracy(z, &labels));
         self.history.train_loss.push((step, loss));
         if let Some(a) = acc {
