@@ -49,6 +49,7 @@ pub struct Params<'b> {
     values: Feeds,
     trainable: Vec<String>,
     random_inputs: Vec<RandomInput>,
+    replicas: usize,
 }
 
 impl<'b> Params<'b> {
@@ -62,7 +63,23 @@ impl<'b> Params<'b> {
             values: Feeds::new(),
             trainable: Vec::new(),
             random_inputs: Vec::new(),
+            replicas: 1,
         }
+    }
+
+    /// The same store for a graph that runs as one of `replicas` data-parallel replicas:
+    /// layers that compute batch statistics ([`crate::layers::BatchNorm`]) combine them over
+    /// the replicas (synchronized batch norm). The trainer sets it for a replica's training
+    /// step.
+    pub fn with_replicas(mut self, replicas: usize) -> Params<'b> {
+        self.replicas = replicas.max(1);
+        self
+    }
+
+    /// The number of data-parallel replicas the graph runs on (1 unless
+    /// [`Params::with_replicas`] said otherwise).
+    pub fn replicas(&self) -> usize {
+        self.replicas
     }
 
     /// The same store declaring parameters of `dtype` (f32 or f64) from now on.

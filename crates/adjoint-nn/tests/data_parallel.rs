@@ -5,7 +5,7 @@
 use adjoint_autodiff::Optimizer;
 use adjoint_ir::{Collective, DType, Feeds, InProcess};
 use adjoint_nn::data::{digits_path, load_digits, Dataset, Standardizer};
-use adjoint_nn::layers::Linear;
+use adjoint_nn::layers::{BatchNorm, Linear};
 use adjoint_nn::loss::cross_entropy;
 use adjoint_nn::schedule::Schedule;
 use adjoint_nn::trainer::{Forward, Pass, TrainError, Trainer, TrainerOptions};
@@ -32,6 +32,27 @@ fn model<'b>(p: &mut Params<'b>, pass: &Pass) -> Forward<'b> {
     }
 }
 
+/// With synchronized batch norm between the layers.
+fn bn_model<'b>(p: &mut Params<'b>, pass: &Pass) -> Forward<'b> {
+    let b = p.builder();
+    let x = b.input("x", DType::F32, [pass.batch_size, 64]);
+    let y = b.input("y", DType::I32, [pass.batch_size]);
+    let h = Linear::new(p, "fc1", 64, 32).forward(x);
+    let bn = BatchNorm::new(p, "bn1", 32);
+    let h = if pass.is_training() {
+        bn.forward_train(h)
+    } else {
+        bn.forward_eval(h)
+    };
+    let logits = Linear::new(p, "fc2", 32, 10).forward(h.relu());
+    Forward {
+        loss: cross_entropy(logits, y, 0.0),
+        logits: Some(logits),
+    }
+}
+
+type Model = for<'b> fn(&mut Params<'b>, &Pass) -> Forward<'b>;
+
 fn options(steps: u64, checkpoint: Option<PathBuf>) -> TrainerOptions {
     TrainerOptions {
         batch_size: 32,
@@ -53,6 +74,17 @@ fn optimizer() -> Optimizer {
 /// when given); replica `r` checkpoints to `checkpoint(r)`. Returns every replica's
 /// parameters and its last evaluation's accuracy, if it evaluated.
 fn train(
+    replicas: usize,
+    steps: u64,
+    checkpoint: &(dyn Fn(usize) -> Option<PathBuf> + Sync),
+    resume: Option<&Path>,
+) -> Vec<(Feeds, Option<f64>)> {
+    train_model(model, replicas, steps, checkpoint, resume)
+}
+
+/// [`train`] for any model function.
+fn train_model(
+    model: Model,
     replicas: usize,
     steps: u64,
     checkpoint: &(dyn Fn(usize) -> Option<PathBuf> + Sync),
@@ -167,6 +199,23 @@ fn a_two_replica_checkpoint_resumes_on_one_and_replicas_start_from_rank_0() {
     });
     assert_eq!(params[0], params[1]);
     assert_eq!(params[1].1, 12);
+}
+
+#[test]
+fn batch_norm_is_synchronized_across_replicas() {
+    let one = train_model(bn_model, 1, 10, &|_| None, None).remove(0);
+    let two = train_model(bn_model, 2, 10, &|_| None, None);
+    // Without synchronization each replica's running statistics would follow its own shard.
+    assert_eq!(
+        two[0].0, two[1].0,
+        "the replicas hold the same parameters and statistics"
+    );
+    assert!(two[0].0.contains_key("bn1.running_mean"));
+    let d = max_difference(&two[0].0, &one.0);
+    assert!(
+        d < 1e-4,
+        "synchronized batch norm drifts {d} from one replica"
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use crate::init::Initializer;
 use crate::params::Params;
-use adjoint_ir::Tensor;
+use adjoint_ir::{AllReduceKind, Tensor};
 
 /// Batch normalization of `[N, C]` or `[N, C, H, W]` inputs, per channel `C`.
 ///
@@ -20,6 +20,11 @@ use adjoint_ir::Tensor;
 ///   Applied several times in one graph (a shared layer), each update starts from the previous
 ///   one, so a step advances the statistics once per application, as PyTorch's module does;
 /// - [`BatchNorm::forward_eval`] normalizes with the running statistics and updates nothing.
+///
+/// Built from a store for data-parallel replicas ([`Params::with_replicas`], which the trainer
+/// uses for a replica's step), training mode is **synchronized batch norm**: the mean and the
+/// variance are those of the global batch, each an `all_reduce_mean` of the replicas' (equal
+/// shards), so the replicas normalize alike and keep identical running statistics.
 ///
 /// ```
 /// use adjoint_ir::{Builder, DType};
@@ -50,6 +55,8 @@ pub struct BatchNorm<'b> {
     pub momentum: f64,
     /// Added to the variance before the square root: 1e-5.
     pub eps: f64,
+    /// Data-parallel replicas whose batch statistics are combined in training mode (1: none).
+    pub replicas: usize,
 }
 
 impl<'b> BatchNorm<'b> {
@@ -75,6 +82,7 @@ impl<'b> BatchNorm<'b> {
             running_var: p.state("running_var", &[channels], Initializer::Ones),
             momentum: 0.1,
             eps: 1e-5,
+            replicas: p.replicas(),
         })
     }
 
@@ -108,9 +116,15 @@ impl<'b> BatchNorm<'b> {
             x.ty()
         );
         let count = x.scalar_like(n as f64);
-        let mean = x.sum_keepdims(&axes) / count;
+        // Over replicas of equal shards, the global mean is the mean of the shards' means.
+        let global = |t: Tensor<'b>| match self.replicas {
+            1 => t,
+            r => t.all_reduce(AllReduceKind::Mean, r),
+        };
+        let mean = global(x.sum_keepdims(&axes) / count);
         let centered = x - mean;
-        let var = centered.square().sum_keepdims(&axes) / count;
+        let var = global(centered.square().sum_keepdims(&axes) / count);
+        let n = n * self.replicas;
         let normalized = centered * (var + self.eps).sqrt().recip();
         let c = self.channels();
         let m = self.momentum;

@@ -214,7 +214,7 @@ impl Trainer {
             mode: Mode::Train,
             batch_size: options.batch_size / replicas,
         };
-        let built = build(name, &*model, &pass, options.seed);
+        let built = build(name, &*model, &pass, options.seed, replicas);
         let params: Vec<NodeId> = built
             .trainable
             .iter()
@@ -613,6 +613,7 @@ impl Trainer {
                 &*self.model,
                 &pass,
                 self.options.seed,
+                1,
             );
             let params: Vec<String> = built
                 .graph
@@ -789,10 +790,11 @@ impl Trainer {
     }
 }
 
-/// Calls the model function in a fresh builder and collects what it declared.
-fn build(name: &str, model: &ModelFn, pass: &Pass, seed: u64) -> Built {
+/// Calls the model function in a fresh builder and collects what it declared; `replicas` is
+/// the data-parallel group size the graph runs on (1 alone, and for evaluation).
+fn build(name: &str, model: &ModelFn, pass: &Pass, seed: u64, replicas: usize) -> Built {
     let b = Builder::new(name);
-    let mut params = Params::new(&b, seed);
+    let mut params = Params::new(&b, seed).with_replicas(replicas);
     let fwd = model(&mut params, pass);
     b.output("loss", fwd.loss);
     if let Some(logits) = fwd.logits {
