@@ -22,13 +22,33 @@ pub const TRANSCENDENTAL_FLOPS: u64 = 16;
 /// FLOPs per element of division, square root and reciprocal.
 pub const DIVISION_FLOPS: u64 = 4;
 
-/// FLOPs per result element of an elementwise op.
+/// FLOPs per result element of an elementwise op: unary and binary ops by the exhaustive
+/// tables below (a new op must be priced there), compare, select and cast one.
 pub fn elementwise_flops(op: &Op) -> u64 {
-    match op {
-        Op::Unary(UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sin | UnaryOp::Cos)
-        | Op::Binary(BinaryOp::Pow) => TRANSCENDENTAL_FLOPS,
-        Op::Unary(UnaryOp::Sqrt | UnaryOp::Recip) | Op::Binary(BinaryOp::Div) => DIVISION_FLOPS,
-        _ => 1,
+    if let Op::Unary(u) = op {
+        return unary_flops(*u);
+    }
+    if let Op::Binary(b) = op {
+        return binary_flops(*b);
+    }
+    1
+}
+
+fn unary_flops(u: UnaryOp) -> u64 {
+    match u {
+        UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sin | UnaryOp::Cos => {
+            TRANSCENDENTAL_FLOPS
+        }
+        UnaryOp::Sqrt | UnaryOp::Recip => DIVISION_FLOPS,
+        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign => 1,
+    }
+}
+
+fn binary_flops(b: BinaryOp) -> u64 {
+    match b {
+        BinaryOp::Pow => TRANSCENDENTAL_FLOPS,
+        BinaryOp::Div => DIVISION_FLOPS,
+        BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Max | BinaryOp::Min => 1,
     }
 }
 

@@ -441,22 +441,19 @@ fn join_rule(
 /// a broadcast from a row-level shape to `root` (or a reshape that only adds or removes
 /// size-1 axes, each of whose users does so).
 fn feeds_trailing_broadcast(graph: &Graph, u: NodeId, root: &Shape) -> bool {
-    match graph.op(u) {
-        Op::Broadcast { shape } => {
-            let from = &graph.ty(graph.operands(u)[0]).shape;
-            shape == root && is_row_level(from, root)
-        }
-        Op::Reshape { shape } => {
-            let from = &graph.ty(graph.operands(u)[0]).shape;
-            let non_unit = |d: &[usize]| d.iter().copied().filter(|&x| x != 1).collect::<Vec<_>>();
-            non_unit(from.dims()) == non_unit(shape.dims())
-                && graph
-                    .users(u)
-                    .iter()
-                    .all(|&w| feeds_trailing_broadcast(graph, w, root))
-        }
-        _ => false,
+    let from = || &graph.ty(graph.operands(u)[0]).shape;
+    if let Op::Broadcast { shape } = graph.op(u) {
+        return shape == root && is_row_level(from(), root);
     }
+    if let Op::Reshape { shape } = graph.op(u) {
+        let non_unit = |d: &[usize]| d.iter().copied().filter(|&x| x != 1).collect::<Vec<_>>();
+        return non_unit(from().dims()) == non_unit(shape.dims())
+            && graph
+                .users(u)
+                .iter()
+                .all(|&w| feeds_trailing_broadcast(graph, w, root));
+    }
+    false
 }
 
 /// True if `op` is a reduction over trailing axes of its operand (the axes after the first
