@@ -43,15 +43,17 @@ fn a_dense_layer_is_one_matmul_kernel() {
 }
 
 #[test]
-fn softmax_is_one_row_wise_kernel() {
+fn softmax_is_two_row_wise_kernels_with_exp_computed_once() {
     let b = Builder::new("softmax");
     let x = b.input("x", DType::F32, [4, 10]);
     b.output("p", x.softmax(-1));
     let g = b.finish();
     let p = checked(&g, &PlanOptions::default());
-    // The row max and sum are row-level members: computed once per row inside the one kernel.
+    // The row max and sum are row-level members, computed once per row. `exp` is read by the
+    // sum and by the division: rather than computing it twice per element, the first kernel
+    // (max, exp) stores it and the second (sum, divide) reads it.
     let kinds: Vec<GroupKind> = p.schedule.groups.iter().map(|g| g.kind).collect();
-    assert_eq!(kinds, [GroupKind::RowWise], "{p}");
+    assert_eq!(kinds, [GroupKind::RowWise, GroupKind::RowWise], "{p}");
     let exps = p
         .graph
         .node_ids()
