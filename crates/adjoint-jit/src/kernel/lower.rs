@@ -849,19 +849,13 @@ impl<'a> GroupLower<'a> {
             .nests
             .iter()
             .map(|nest| {
-                let mut out = Vec::new();
-                let mut seen = HashSet::new();
-                let mut stack: Vec<ExprId> = nest.stores.iter().map(|s| s.value).collect();
-                while let Some(e) = stack.pop() {
-                    if !seen.insert(e) {
-                        continue;
-                    }
-                    stack.extend(k.expr(e).expr.operands());
-                    if let Expr::Load { buffer, offset } = &k.expr(e).expr {
-                        out.push((storage(*buffer), offset.clone()));
-                    }
-                }
-                out
+                k.exprs_of(nest)
+                    .into_iter()
+                    .filter_map(|e| match &k.expr(e).expr {
+                        Expr::Load { buffer, offset } => Some((storage(*buffer), offset.clone())),
+                        _ => None,
+                    })
+                    .collect()
             })
             .collect();
         for (ni, nest) in k.nests.iter().enumerate() {

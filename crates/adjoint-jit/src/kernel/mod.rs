@@ -363,6 +363,21 @@ impl Kernel {
         &self.exprs[e.0 as usize]
     }
 
+    /// Every expression the stores of `nest` read, directly or through operands (reduction
+    /// bodies included), each once.
+    pub fn exprs_of(&self, nest: &LoopNest) -> Vec<ExprId> {
+        let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack: Vec<ExprId> = nest.stores.iter().map(|s| s.value).collect();
+        while let Some(e) = stack.pop() {
+            if seen.insert(e) {
+                stack.extend(self.expr(e).expr.operands());
+                out.push(e);
+            }
+        }
+        out
+    }
+
     /// Multiply-adds (or comparable element operations) of the kernel: the product of the loop
     /// extents of every nest, times the extents of the reductions it contains.
     pub fn work(&self, nest: &LoopNest) -> usize {

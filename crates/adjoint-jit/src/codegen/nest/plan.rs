@@ -183,15 +183,8 @@ impl KernelPlan {
             return Vec::new();
         };
         let mut out = Vec::new();
-        let mut seen = HashSet::new();
-        let mut stack: Vec<ExprId> = nest.stores.iter().map(|s| s.value).collect();
-        while let Some(e) = stack.pop() {
-            if !seen.insert(e) {
-                continue;
-            }
-            let node = &k.expr(e).expr;
-            stack.extend(node.operands());
-            if !matches!(node, Expr::Reduce { .. }) {
+        for e in k.exprs_of(nest) {
+            if !matches!(k.expr(e).expr, Expr::Reduce { .. }) {
                 continue;
             }
             let deps = &self.deps[e.0 as usize];
