@@ -944,6 +944,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             DType::F32 | DType::I32 => 4,
             DType::F64 => 2,
             DType::Bool => return None,
+            DType::Bf16 | DType::F16 => unreachable!("compile rejects 16-bit floats"),
         };
         if self.extent(r) < wr as usize || !self.contiguous_in(body, r) || self.has_f64_mix(body, d)
         {
@@ -1047,5 +1048,6 @@ fn index_as(b: &mut FunctionBuilder<'_>, i: Value, d: DType) -> Value {
         DType::I32 => b.ins().ireduce(types::I32, i),
         DType::F32 | DType::F64 => b.ins().fcvt_from_sint(scalar_type(d), i),
         DType::Bool => b.ins().icmp_imm_s(IntCC::NotEqual, i, 0),
+        DType::Bf16 | DType::F16 => unreachable!("compile rejects 16-bit floats"),
     }
 }
