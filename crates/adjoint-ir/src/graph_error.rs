@@ -17,7 +17,7 @@ pub enum GraphError {
         /// The operands' types.
         operands: Vec<TensorType>,
         /// What the rule says.
-        reason: String,
+        reason: crate::TypeError,
     },
     /// An input or parameter name already taken by another input or parameter.
     NameTaken(String),
@@ -39,7 +39,7 @@ impl fmt::Display for GraphError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GraphError::UnknownNode(id) => write!(f, "operand {id:?} is not a node of this graph"),
-            GraphError::Type { reason, .. } => f.write_str(reason),
+            GraphError::Type { reason, .. } => reason.fmt(f),
             GraphError::NameTaken(name) => write!(
                 f,
                 "the name `{name}` is already taken by another input or parameter"

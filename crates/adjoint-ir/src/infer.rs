@@ -5,26 +5,25 @@
 
 use crate::op::{Op, TensorType};
 use crate::shape::{can_broadcast_to, Dims, Shape, MAX_RANK};
-use crate::DType;
+use crate::{DType, TypeError};
 
-/// The type of the result of `op` applied to operands of types `operands`, or a message saying
-/// why the operands do not fit the op.
-pub fn result_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, String> {
-    if let Some(n) = op.arity() {
-        if operands.len() != n {
-            return Err(format!("takes {n} operand(s), got {}", operands.len()));
-        }
-    } else if operands.is_empty() {
-        return Err("takes at least one operand, got 0".into());
+/// The type of the result of `op` applied to operands of types `operands`, or why the operands
+/// do not fit the op.
+pub fn result_type(op: &Op, operands: &[&TensorType]) -> Result<TensorType, TypeError> {
+    let arity = op.arity();
+    if arity.map_or(operands.is_empty(), |n| operands.len() != n) {
+        return Err(TypeError::Arity {
+            expected: arity,
+            got: operands.len(),
+        });
     }
-    let ty = infer(op, operands)?;
-    ty.check_size()?;
+    let ty = infer(op, operands).map_err(TypeError::Rule)?;
     if ty.shape.rank() > MAX_RANK {
-        return Err(format!(
-            "result rank {} exceeds the maximum rank {MAX_RANK}",
-            ty.shape.rank()
-        ));
+        return Err(TypeError::RankTooHigh {
+            rank: ty.shape.rank(),
+        });
     }
+    ty.check_size()?;
     Ok(ty)
 }
 

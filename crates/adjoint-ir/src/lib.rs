@@ -36,6 +36,7 @@ pub mod rng;
 pub mod shape;
 mod step;
 pub mod text;
+mod type_error;
 mod verify;
 
 pub use builder::{BuildError, Builder, Tensor};
@@ -51,4 +52,5 @@ pub use rng::Rng;
 pub use shape::{Dims, Shape, MAX_RANK};
 pub use step::{Step, StepOutputs};
 pub use text::ParseError;
+pub use type_error::{LiteralError, SizeError, TypeError};
 pub use verify::VerifyError;

@@ -1,7 +1,7 @@
 //! Constant tensor data stored in the graph.
 
 use crate::op::TensorType;
-use crate::DType;
+use crate::{DType, LiteralError};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -23,14 +23,13 @@ impl Literal {
     /// (f32 rounding; bf16 and f16 rounding through f32; i32 truncation toward zero with
     /// saturation; bool: nonzero is true).
     /// Returns an error if the element count does not match the shape.
-    pub fn new(ty: TensorType, values: &[f64]) -> Result<Literal, String> {
+    pub fn new(ty: TensorType, values: &[f64]) -> Result<Literal, LiteralError> {
         if ty.shape.try_numel() != Some(values.len()) {
             ty.check_size()?;
-            return Err(format!(
-                "a literal of type {ty} needs {} values, got {}",
-                ty.shape.numel(),
-                values.len()
-            ));
+            return Err(LiteralError::Count {
+                ty: Box::new(ty),
+                got: values.len(),
+            });
         }
         let values = values.iter().map(|&v| round_to(ty.dtype, v)).collect();
         Ok(Literal { ty, values })

@@ -42,16 +42,14 @@ impl TensorType {
 
     /// Checks that a tensor of this type is addressable: its [`Shape::span`] in bytes is at most
     /// [`MAX_TENSOR_BYTES`], so its element count, strides and byte size cannot overflow.
-    pub fn check_size(&self) -> Result<(), String> {
+    pub fn check_size(&self) -> Result<(), crate::SizeError> {
         let bytes = self
             .shape
             .span()
             .and_then(|n| n.checked_mul(self.dtype.size_bytes()));
         match bytes {
             Some(b) if b <= MAX_TENSOR_BYTES => Ok(()),
-            _ => Err(format!(
-                "type {self} is too large: its size in bytes exceeds 2^63 - 1 (isize::MAX)"
-            )),
+            _ => Err(crate::SizeError { ty: self.clone() }),
         }
     }
 }

@@ -227,37 +227,102 @@ pub fn attention(torch: &str, adjoint: &str, bias: bool) -> Vec<Entry> {
     v
 }
 
+/// Why [`import`] cannot map a `state_dict` onto a model.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ImportError {
+    /// A PyTorch key an entry needs is not in the `state_dict`.
+    MissingKey {
+        /// The PyTorch key.
+        key: String,
+        /// The Adjoint parameter it was for.
+        param: String,
+    },
+    /// An entry names a parameter the model does not have.
+    UnknownParam(String),
+    /// The entry's layout does not apply to the PyTorch tensors (not a matrix to transpose,
+    /// rows that do not split evenly, summed tensors of different types, …).
+    Layout {
+        /// The Adjoint parameter.
+        param: String,
+        /// The PyTorch keys.
+        torch: Vec<String>,
+        /// Why.
+        reason: String,
+    },
+    /// The converted value's type is not the parameter's.
+    Type {
+        /// The Adjoint parameter.
+        param: String,
+        /// The PyTorch keys.
+        torch: Vec<String>,
+        /// The converted value's type.
+        got: Box<adjoint_ir::TensorType>,
+        /// The parameter's type.
+        want: Box<adjoint_ir::TensorType>,
+    },
+}
+
+impl std::fmt::Display for ImportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ImportError::MissingKey { key, param } => {
+                write!(f, "the state_dict has no `{key}` (for `{param}`)")
+            }
+            ImportError::UnknownParam(p) => write!(f, "the model has no parameter `{p}`"),
+            ImportError::Layout {
+                param,
+                torch,
+                reason,
+            } => write!(f, "`{param}` from {torch:?}: {reason}"),
+            ImportError::Type {
+                param,
+                torch,
+                got,
+                want,
+            } => write!(
+                f,
+                "`{param}` from {torch:?} would be {got}, the model's is {want}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ImportError {}
+
 /// Applies `entries` to the PyTorch tensors `state`, giving one value per Adjoint parameter,
 /// each checked against the shape and dtype of its value in `expected` (the model's
 /// [`crate::Params::initial_values`]). Keys of `state` that no entry uses are ignored.
 ///
 /// Errors, naming the tensor: a missing PyTorch key, a parameter `expected` does not have, or a
 /// result of another shape or dtype than expected.
-pub fn import(state: &Feeds, entries: &[Entry], expected: &Feeds) -> Result<Feeds, String> {
+pub fn import(state: &Feeds, entries: &[Entry], expected: &Feeds) -> Result<Feeds, ImportError> {
     let mut out = Feeds::new();
     for e in entries {
         let sources = e
             .torch
             .iter()
             .map(|k| {
-                state
-                    .get(k)
-                    .ok_or_else(|| format!("the state_dict has no `{k}` (for `{}`)", e.adjoint))
+                state.get(k).ok_or_else(|| ImportError::MissingKey {
+                    key: k.clone(),
+                    param: e.adjoint.clone(),
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let want = expected
             .get(&e.adjoint)
-            .ok_or_else(|| format!("the model has no parameter `{}`", e.adjoint))?;
-        let value = convert(&sources, e.layout)
-            .map_err(|m| format!("`{}` from {:?}: {m}", e.adjoint, e.torch))?;
+            .ok_or_else(|| ImportError::UnknownParam(e.adjoint.clone()))?;
+        let value = convert(&sources, e.layout).map_err(|reason| ImportError::Layout {
+            param: e.adjoint.clone(),
+            torch: e.torch.clone(),
+            reason,
+        })?;
         if value.ty() != want.ty() {
-            return Err(format!(
-                "`{}` from {:?} would be {}, the model's is {}",
-                e.adjoint,
-                e.torch,
-                value.ty(),
-                want.ty()
-            ));
+            return Err(ImportError::Type {
+                param: e.adjoint.clone(),
+                torch: e.torch.clone(),
+                got: Box::new(value.ty()),
+                want: Box::new(want.ty()),
+            });
         }
         out.insert(e.adjoint.clone(), value);
     }

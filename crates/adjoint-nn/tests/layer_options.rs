@@ -146,13 +146,21 @@ fn embedding_ids_are_checked_at_the_data_boundary() {
     let ok = HostTensor::from_i32([2, 2], vec![0, 4, 2, 1]).unwrap();
     assert_eq!(emb.check_ids(&ok), Ok(()));
     let bad = HostTensor::from_i32([2, 2], vec![0, 4, 5, 1]).unwrap();
-    let e = emb.check_ids(&bad).unwrap_err();
+    let e = emb.check_ids(&bad).unwrap_err().to_string();
     assert!(
         e.contains("id 5 at flat position 2") && e.contains("0..5"),
         "{e}"
     );
     let negative = HostTensor::from_i32([1], vec![-1]).unwrap();
-    assert!(emb.check_ids(&negative).unwrap_err().contains("id -1"));
+    assert!(emb
+        .check_ids(&negative)
+        .unwrap_err()
+        .to_string()
+        .contains("id -1"));
     let floats = HostTensor::from_f32([1], vec![0.0]).unwrap();
-    assert!(emb.check_ids(&floats).unwrap_err().contains("must be i32"));
+    assert!(emb
+        .check_ids(&floats)
+        .unwrap_err()
+        .to_string()
+        .contains("must be i32"));
 }

@@ -142,5 +142,10 @@ fn a_model_with_a_wrong_layer_size_is_refused_by_name() {
     );
     let (_, _, initial) = model();
     let e = torch_map::import(&state, &map, &initial).unwrap_err();
+    assert!(
+        matches!(&e, torch_map::ImportError::Type { param, .. } if param == "head.weight"),
+        "{e}"
+    );
+    let e = e.to_string();
     assert!(e.contains("`head.weight`") && e.contains("f32[8,4]"), "{e}");
 }

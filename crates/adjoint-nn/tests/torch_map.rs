@@ -270,7 +270,9 @@ fn import_errors_name_the_tensor() {
         "fc.weight".into(),
         HostTensor::from_f64([3, 4], vec![0.0; 12]).unwrap(),
     );
-    let e = torch_map::import(&state, &map, params.initial_values()).unwrap_err();
+    let e = torch_map::import(&state, &map, params.initial_values())
+        .unwrap_err()
+        .to_string();
     assert!(
         e.contains("`fc.weight`") && e.contains("f64[4,3]") && e.contains("f64[3,4]"),
         "{e}"
@@ -279,6 +281,8 @@ fn import_errors_name_the_tensor() {
         "fc.weight".into(),
         HostTensor::from_f64([4, 3], vec![0.0; 12]).unwrap(),
     );
-    let e = torch_map::import(&state, &map, params.initial_values()).unwrap_err();
+    let e = torch_map::import(&state, &map, params.initial_values())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no `fc.bias`"), "{e}");
 }

@@ -36,13 +36,17 @@ pub mod rewrite;
 pub mod schedule;
 pub mod simplify;
 
-pub use manager::{PassError, PassManager, PassOptions, PassReport, PassStat, DUMP_ENV};
+pub use manager::{
+    PassError, PassManager, PassOptions, PassReport, PassStat, UnknownPass, DUMP_ENV,
+};
 pub use memory::{check_memory_plan, plan_memory};
 pub use passes::{Pass, PassResult, PASS_NAMES};
 pub use plan::{plan, Plan, PlanOptions};
 pub use remat::RematReport;
 pub use rewrite::{Expr, RewriteError, Rewriter, Rule};
-pub use schedule::{BufferAssignment, FusionGroup, GroupKind, MemoryPlan, Placement, Schedule};
+pub use schedule::{
+    BufferAssignment, FusionGroup, GroupKind, InvalidPlan, MemoryPlan, Placement, Schedule,
+};
 
 use adjoint_ir::Graph;
 

@@ -42,6 +42,26 @@ impl Default for PassOptions {
     }
 }
 
+/// A pass name that is not one of [`PASS_NAMES`] ([`PassOptions::with_passes`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownPass {
+    /// The name given.
+    pub name: String,
+}
+
+impl std::fmt::Display for UnknownPass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "unknown pass `{}` (known passes: {})",
+            self.name,
+            PASS_NAMES.join(", ")
+        )
+    }
+}
+
+impl std::error::Error for UnknownPass {}
+
 impl PassOptions {
     /// Options that run only the bit-exact rewrites.
     pub fn exact() -> PassOptions {
@@ -53,7 +73,7 @@ impl PassOptions {
 
     /// Options running the comma-separated pass list `list` (`"fold,cse"`); an error names an
     /// unknown pass.
-    pub fn with_passes(list: &str) -> Result<PassOptions, String> {
+    pub fn with_passes(list: &str) -> Result<PassOptions, UnknownPass> {
         let passes: Vec<String> = list
             .split(',')
             .map(|s| s.trim().to_string())
@@ -61,10 +81,7 @@ impl PassOptions {
             .collect();
         for p in &passes {
             if !PASS_NAMES.contains(&p.as_str()) {
-                return Err(format!(
-                    "unknown pass `{p}` (known passes: {})",
-                    PASS_NAMES.join(", ")
-                ));
+                return Err(UnknownPass { name: p.clone() });
             }
         }
         Ok(PassOptions {

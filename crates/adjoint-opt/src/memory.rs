@@ -23,7 +23,9 @@
 //! Otherwise `value` goes to the arena and lives to the end of the step: the runtime copies it
 //! into the parameter after the last kernel.
 
-use crate::schedule::{BufferAssignment, FusionGroup, MemoryPlan, Placement, Schedule};
+use crate::schedule::{
+    BufferAssignment, FusionGroup, InvalidPlan, MemoryPlan, Placement, Schedule,
+};
 use adjoint_ir::{Graph, NodeId, Op};
 use std::collections::HashMap;
 
@@ -327,7 +329,7 @@ pub fn check_memory_plan(
     graph: &Graph,
     schedule: &Schedule,
     plan: &MemoryPlan,
-) -> Result<(), String> {
+) -> Result<(), InvalidPlan> {
     schedule.check(graph)?;
     let n = schedule.groups.len();
     let mut expected: Vec<(NodeId, usize)> = Vec::new();
@@ -335,31 +337,31 @@ pub fn check_memory_plan(
         expected.extend(g.outputs.iter().map(|&o| (o, gi)));
     }
     if plan.buffers.len() != expected.len() {
-        return Err(format!(
+        return Err(InvalidPlan(format!(
             "{} buffers for {} group outputs",
             plan.buffers.len(),
             expected.len()
-        ));
+        )));
     }
     for &(v, gi) in &expected {
-        let b = plan
-            .buffer(v)
-            .ok_or_else(|| format!("group output {} has no buffer", graph.describe(v)))?;
+        let b = plan.buffer(v).ok_or_else(|| {
+            InvalidPlan(format!("group output {} has no buffer", graph.describe(v)))
+        })?;
         if b.first_group != gi {
-            return Err(format!(
+            return Err(InvalidPlan(format!(
                 "buffer of {} says group {} writes it, but group {gi} does",
                 graph.describe(v),
                 b.first_group
-            ));
+            )));
         }
         if b.bytes != graph.ty(v).size_bytes() {
-            return Err(format!(
+            return Err(InvalidPlan(format!(
                 "buffer of {} has {} bytes, its type {} needs {}",
                 graph.describe(v),
                 b.bytes,
                 graph.ty(v),
                 graph.ty(v).size_bytes()
-            ));
+            )));
         }
         let last_reader = schedule
             .groups
@@ -370,44 +372,44 @@ pub fn check_memory_plan(
             .max();
         if let Some(r) = last_reader {
             if b.last_group < r {
-                return Err(format!(
+                return Err(InvalidPlan(format!(
                     "buffer of {} is freed after group {} but group {r} reads it",
                     graph.describe(v),
                     b.last_group
-                ));
+                )));
             }
         }
         if graph.outputs().iter().any(|&(_, o)| o == v) && b.last_group != usize::MAX {
-            return Err(format!(
+            return Err(InvalidPlan(format!(
                 "graph output {} must live until the end",
                 graph.describe(v)
-            ));
+            )));
         }
         match b.placement {
             Placement::Arena { offset } => {
                 if offset % MemoryPlan::ALIGN != 0 {
-                    return Err(format!(
+                    return Err(InvalidPlan(format!(
                         "buffer of {} at offset {offset} is not aligned to {}",
                         graph.describe(v),
                         MemoryPlan::ALIGN
-                    ));
+                    )));
                 }
                 let stop = offset.checked_add(b.bytes);
                 if stop.is_none_or(|stop| stop > plan.arena_bytes) {
-                    return Err(format!(
+                    return Err(InvalidPlan(format!(
                         "buffer of {} ({} bytes at offset {offset}) ends beyond the arena of {} \
                          bytes",
                         graph.describe(v),
                         b.bytes,
                         plan.arena_bytes
-                    ));
+                    )));
                 }
                 let is_update = graph.updates().iter().any(|&(_, u)| u == v);
                 if is_update && b.last_group != usize::MAX {
-                    return Err(format!(
+                    return Err(InvalidPlan(format!(
                         "update value {} in the arena must live until the end",
                         graph.describe(v)
-                    ));
+                    )));
                 }
             }
             Placement::Parameter { param } => {
@@ -425,7 +427,9 @@ pub fn check_memory_plan(
         .collect();
     params.sort_unstable();
     if params.windows(2).any(|w| w[0] == w[1]) {
-        return Err("two values are written into the same parameter".into());
+        return Err(InvalidPlan(
+            "two values are written into the same parameter".into(),
+        ));
     }
     let arena: Vec<&BufferAssignment> = plan.buffers.iter().filter(|b| is_arena(b)).collect();
     let end = |b: &BufferAssignment| b.last_group.min(n);
@@ -438,7 +442,7 @@ pub fn check_memory_plan(
                 && a.bytes > 0
                 && b.bytes > 0;
             if live_together && overlap {
-                return Err(format!(
+                return Err(InvalidPlan(format!(
                     "buffers of {} (groups {}..={}, bytes {}..{}) and {} (groups {}..={}, \
                      bytes {}..{}) are live together and overlap",
                     graph.describe(a.value),
@@ -451,15 +455,15 @@ pub fn check_memory_plan(
                     end(b),
                     ob,
                     ob + b.bytes
-                ));
+                )));
             }
         }
     }
     if plan.lower_bound > plan.arena_bytes {
-        return Err(format!(
+        return Err(InvalidPlan(format!(
             "lower bound {} exceeds the arena size {}",
             plan.lower_bound, plan.arena_bytes
-        ));
+        )));
     }
     Ok(())
 }
@@ -470,28 +474,28 @@ fn check_in_place(
     value: NodeId,
     param: NodeId,
     writer: usize,
-) -> Result<(), String> {
+) -> Result<(), InvalidPlan> {
     if !matches!(graph.op(param), Op::Parameter { .. }) {
-        return Err(format!(
+        return Err(InvalidPlan(format!(
             "{} is written in place into {}, which is not a parameter",
             graph.describe(value),
             graph.describe(param)
-        ));
+        )));
     }
     if graph.update_of(param) != Some(value) {
-        return Err(format!(
+        return Err(InvalidPlan(format!(
             "{} is written into {} but is not its update",
             graph.describe(value),
             graph.describe(param)
-        ));
+        )));
     }
     if !in_place_ok(graph, schedule, param, writer) {
-        return Err(format!(
+        return Err(InvalidPlan(format!(
             "{} is written in place into {} while the old value is still read (by a later \
              group, through a non-elementwise op in the writing group, or as a graph output)",
             graph.describe(value),
             graph.describe(param)
-        ));
+        )));
     }
     Ok(())
 }

@@ -201,38 +201,41 @@ impl Schedule {
     /// inputs are exactly the values it reads from outside (inputs, parameters, or outputs of
     /// earlier groups); its outputs are its own nodes, and include every node read by a later
     /// group, every graph output and every update value.
-    pub fn check(&self, graph: &Graph) -> Result<(), String> {
+    pub fn check(&self, graph: &Graph) -> Result<(), InvalidPlan> {
         use std::collections::HashMap;
         let mut group_of: HashMap<NodeId, usize> = HashMap::new();
         for (gi, g) in self.groups.iter().enumerate() {
             if g.nodes.is_empty() {
-                return Err(format!("group {gi} is empty"));
+                return Err(InvalidPlan(format!("group {gi} is empty")));
             }
             for &n in &g.nodes {
                 if !graph.contains(n) {
-                    return Err(format!(
+                    return Err(InvalidPlan(format!(
                         "group {gi} holds #{} which is not in the graph",
                         n.index()
-                    ));
+                    )));
                 }
                 if matches!(graph.op(n), Op::Input { .. } | Op::Parameter { .. }) {
-                    return Err(format!(
+                    return Err(InvalidPlan(format!(
                         "group {gi} computes the leaf {}",
                         graph.describe(n)
-                    ));
+                    )));
                 }
                 if let Some(prev) = group_of.insert(n, gi) {
-                    return Err(format!(
+                    return Err(InvalidPlan(format!(
                         "{} is in groups {prev} and {gi}",
                         graph.describe(n)
-                    ));
+                    )));
                 }
             }
         }
         for id in graph.node_ids() {
             let leaf = matches!(graph.op(id), Op::Input { .. } | Op::Parameter { .. });
             if !leaf && !group_of.contains_key(&id) {
-                return Err(format!("{} is in no group", graph.describe(id)));
+                return Err(InvalidPlan(format!(
+                    "{} is in no group",
+                    graph.describe(id)
+                )));
             }
         }
         let must_write: Vec<NodeId> = graph
@@ -249,25 +252,25 @@ impl Schedule {
                     match group_of.get(&o) {
                         Some(&h) if h == gi => {
                             if !seen.contains(&o) {
-                                return Err(format!(
+                                return Err(InvalidPlan(format!(
                                     "group {gi} lists {} before its operand {}",
                                     graph.describe(n),
                                     graph.describe(o)
-                                ));
+                                )));
                             }
                         }
                         Some(&h) => {
                             if h > gi {
-                                return Err(format!(
+                                return Err(InvalidPlan(format!(
                                     "group {gi} reads {} which group {h} computes later",
                                     graph.describe(o)
-                                ));
+                                )));
                             }
                             if !self.groups[h].outputs.contains(&o) {
-                                return Err(format!(
+                                return Err(InvalidPlan(format!(
                                     "group {gi} reads {} which group {h} does not write",
                                     graph.describe(o)
-                                ));
+                                )));
                             }
                             if !reads.contains(&o) {
                                 reads.push(o);
@@ -287,46 +290,49 @@ impl Schedule {
             a.sort_unstable();
             b.sort_unstable();
             if a != b {
-                return Err(format!(
+                return Err(InvalidPlan(format!(
                     "group {gi} lists inputs {:?} but reads {:?}",
                     g.inputs.iter().map(|n| n.index()).collect::<Vec<_>>(),
                     reads.iter().map(|n| n.index()).collect::<Vec<_>>()
-                ));
+                )));
             }
             if let Some(a) = g.anchor {
                 if !g.nodes.contains(&a) || GroupKind::of(graph.op(a)) != g.kind {
-                    return Err(format!(
+                    return Err(InvalidPlan(format!(
                         "group {gi} ({:?}) has anchor {} which is not its {:?} member",
                         g.kind,
                         graph.describe(a),
                         g.kind
-                    ));
+                    )));
                 }
             } else if g.kind != GroupKind::Elementwise {
-                return Err(format!("group {gi} ({:?}) has no anchor", g.kind));
+                return Err(InvalidPlan(format!(
+                    "group {gi} ({:?}) has no anchor",
+                    g.kind
+                )));
             }
             for &m in g.prologue.iter().chain(&g.epilogue) {
                 if !g.nodes.contains(&m) || Some(m) == g.anchor {
-                    return Err(format!(
+                    return Err(InvalidPlan(format!(
                         "group {gi}: {} is in its prologue or epilogue but not a non-anchor member",
                         graph.describe(m)
-                    ));
+                    )));
                 }
             }
             for &o in &g.outputs {
                 if group_of.get(&o) != Some(&gi) {
-                    return Err(format!(
+                    return Err(InvalidPlan(format!(
                         "group {gi} outputs {} which it does not compute",
                         graph.describe(o)
-                    ));
+                    )));
                 }
             }
             for &n in &g.nodes {
                 if must_write.contains(&n) && !g.outputs.contains(&n) {
-                    return Err(format!(
+                    return Err(InvalidPlan(format!(
                         "group {gi} does not write {}, a graph output or update",
                         graph.describe(n)
-                    ));
+                    )));
                 }
             }
         }
@@ -346,3 +352,16 @@ impl Schedule {
         Schedule { groups }
     }
 }
+
+/// A schedule or memory plan that breaks an invariant ([`Schedule::check`],
+/// [`crate::check_memory_plan`]); the message says which, naming the group, node or buffer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidPlan(pub String);
+
+impl std::fmt::Display for InvalidPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidPlan {}

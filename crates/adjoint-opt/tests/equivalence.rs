@@ -83,7 +83,7 @@ fn check_everything(g: &Graph, feeds: &Feeds) -> Result<(), String> {
     ] {
         let p = plan(&full, &opts);
         p.graph.verify().map_err(|e| e.to_string())?;
-        check_memory_plan(&p.graph, &p.schedule, &p.memory)?;
+        check_memory_plan(&p.graph, &p.schedule, &p.memory).map_err(|e| e.to_string())?;
         same(&full_eval, &eval(&p.graph, feeds), None).map_err(|e| format!("plan: {e}"))?;
     }
     Ok(())

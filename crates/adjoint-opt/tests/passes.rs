@@ -263,6 +263,8 @@ fn the_manager_reports_every_pass_and_reaches_a_fixpoint() {
 #[test]
 fn unknown_passes_are_reported() {
     let e = PassOptions::with_passes("fold,frobnicate").unwrap_err();
+    assert_eq!(e.name, "frobnicate");
+    let e = e.to_string();
     assert!(e.contains("frobnicate") && e.contains("simplify"), "{e}");
 }
 

@@ -158,7 +158,9 @@ fn the_checker_rejects_overlapping_live_buffers() {
             *offset = 0;
         }
     }
-    let e = check_memory_plan(&p.graph, &p.schedule, &bad).unwrap_err();
+    let e = check_memory_plan(&p.graph, &p.schedule, &bad)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("overlap"), "{e}");
     let mut short = p.memory.clone();
     short.buffers[0].last_group = 0;

@@ -71,7 +71,7 @@ pub struct Prepared {
 
 /// Prepares `workload`'s training step for `mode` with `threads` threads (0 = all cores).
 /// The compile cache is bypassed so that compile time is measured.
-pub fn prepare(workload: &Workload, mode: Mode, threads: usize) -> Result<Prepared, String> {
+pub fn prepare(workload: &Workload, mode: Mode, threads: usize) -> Result<Prepared, BenchError> {
     let t = workload.training_step();
     let graph = t.step.graph;
     if mode == Mode::Interp {
@@ -93,9 +93,9 @@ pub fn prepare(workload: &Workload, mode: Mode, threads: usize) -> Result<Prepar
         ..Options::default()
     };
     let start = Instant::now();
-    let mut step = adjoint_jit::compile(&graph, &options).map_err(|e| e.to_string())?;
+    let mut step = adjoint_jit::compile(&graph, &options)?;
     let compile = start.elapsed();
-    step.set_params(&t.feeds).map_err(|e| e.to_string())?;
+    step.set_params(&t.feeds)?;
     let inputs = step.input_feeds(&t.feeds);
     let stats = step.stats();
     let (arena_bytes, kernels) = (stats.arena_bytes, stats.kernels);
@@ -112,17 +112,17 @@ pub fn prepare(workload: &Workload, mode: Mode, threads: usize) -> Result<Prepar
 
 impl Runner {
     /// Runs one training step and returns its loss.
-    pub fn step(&mut self) -> Result<f64, String> {
+    pub fn step(&mut self) -> Result<f64, BenchError> {
         let loss = match self {
             Runner::Interp { graph, feeds } => {
-                let out = adjoint_interp::run(graph, feeds).map_err(|e| e.to_string())?;
+                let out = adjoint_interp::run(graph, feeds)?;
                 for (name, value) in out.updates.iter() {
                     feeds.insert(name.clone(), value.clone());
                 }
                 scalar(out.output("loss"))?
             }
             Runner::Jit { step, inputs } => {
-                let out = step.run(inputs).map_err(|e| e.to_string())?;
+                let out = step.run(inputs)?;
                 scalar(out.output("loss"))?
             }
         };
@@ -130,9 +130,52 @@ impl Runner {
     }
 }
 
-fn scalar(t: Option<&HostTensor>) -> Result<f64, String> {
+fn scalar(t: Option<&HostTensor>) -> Result<f64, BenchError> {
     t.and_then(|t| t.to_f64_vec().first().copied())
-        .ok_or_else(|| "the step has no scalar `loss` output".to_string())
+        .ok_or(BenchError::NoLoss)
+}
+
+/// Why a benchmark could not run.
+#[derive(Debug)]
+pub enum BenchError {
+    /// The JIT refused to compile the step, or a compiled step failed.
+    Jit(Box<adjoint_jit::JitError>),
+    /// The interpreter failed.
+    Interp(Box<adjoint_interp::InterpError>),
+    /// The step has no scalar `loss` output.
+    NoLoss,
+}
+
+impl fmt::Display for BenchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BenchError::Jit(e) => e.fmt(f),
+            BenchError::Interp(e) => e.fmt(f),
+            BenchError::NoLoss => f.write_str("the step has no scalar `loss` output"),
+        }
+    }
+}
+
+impl std::error::Error for BenchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BenchError::Jit(e) => Some(e.as_ref()),
+            BenchError::Interp(e) => Some(e.as_ref()),
+            BenchError::NoLoss => None,
+        }
+    }
+}
+
+impl From<adjoint_jit::JitError> for BenchError {
+    fn from(e: adjoint_jit::JitError) -> Self {
+        BenchError::Jit(Box::new(e))
+    }
+}
+
+impl From<adjoint_interp::InterpError> for BenchError {
+    fn from(e: adjoint_interp::InterpError) -> Self {
+        BenchError::Interp(Box::new(e))
+    }
 }
 
 /// What to measure.
@@ -182,7 +225,7 @@ pub fn run_bench(
     workload: &Workload,
     mode: Mode,
     config: &BenchConfig,
-) -> Result<BenchResult, String> {
+) -> Result<BenchResult, BenchError> {
     let threads = if config.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {

@@ -14,7 +14,9 @@ pub fn opt(
 ) -> Result<(), CliError> {
     let graph = load_graph(path)?;
     let mut options = match passes {
-        Some(list) => PassOptions::with_passes(list).map_err(CliError::general)?,
+        Some(list) => {
+            PassOptions::with_passes(list).map_err(|e| CliError::general(e.to_string()))?
+        }
         None => PassOptions::default(),
     };
     // --print-after-all dumps into a scratch directory and echoes each dump in order.

@@ -209,7 +209,7 @@ impl Builder {
         let ty = TensorType::new(dtype, shape);
         let lit = match Literal::new(ty, values) {
             Ok(lit) => lit,
-            Err(m) => return Err(self.error("constant", &[], m)),
+            Err(m) => return Err(self.error("constant", &[], m.to_string())),
         };
         Ok(self.wrap(self.emit(Op::Constant(lit), &[])?))
     }

@@ -398,7 +398,8 @@ impl<'t> Parser<'t> {
         };
         let shape = self.parse_shape()?;
         let ty = TensorType::new(dtype, shape);
-        ty.check_size().map_err(|m| self.error_at(at, m))?;
+        ty.check_size()
+            .map_err(|m| self.error_at(at, m.to_string()))?;
         Ok(ty)
     }
 
@@ -503,7 +504,7 @@ impl<'t> Parser<'t> {
             let msg = format!("type {ty} needs {numel} value(s), found {}", values.len());
             return Err(self.error_at(at, msg));
         }
-        Literal::new(ty.clone(), &values).map_err(|m| self.error_at(at, m))
+        Literal::new(ty.clone(), &values).map_err(|m| self.error_at(at, m.to_string()))
     }
 
     fn parse_element(&mut self, dtype: DType) -> Result<f64, ParseError> {

@@ -257,7 +257,7 @@ fn build(
     let mut pending: Vec<parallel::PendingFunction> = Vec::new();
     let err = |e: cranelift_module::ModuleError| JitError::Codegen(format!("{e:?}"));
     for (ki, k) in prog.kernels.iter().enumerate() {
-        let deps = nest::dependencies(k);
+        let plan = nest::KernelPlan::new(k, math);
         for (ni, n) in k.nests.iter().enumerate() {
             let t = Instant::now();
             let name = format!("{}_n{ni}", k.name);
@@ -281,8 +281,9 @@ fn build(
                         b
                     }
                     None => {
-                        let mut e = nest::NestEmitter::new(b, k, prog, math, &deps, p[0]);
-                        e.emit(n, p[1], p[2]);
+                        let nest_plan = plan.nest(k, n);
+                        let mut e = nest::NestEmitter::new(b, k, prog, math, &plan, p[0]);
+                        e.emit(n, &nest_plan, p[1], p[2]);
                         e.b
                     }
                 };

@@ -1,7 +1,7 @@
 //! [`Embedding`]: a lookup table of learned vectors indexed by integer ids.
 
 use crate::{Initializer, Params};
-use adjoint_ir::{HostTensor, Tensor};
+use adjoint_ir::{HostTensor, Tensor, TensorType};
 
 /// A table `<name>.weight: [vocab, dim]`; `forward(ids)` gathers the rows of `ids` (i32 of any
 /// shape), giving `ids.shape + [dim]`. Initialized from `N(0, 1)` as in PyTorch, or by
@@ -90,18 +90,19 @@ impl<'b> Embedding<'b> {
     /// no row (zeros, the `gather` semantics) where PyTorch raises an error, so data loaders
     /// call this at the boundary. Errors on a non-i32 tensor or name the first bad id and its
     /// position.
-    pub fn check_ids(&self, ids: &HostTensor) -> Result<(), String> {
+    pub fn check_ids(&self, ids: &HostTensor) -> Result<(), IdError> {
         let values = ids
             .as_i32()
-            .ok_or_else(|| format!("embedding ids must be i32, got {}", ids.ty()))?;
+            .ok_or_else(|| IdError::NotI32(Box::new(ids.ty())))?;
         let vocab = self.vocab();
         match values.iter().position(|&id| id < 0 || id as usize >= vocab) {
             None => Ok(()),
-            Some(i) => Err(format!(
-                "embedding id {} at flat position {i} of {} is outside 0..{vocab}",
-                values[i],
-                ids.ty()
-            )),
+            Some(i) => Err(IdError::OutOfRange {
+                id: values[i],
+                position: i,
+                ty: Box::new(ids.ty()),
+                vocab,
+            }),
         }
     }
 
@@ -119,3 +120,40 @@ impl<'b> Embedding<'b> {
         }
     }
 }
+
+/// A batch of ids an [`Embedding`] cannot take ([`Embedding::check_ids`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdError {
+    /// The ids are not `i32`; the tensor's type.
+    NotI32(Box<TensorType>),
+    /// An id outside `0..vocab`.
+    OutOfRange {
+        /// The id.
+        id: i32,
+        /// Its flat (row-major) position in the batch.
+        position: usize,
+        /// The batch's type.
+        ty: Box<TensorType>,
+        /// The table's rows.
+        vocab: usize,
+    },
+}
+
+impl std::fmt::Display for IdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdError::NotI32(ty) => write!(f, "embedding ids must be i32, got {ty}"),
+            IdError::OutOfRange {
+                id,
+                position,
+                ty,
+                vocab,
+            } => write!(
+                f,
+                "embedding id {id} at flat position {position} of {ty} is outside 0..{vocab}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for IdError {}

@@ -39,7 +39,7 @@ pub use conv2d::{
     avg_pool2d, avg_pool2d_with, max_pool2d, max_pool2d_with, Conv2d, Conv2dOptions, Pool2d,
 };
 pub use dropout::Dropout;
-pub use embedding::Embedding;
+pub use embedding::{Embedding, IdError};
 pub use layer_norm::LayerNorm;
 pub use linear::{Linear, LinearOptions};
 pub use mlp::{residual, Mlp};

@@ -1,0 +1,147 @@
+//! Memory access from a nest: index arithmetic, addresses, loads and stores in the lane form
+//! of the current loop.
+
+use super::emit::NestEmitter;
+use crate::codegen::value::{
+    convert, is_native, lane, mem, scalar_type, to_vec, vector_type, Rep, Val,
+};
+use crate::kernel::{Atom, BufferId, Ix, Store};
+use adjoint_ir::DType;
+use cranelift_codegen::ir::{types, InstBuilder, Value};
+use smallvec::SmallVec;
+
+impl NestEmitter<'_, '_> {
+    /// The `i64` value of an index expression at lane `l` of the current point.
+    pub(super) fn ix_value(&mut self, ix: &Ix, l: i64) -> Value {
+        let mut constant = ix.constant;
+        let mut acc: Option<Value> = None;
+        for (a, c) in &ix.terms {
+            let v = match a {
+                Atom::Var(v) => {
+                    constant +=
+                        c * (self.offs[v.0 as usize] + if Some(*v) == self.lane { l } else { 0 });
+                    let var = self.vars[v.0 as usize].expect("loop variable in scope");
+                    self.b.use_var(var)
+                }
+                Atom::Div(e, d) => {
+                    let x = self.ix_value(e, l);
+                    self.b.ins().sdiv_imm_s(x, *d)
+                }
+                Atom::Rem(e, d) => {
+                    let x = self.ix_value(e, l);
+                    self.b.ins().srem_imm_s(x, *d)
+                }
+                Atom::Clamp(e, lo, hi) => {
+                    let x = self.ix_value(e, l);
+                    let lo = self.b.ins().iconst(types::I64, *lo);
+                    let hi = self.b.ins().iconst(types::I64, *hi);
+                    let x = self.b.ins().smax(x, lo);
+                    self.b.ins().smin(x, hi)
+                }
+                Atom::Value(e) => {
+                    let v = self.eval(*e);
+                    let d = self.k.expr(*e).dtype;
+                    let s = lane(&mut self.b, &v, d, l as u8);
+                    self.b.ins().sextend(types::I64, s)
+                }
+            };
+            let term = if *c == 1 {
+                v
+            } else {
+                self.b.ins().imul_imm_s(v, *c)
+            };
+            acc = Some(match acc {
+                None => term,
+                Some(a) => self.b.ins().iadd(a, term),
+            });
+        }
+        match acc {
+            None => self.b.ins().iconst(types::I64, constant),
+            Some(a) if constant != 0 => self.b.ins().iadd_imm_s(a, constant),
+            Some(a) => a,
+        }
+    }
+
+    fn address(&mut self, buf: BufferId, ix: &Ix, l: i64) -> Value {
+        let esize = self.prog.buffers[buf.0 as usize].dtype.size_bytes() as i64;
+        let i = self.ix_value(ix, l);
+        let bytes = self.b.ins().imul_imm_s(i, esize);
+        let base = self.bases[&buf];
+        self.b.ins().iadd(base, bytes)
+    }
+
+    fn lane_stride(&self, ix: &Ix) -> Option<i64> {
+        self.plan.stride(ix, self.lane?)
+    }
+
+    pub(super) fn load(&mut self, buf: BufferId, ix: &Ix, d: DType, rep: Rep) -> Val {
+        let sty = scalar_type(d);
+        if rep == Rep::Uni {
+            let a = self.address(buf, ix, 0);
+            return Val::Uni(self.b.ins().load(sty, mem(), a, 0));
+        }
+        let w = self.w;
+        // A vector load only where the vector has exactly `w` lanes of `d`: an `f32` load in a
+        // 2-lane (`f64`) loop would read 4.
+        if rep == Rep::Vec && d != DType::Bool && is_native(d, w) && self.lane_stride(ix) == Some(1)
+        {
+            let a = self.address(buf, ix, 0);
+            return Val::Vec(self.b.ins().load(vector_type(d, w), mem(), a, 0));
+        }
+        let lanes: SmallVec<[Value; 4]> = (0..w as i64)
+            .map(|l| {
+                let a = self.address(buf, ix, l);
+                self.b.ins().load(sty, mem(), a, 0)
+            })
+            .collect();
+        convert(&mut self.b, Val::Lanes(lanes), d, w, rep)
+    }
+
+    pub(super) fn store(&mut self, s: &Store, v: Val) {
+        let d = self.prog.buffers[s.buffer.0 as usize].dtype;
+        let w = self.w;
+        if let Some(g) = s.guard {
+            // Guarded stores only occur in scalar nests.
+            let gv = self.eval(g);
+            let c = lane(&mut self.b, &gv, DType::Bool, 0);
+            let yes = self.b.create_block();
+            let done = self.b.create_block();
+            self.b.ins().brif(c, yes, &[], done, &[]);
+            self.b.switch_to_block(yes);
+            self.store_scalar(s, &v, d, 0);
+            self.b.ins().jump(done, &[]);
+            self.b.switch_to_block(done);
+            return;
+        }
+        // A vector store only where the vector has exactly `w` lanes of `d`: an `f32` or `i32`
+        // store in a 2-lane (`f64`) loop would write 4 lanes, past the end of the row.
+        if w > 1
+            && d != DType::Bool
+            && is_native(d, w)
+            && !s.accumulate
+            && self.lane_stride(&s.offset) == Some(1)
+        {
+            let a = self.address(s.buffer, &s.offset, 0);
+            let x = to_vec(&mut self.b, &v, d, w);
+            self.b.ins().store(mem(), x, a, 0);
+            return;
+        }
+        for l in 0..w {
+            self.store_scalar(s, &v, d, l);
+        }
+    }
+
+    fn store_scalar(&mut self, s: &Store, v: &Val, d: DType, l: u8) {
+        let a = self.address(s.buffer, &s.offset, l as i64);
+        let mut x = lane(&mut self.b, v, d, l);
+        if s.accumulate {
+            let old = self.b.ins().load(scalar_type(d), mem(), a, 0);
+            x = if d.is_float() {
+                self.b.ins().fadd(old, x)
+            } else {
+                self.b.ins().iadd(old, x)
+            };
+        }
+        self.b.ins().store(mem(), x, a, 0);
+    }
+}

@@ -1,0 +1,513 @@
+//! The emitter: builds a nest's Cranelift function by following its [`NestPlan`].
+
+use super::plan::{KernelPlan, NestPlan};
+use crate::codegen::ops::{scalar_op, vector_op, OpKind};
+use crate::codegen::value::{
+    const_scalar, convert, is_native, lane, mem, scalar_type, to_vec, Rep, Val,
+};
+use crate::kernel::{BufferId, Expr, ExprId, Kernel, LoopNest, Program, VarId};
+use crate::math::MathOptions;
+use adjoint_ir::DType;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, InstBuilder, Value};
+use cranelift_frontend::{FunctionBuilder, Variable};
+use smallvec::SmallVec;
+use std::collections::HashMap;
+
+type MemoKey = (ExprId, SmallVec<[i64; 4]>);
+
+/// A point of a tile: offsets added to loop variables.
+pub(super) type Point = SmallVec<[(VarId, i64); 2]>;
+
+/// Emits the body of one nest function.
+///
+/// Its state while emitting is the position in the loops: which Cranelift variable holds each
+/// loop variable, the tile point being computed (offsets added to the loop variables), the lane
+/// variable and width of the innermost loop being emitted, and the values already computed in
+/// each loop scope.
+pub struct NestEmitter<'a, 'f> {
+    /// The function under construction.
+    pub b: FunctionBuilder<'f>,
+    pub(super) k: &'a Kernel,
+    pub(super) prog: &'a Program,
+    pub(super) m: MathOptions,
+    pub(super) plan: &'a KernelPlan,
+    ctx: Value,
+    pub(super) bases: HashMap<BufferId, Value>,
+    pub(super) vars: Vec<Option<Variable>>,
+    pub(super) offs: Vec<i64>,
+    memo: Vec<HashMap<MemoKey, Val>>,
+    pub(super) lane: Option<VarId>,
+    pub(super) w: u8,
+}
+
+impl<'a, 'f> NestEmitter<'a, 'f> {
+    /// An emitter whose builder is positioned in the entry block; `ctx` is the pointer table.
+    pub fn new(
+        b: FunctionBuilder<'f>,
+        k: &'a Kernel,
+        prog: &'a Program,
+        m: MathOptions,
+        plan: &'a KernelPlan,
+        ctx: Value,
+    ) -> Self {
+        NestEmitter {
+            b,
+            k,
+            prog,
+            m,
+            plan,
+            ctx,
+            bases: HashMap::new(),
+            vars: vec![None; k.vars.len()],
+            offs: vec![0; k.vars.len()],
+            memo: vec![HashMap::new()],
+            lane: None,
+            w: 1,
+        }
+    }
+
+    /// Emits the loops of `nest` as `plan` says; `begin` and `end` bound its outermost loop.
+    pub fn emit(&mut self, nest: &LoopNest, plan: &NestPlan, begin: Value, end: Value) {
+        self.load_bases(nest);
+        if nest.vars.is_empty() {
+            self.body(nest, plan, &[Point::new()]);
+            return;
+        }
+        self.level(nest, plan, 0, begin, end, plan.rows, plan.unroll);
+    }
+
+    pub(super) fn extent(&self, v: VarId) -> usize {
+        self.k.vars[v.0 as usize]
+    }
+
+    /// Emits loop `i` of `nest` and everything inside it; `rows` and `unroll` are the plan's
+    /// tile, or 1 in the remainder loops that finish what the tile leaves.
+    #[allow(clippy::too_many_arguments)]
+    fn level(
+        &mut self,
+        nest: &LoopNest,
+        plan: &NestPlan,
+        i: usize,
+        begin: Value,
+        end: Value,
+        rows: usize,
+        unroll: usize,
+    ) {
+        let n = nest.vars.len();
+        let v = nest.vars[i];
+        let (start, stop) = if i == 0 {
+            (begin, end)
+        } else {
+            let e = self.extent(v) as i64;
+            (
+                self.b.ins().iconst(types::I64, 0),
+                self.b.ins().iconst(types::I64, e),
+            )
+        };
+        if i == n - 1 {
+            // The lane loop: vector body (unrolled), vector body, scalar tail.
+            let row_var = (n >= 2).then(|| nest.vars[n - 2]);
+            let w = plan.width;
+            let mut first = Some(start);
+            if w > 1 {
+                if unroll > 1 {
+                    let pts = tile(row_var, v, rows, unroll, w);
+                    self.lane_loop(nest, plan, v, first.take(), stop, w, unroll, &pts);
+                }
+                let pts = tile(row_var, v, rows, 1, w);
+                self.lane_loop(nest, plan, v, first.take(), stop, w, 1, &pts);
+            }
+            let pts = tile(row_var, v, rows, 1, 1);
+            self.lane_loop(nest, plan, v, first.take(), stop, 1, 1, &pts);
+            return;
+        }
+        if rows > 1 && i == n - 2 {
+            self.for_loop(v, Some(start), stop, rows as i64, &mut |s: &mut Self| {
+                s.level(nest, plan, i + 1, begin, end, rows, unroll)
+            });
+            self.for_loop(v, None, stop, 1, &mut |s: &mut Self| {
+                s.level(nest, plan, i + 1, begin, end, 1, 1)
+            });
+            return;
+        }
+        self.for_loop(v, Some(start), stop, 1, &mut |s: &mut Self| {
+            s.level(nest, plan, i + 1, begin, end, rows, unroll)
+        });
+    }
+
+    /// The innermost loop over `v`, `w` lanes × `unroll` vectors per step, computing the tile
+    /// points `pts` each step.
+    #[allow(clippy::too_many_arguments)]
+    fn lane_loop(
+        &mut self,
+        nest: &LoopNest,
+        plan: &NestPlan,
+        v: VarId,
+        start: Option<Value>,
+        stop: Value,
+        w: u8,
+        unroll: usize,
+        pts: &[Point],
+    ) {
+        let step = w as i64 * unroll as i64;
+        self.for_loop(v, start, stop, step, &mut |s: &mut Self| {
+            s.with_lanes(Some(v), w, &mut |s: &mut Self| s.body(nest, plan, pts));
+        });
+    }
+
+    /// Runs `f` with `lane` as the lane variable and `w` lanes, then restores both.
+    pub(super) fn with_lanes(&mut self, lane: Option<VarId>, w: u8, f: &mut dyn FnMut(&mut Self)) {
+        let saved = (self.lane, self.w);
+        self.lane = lane;
+        self.w = w;
+        f(self);
+        (self.lane, self.w) = saved;
+    }
+
+    /// `for v in start..stop by step` (continuing from v's current value when `start` is
+    /// `None`), running while `v + step <= stop`.
+    pub(super) fn for_loop(
+        &mut self,
+        v: VarId,
+        start: Option<Value>,
+        stop: Value,
+        step: i64,
+        body: &mut dyn FnMut(&mut Self),
+    ) {
+        let var = match self.vars[v.0 as usize] {
+            Some(var) => var,
+            None => {
+                let var = self.b.declare_var(types::I64);
+                self.vars[v.0 as usize] = Some(var);
+                var
+            }
+        };
+        if let Some(s) = start {
+            self.b.def_var(var, s);
+        }
+        let header = self.b.create_block();
+        let block = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        let i = self.b.use_var(var);
+        let next = self.b.ins().iadd_imm_s(i, step);
+        let go = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, next, stop);
+        self.b.ins().brif(go, block, &[], exit, &[]);
+        self.b.switch_to_block(block);
+        self.memo.push(HashMap::new());
+        body(self);
+        self.memo.pop();
+        let i = self.b.use_var(var);
+        let next = self.b.ins().iadd_imm_s(i, step);
+        self.b.def_var(var, next);
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(exit);
+    }
+
+    fn load_bases(&mut self, nest: &LoopNest) {
+        let mut bufs: Vec<BufferId> = nest.stores.iter().map(|s| s.buffer).collect();
+        for e in &self.k.exprs {
+            if let Expr::Load { buffer, .. } = e.expr {
+                bufs.push(buffer);
+            }
+        }
+        bufs.sort();
+        bufs.dedup();
+        for buf in bufs {
+            let (slot, offset) = crate::codegen::slot_of(self.prog, buf);
+            let base = self
+                .b
+                .ins()
+                .load(types::I64, mem(), self.ctx, (slot * 8) as i32);
+            let base = if offset > 0 {
+                self.b.ins().iadd_imm_s(base, offset as i64)
+            } else {
+                base
+            };
+            self.bases.insert(buf, base);
+        }
+    }
+
+    /// Computes and stores every store of `nest` at each point of a tile. The reductions of a
+    /// tile (a matmul, also under an epilogue) run in one loop for all points.
+    fn body(&mut self, nest: &LoopNest, plan: &NestPlan, pts: &[Point]) {
+        if pts.len() > 1 {
+            for &r in &plan.tile_reductions {
+                // Points that differ only in variables the reduction does not depend on (a
+                // row sum at two column vectors of one row) share one accumulator.
+                let deps = &self.plan.deps[r.0 as usize];
+                let mut distinct: Vec<Point> = Vec::new();
+                let mut which: Vec<usize> = Vec::with_capacity(pts.len());
+                for p in pts {
+                    let proj: Point = p
+                        .iter()
+                        .filter(|(v, _)| deps.contains(v))
+                        .copied()
+                        .collect();
+                    match distinct.iter().position(|d| *d == proj) {
+                        Some(i) => which.push(i),
+                        None => {
+                            distinct.push(proj);
+                            which.push(distinct.len() - 1);
+                        }
+                    }
+                }
+                let vals = self.reduce_points(r, &distinct);
+                for (p, &i) in pts.iter().zip(&which) {
+                    self.set_point(p);
+                    let key = self.key(r);
+                    let v = vals[i].clone();
+                    self.memo.last_mut().expect("a memo scope").insert(key, v);
+                }
+            }
+        }
+        let mut values: Vec<Vec<Val>> = Vec::new();
+        for s in &nest.stores {
+            let vals = pts
+                .iter()
+                .map(|p| {
+                    self.set_point(p);
+                    self.eval(s.value)
+                })
+                .collect();
+            values.push(vals);
+        }
+        for (s, vals) in nest.stores.iter().zip(values) {
+            for (p, v) in pts.iter().zip(vals) {
+                self.set_point(p);
+                self.store(s, v);
+            }
+        }
+        self.set_point(&Point::new());
+    }
+
+    pub(super) fn set_point(&mut self, p: &[(VarId, i64)]) {
+        for o in self.offs.iter_mut() {
+            *o = 0;
+        }
+        for &(v, o) in p {
+            self.offs[v.0 as usize] = o;
+        }
+    }
+
+    pub(super) fn rep(&self, e: ExprId) -> Rep {
+        let uni = match self.lane {
+            None => true,
+            Some(l) => self.w == 1 || !self.plan.uses(e, l),
+        };
+        if uni {
+            Rep::Uni
+        } else if is_native(self.k.expr(e).dtype, self.w) {
+            Rep::Vec
+        } else {
+            Rep::Lanes
+        }
+    }
+
+    fn key(&self, e: ExprId) -> MemoKey {
+        let offs = self.plan.deps[e.0 as usize]
+            .iter()
+            .map(|v| self.offs[v.0 as usize])
+            .collect();
+        (e, offs)
+    }
+
+    /// The value of `e` at the current point.
+    pub(super) fn eval(&mut self, e: ExprId) -> Val {
+        let key = self.key(e);
+        for scope in self.memo.iter().rev() {
+            if let Some(v) = scope.get(&key) {
+                return v.clone();
+            }
+        }
+        let v = self.compute(e);
+        self.memo
+            .last_mut()
+            .expect("a memo scope")
+            .insert(key, v.clone());
+        v
+    }
+
+    fn compute(&mut self, e: ExprId) -> Val {
+        let node = self.k.expr(e).clone();
+        let d = node.dtype;
+        let rep = self.rep(e);
+        let w = self.w;
+        match &node.expr {
+            Expr::Load { buffer, offset } => self.load(*buffer, offset, d, rep),
+            Expr::Const { bits } => Val::Uni(const_scalar(&mut self.b, d, f64::from_bits(*bits))),
+            Expr::Index { ix } => self.per_lane(rep, d, &mut |s: &mut Self, l| {
+                let i = s.ix_value(ix, l);
+                index_as(&mut s.b, i, d)
+            }),
+            Expr::InBounds { conds } => self.per_lane(rep, d, &mut |s: &mut Self, l| {
+                let mut ok: Option<Value> = None;
+                for (ix, lo, hi) in conds {
+                    let i = s.ix_value(ix, l);
+                    let a =
+                        s.b.ins()
+                            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, i, *lo);
+                    let c = s.b.ins().icmp_imm_s(IntCC::SignedLessThan, i, *hi);
+                    let both = s.b.ins().band(a, c);
+                    ok = Some(match ok {
+                        None => both,
+                        Some(o) => s.b.ins().band(o, both),
+                    });
+                }
+                ok.unwrap_or_else(|| s.b.ins().iconst(types::I8, 1))
+            }),
+            Expr::Unary { op, x } => {
+                let xd = self.k.expr(*x).dtype;
+                let xv = self.eval(*x);
+                self.apply(OpKind::Unary(*op), xd, &[(xv, xd)], rep, w)
+            }
+            Expr::Binary { op, a, b } => {
+                let ad = self.k.expr(*a).dtype;
+                let rhs_const = match self.k.expr(*b).expr {
+                    Expr::Const { bits } if !f64::from_bits(bits).is_nan() => {
+                        Some(f64::from_bits(bits))
+                    }
+                    _ => None,
+                };
+                let (av, bv) = (self.eval(*a), self.eval(*b));
+                self.apply(
+                    OpKind::Binary(*op, rhs_const),
+                    ad,
+                    &[(av, ad), (bv, ad)],
+                    rep,
+                    w,
+                )
+            }
+            Expr::Compare { op, a, b } => {
+                let ad = self.k.expr(*a).dtype;
+                let (av, bv) = (self.eval(*a), self.eval(*b));
+                self.apply(OpKind::Compare(*op), ad, &[(av, ad), (bv, ad)], rep, w)
+            }
+            Expr::Select { cond, a, b } => {
+                let cv = self.eval(*cond);
+                let (av, bv) = (self.eval(*a), self.eval(*b));
+                if let (Val::Uni(c), Rep::Vec) = (&cv, rep) {
+                    // One condition for every lane: a scalar select of whole vectors.
+                    let av = to_vec(&mut self.b, &av, d, w);
+                    let bv = to_vec(&mut self.b, &bv, d, w);
+                    return Val::Vec(self.b.ins().select(*c, av, bv));
+                }
+                self.apply(
+                    OpKind::Select,
+                    d,
+                    &[(cv, DType::Bool), (av, d), (bv, d)],
+                    rep,
+                    w,
+                )
+            }
+            Expr::Cast { x } => {
+                let xd = self.k.expr(*x).dtype;
+                let xv = self.eval(*x);
+                self.apply(OpKind::Cast(d), xd, &[(xv, xd)], rep, w)
+            }
+            Expr::Reduce { .. } => {
+                if self.w == 1 {
+                    if let Some(along) = self.plan.reduce(e).along_axis {
+                        return self.reduce_along_axis(e, along);
+                    }
+                }
+                let here: Point = self
+                    .offs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &o)| o != 0)
+                    .map(|(v, &o)| (VarId(v as u32), o))
+                    .collect();
+                self.reduce_points(e, &[here])
+                    .pop()
+                    .expect("one point, one value")
+            }
+        }
+    }
+
+    /// Builds a value lane by lane with `f(lane)` (or once, for a uniform value).
+    fn per_lane(&mut self, rep: Rep, d: DType, f: &mut dyn FnMut(&mut Self, i64) -> Value) -> Val {
+        if rep == Rep::Uni {
+            return Val::Uni(f(self, 0));
+        }
+        let lanes: SmallVec<[Value; 4]> = (0..self.w as i64).map(|l| f(self, l)).collect();
+        let v = Val::Lanes(lanes);
+        convert(&mut self.b, v, d, self.w, rep)
+    }
+
+    /// Applies an elementwise op. `args` carry their dtypes; `d` is the op's operand dtype.
+    fn apply(&mut self, kind: OpKind, d: DType, args: &[(Val, DType)], rep: Rep, w: u8) -> Val {
+        match rep {
+            Rep::Uni => {
+                let xs: SmallVec<[Value; 3]> = args
+                    .iter()
+                    .map(|(v, ad)| lane(&mut self.b, v, *ad, 0))
+                    .collect();
+                Val::Uni(scalar_op(&mut self.b, self.m, kind, d, &xs))
+            }
+            Rep::Vec => {
+                let natives = args.iter().all(|(_, ad)| is_native(*ad, w));
+                if natives {
+                    let xs: SmallVec<[Value; 3]> = args
+                        .iter()
+                        .map(|(v, ad)| to_vec(&mut self.b, v, *ad, w))
+                        .collect();
+                    if let Some(v) = vector_op(&mut self.b, self.m, kind, d, w, &xs) {
+                        return Val::Vec(v);
+                    }
+                }
+                let out = self.apply_lanes(kind, d, args, w);
+                let od = out_dtype(kind, d);
+                Val::Vec(to_vec(&mut self.b, &out, od, w))
+            }
+            Rep::Lanes => self.apply_lanes(kind, d, args, w),
+        }
+    }
+
+    fn apply_lanes(&mut self, kind: OpKind, d: DType, args: &[(Val, DType)], w: u8) -> Val {
+        let mut out = SmallVec::new();
+        for l in 0..w {
+            let xs: SmallVec<[Value; 3]> = args
+                .iter()
+                .map(|(v, ad)| lane(&mut self.b, v, *ad, l))
+                .collect();
+            out.push(scalar_op(&mut self.b, self.m, kind, d, &xs));
+        }
+        Val::Lanes(out)
+    }
+}
+
+fn out_dtype(kind: OpKind, d: DType) -> DType {
+    match kind {
+        OpKind::Compare(_) => DType::Bool,
+        OpKind::Cast(to) => to,
+        OpKind::Unary(_) | OpKind::Binary(..) | OpKind::Select => d,
+    }
+}
+
+fn index_as(b: &mut FunctionBuilder<'_>, i: Value, d: DType) -> Value {
+    match d {
+        DType::I32 => b.ins().ireduce(types::I32, i),
+        DType::F32 | DType::F64 => b.ins().fcvt_from_sint(scalar_type(d), i),
+        DType::Bool => b.ins().icmp_imm_s(IntCC::NotEqual, i, 0),
+        DType::Bf16 | DType::F16 => unreachable!("compile rejects 16-bit floats"),
+    }
+}
+
+/// The points of a tile of `rows` rows (of `row_var`) × `vecs` vectors of `w` lanes (of `v`).
+fn tile(row_var: Option<VarId>, v: VarId, rows: usize, vecs: usize, w: u8) -> Vec<Point> {
+    let mut pts = Vec::new();
+    for r in 0..rows {
+        for u in 0..vecs {
+            let mut p = Point::new();
+            if let Some(rv) = row_var {
+                p.push((rv, r as i64));
+            }
+            p.push((v, (u * w as usize) as i64));
+            pts.push(p);
+        }
+    }
+    pts
+}

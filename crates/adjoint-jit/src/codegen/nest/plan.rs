@@ -1,0 +1,411 @@
+//! The decision step: what code a nest gets, decided from the kernel alone, before any code is
+//! emitted. The emitter follows these plans and decides nothing itself.
+
+use crate::kernel::{Expr, ExprId, Ix, Kernel, LoopNest, VarId};
+use crate::math::MathOptions;
+use adjoint_ir::{BinaryOp, DType, ReduceOp};
+use smallvec::SmallVec;
+use std::collections::HashSet;
+
+/// The loop variables an expression depends on, sorted.
+pub type Deps = SmallVec<[VarId; 8]>;
+
+/// What is decided once per kernel: the dependencies of every expression and how each
+/// reduction accumulates.
+#[derive(Clone, Debug)]
+pub struct KernelPlan {
+    /// The free variables of each expression, indexed by [`ExprId`] (a reduction binds its own).
+    pub deps: Vec<Deps>,
+    /// For each expression that is a reduction, how it accumulates; `None` for the others.
+    pub reduces: Vec<Option<ReducePlan>>,
+}
+
+/// How one reduction accumulates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReducePlan {
+    /// The factors `(a, b)` to accumulate with one `fma` each step, when the body is a float
+    /// product of a sum and the target has FMA.
+    pub fma: Option<(ExprId, ExprId)>,
+    /// In a scalar context, accumulate along the innermost reduced variable this many lanes at
+    /// a time and combine the lanes at the end, because the body reads memory contiguously
+    /// along it. `None`: one element per step.
+    pub along_axis: Option<AlongAxis>,
+}
+
+/// A reduction vectorized along its own innermost reduced variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlongAxis {
+    /// The reduced variable the vector runs along.
+    pub var: VarId,
+    /// Lanes per step (a native vector of the reduction's dtype).
+    pub width: u8,
+}
+
+/// What is decided for one nest: the shape of its loops and register tile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NestPlan {
+    /// Lanes of the lane loop's vector body; 1: scalar only.
+    pub width: u8,
+    /// Rows (values of the next-to-innermost variable) computed together by a tile; 1: none.
+    pub rows: usize,
+    /// Vectors per row in the unrolled lane loop; 1: not unrolled.
+    pub unroll: usize,
+    /// The reductions the stores read outside any other reduction, sorted: a tile of several
+    /// points runs them in one loop, one accumulator per distinct point.
+    pub tile_reductions: Vec<ExprId>,
+}
+
+impl KernelPlan {
+    /// Decides the per-kernel facts of `k` for math options `m`.
+    pub fn new(k: &Kernel, m: MathOptions) -> Self {
+        let deps = dependencies(k);
+        let reduces = (0..k.exprs.len())
+            .map(|i| reduce_plan(k, &deps, m, ExprId(i as u32)))
+            .collect();
+        KernelPlan { deps, reduces }
+    }
+
+    /// True if expression `e` depends on loop variable `v`.
+    pub fn uses(&self, e: ExprId, v: VarId) -> bool {
+        self.deps[e.0 as usize].contains(&v)
+    }
+
+    /// The stride of `ix` along `v`, if it is affine in `v`.
+    pub fn stride(&self, ix: &Ix, v: VarId) -> Option<i64> {
+        ix.stride_of(v, &|e, v| self.uses(e, v))
+    }
+
+    /// The plan of reduction `e`.
+    ///
+    /// # Panics
+    /// If `e` is not a reduction (a bug in the emitter).
+    pub fn reduce(&self, e: ExprId) -> ReducePlan {
+        self.reduces[e.0 as usize].expect("a reduction's plan")
+    }
+
+    /// Decides the loops and tile of `nest`.
+    pub fn nest(&self, k: &Kernel, nest: &LoopNest) -> NestPlan {
+        let mut tile_reductions: Vec<ExprId> = Vec::new();
+        for s in &nest.stores {
+            tile_reductions.extend(top_reduces(k, s.value));
+        }
+        tile_reductions.sort();
+        tile_reductions.dedup();
+        let Some(&lane_var) = nest.vars.last() else {
+            return NestPlan {
+                width: 1,
+                rows: 1,
+                unroll: 1,
+                tile_reductions,
+            };
+        };
+        let width = self.width(k, nest, lane_var);
+        let rows = if width > 1 && nest.vars.len() >= 2 && !tile_reductions.is_empty() {
+            4
+        } else {
+            1
+        };
+        let unroll = if rows > 1 && k.vars[lane_var.0 as usize] >= 2 * width as usize {
+            2
+        } else {
+            1
+        };
+        NestPlan {
+            width,
+            rows,
+            unroll,
+            tile_reductions,
+        }
+    }
+
+    /// The vector width of the lane loop: 4 (2 with an `f64`) when the lane variable is long
+    /// enough and memory is more often contiguous along it than along an inner reduced axis;
+    /// 1 for accumulating or guarded stores.
+    fn width(&self, k: &Kernel, nest: &LoopNest, lane_var: VarId) -> u8 {
+        if nest
+            .stores
+            .iter()
+            .any(|s| s.accumulate || s.guard.is_some())
+        {
+            return 1;
+        }
+        let mut w = 4;
+        let mut seen = vec![false; k.exprs.len()];
+        let mut stack: Vec<ExprId> = nest.stores.iter().map(|s| s.value).collect();
+        let (mut lane_contiguous, mut reduce_contiguous) = (0, 0);
+        for s in &nest.stores {
+            if self.stride(&s.offset, lane_var) == Some(1) {
+                lane_contiguous += 1;
+            }
+        }
+        let mut inner_reduce: Vec<Option<VarId>> = vec![None; k.exprs.len()];
+        while let Some(e) = stack.pop() {
+            if std::mem::replace(&mut seen[e.0 as usize], true) {
+                continue;
+            }
+            let node = k.expr(e);
+            if node.dtype == DType::F64 {
+                w = 2;
+            }
+            let r = inner_reduce[e.0 as usize];
+            if let Expr::Load { offset, .. } = &node.expr {
+                if self.stride(offset, lane_var) == Some(1) {
+                    lane_contiguous += 1;
+                }
+                if let Some(r) = r {
+                    if self.stride(offset, r) == Some(1) {
+                        reduce_contiguous += 1;
+                    }
+                }
+            }
+            let r = match &node.expr {
+                Expr::Reduce { vars, .. } => vars.last().copied(),
+                _ => r,
+            };
+            for o in node.expr.operands() {
+                if inner_reduce[o.0 as usize].is_none() {
+                    inner_reduce[o.0 as usize] = r;
+                }
+                stack.push(o);
+            }
+        }
+        if k.vars[lane_var.0 as usize] < w as usize || reduce_contiguous > lane_contiguous {
+            return 1;
+        }
+        w
+    }
+}
+
+/// The variables each expression depends on (free variables: a reduction binds its own).
+fn dependencies(k: &Kernel) -> Vec<Deps> {
+    let mut deps: Vec<Deps> = Vec::with_capacity(k.exprs.len());
+    for node in &k.exprs {
+        let mut d: Deps = Deps::new();
+        let add = |d: &mut Deps, v: VarId| {
+            if !d.contains(&v) {
+                d.push(v);
+            }
+        };
+        let add_ix = |d: &mut Deps, ix: &Ix, deps: &[Deps]| {
+            ix.visit(&mut |v, e| {
+                if let Some(v) = v {
+                    add(d, v);
+                }
+                if let Some(e) = e {
+                    for &v in &deps[e.0 as usize] {
+                        add(d, v);
+                    }
+                }
+            })
+        };
+        match &node.expr {
+            Expr::Load { offset, .. } => add_ix(&mut d, offset, &deps),
+            Expr::Index { ix } => add_ix(&mut d, ix, &deps),
+            Expr::InBounds { conds } => {
+                for (ix, _, _) in conds {
+                    add_ix(&mut d, ix, &deps);
+                }
+            }
+            Expr::Reduce { vars, body, .. } => {
+                for &v in &deps[body.0 as usize] {
+                    if !vars.contains(&v) {
+                        add(&mut d, v);
+                    }
+                }
+            }
+            Expr::Const { .. }
+            | Expr::Unary { .. }
+            | Expr::Cast { .. }
+            | Expr::Binary { .. }
+            | Expr::Compare { .. }
+            | Expr::Select { .. } => {
+                for o in node.expr.operands() {
+                    for &v in &deps[o.0 as usize] {
+                        add(&mut d, v);
+                    }
+                }
+            }
+        }
+        d.sort();
+        deps.push(d);
+    }
+    deps
+}
+
+/// The reductions `e` reads outside any other reduction, sorted.
+fn top_reduces(k: &Kernel, e: ExprId) -> Vec<ExprId> {
+    let mut out = Vec::new();
+    let mut stack = vec![e];
+    let mut seen = HashSet::new();
+    while let Some(x) = stack.pop() {
+        if !seen.insert(x) {
+            continue;
+        }
+        let node = &k.expr(x).expr;
+        if let Expr::Reduce { .. } = node {
+            out.push(x);
+            continue;
+        }
+        stack.extend(node.operands());
+    }
+    out.sort();
+    out
+}
+
+/// The plan of expression `e` if it is a reduction.
+fn reduce_plan(k: &Kernel, deps: &[Deps], m: MathOptions, e: ExprId) -> Option<ReducePlan> {
+    let node = k.expr(e);
+    let Expr::Reduce { op, vars, body } = &node.expr else {
+        return None;
+    };
+    let (op, body, d) = (*op, *body, node.dtype);
+    let fma = match k.expr(body).expr {
+        Expr::Binary {
+            op: BinaryOp::Mul,
+            a,
+            b,
+        } if op == ReduceOp::Sum && m.fma && k.expr(body).dtype.is_float() => Some((a, b)),
+        _ => None,
+    };
+    let along_axis = vars.last().and_then(|&r| {
+        let width: u8 = match d {
+            DType::F32 | DType::I32 => 4,
+            DType::F64 => 2,
+            DType::Bool => return None,
+            DType::Bf16 | DType::F16 => unreachable!("compile rejects 16-bit floats"),
+        };
+        let fits = k.vars[r.0 as usize] >= width as usize
+            && contiguous_in(k, deps, body, r)
+            && !mixes_widths(k, body, d);
+        fits.then_some(AlongAxis { var: r, width })
+    });
+    Some(ReducePlan { fma, along_axis })
+}
+
+/// True if some load in `e` (outside nested reductions) is contiguous in `r`, and the body
+/// depends on `r` only through affine indices.
+fn contiguous_in(k: &Kernel, deps: &[Deps], e: ExprId, r: VarId) -> bool {
+    let uses = |x: ExprId, v: VarId| deps[x.0 as usize].contains(&v);
+    let mut found = false;
+    let mut stack = vec![e];
+    let mut seen = HashSet::new();
+    while let Some(x) = stack.pop() {
+        if !seen.insert(x) {
+            continue;
+        }
+        let node = &k.expr(x).expr;
+        match node {
+            Expr::Load { offset, .. } => match offset.stride_of(r, &uses) {
+                Some(1) => found = true,
+                Some(_) => {}
+                None => return false,
+            },
+            Expr::Reduce { .. } => return false,
+            _ => {}
+        }
+        stack.extend(node.operands());
+    }
+    found
+}
+
+/// True if `e` involves a dtype of another width than `d` (such reductions stay scalar).
+fn mixes_widths(k: &Kernel, e: ExprId, d: DType) -> bool {
+    let mut stack = vec![e];
+    let mut seen = HashSet::new();
+    let wide = d == DType::F64;
+    while let Some(x) = stack.pop() {
+        if !seen.insert(x) {
+            continue;
+        }
+        let n = k.expr(x);
+        if n.dtype != DType::Bool && (n.dtype == DType::F64) != wide {
+            return true;
+        }
+        stack.extend(n.expr.operands());
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::lower::lower_program;
+    use crate::kernel::Program;
+    use adjoint_ir::{Builder, Graph};
+    use adjoint_opt::PlanOptions;
+
+    fn program(g: &Graph) -> Program {
+        let plan = adjoint_opt::plan(g, &PlanOptions::default());
+        lower_program(&plan.graph, &plan.schedule, &plan.memory, false).expect("lowers")
+    }
+
+    /// The plans of every nest of every kernel of `g`.
+    fn plans(g: &Graph, fma: bool) -> Vec<(KernelPlan, Vec<NestPlan>)> {
+        let m = MathOptions { fma };
+        let prog = program(g);
+        prog.kernels
+            .iter()
+            .map(|k| {
+                let kp = KernelPlan::new(k, m);
+                let nests = k.nests.iter().map(|n| kp.nest(k, n)).collect();
+                (kp, nests)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_matmul_is_register_tiled_and_accumulates_with_fma() {
+        let b = Builder::new("mm");
+        let x = b.input("x", DType::F32, [8, 16]);
+        let w = b.input("w", DType::F32, [16, 16]);
+        b.output("y", x.matmul(w));
+        let g = b.finish();
+        for fma in [true, false] {
+            let ps = plans(&g, fma);
+            let (kp, nests) = ps
+                .iter()
+                .find(|(_, n)| n.iter().any(|p| !p.tile_reductions.is_empty()))
+                .expect("a nest with a reduction");
+            let p = &nests[0];
+            assert_eq!((p.width, p.rows, p.unroll), (4, 4, 2), "{p:?}");
+            assert_eq!(p.tile_reductions.len(), 1);
+            let r = kp.reduce(p.tile_reductions[0]);
+            assert_eq!(r.fma.is_some(), fma, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn a_row_sum_in_a_scalar_context_runs_along_its_axis() {
+        let b = Builder::new("rowsum");
+        let x = b.input("x", DType::F32, [3, 32]);
+        b.output("y", x.sum(&[1]));
+        let g = b.finish();
+        let ps = plans(&g, true);
+        let (kp, nests) = &ps[0];
+        let p = &nests[0];
+        // One output per row: the lane loop runs over the 3 rows, too few for 4 lanes, so the
+        // nest stays scalar and the sum is vectorized along the reduced axis instead.
+        assert_eq!(p.width, 1, "{p:?}");
+        let r = kp.reduce(p.tile_reductions[0]);
+        let along = r.along_axis.expect("vectorized along the reduced axis");
+        assert_eq!(along.width, 4);
+        assert!(r.fma.is_none(), "a sum of loads has no product");
+    }
+
+    #[test]
+    fn f64_halves_the_width_and_short_rows_stay_scalar() {
+        let b = Builder::new("f64");
+        let x = b.input("x", DType::F64, [3, 10]);
+        b.output("y", x.exp());
+        let g = b.finish();
+        let ps = plans(&g, true);
+        assert_eq!(ps[0].1[0].width, 2);
+
+        let b = Builder::new("short");
+        let x = b.input("x", DType::F32, [3, 3]);
+        b.output("y", x.exp());
+        let g = b.finish();
+        let ps = plans(&g, true);
+        assert_eq!(ps[0].1[0].width, 1, "3 elements do not fill 4 lanes");
+    }
+}
