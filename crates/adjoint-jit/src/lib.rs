@@ -266,13 +266,6 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
 /// Checks every node's size against [`Options::max_tensor_bytes`].
 fn check_tensor_sizes(graph: &Graph, options: &Options) -> Result<(), JitError> {
     for id in graph.node_ids() {
-        if graph.ty(id).dtype.is_half() {
-            return Err(JitError::Codegen(format!(
-                "{}: the code generator does not compile {} values yet (the interpreter runs them)",
-                graph.describe(id),
-                graph.ty(id).dtype
-            )));
-        }
         let bytes = graph.ty(id).size_bytes();
         if bytes > options.max_tensor_bytes {
             return Err(JitError::TooLarge {

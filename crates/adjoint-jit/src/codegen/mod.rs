@@ -8,6 +8,7 @@
 //! whole range, or through `parallel_for` (which splits the range over the pool's threads)
 //! when the nest is large enough.
 
+mod half;
 mod nest;
 mod ops;
 mod parallel;
