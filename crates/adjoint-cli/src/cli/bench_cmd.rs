@@ -9,6 +9,8 @@ pub struct BenchOptions {
     pub workload: String,
     /// A mode name, or `all`.
     pub mode: String,
+    /// Precision of products and activations.
+    pub precision: adjoint::autodiff::Precision,
     /// Threads, already resolved (at least 1, at most the cores).
     pub threads: usize,
     /// Untimed warm-up steps, already validated.
@@ -44,6 +46,7 @@ pub fn bench(opts: &BenchOptions) -> Result<(), CliError> {
         steps: opts.steps,
         threads: opts.threads,
         seed: opts.seed,
+        precision: opts.precision,
     };
     if !opts.json {
         println!("{}", legend(&config));

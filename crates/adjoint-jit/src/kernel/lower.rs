@@ -281,7 +281,7 @@ impl<'a> GroupLower<'a> {
     }
 
     /// Kernel scratch holding `n`'s shape in `f32` (a 16-bit result's accumulator).
-    fn f32_scratch(&mut self, n: NodeId) -> BufferId {
+    pub(super) fn f32_scratch(&mut self, n: NodeId) -> BufferId {
         let ty = TensorType::new(DType::F32, self.graph.ty(n).shape.clone());
         let offset = self.scratch_end;
         self.scratch_end = align(offset + ty.size_bytes().max(1));
@@ -360,7 +360,7 @@ impl<'a> GroupLower<'a> {
         let ty = g.ty(n).clone();
         let buffer = self.target(n);
         if matches!(g.op(n), Op::MatMul) && self.host_contraction(n) {
-            return self.host_matmul_into(n, buffer);
+            return self.host_matmul_stored(n, buffer);
         }
         if let Op::ScatterAdd { axis, size } = *g.op(n) {
             // Zero the result, then add every update at its index. A 16-bit result
@@ -821,6 +821,38 @@ impl<'a> GroupLower<'a> {
             self.computing
         };
         self.store_nest(n, buffer, &ty.shape, computing)?;
+        Ok(buffer)
+    }
+
+    /// [`Self::store_panel`] into an `f32` panel: a 16-bit operand of the host kernel, widened
+    /// (its values are held as `f32`, so the store is exact).
+    pub(super) fn store_wide_panel(&mut self, n: NodeId) -> Result<BufferId, JitError> {
+        let ty = self.graph.ty(n).clone();
+        let buffer = self.f32_scratch(n);
+        self.prog.buffers[buffer.0 as usize].name += "(panel)";
+        let computing = if self.in_group.contains(&n) {
+            Some(n)
+        } else {
+            self.computing
+        };
+        let vars = self.fresh_vars(ty.shape.dims());
+        let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
+        let saved = std::mem::replace(&mut self.computing, computing);
+        let value = self.eval(n, &idx);
+        self.computing = saved;
+        let value = self.intern(Expr::Cast { x: value? }, DType::F32);
+        self.kernel.nests.push(LoopNest {
+            vars,
+            stores: vec![Store {
+                buffer,
+                offset: linearize(&idx, &ty.shape),
+                value,
+                accumulate: false,
+                guard: None,
+            }],
+            parallel: true,
+            gemm: None,
+        });
         Ok(buffer)
     }
 
