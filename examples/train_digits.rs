@@ -4,6 +4,7 @@
 //! cargo run --release --example train_digits                      # 30 epochs into runs/train_digits/
 //! cargo run --release --example train_digits -- --epochs 5 --out /tmp/digits
 //! cargo run --release --example train_digits -- --resume           # continue an interrupted run
+//! cargo run --release --example train_digits -- --precision bf16   # bf16 products and activations
 //! ```
 //!
 //! A second run into a directory that holds a checkpoint is refused unless it says `--resume`
@@ -18,6 +19,7 @@
 //! the test accuracy and writes `loss.svg` (training loss, test loss, test accuracy) and
 //! `checkpoint.safetensors` (parameters, Adam state, step) into the output directory.
 
+use adjoint::autodiff::{Optimizer, Precision};
 use adjoint::nn::chart::write_training_chart;
 use adjoint::nn::checkpoint::load_checkpoint;
 use adjoint::nn::data::{digits_path, load_digits, Standardizer};
@@ -26,7 +28,7 @@ use adjoint::nn::loss::cross_entropy;
 use adjoint::nn::schedule::Schedule;
 use adjoint::nn::trainer::{Forward, Pass, Trainer, TrainerOptions};
 use adjoint::nn::Params;
-use adjoint::{autodiff::Optimizer, DType};
+use adjoint::DType;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -47,6 +49,8 @@ pub struct Args {
     pub threads: usize,
     /// No progress output.
     pub quiet: bool,
+    /// Precision of products and activations (parameters and Adam stay f32).
+    pub precision: Precision,
 }
 
 impl Default for Args {
@@ -59,12 +63,13 @@ impl Default for Args {
             max_steps: None,
             threads: 0,
             quiet: false,
+            precision: Precision::F32,
         }
     }
 }
 
 const USAGE: &str = "usage: train_digits [--out DIR] [--epochs N] [--resume | --overwrite] \
-[--max-steps N] [--threads N] [--quiet]
+[--max-steps N] [--threads N] [--precision P] [--quiet]
 
   --out DIR      where loss.svg and checkpoint.safetensors go (default runs/train_digits)
   --epochs N     epochs of the whole run (default 30); keep it when resuming
@@ -72,6 +77,8 @@ const USAGE: &str = "usage: train_digits [--out DIR] [--epochs N] [--resume | --
   --overwrite    start over, replacing the checkpoint in DIR
   --max-steps N  stop after N steps in total (--resume continues from there)
   --threads N    threads of the compiled step (default 0: every core; 1: bit-identical runs)
+  --precision P  f32 (default), bf16 or f16 (f16 with dynamic loss scaling): the precision of
+                 products and activations; parameters and the optimizer stay f32
   --quiet        no progress output";
 
 /// A positive whole number, or an error naming the flag.
@@ -99,6 +106,10 @@ pub fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String
                 args.threads = v
                     .parse()
                     .map_err(|_| format!("--threads: `{v}` is not a whole number"))?;
+            }
+            "--precision" => {
+                let v = value("--precision")?;
+                args.precision = v.parse().map_err(|e| format!("--precision: {e}"))?;
             }
             "--resume" => args.resume = true,
             "--overwrite" => args.overwrite = true,
@@ -193,6 +204,7 @@ pub fn run(args: &Args) -> Result<Outcome, Box<dyn std::error::Error>> {
         checkpoint_every: per_epoch,
         threads: args.threads,
         quiet: args.quiet,
+        precision: args.precision,
         ..TrainerOptions::default()
     };
     let schedule = Schedule::warmup_cosine(steps / 20, steps, 0.01);
@@ -239,6 +251,13 @@ pub fn run(args: &Args) -> Result<Outcome, Box<dyn std::error::Error>> {
         trainer.step(),
         start.elapsed().as_secs_f64()
     );
+    if args.precision == Precision::F16 {
+        println!(
+            "precision {}: {} steps skipped by loss scaling",
+            args.precision,
+            trainer.skipped_steps()
+        );
+    }
     println!("wrote {} and {}", chart.display(), checkpoint.display());
     Ok(Outcome {
         accuracy,
