@@ -231,3 +231,67 @@ fn the_arena_counts_two_bytes_per_16_bit_value() {
     let (wide, low) = (arena(DType::F32), arena(DType::Bf16));
     assert!(low > 0 && 2 * low <= wide + 4096, "{low} vs {wide}");
 }
+
+#[test]
+fn the_host_kernel_multiplies_16_bit_operands_on_every_isa_here() {
+    use adjoint_jit::gemm::{gemm_half_desc, GemmDesc, HalfType, Isa, MAX_BATCH};
+    let mut rng = Rng::new(21);
+    for isa in Isa::supported_all() {
+        for (t, d) in [(HalfType::Bf16, DType::Bf16), (HalfType::F16, DType::F16)] {
+            // Plain, transposed A, transposed B, and a narrow product.
+            for &(m, n, k, at, bt) in &[
+                (37, 45, 70, false, false),
+                (64, 33, 129, true, false),
+                (20, 70, 31, false, true),
+                (130, 10, 64, true, true),
+            ] {
+                let bits = |len: usize, rng: &mut Rng| -> Vec<u16> {
+                    let v: Vec<f64> = (0..len).map(|_| rng.normal()).collect();
+                    let h = HostTensor::from_f64_as(d, [len], &v).unwrap();
+                    match d {
+                        DType::Bf16 => h.as_bf16().unwrap().iter().map(|x| x.to_bits()).collect(),
+                        _ => h.as_f16().unwrap().iter().map(|x| x.to_bits()).collect(),
+                    }
+                };
+                let (a, b) = (bits(m * k, &mut rng), bits(k * n, &mut rng));
+                let widen = |x: u16| match d {
+                    DType::Bf16 => bf16::from_bits(x).to_f64(),
+                    _ => f16::from_bits(x).to_f64(),
+                };
+                let sa = if at { [1, m as i64] } else { [k as i64, 1] };
+                let sb = if bt { [1, k as i64] } else { [n as i64, 1] };
+                let desc = GemmDesc {
+                    m: m as i64,
+                    n: n as i64,
+                    k: k as i64,
+                    a: sa,
+                    b: sb,
+                    c: [n as i64, 1],
+                    batch: [1; MAX_BATCH],
+                    batch_strides: [[0; 3]; MAX_BATCH],
+                    split_rows: 1,
+                    unit: 1,
+                }
+                .with_split();
+                let mut c = vec![f32::NAN; m * n];
+                gemm_half_desc(isa, t, &desc, &a, &b, &mut c, 0..desc.units());
+                for i in 0..m {
+                    for j in 0..n {
+                        let (mut want, mut mag) = (0.0f64, 0.0f64);
+                        for p in 0..k {
+                            let x = widen(a[(i as i64 * sa[0] + p as i64 * sa[1]) as usize]);
+                            let y = widen(b[(p as i64 * sb[0] + j as i64 * sb[1]) as usize]);
+                            want += x * y;
+                            mag += (x * y).abs();
+                        }
+                        let got = c[i * n + j] as f64;
+                        assert!(
+                            (got - want).abs() <= 1e-6 * mag + 1e-30,
+                            "{isa} {t:?} {m}x{n}x{k} at {at} bt {bt} [{i},{j}]: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -10,10 +10,11 @@
 //! `relu(x·w + b)`) into kernel scratch, which the epilogue reads at the index it stores, so the
 //! epilogue still runs in one pass over the output.
 //!
-//! A 16-bit (`bf16`, `f16`) matmul runs on the same `f32` kernel: its operands are widened
-//! (exactly) into `f32` panels, the product is written to `f32` scratch, and the values are
-//! rounded to the 16-bit type where they are stored or read — the interpreter's rule (sums in
-//! f32, one rounding).
+//! A 16-bit (`bf16`, `f16`) matmul runs on the host kernel's 16-bit entry
+//! ([`crate::gemm::adjoint_gemm_bf16`]), which reads its 16-bit operands in place (or from a
+//! 16-bit panel) and accumulates in `f32`; the product is written to `f32` scratch, and the
+//! values are rounded to the 16-bit type where they are stored or read — the interpreter's
+//! rule (sums in f32, one rounding).
 
 use super::lower::{linearize, GroupLower};
 use super::{Atom, BufferId, Expr, ExprId, GemmNest, Ix, LoopNest, Store, VarId};
@@ -165,15 +166,10 @@ impl GroupLower<'_> {
     fn gemm_operand(&mut self, n: NodeId, vars: &[VarId]) -> Result<View, JitError> {
         let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
         let e = self.eval(n, &idx)?;
-        if let Some(view) = self.affine_view(e, vars) {
+        if let Some(view) = self.affine_view(e, vars, self.graph.ty(n).dtype) {
             return Ok(view);
         }
-        // A 16-bit operand is widened (exactly) into an f32 panel: the host kernel is f32.
-        let buffer = if self.graph.ty(n).dtype.is_half() {
-            self.store_wide_panel(n)?
-        } else {
-            self.store_panel(n)?
-        };
+        let buffer = self.store_panel(n)?;
         let ty = self.graph.ty(n);
         Ok(View {
             buffer,
@@ -182,13 +178,13 @@ impl GroupLower<'_> {
         })
     }
 
-    /// `e` as a view: an `f32` load whose offset is `Σ stride·var + offset` over `vars` only,
-    /// with non-negative strides and offset.
-    fn affine_view(&self, e: ExprId, vars: &[VarId]) -> Option<View> {
+    /// `e` as a view: a load of a `dtype` buffer whose offset is `Σ stride·var + offset` over
+    /// `vars` only, with non-negative strides and offset.
+    fn affine_view(&self, e: ExprId, vars: &[VarId], dtype: DType) -> Option<View> {
         let Expr::Load { buffer, offset } = &self.kernel.expr(e).expr else {
             return None;
         };
-        if self.prog.buffers[buffer.0 as usize].dtype != DType::F32 || offset.constant < 0 {
+        if self.prog.buffers[buffer.0 as usize].dtype != dtype || offset.constant < 0 {
             return None;
         }
         let mut strides = vec![0i64; vars.len()];

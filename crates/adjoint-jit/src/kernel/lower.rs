@@ -824,38 +824,6 @@ impl<'a> GroupLower<'a> {
         Ok(buffer)
     }
 
-    /// [`Self::store_panel`] into an `f32` panel: a 16-bit operand of the host kernel, widened
-    /// (its values are held as `f32`, so the store is exact).
-    pub(super) fn store_wide_panel(&mut self, n: NodeId) -> Result<BufferId, JitError> {
-        let ty = self.graph.ty(n).clone();
-        let buffer = self.f32_scratch(n);
-        self.prog.buffers[buffer.0 as usize].name += "(panel)";
-        let computing = if self.in_group.contains(&n) {
-            Some(n)
-        } else {
-            self.computing
-        };
-        let vars = self.fresh_vars(ty.shape.dims());
-        let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
-        let saved = std::mem::replace(&mut self.computing, computing);
-        let value = self.eval(n, &idx);
-        self.computing = saved;
-        let value = self.intern(Expr::Cast { x: value? }, DType::F32);
-        self.kernel.nests.push(LoopNest {
-            vars,
-            stores: vec![Store {
-                buffer,
-                offset: linearize(&idx, &ty.shape),
-                value,
-                accumulate: false,
-                guard: None,
-            }],
-            parallel: true,
-            gemm: None,
-        });
-        Ok(buffer)
-    }
-
     /// A group output stored into parameter storage while the same kernel still reads that
     /// parameter at another element or in a later nest. The memory plan decides in-place
     /// updates so that this never happens; lowering only checks it.
