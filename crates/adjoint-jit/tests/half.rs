@@ -234,13 +234,18 @@ fn the_arena_counts_two_bytes_per_16_bit_value() {
 
 #[test]
 fn the_host_kernel_multiplies_16_bit_operands_on_every_isa_here() {
-    use adjoint_jit::gemm::{gemm_half_desc, GemmDesc, HalfType, Isa, MAX_BATCH};
+    use adjoint_jit::gemm::{gemm_half_desc, GemmDesc, HalfPath, HalfType, Isa, MAX_BATCH};
     let mut rng = Rng::new(21);
-    for isa in Isa::supported_all() {
+    let paths = Isa::supported_all()
+        .into_iter()
+        .flat_map(|isa| [(isa, HalfPath::Native), (isa, HalfPath::Widen)]);
+    for (isa, path) in paths {
         for (t, d) in [(HalfType::Bf16, DType::Bf16), (HalfType::F16, DType::F16)] {
-            // Plain, transposed A, transposed B, and a narrow product.
+            // Plain, transposed A, transposed B, a narrow product, odd k and tile edges.
             for &(m, n, k, at, bt) in &[
                 (37, 45, 70, false, false),
+                (9, 33, 1, false, false),
+                (17, 65, 37, true, true),
                 (64, 33, 129, true, false),
                 (20, 70, 31, false, true),
                 (130, 10, 64, true, true),
@@ -274,7 +279,7 @@ fn the_host_kernel_multiplies_16_bit_operands_on_every_isa_here() {
                 }
                 .with_split();
                 let mut c = vec![f32::NAN; m * n];
-                gemm_half_desc(isa, t, &desc, &a, &b, &mut c, 0..desc.units());
+                gemm_half_desc(isa, path, t, &desc, &a, &b, &mut c, 0..desc.units());
                 for i in 0..m {
                     for j in 0..n {
                         let (mut want, mut mag) = (0.0f64, 0.0f64);
@@ -287,7 +292,7 @@ fn the_host_kernel_multiplies_16_bit_operands_on_every_isa_here() {
                         let got = c[i * n + j] as f64;
                         assert!(
                             (got - want).abs() <= 1e-6 * mag + 1e-30,
-                            "{isa} {t:?} {m}x{n}x{k} at {at} bt {bt} [{i},{j}]: {got} vs {want}"
+                            "{isa} {path:?} {t:?} {m}x{n}x{k} at {at} bt {bt} [{i},{j}]: {got} vs {want}"
                         );
                     }
                 }

@@ -1,7 +1,10 @@
 //! Products of 16-bit operands (`bf16`, `f16`) with `f32` accumulation: the entries generated
 //! code calls for a 16-bit `matmul` ([`adjoint_gemm_bf16`], [`adjoint_gemm_f16`]).
 //!
-//! Each block of units converts the rows of `A` and the columns of `B` it reads into
+//! Two paths ([`HalfPath`]). **Native**: `bf16` products on a CPU with AVX512_BF16 run
+//! `vdpbf16ps` on the operands as they are (`avx512_bf16.rs`), when the AVX-512 kernel is
+//! selected. **Widen** (every other case — `f16`, other ISAs, CPUs without the instruction):
+//! each block of units converts the rows of `A` and the columns of `B` it reads into
 //! thread-local `f32` buffers (exact: every 16-bit value is an `f32`), then runs the `f32`
 //! product of the selected ISA on them; `C` is `f32` (the caller rounds it to the 16-bit type).
 //! The operands stay 16-bit in the step's memory; only the block being multiplied is widened,
@@ -11,6 +14,16 @@
 use super::driver::Operand;
 use super::{sgemm_on, GemmDesc, Isa, MAX_BATCH};
 use std::cell::RefCell;
+
+/// How a 16-bit product is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HalfPath {
+    /// `vdpbf16ps` for `bf16` where the CPU has it and the AVX-512 kernel is selected; the
+    /// widening path otherwise. What generated code uses.
+    Native,
+    /// Always widen to `f32` and run the selected ISA's `f32` kernel.
+    Widen,
+}
 
 /// Which 16-bit type the operands hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,6 +65,7 @@ pub unsafe extern "C" fn adjoint_gemm_bf16(
     unsafe {
         run_units(
             super::selected_isa(),
+            HalfPath::Native,
             HalfType::Bf16,
             &*desc,
             a,
@@ -79,6 +93,7 @@ pub unsafe extern "C" fn adjoint_gemm_f16(
     unsafe {
         run_units(
             super::selected_isa(),
+            HalfPath::Native,
             HalfType::F16,
             &*desc,
             a,
@@ -97,6 +112,7 @@ pub unsafe extern "C" fn adjoint_gemm_f16(
 #[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn run_units(
     isa: Isa,
+    path: HalfPath,
     t: HalfType,
     d: &GemmDesc,
     a: *const u16,
@@ -113,6 +129,16 @@ pub(super) unsafe fn run_units(
     let dot = isa == Isa::Avx512 && super::avx512_dot::suits(d.n as usize, k, 1);
     #[cfg(not(target_arch = "x86_64"))]
     let dot = false;
+    #[cfg(target_arch = "x86_64")]
+    let native = path == HalfPath::Native
+        && t == HalfType::Bf16
+        && isa == Isa::Avx512
+        && super::avx512_bf16::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    let native = {
+        let _ = path;
+        false
+    };
     let mut u = begin;
     while u < end {
         let bi = u / per;
@@ -142,6 +168,26 @@ pub(super) unsafe fn run_units(
             n = hi - lo;
         }
         let (m, n) = (m.max(0) as usize, n.max(0) as usize);
+        #[cfg(target_arch = "x86_64")]
+        if native {
+            // SAFETY: the block's elements are inside the operands (the caller's contract);
+            // the CPU has AVX512_BF16 (`available`).
+            unsafe {
+                super::avx512_bf16::gemm(
+                    a.offset(a0 as isize),
+                    (d.a[0] as isize, d.a[1] as isize),
+                    b.offset(b0 as isize),
+                    (d.b[0] as isize, d.b[1] as isize),
+                    c.offset(c0 as isize),
+                    (d.c[0] as isize, d.c[1] as isize),
+                    m,
+                    n,
+                    k,
+                )
+            };
+            u = last;
+            continue;
+        }
         WIDE.with(|w| {
             let (wa, wb) = &mut *w.borrow_mut();
             wa.clear();
@@ -196,8 +242,10 @@ pub(super) unsafe fn run_units(
 /// # Panics
 /// If the CPU cannot run `isa`, a stride or extent is negative, the units are outside
 /// `0..desc.units()`, or an operand's slice is shorter than the elements `desc` addresses.
+#[allow(clippy::too_many_arguments)]
 pub fn gemm_half_desc(
     isa: Isa,
+    path: HalfPath,
     t: HalfType,
     desc: &GemmDesc,
     a: &[u16],
@@ -211,6 +259,7 @@ pub fn gemm_half_desc(
     unsafe {
         run_units(
             isa,
+            path,
             t,
             desc,
             a.as_ptr(),

@@ -23,13 +23,15 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
+mod avx512_bf16;
+#[cfg(target_arch = "x86_64")]
 mod avx512_dot;
 mod driver;
 mod generic;
 mod half;
 mod isa;
 
-pub use half::{adjoint_gemm_bf16, adjoint_gemm_f16, gemm_half_desc, HalfType};
+pub use half::{adjoint_gemm_bf16, adjoint_gemm_f16, gemm_half_desc, HalfPath, HalfType};
 pub use isa::{select_isa, selected_isa, Isa};
 
 use driver::{MicroKernel, Operand};
