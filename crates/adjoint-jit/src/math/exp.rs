@@ -92,10 +92,26 @@ fn exp_flush(l: &mut Lanes<'_, '_>, x: Value) -> Value {
 /// `e^r` for `|r| <= 1.01 · ln2/2` as `1 + r·(1 + r·P(r))` by Horner's rule (one rounding
 /// error of `r·P(r)` reaches the result scaled by `r`, well below half an ulp).
 fn exp_poly(l: &mut Lanes<'_, '_>, r: Value) -> Value {
-    let p = l.poly(r, &EXP_F32, &EXP_F64);
-    let one = l.cf(1.0);
-    let q = l.mul_add(p, r, one);
-    l.mul_add(q, r, one)
+    exp_poly_scaled(l, r, 1.0)
+}
+
+/// `e^(s·h)` for `|s·h| <= 1.01 · ln2/2` and `s` a power of two, as [`exp_poly`] of `r = s·h`
+/// with the coefficients of `r^k` multiplied by `s^k` (exactly), so that every intermediate is
+/// the one `exp_poly(r)` has times a power of two and rounds the same way.
+fn exp_poly_scaled(l: &mut Lanes<'_, '_>, h: Value, s: f64) -> Value {
+    let mut c32 = vec![1.0_f32, 1.0];
+    c32.extend(EXP_F32);
+    let mut c64 = vec![1.0_f64, 1.0];
+    c64.extend(EXP_F64);
+    let mut sk = 1.0_f64;
+    for (k, c) in c64.iter_mut().enumerate() {
+        *c *= sk;
+        if let Some(c) = c32.get_mut(k) {
+            *c *= sk as f32;
+        }
+        sk *= s;
+    }
+    l.poly(h, &c32, &c64)
 }
 
 /// `v · 2^n` for `t = magic + n` (see [`magic`]) as an integer add into the exponent field of
@@ -111,20 +127,23 @@ fn add_to_exponent(l: &mut Lanes<'_, '_>, v: Value, t: Value) -> Value {
     l.as_float(sum)
 }
 
-/// `e^u` for a `u` that the caller has clamped to a short range whose results are normal
-/// (`tanh`: `[0, 20]` in f32, `[0, 40]` in f64), without special values: the reduction uses one
-/// constant `ln2` rounded to the format (its error, `n` times that of the constant, is
-/// negligible next to the caller's for the small `n` of such a range), and `2^n` is added into
-/// the exponent field. A NaN `u` gives an unspecified value, which the caller must not select.
-pub(crate) fn exp_clamped(l: &mut Lanes<'_, '_>, u: Value) -> Value {
+/// `e^(s·u)` for a power of two `s` and a `u` that the caller has clamped to a short range
+/// whose results are normal (`tanh`: `e^(2|x|)` with `|x|` at most 10 in f32, 20 in f64),
+/// without special values. Scaling by `s` is folded into the constants: `n = round(s·u/ln2)`,
+/// `h = u - n·(ln2/s)` with one constant `ln2` rounded to the format (its error, `n` times that
+/// of the constant, is negligible next to the caller's for the small `n` of such a range), and
+/// `e^(s·h)` by [`exp_poly_scaled`]; `2^n` is added into the exponent field. A NaN `u` gives an
+/// unspecified value, which the caller must not select.
+pub(crate) fn exp_clamped(l: &mut Lanes<'_, '_>, u: Value, s: f64) -> Value {
     let prec = l.prec();
     let magic = l.cf(magic(prec));
-    let log2e = l.c(std::f32::consts::LOG2_E, std::f64::consts::LOG2_E);
+    let s32 = s as f32;
+    let log2e = l.c(s32 * std::f32::consts::LOG2_E, s * std::f64::consts::LOG2_E);
     let t = l.mul_add(u, log2e, magic);
     let n = l.sub(t, magic);
-    let neg_ln2 = l.c(-std::f32::consts::LN_2, -std::f64::consts::LN_2);
-    let r = l.mul_add(n, neg_ln2, u);
-    let er = exp_poly(l, r);
+    let neg_ln2 = l.c(-std::f32::consts::LN_2 / s32, -std::f64::consts::LN_2 / s);
+    let h = l.mul_add(n, neg_ln2, u);
+    let er = exp_poly_scaled(l, h, s);
     add_to_exponent(l, er, t)
 }
 

@@ -71,8 +71,7 @@ fn tanh_vector(l: &mut Lanes<'_, '_>, x: Value) -> Value {
 
     let saturated = l.c(TANH_SATURATED_F32, TANH_SATURATED_F64);
     let a_clamped = l.at_most(a, saturated);
-    let two_a = l.add(a_clamped, a_clamped);
-    let e = exp_clamped(l, two_a);
+    let e = exp_clamped(l, a_clamped, 2.0);
     let one = l.cf(1.0);
     let two = l.cf(2.0);
     let e1 = l.add(e, one);

@@ -48,11 +48,11 @@
 //!
 //! Instructions emitted for one `f32x4` on a host with AVX and FMA, constants included
 //! (Cranelift loads each vector constant from its constant pool at the use, inside the loop):
-//! `exp` about 36 (20 besides constant loads and register copies), `log` 55, `tanh` 52 (33),
+//! `exp` about 36 (20 besides constant loads and register copies), `log` 55, `tanh` 50 (30),
 //! `sin` 75; `pow` about 380 (two `f64x2` halves), 230 for one `f64x2`. A scalar costs the
 //! same as a vector. In a loop, the time is about the count of arithmetic instructions over
 //! the three vector ports: on Sapphire Rapids (one thread, 2.6 GHz) `exp` takes 0.63 ns per
-//! element and `tanh` 1.13 in a bare loop over 128K elements in L2.
+//! element and `tanh` 1.03 in a bare loop over 128K elements in L2.
 //!
 //! # Example
 //!
