@@ -14,15 +14,19 @@ const RUNS: usize = 200;
 
 fn main() {
     let n = ROWS * COLS;
-    for (name, scale) in [
-        ("exp", 1.0),
-        ("exp_underflow", -200.0),
-        ("tanh", 1.0),
-        ("gelu", 1.0),
-        ("add", 1.0),
+    // Inputs `offset + scale · u` for u spread over [0, 1): `exp_underflow`'s are all below
+    // -100, where every result flushes to zero.
+    for (name, offset, scale) in [
+        ("exp", 0.0, 1.0),
+        ("exp_underflow", -100.0, -100.0),
+        ("tanh", 0.0, 1.0),
+        ("gelu", 0.0, 1.0),
+        ("add", 0.0, 1.0),
     ] {
         let mut feeds = Feeds::new();
-        let data: Vec<f32> = (0..n).map(|i| scale * ((i % 97) as f32 / 97.0)).collect();
+        let data: Vec<f32> = (0..n)
+            .map(|i| offset + scale * ((i % 97) as f32 / 97.0))
+            .collect();
         feeds.insert(
             "x".into(),
             HostTensor::from_f32([ROWS, COLS], data).expect("a tensor"),
