@@ -528,6 +528,57 @@ fn exp_range_edges() {
     unary_exact(Func::Exp, &[over], |_| f64::INFINITY);
 }
 
+/// Every f32 input of `exp` with a normal result and of `tanh` in `[0, 10]` (`tanh` is odd
+/// exactly), through the vector kernel with the host's FMA: at most 1 ulp from the correctly
+/// rounded result. About two minutes in release:
+/// `cargo test --release -p adjoint-jit --test math_accuracy every_f32 -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn every_f32_of_exp_and_tanh() {
+    let config = configs::<f32>()[0];
+    assert_eq!(config.ty, types::F32X4);
+    /// A function, the bit patterns of its first and last input, and its reference.
+    type Range = (Func, u32, u32, fn(f64) -> f64);
+    let ranges: [Range; 3] = [
+        (Func::Exp, 0, 0x42b1_7217, f64::exp),
+        (Func::Exp, 0x8000_0000, (-87.336_54_f32).to_bits(), f64::exp),
+        (Func::Tanh, 0, 10.0_f32.to_bits(), f64::tanh),
+    ];
+    for (func, lo, hi, reference) in ranges {
+        let kernel = Kernel::compile(func, config);
+        let chunk = 1_u32 << 20;
+        let (mut x, mut out) = (vec![0.0_f32; chunk as usize], vec![0.0_f32; chunk as usize]);
+        let mut worst = (0, 0.0_f32);
+        let mut start = lo;
+        loop {
+            let n = (hi - start).min(chunk - 1) + 1;
+            for (i, v) in x.iter_mut().enumerate() {
+                *v = f32::from_bits(start + (i as u32).min(n - 1));
+            }
+            kernel.run(&x, &x, &mut out);
+            for (&xi, &got) in x.iter().zip(&out).take(n as usize) {
+                let want = reference(f64::from(xi)) as f32;
+                let d = ulps(got, want);
+                if d > worst.0 {
+                    worst = (d, xi);
+                }
+            }
+            if hi - start < chunk {
+                break;
+            }
+            start += n;
+        }
+        println!(
+            "{func:?} on [{:e}, {:e}]: max {} ulp at {:e}",
+            f32::from_bits(lo),
+            f32::from_bits(hi),
+            worst.0,
+            worst.1
+        );
+        assert!(worst.0 <= 1, "{func:?}: {} ulp at {:e}", worst.0, worst.1);
+    }
+}
+
 /// NaNs of both signs, quiet and signalling, with payload bits everywhere (a function that
 /// moves a NaN's bits around must still return a NaN).
 fn nans_f32() -> Vec<f32> {
