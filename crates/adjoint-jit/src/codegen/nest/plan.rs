@@ -172,9 +172,12 @@ impl KernelPlan {
         k.exprs_of(nest).into_iter().any(|e| match k.expr(e).expr {
             Expr::Unary { op, .. } => match op {
                 UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sin | UnaryOp::Cos => true,
-                UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqrt | UnaryOp::Recip | UnaryOp::Sign => {
-                    false
-                }
+                UnaryOp::Neg
+                | UnaryOp::Abs
+                | UnaryOp::Sqrt
+                | UnaryOp::Recip
+                | UnaryOp::Sign
+                | UnaryOp::StopGradient => false,
             },
             Expr::Binary { op, .. } => op == BinaryOp::Pow,
             _ => false,
@@ -394,17 +397,26 @@ fn reduce_plan(k: &Kernel, deps: &[Deps], m: MathOptions, e: ExprId) -> Option<R
         return None;
     };
     let (op, body, d) = (*op, *body, node.dtype);
+    // Not of a 16-bit product, which rounds before it is summed (a matmul's product is f32:
+    // it does not).
     let fma = match k.expr(body).expr {
         Expr::Binary {
             op: BinaryOp::Mul,
             a,
             b,
-        } if op == ReduceOp::Sum && m.fma && k.expr(body).dtype.is_float() => Some((a, b)),
+        } if op == ReduceOp::Sum
+            && m.fma
+            && k.expr(body).dtype.is_float()
+            && !k.expr(body).dtype.is_half() =>
+        {
+            Some((a, b))
+        }
         _ => None,
     };
     let along_axis = vars.last().and_then(|&r| {
         let width: u8 = match d {
-            DType::F32 | DType::I32 => 4,
+            // 16-bit floats accumulate in f32.
+            DType::F32 | DType::I32 | DType::Bf16 | DType::F16 => 4,
             DType::F64 => 2,
             DType::Bool => return None,
         };
