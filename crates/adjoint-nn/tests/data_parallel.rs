@@ -2,9 +2,10 @@
 //! training as one trainer on the global batch, parameters broadcast from rank 0, checkpoints
 //! from rank 0 only, and resumption with another number of replicas.
 
+mod common;
+
 use adjoint_autodiff::Optimizer;
 use adjoint_ir::{Collective, DType, Feeds, InProcess};
-use adjoint_nn::data::{digits_path, load_digits, Dataset, Standardizer};
 use adjoint_nn::layers::{BatchNorm, Linear};
 use adjoint_nn::loss::cross_entropy;
 use adjoint_nn::schedule::Schedule;
@@ -12,13 +13,6 @@ use adjoint_nn::trainer::{Forward, Pass, TrainError, Trainer, TrainerOptions};
 use adjoint_nn::Params;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-fn digits() -> (Dataset, Dataset) {
-    let digits = load_digits(digits_path()).unwrap();
-    let (train, test) = digits.split(3, 0.2).unwrap();
-    let scaler = Standardizer::fit(&train);
-    (scaler.apply(&train).unwrap(), scaler.apply(&test).unwrap())
-}
 
 fn model<'b>(p: &mut Params<'b>, pass: &Pass) -> Forward<'b> {
     let b = p.builder();
@@ -90,7 +84,7 @@ fn train_model(
     checkpoint: &(dyn Fn(usize) -> Option<PathBuf> + Sync),
     resume: Option<&Path>,
 ) -> Vec<(Feeds, Option<f64>)> {
-    let (train, test) = digits();
+    let (train, test) = common::digits(3);
     let group = InProcess::group(replicas);
     std::thread::scope(|s| {
         let jobs: Vec<_> = group
@@ -169,7 +163,7 @@ fn a_two_replica_checkpoint_resumes_on_one_and_replicas_start_from_rank_0() {
 
     // Rank 0 resumes and rank 1 does not: rank 1 still starts from rank 0's parameters and
     // step (the broadcast), so both end equal.
-    let (train_set, _) = digits();
+    let (train_set, _) = common::digits(3);
     let group = InProcess::group(2);
     let params: Vec<(Feeds, u64)> = std::thread::scope(|s| {
         let jobs: Vec<_> = group

@@ -1,10 +1,12 @@
 //! Shortened versions of the `gpt_tiny`, `vanishing_gradients` and `cnn_digits` examples: the
 //! same models at smaller sizes, checking that each shows what its example shows.
 
+mod common;
+
 use adjoint_autodiff::{grad, training_step, Optimizer};
 use adjoint_ir::{Builder, DType, Feeds, Graph, HostTensor, Rng, Tensor};
 use adjoint_jit::{compile, CompiledStep, Options};
-use adjoint_nn::data::{digits_path, load_digits, Dataset, Standardizer};
+use adjoint_nn::data::Dataset;
 use adjoint_nn::layers::{
     max_pool2d, BatchNorm, Conv2d, Dropout, Embedding, LayerNorm, Linear, LinearOptions,
     TransformerBlock,
@@ -14,14 +16,6 @@ use adjoint_nn::schedule::Schedule;
 use adjoint_nn::trainer::{Forward, Mode, Pass, Trainer, TrainerOptions};
 use adjoint_nn::{Initializer, Params};
 use std::collections::HashSet;
-
-/// The digits, split 80/20 and standardized on the training split.
-fn digits() -> (Dataset, Dataset) {
-    let digits = load_digits(digits_path()).unwrap();
-    let (train, test) = digits.split(0, 0.2).unwrap();
-    let scaler = Standardizer::fit(&train);
-    (scaler.apply(&train).unwrap(), scaler.apply(&test).unwrap())
-}
 
 // ---------------------------------------------------------------------------------------------
 // gpt_tiny: sorting digit strings
@@ -261,7 +255,7 @@ fn hidden_grad_norms(
 
 #[test]
 fn plain_sigmoid_gradients_vanish_and_residual_layer_norm_gradients_do_not() {
-    let (train, _) = digits();
+    let (train, _) = common::digits(0);
     let plain = hidden_grad_norms(plain, &train);
     let residual = hidden_grad_norms(residual_ln, &train);
     eprintln!("gradient norms, plain: {plain:?}");
@@ -315,7 +309,7 @@ fn cnn<'b>(p: &mut Params<'b>, pass: &Pass) -> Forward<'b> {
 
 #[test]
 fn a_small_cnn_learns_the_digits() {
-    let (train, test) = digits();
+    let (train, test) = common::digits(0);
     let options = TrainerOptions {
         batch_size: 32,
         epochs: 3,

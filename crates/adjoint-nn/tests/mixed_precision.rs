@@ -1,35 +1,15 @@
 //! Training in bf16 and f16 through the Trainer: the accuracy tracks f32, parameters stay f32,
 //! and f16's loss scaling skips overflowing steps and reports them.
 
+mod common;
+
 use adjoint_autodiff::{LossScaling, Optimizer, Precision};
 use adjoint_ir::DType;
-use adjoint_nn::data::{digits_path, load_digits, Dataset, Standardizer};
-use adjoint_nn::layers::{Activation, Mlp};
-use adjoint_nn::loss::cross_entropy;
 use adjoint_nn::schedule::Schedule;
-use adjoint_nn::trainer::{Forward, Pass, Trainer, TrainerOptions};
-use adjoint_nn::Params;
-
-fn digits() -> (Dataset, Dataset) {
-    let digits = load_digits(digits_path()).unwrap();
-    let (train, test) = digits.split(7, 0.2).unwrap();
-    let scaler = Standardizer::fit(&train);
-    (scaler.apply(&train).unwrap(), scaler.apply(&test).unwrap())
-}
-
-fn mlp<'b>(p: &mut Params<'b>, pass: &Pass) -> Forward<'b> {
-    let b = p.builder();
-    let x = b.input("x", DType::F32, [pass.batch_size, 64]);
-    let y = b.input("y", DType::I32, [pass.batch_size]);
-    let logits = Mlp::new(p, "mlp", 64, 64, 10, Activation::Relu).forward(x);
-    Forward {
-        loss: cross_entropy(logits, y, 0.0),
-        logits: Some(logits),
-    }
-}
+use adjoint_nn::trainer::{Trainer, TrainerOptions};
 
 fn train(precision: Precision, loss_scaling: Option<LossScaling>) -> (f64, Trainer) {
-    let (train, test) = digits();
+    let (train, test) = common::digits(7);
     let opts = TrainerOptions {
         batch_size: 32,
         epochs: 4,
@@ -42,7 +22,7 @@ fn train(precision: Precision, loss_scaling: Option<LossScaling>) -> (f64, Train
     };
     let mut trainer = Trainer::new(
         "digits_mlp",
-        mlp,
+        common::digits_mlp,
         Optimizer::adam(3e-3),
         Schedule::Constant,
         opts,

@@ -1,22 +1,16 @@
 //! Checkpoints through the Trainer: bit-exact round trips, damaged files, exact resumption.
 
+mod common;
+
 use adjoint_autodiff::Optimizer;
 use adjoint_ir::{DType, Feeds, HostData};
 use adjoint_nn::checkpoint::CheckpointErrorKind;
-use adjoint_nn::data::{digits_path, load_digits, Dataset, Standardizer};
 use adjoint_nn::layers::Linear;
 use adjoint_nn::loss::cross_entropy;
 use adjoint_nn::schedule::Schedule;
 use adjoint_nn::trainer::{Forward, Pass, TrainError, Trainer, TrainerOptions};
 use adjoint_nn::{Params, RandomKind};
 use std::path::PathBuf;
-
-fn digits() -> (Dataset, Dataset) {
-    let digits = load_digits(digits_path()).unwrap();
-    let (train, test) = digits.split(11, 0.2).unwrap();
-    let scaler = Standardizer::fit(&train);
-    (scaler.apply(&train).unwrap(), scaler.apply(&test).unwrap())
-}
 
 /// An MLP with a dropout mask drawn by the trainer at every step (training only), so that
 /// exact resumption needs the same batches *and* the same random draws.
@@ -88,7 +82,7 @@ fn bits(params: &Feeds) -> Vec<(String, Vec<u64>)> {
 
 #[test]
 fn a_checkpoint_round_trips_bit_exactly() {
-    let (train, _) = digits();
+    let (train, _) = common::digits(11);
     let path = temp("roundtrip");
     let mut a = trainer(TrainerOptions {
         max_steps: Some(7),
@@ -119,7 +113,7 @@ fn a_checkpoint_round_trips_bit_exactly() {
 
 #[test]
 fn resuming_mid_training_matches_uninterrupted_training_bit_for_bit() {
-    let (train, test) = digits();
+    let (train, test) = common::digits(11);
     let per_epoch = (train.len() / 32) as u64;
     let stop = per_epoch + per_epoch / 2; // in the middle of the second epoch
     let path = temp("mid");
@@ -152,7 +146,7 @@ fn resuming_mid_training_matches_uninterrupted_training_bit_for_bit() {
 
 #[test]
 fn damaged_checkpoints_are_errors_that_leave_the_trainer_unchanged() {
-    let (train, _) = digits();
+    let (train, _) = common::digits(11);
     let path = temp("damaged");
     let mut t = trainer(TrainerOptions {
         max_steps: Some(3),
@@ -208,7 +202,7 @@ fn damaged_checkpoints_are_errors_that_leave_the_trainer_unchanged() {
 
 #[test]
 fn an_interrupted_save_leaves_the_previous_checkpoint_intact() {
-    let (train, _) = digits();
+    let (train, _) = common::digits(11);
     let path = temp("interrupted");
     let mut t = trainer(TrainerOptions {
         max_steps: Some(4),
@@ -234,7 +228,7 @@ fn an_interrupted_save_leaves_the_previous_checkpoint_intact() {
 
 #[test]
 fn a_checkpoint_of_another_model_or_run_is_refused() {
-    let (train, _) = digits();
+    let (train, _) = common::digits(11);
     let path = temp("mismatch");
     let mut t = trainer(TrainerOptions {
         max_steps: Some(2),
@@ -269,7 +263,7 @@ fn a_checkpoint_of_another_model_or_run_is_refused() {
 
 #[test]
 fn a_checkpoint_with_a_non_finite_value_is_refused_naming_the_tensor() {
-    let (train, _) = digits();
+    let (train, _) = common::digits(11);
     let path = temp("nonfinite");
     let mut a = trainer(TrainerOptions {
         max_steps: Some(3),

@@ -1,31 +1,15 @@
 //! The training loop end to end: learning the digits, divergence, gradient norms, options.
 
+mod common;
+
 use adjoint_autodiff::Optimizer;
 use adjoint_ir::{DType, HostTensor};
-use adjoint_nn::data::{digits_path, load_digits, Dataset, Standardizer};
-use adjoint_nn::layers::{Activation, Linear, Mlp};
+use adjoint_nn::data::Dataset;
+use adjoint_nn::layers::Linear;
 use adjoint_nn::loss::cross_entropy;
 use adjoint_nn::schedule::Schedule;
 use adjoint_nn::trainer::{Forward, Pass, TrainError, Trainer, TrainerOptions};
 use adjoint_nn::Params;
-
-fn digits() -> (Dataset, Dataset) {
-    let digits = load_digits(digits_path()).unwrap();
-    let (train, test) = digits.split(7, 0.2).unwrap();
-    let scaler = Standardizer::fit(&train);
-    (scaler.apply(&train).unwrap(), scaler.apply(&test).unwrap())
-}
-
-fn mlp<'b>(p: &mut Params<'b>, pass: &Pass) -> Forward<'b> {
-    let b = p.builder();
-    let x = b.input("x", DType::F32, [pass.batch_size, 64]);
-    let y = b.input("y", DType::I32, [pass.batch_size]);
-    let logits = Mlp::new(p, "mlp", 64, 64, 10, Activation::Relu).forward(x);
-    Forward {
-        loss: cross_entropy(logits, y, 0.0),
-        logits: Some(logits),
-    }
-}
 
 fn quiet(epochs: u64) -> TrainerOptions {
     TrainerOptions {
@@ -40,14 +24,14 @@ fn quiet(epochs: u64) -> TrainerOptions {
 
 #[test]
 fn digits_mlp_reaches_90_percent() {
-    let (train, test) = digits();
+    let (train, test) = common::digits(7);
     let opts = TrainerOptions {
         grad_norm_every: 10,
         ..quiet(3)
     };
     let mut trainer = Trainer::new(
         "digits_mlp",
-        mlp,
+        common::digits_mlp,
         Optimizer::adam(3e-3),
         Schedule::Constant,
         opts,
@@ -83,10 +67,10 @@ fn digits_mlp_reaches_90_percent() {
 
 #[test]
 fn huge_learning_rate_stops_with_a_non_finite_error() {
-    let (train, test) = digits();
+    let (train, test) = common::digits(7);
     let mut trainer = Trainer::new(
         "diverge",
-        mlp,
+        common::digits_mlp,
         Optimizer::sgd(1e6),
         Schedule::Constant,
         quiet(1),
@@ -144,20 +128,32 @@ fn schedule_is_fed_as_the_learning_rate() {
 #[test]
 fn unusable_configurations_are_errors() {
     let input_lr = Optimizer::sgd(adjoint_autodiff::LearningRate::input("lr"));
-    let err = Trainer::new("bad", mlp, input_lr, Schedule::Constant, quiet(1))
-        .err()
-        .unwrap();
+    let err = Trainer::new(
+        "bad",
+        common::digits_mlp,
+        input_lr,
+        Schedule::Constant,
+        quiet(1),
+    )
+    .err()
+    .unwrap();
     assert!(
         err.to_string().contains("constant base learning rate"),
         "{err}"
     );
-    let (train, _) = digits();
+    let (train, _) = common::digits(7);
     let opts = TrainerOptions {
         batch_size: 5000,
         ..quiet(1)
     };
-    let mut trainer =
-        Trainer::new("big", mlp, Optimizer::sgd(0.1), Schedule::Constant, opts).unwrap();
+    let mut trainer = Trainer::new(
+        "big",
+        common::digits_mlp,
+        Optimizer::sgd(0.1),
+        Schedule::Constant,
+        opts,
+    )
+    .unwrap();
     let err = trainer.fit(&train, None).unwrap_err();
     assert!(err.to_string().contains("fewer than one batch"), "{err}");
 }
@@ -165,7 +161,7 @@ fn unusable_configurations_are_errors() {
 #[test]
 fn a_model_input_of_another_shape_is_fed_reshaped() {
     // The features [b, 64] fed to an input declared [b, 8, 8] (as a convolution wants them).
-    let (train, test) = digits();
+    let (train, test) = common::digits(7);
     fn model<'b>(p: &mut Params<'b>, pass: &Pass) -> Forward<'b> {
         let b = p.builder();
         let x = b.input("x", DType::F32, [pass.batch_size, 8, 8]);
