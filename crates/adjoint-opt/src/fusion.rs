@@ -153,6 +153,15 @@ struct Join {
 /// rules of [`crate::schedule`], in an order that runs every reader of a parameter before the
 /// group writing that parameter's update, where that is possible.
 pub fn fuse(graph: &Graph) -> Schedule {
+    // Extra outputs are checked to keep the group graph acyclic; should a cycle slip through,
+    // fusing without them is always acyclic (every group is then convex).
+    fuse_with(graph, true)
+        .or_else(|| fuse_with(graph, false))
+        .expect("fusion without extra outputs orders its groups")
+}
+
+/// [`fuse`], with or without extra outputs; `None` if the groups cannot be ordered.
+fn fuse_with(graph: &Graph, extra_outputs: bool) -> Option<Schedule> {
     let topo = graph.topo_order();
     let bound = graph.node_ids().map(|n| n.index() + 1).max().unwrap_or(0);
     let mut pos = vec![usize::MAX; bound];
@@ -192,7 +201,11 @@ pub fn fuse(graph: &Graph) -> Schedule {
             })
             .or_else(|| {
                 let stored = materialized.contains(&v);
-                extra_output(graph, &groups, &group_of, &region, &pos, v, &users, stored)
+                extra_outputs
+                    .then(|| {
+                        extra_output(graph, &groups, &group_of, &region, &pos, v, &users, stored)
+                    })
+                    .flatten()
             });
         match joined {
             Some((gi, Join { region: r, row })) => {
@@ -289,43 +302,65 @@ fn extra_output(
         if !(j.row || (on_domain && g.row) || sole_reader) {
             continue;
         }
-        if !reaches_group(graph, group_of, pos, gi, g, users) {
+        if !reaches_group(graph, group_of, groups, pos, gi, users) {
             return Some((gi, j));
         }
     }
     None
 }
 
-/// True if a user of `v` outside group `gi` leads (through any nodes) back into the group: then
-/// `v` in the group would make the group read its own output.
+/// True if a group holding a user of `v` outside group `gi` reaches `gi` in the graph of
+/// groups (an edge from each group to every group reading one of its members): then `v` in
+/// `gi`, stored for those users, would close a cycle. Groups are not convex — a group may read
+/// another's extra output and be read by it through other nodes — so the walk is over groups,
+/// not over `v`'s users alone. A group whose members all come after `gi`'s last member cannot
+/// lead back into it and is not followed; past a bounded number of visits the answer is yes.
 fn reaches_group(
     graph: &Graph,
     group_of: &[Option<usize>],
+    groups: &[Building],
     pos: &[usize],
     gi: usize,
-    g: &Building,
     users: &[NodeId],
 ) -> bool {
-    /// Nodes visited before the answer is taken to be yes (compile time stays bounded).
+    /// Users looked at before the answer is taken to be yes (compile time stays bounded).
     const LIMIT: usize = 4096;
-    let last = g.members.iter().map(|m| pos[m.index()]).max().unwrap_or(0);
-    let mut stack: Vec<NodeId> = users
+    let last = groups[gi]
+        .members
         .iter()
-        .copied()
-        .filter(|u| group_of[u.index()] != Some(gi))
+        .map(|m| pos[m.index()])
+        .max()
+        .unwrap_or(0);
+    let mut stack: Vec<usize> = users
+        .iter()
+        .filter_map(|u| group_of[u.index()])
+        .filter(|&h| h != gi)
         .collect();
     let mut seen = BTreeSet::new();
-    while let Some(n) = stack.pop() {
-        if group_of[n.index()] == Some(gi) {
+    let mut visits = 0;
+    while let Some(h) = stack.pop() {
+        if h == gi {
             return true;
         }
-        if pos[n.index()] > last || !seen.insert(n) {
+        if !seen.insert(h) {
             continue;
         }
-        if seen.len() > LIMIT {
-            return true;
+        let first = groups[h].members.iter().map(|m| pos[m.index()]).min();
+        if first.is_none_or(|f| f > last) {
+            continue;
         }
-        stack.extend(graph.users(n));
+        for &m in &groups[h].members {
+            for u in graph.users(m) {
+                visits += 1;
+                if visits > LIMIT {
+                    return true;
+                }
+                match group_of[u.index()] {
+                    Some(z) if z != h => stack.push(z),
+                    _ => {}
+                }
+            }
+        }
     }
     false
 }
@@ -560,7 +595,7 @@ fn order_groups(
     region: &[Region],
     pos: &[usize],
     materialized: &BTreeSet<NodeId>,
-) -> Schedule {
+) -> Option<Schedule> {
     let n = groups.len();
     let mut built: Vec<FusionGroup> = groups
         .iter()
@@ -646,14 +681,17 @@ fn order_groups(
             }
         }
     }
-    debug_assert_eq!(order.len(), n, "the group graph is acyclic");
+    if order.len() != n {
+        // A cycle among the groups.
+        return None;
+    }
     let mut slots: Vec<Option<FusionGroup>> = built.drain(..).map(Some).collect();
-    Schedule {
+    Some(Schedule {
         groups: order
             .into_iter()
             .map(|g| slots[g].take().expect("each group once"))
             .collect(),
-    }
+    })
 }
 
 /// The members of group `gi` stored to memory: its root first, then (in topological order) the
@@ -688,4 +726,26 @@ fn reachable(succ: &[BTreeSet<usize>], from: usize) -> Vec<bool> {
         }
     }
     seen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fuzz case (minimized): a row sum read by two row-wise groups, one of which already
+    /// reads the other's extra output. Storing the sum from the first group would make the
+    /// two groups read each other; the group-level check refuses it without the fallback.
+    #[test]
+    fn extra_outputs_never_make_groups_read_each_other() {
+        let text = include_str!("../../adjoint-jit/tests/data/fuzz_extra_output_group_cycle.adj");
+        let g = unshare_free_nodes(&adjoint_ir::text::parse(text).unwrap());
+        let s = fuse_with(&g, true).expect("the groups are ordered");
+        s.check(&g).unwrap();
+        let grouped: usize = s.groups.iter().map(|gr| gr.nodes.len()).sum();
+        let computed = g
+            .node_ids()
+            .filter(|&n| !matches!(g.op(n), Op::Input { .. } | Op::Parameter { .. }))
+            .count();
+        assert_eq!(grouped, computed);
+    }
 }
