@@ -20,6 +20,7 @@ fn desc(m: usize, n: usize, k: usize, at: bool, bt: bool) -> GemmDesc {
         batch_strides: [[0; 3]; MAX_BATCH],
         split_rows: 1,
         unit: 1,
+        wide: [1; 3],
     }
     .with_split()
 }

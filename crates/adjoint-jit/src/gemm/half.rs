@@ -41,23 +41,94 @@ impl HalfType {
             HalfType::F16 => adjoint_ir::f16::from_bits(bits).to_f32(),
         }
     }
+
+    /// `x` rounded to this type (to nearest even), as generated code's cast rounds it.
+    fn round(self, x: f32) -> u16 {
+        match self {
+            HalfType::Bf16 => adjoint_ir::bf16::from_f32(x).to_bits(),
+            HalfType::F16 => adjoint_ir::f16::from_f32(x).to_bits(),
+        }
+    }
+}
+
+/// A 16-bit product's operand in memory: its 16-bit values, or (`wide`) `f32` values rounded
+/// to the product's type as they are read — a cast fused into the product.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Src {
+    pub ptr: *const u8,
+    pub wide: bool,
+}
+
+impl Src {
+    /// The bits of element `e` in type `t`.
+    ///
+    /// # Safety
+    /// Element `e` must be readable.
+    unsafe fn bits(self, t: HalfType, e: isize) -> u16 {
+        // SAFETY: the caller's contract.
+        unsafe {
+            if self.wide {
+                t.round(*(self.ptr as *const f32).offset(e))
+            } else {
+                *(self.ptr as *const u16).offset(e)
+            }
+        }
+    }
+
+    /// The operand from element `e` on.
+    ///
+    /// # Safety
+    /// Element `e` must be inside the operand.
+    unsafe fn at(self, e: isize) -> Src {
+        let size = if self.wide { 4 } else { 2 };
+        Src {
+            // SAFETY: the caller's contract.
+            ptr: unsafe { self.ptr.offset(e * size) },
+            wide: self.wide,
+        }
+    }
+}
+
+/// A 16-bit product's result in memory: the product's 16-bit type (each sum rounded once), or
+/// (`wide`) the `f32` sums.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Dst {
+    pub ptr: *mut u8,
+    pub wide: bool,
+}
+
+impl Dst {
+    /// The result from element `e` on.
+    ///
+    /// # Safety
+    /// Element `e` must be inside the result.
+    pub(super) unsafe fn at(self, e: isize) -> Dst {
+        let size = if self.wide { 4 } else { 2 };
+        Dst {
+            // SAFETY: the caller's contract.
+            ptr: unsafe { self.ptr.offset(e * size) },
+            wide: self.wide,
+        }
+    }
 }
 
 thread_local! {
-    /// The widened `A` rows and `B` columns of this thread's current block.
-    static WIDE: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// The widened `A` rows and `B` columns of this thread's current block, and its `f32`
+    /// sums when the result is 16-bit.
+    static WIDE: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
-/// The symbol generated code calls for a `bf16` product: units `begin..end` of `desc`, `a` and
-/// `b` pointing at element 0 of the `bf16` operands (their bits), `c` at the `f32` result.
+/// The symbol generated code calls for a `bf16` product: units `begin..end` of `desc`, `a`,
+/// `b` and `c` pointing at element 0 of the operands and the result, each `bf16` or (where
+/// `desc.wide` says) `f32`.
 ///
 /// # Safety
-/// As [`super::adjoint_sgemm`], with `a` and `b` holding 16-bit elements.
+/// As [`super::adjoint_sgemm`], with each operand holding the elements `desc.wide` says.
 pub unsafe extern "C" fn adjoint_gemm_bf16(
     desc: *const GemmDesc,
-    a: *const u16,
-    b: *const u16,
-    c: *mut f32,
+    a: *const u8,
+    b: *const u8,
+    c: *mut u8,
     begin: i64,
     end: i64,
 ) {
@@ -77,15 +148,15 @@ pub unsafe extern "C" fn adjoint_gemm_bf16(
     };
 }
 
-/// [`adjoint_gemm_bf16`] for `f16` operands.
+/// [`adjoint_gemm_bf16`] for `f16` products.
 ///
 /// # Safety
 /// As [`adjoint_gemm_bf16`].
 pub unsafe extern "C" fn adjoint_gemm_f16(
     desc: *const GemmDesc,
-    a: *const u16,
-    b: *const u16,
-    c: *mut f32,
+    a: *const u8,
+    b: *const u8,
+    c: *mut u8,
     begin: i64,
     end: i64,
 ) {
@@ -115,12 +186,24 @@ pub(super) unsafe fn run_units(
     path: HalfPath,
     t: HalfType,
     d: &GemmDesc,
-    a: *const u16,
-    b: *const u16,
-    c: *mut f32,
+    a: *const u8,
+    b: *const u8,
+    c: *mut u8,
     begin: i64,
     end: i64,
 ) {
+    let a = Src {
+        ptr: a,
+        wide: d.wide[0] != 0,
+    };
+    let b = Src {
+        ptr: b,
+        wide: d.wide[1] != 0,
+    };
+    let c = Dst {
+        ptr: c,
+        wide: d.wide[2] != 0,
+    };
     let per = d.units_per_batch();
     let k = d.k.max(0) as usize;
     // Decided on the whole product (the widened A rows are contiguous), so that every unit
@@ -168,18 +251,21 @@ pub(super) unsafe fn run_units(
             n = hi - lo;
         }
         let (m, n) = (m.max(0) as usize, n.max(0) as usize);
+        // SAFETY: the block's first elements are inside the operands (the caller's contract).
+        let (ab, bb, cb) = unsafe { (a.at(a0 as isize), b.at(b0 as isize), c.at(c0 as isize)) };
+        let cs = (d.c[0] as isize, d.c[1] as isize);
         #[cfg(target_arch = "x86_64")]
         if native {
             // SAFETY: the block's elements are inside the operands (the caller's contract);
             // the CPU has AVX512_BF16 (`available`).
             unsafe {
                 super::avx512_bf16::gemm(
-                    a.offset(a0 as isize),
+                    ab,
                     (d.a[0] as isize, d.a[1] as isize),
-                    b.offset(b0 as isize),
+                    bb,
                     (d.b[0] as isize, d.b[1] as isize),
-                    c.offset(c0 as isize),
-                    (d.c[0] as isize, d.c[1] as isize),
+                    cb,
+                    cs,
                     m,
                     n,
                     k,
@@ -189,27 +275,35 @@ pub(super) unsafe fn run_units(
             continue;
         }
         WIDE.with(|w| {
-            let (wa, wb) = &mut *w.borrow_mut();
+            let [wa, wb, wc] = &mut *w.borrow_mut();
             wa.clear();
             wb.clear();
             // A's rows `m × k` and B's columns `k × n`, row-major, widened.
             for i in 0..m as i64 {
                 for p in 0..k as i64 {
                     // SAFETY: `(i, p)` of this block is inside `A` (the caller's contract).
-                    let x = unsafe { *a.offset((a0 + i * d.a[0] + p * d.a[1]) as isize) };
+                    let x = unsafe { ab.bits(t, (i * d.a[0] + p * d.a[1]) as isize) };
                     wa.push(t.widen(x));
                 }
             }
             for p in 0..k as i64 {
                 for j in 0..n as i64 {
                     // SAFETY: `(p, j)` of this block is inside `B` (the caller's contract).
-                    let x = unsafe { *b.offset((b0 + p * d.b[0] + j * d.b[1]) as isize) };
+                    let x = unsafe { bb.bits(t, (p * d.b[0] + j * d.b[1]) as isize) };
                     wb.push(t.widen(x));
                 }
             }
+            // The f32 sums go to `C` itself, or to `wc` and are rounded into `C`.
+            let (sums, sums_cs) = if cb.wide {
+                (cb.ptr as *mut f32, cs)
+            } else {
+                wc.clear();
+                wc.resize(m * n, 0.0);
+                (wc.as_mut_ptr(), (n as isize, 1))
+            };
             // SAFETY: the widened blocks are contiguous `m × k` and `k × n` matrices; the
-            // block of `C` is inside it and owned by this call (the caller's contract); the
-            // CPU supports `isa` (the caller's contract).
+            // sums' block is inside `C` or `wc` and owned by this call (the caller's
+            // contract); the CPU supports `isa` (the caller's contract).
             unsafe {
                 sgemm_on(
                     isa,
@@ -224,20 +318,60 @@ pub(super) unsafe fn run_units(
                         rs: n as isize,
                         cs: 1,
                     },
-                    c.offset(c0 as isize),
-                    (d.c[0] as isize, d.c[1] as isize),
+                    sums,
+                    sums_cs,
                     m,
                     n,
                     k,
                 )
             };
+            if !cb.wide {
+                let out = cb.ptr as *mut u16;
+                for i in 0..m {
+                    for j in 0..n {
+                        // SAFETY: `(i, j)` of this block is inside `C`, owned by this call.
+                        unsafe {
+                            *out.offset(i as isize * cs.0 + j as isize * cs.1) =
+                                t.round(wc[i * n + j])
+                        };
+                    }
+                }
+            }
         });
         u = last;
     }
 }
 
-/// Units `units` of `desc` with 16-bit operands (their bits) on `isa`: the safe entry for
-/// tests of each path.
+/// An operand of [`gemm_half_desc`]: 16-bit values (their bits), or `f32` values that the
+/// product rounds to its type as it reads them.
+#[derive(Clone, Copy, Debug)]
+pub enum HalfOperand<'a> {
+    /// The product's 16-bit type.
+    Half(&'a [u16]),
+    /// `f32`, rounded to the product's type.
+    Wide(&'a [f32]),
+}
+
+impl HalfOperand<'_> {
+    fn parts(self) -> (*const u8, usize, bool) {
+        match self {
+            HalfOperand::Half(x) => (x.as_ptr() as *const u8, x.len(), false),
+            HalfOperand::Wide(x) => (x.as_ptr() as *const u8, x.len(), true),
+        }
+    }
+}
+
+/// The result of [`gemm_half_desc`]: rounded to the product's 16-bit type, or the `f32` sums.
+#[derive(Debug)]
+pub enum HalfResult<'a> {
+    /// The product's 16-bit type (bits).
+    Half(&'a mut [u16]),
+    /// `f32`.
+    Wide(&'a mut [f32]),
+}
+
+/// Units `units` of `desc` with 16-bit operands on `isa`: the safe entry for tests of each
+/// path. `desc.wide` is taken from the operands' and the result's variants.
 ///
 /// # Panics
 /// If the CPU cannot run `isa`, a stride or extent is negative, the units are outside
@@ -248,25 +382,22 @@ pub fn gemm_half_desc(
     path: HalfPath,
     t: HalfType,
     desc: &GemmDesc,
-    a: &[u16],
-    b: &[u16],
-    c: &mut [f32],
+    a: HalfOperand<'_>,
+    b: HalfOperand<'_>,
+    c: HalfResult<'_>,
     units: std::ops::Range<i64>,
 ) {
-    super::check_desc(isa, desc, a.len(), b.len(), c.len(), &units);
-    // SAFETY: checked above: every addressed element is inside the slices, strides are
-    // non-negative, `c` is exclusively borrowed, the CPU supports `isa`.
-    unsafe {
-        run_units(
-            isa,
-            path,
-            t,
-            desc,
-            a.as_ptr(),
-            b.as_ptr(),
-            c.as_mut_ptr(),
-            units.start,
-            units.end,
-        )
+    let (pa, la, wa) = a.parts();
+    let (pb, lb, wb) = b.parts();
+    let (pc, lc, wc) = match c {
+        HalfResult::Half(x) => (x.as_mut_ptr() as *mut u8, x.len(), false),
+        HalfResult::Wide(x) => (x.as_mut_ptr() as *mut u8, x.len(), true),
     };
+    let mut d = *desc;
+    d.wide = [wa, wb, wc].map(i64::from);
+    super::check_desc(isa, &d, la, lb, lc, &units);
+    // SAFETY: checked above: every addressed element is inside the slices, strides are
+    // non-negative, `c` is exclusively borrowed, the CPU supports `isa`; `d.wide` matches the
+    // slices' element types.
+    unsafe { run_units(isa, path, t, &d, pa, pb, pc, units.start, units.end) };
 }
