@@ -23,12 +23,17 @@ use std::cell::RefCell;
 const MR: usize = 8;
 /// Columns of a tile: two vectors of 16.
 const NR: usize = 32;
+/// Pairs of a contraction block: a tile's panel of `B` (16 KiB) and rows of `A` (4 KiB) stay
+/// in L1 while the tile's rows run over them.
+const KQ: usize = 128;
 
 thread_local! {
     /// Packed pairs of `A` and of `B` (one `u32` per pair), and the `bf16` copies of operands
     /// stored in `f32`.
     static PAIRS: RefCell<[Vec<u32>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
     static ROUNDED: RefCell<[Vec<u16>; 2]> = const { RefCell::new([Vec::new(), Vec::new()]) };
+    /// The `f32` sums of a column of tiles between contraction blocks (`[row][NR]`).
+    static SUMS: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// True when this CPU has `vdpbf16ps` (and the AVX-512 subsets the packing uses).
@@ -107,29 +112,61 @@ pub(super) unsafe fn gemm(
                 // SAFETY: the tile's columns are inside `B`; the panel holds `k2·NR` pairs.
                 unsafe { pack_b_tile(&mut pb[t * k2 * NR..(t + 1) * k2 * NR], corner, k, cols) };
             }
-            for t in 0..tiles {
-                let cols = NR.min(n - t * NR);
-                let panel = &pb[t * k2 * NR..(t + 1) * k2 * NR];
-                for i0 in (0..m).step_by(MR) {
-                    // Row `i0`'s pairs (row-major) or panel `i0 / MR` (panels) both start here.
-                    let at = i0 * k2;
-                    let out = (i0 as isize * cs.0 + (t * NR) as isize * cs.1) as usize;
-                    // SAFETY: `available()`; `pa` holds MR rows of pairs from `at`, the panel
-                    // `k2·NR` pairs; the tile's elements of `C` are inside it and owned.
-                    unsafe {
-                        tile(
-                            pa[at..].as_ptr(),
-                            (prs, pqs),
-                            k2,
-                            panel,
-                            c.at(out as isize),
-                            cs,
-                            MR.min(m - i0),
-                            cols,
-                        )
-                    };
+            SUMS.with(|sums| {
+                let sums = &mut *sums.borrow_mut();
+                if k2 > KQ {
+                    sums.clear();
+                    sums.resize(rows * NR, 0.0);
                 }
-            }
+                for t in 0..tiles {
+                    let cols = NR.min(n - t * NR);
+                    let panel = &pb[t * k2 * NR..(t + 1) * k2 * NR];
+                    // One block even for `k == 0` (the tile then writes zeros).
+                    for q0 in (0..k2.max(1)).step_by(KQ) {
+                        let kq = KQ.min(k2 - q0);
+                        let (first, last) = (q0 == 0, q0 + kq == k2);
+                        for i0 in (0..m).step_by(MR) {
+                            // Pair `q0` of row `i0` (row-major) or of panel `i0 / MR`.
+                            let at = i0 * k2 + q0 * pqs;
+                            // Only used (and then inside `sums`) when there are several blocks.
+                            let part = sums.as_mut_ptr().wrapping_add(i0 * NR);
+                            let init = if first {
+                                std::ptr::null()
+                            } else {
+                                part as *const f32
+                            };
+                            let (out, out_cs, rows, cols) = if last {
+                                let e = i0 as isize * cs.0 + (t * NR) as isize * cs.1;
+                                // SAFETY: `(i0, t·NR)` is inside `C`.
+                                (unsafe { c.at(e) }, cs, MR.min(m - i0), cols)
+                            } else {
+                                let part = Dst {
+                                    ptr: part as *mut u8,
+                                    wide: true,
+                                };
+                                (part, (NR as isize, 1), MR, NR)
+                            };
+                            // SAFETY: `available()`; `pa` holds MR rows of `kq` pairs from
+                            // `at`, the panel `kq·NR` pairs from pair `q0`; `sums` holds MR
+                            // rows of NR from row `i0`; the tile's elements of `C` are
+                            // inside it and owned.
+                            unsafe {
+                                tile(
+                                    pa[at..].as_ptr(),
+                                    (prs, pqs),
+                                    kq,
+                                    &panel[q0 * NR..],
+                                    init,
+                                    out,
+                                    out_cs,
+                                    rows,
+                                    cols,
+                                )
+                            };
+                        }
+                    }
+                }
+            });
         });
     });
 }
@@ -337,12 +374,15 @@ unsafe fn pack_b_tile(panel: &mut [u32], b: Bits, k: usize, cols: usize) {
     }
 }
 
-/// One tile: `C[r, j] = Σ_q pairs of A row r · pairs of B column j` for `r < rows`, `j <
-/// cols`, written as `f32` or rounded to `bf16`.
+/// One tile: `C[r, j] = init[r, j] + Σ_q pairs of A row r · pairs of B column j` for `r <
+/// rows`, `j < cols`, written as `f32` or rounded to `bf16`. `init` (`[r·NR + j]`, MR rows)
+/// holds the sums of the preceding contraction blocks, or is null for zero: the sums continue
+/// exactly where they stopped, so blocking does not change them.
 ///
 /// # Safety
 /// The CPU must have AVX-512F/BW/VL and AVX512_BF16; `pa` holds MR rows of `k2` pairs at
-/// `r·rs + q·qs`, `panel` `k2·NR` pairs; the tile's elements of `C` are writable and owned.
+/// `r·rs + q·qs`, `panel` `k2·NR` pairs, `init` (unless null) MR·NR floats; the tile's
+/// elements of `C` are writable and owned.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile(
@@ -350,12 +390,21 @@ unsafe fn tile(
     (rs, qs): (usize, usize),
     k2: usize,
     panel: &[u32],
+    init: *const f32,
     c: Dst,
     cs: (isize, isize),
     rows: usize,
     cols: usize,
 ) {
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    if !init.is_null() {
+        for (r, row) in acc.iter_mut().enumerate() {
+            for (h, v) in row.iter_mut().enumerate() {
+                // SAFETY: `init` holds MR rows of NR floats.
+                *v = unsafe { _mm512_loadu_ps(init.add(r * NR + 16 * h)) };
+            }
+        }
+    }
     for q in 0..k2 {
         // SAFETY: 64 bytes at each half of this pair row of the panel, reinterpreted as 32
         // bf16 values each.
