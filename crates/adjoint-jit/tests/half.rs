@@ -240,7 +240,7 @@ fn the_host_kernel_multiplies_16_bit_operands_on_every_isa_here() {
     let mut rng = Rng::new(21);
     let paths = Isa::supported_all()
         .into_iter()
-        .flat_map(|isa| [(isa, HalfPath::Native), (isa, HalfPath::Widen)]);
+        .flat_map(|isa| [HalfPath::Native, HalfPath::Dot, HalfPath::Widen].map(|p| (isa, p)));
     for (isa, path) in paths {
         for (t, d) in [(HalfType::Bf16, DType::Bf16), (HalfType::F16, DType::F16)] {
             // Plain, transposed A, transposed B, a narrow product, odd k and tile edges.
@@ -341,6 +341,13 @@ fn the_host_kernel_multiplies_16_bit_operands_on_every_isa_here() {
                     all,
                 );
                 assert_eq!(fused, low, "{isa} {path:?} {t:?} {m}x{n}x{k}: f32 operands");
+                // One unit at a time (as threads run them) gives the same bits.
+                let mut parts = vec![0xFFFFu16; m * n];
+                for u in 0..desc.units() {
+                    let part = HalfResult::Half(&mut parts);
+                    gemm_half_desc(isa, path, t, &desc, ha, hb, part, u..u + 1);
+                }
+                assert_eq!(parts, low, "{isa} {path:?} {t:?} {m}x{n}x{k}: unit by unit");
                 for i in 0..m {
                     for j in 0..n {
                         let (mut want, mut mag) = (0.0f64, 0.0f64);

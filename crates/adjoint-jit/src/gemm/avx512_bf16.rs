@@ -46,10 +46,10 @@ pub(super) fn available() -> bool {
 
 /// A strided `bf16` matrix: element `(r, s)` at `ptr + r·rs + s·cs`.
 #[derive(Clone, Copy)]
-struct Bits {
-    ptr: *const u16,
-    rs: isize,
-    cs: isize,
+pub(super) struct Bits {
+    pub ptr: *const u16,
+    pub rs: isize,
+    pub cs: isize,
 }
 
 /// `C = A·B` for an `m×k` `A` (element `(i, p)` at `a + i·ars + p·acs`) and a `k×n` `B`
@@ -94,7 +94,7 @@ pub(super) unsafe fn gemm(
                 if panels {
                     pack_a_panels(pa, a, m, k);
                 } else {
-                    pack_a_rows(pa, a, m, k);
+                    pack_a_rows(pa, a, m, k, k2);
                 }
             }
             let (prs, pqs) = if panels { (1, MR) } else { (k2, 1) };
@@ -176,7 +176,7 @@ pub(super) unsafe fn gemm(
 ///
 /// # Safety
 /// The block must be readable; the CPU must have AVX-512F/BW/VL.
-unsafe fn narrow(
+pub(super) unsafe fn narrow(
     s: Src,
     rs: isize,
     cs: isize,
@@ -257,22 +257,42 @@ unsafe fn round_line(src: *const f32, dst: &mut [u16]) {
     }
 }
 
-/// Packs `A` row-major in pairs: `pa[i·k2 + q] = A[i, 2q] | A[i, 2q+1] << 16` (zero past `k`).
+/// Packs `A` row-major in pairs, `stride` pairs a row: `pa[i·stride + q] = A[i, 2q] | A[i,
+/// 2q+1] << 16` (zero past `k`).
 ///
 /// # Safety
-/// `A`'s `m×k` elements must be readable; `pa` holds at least `m·k2` zeroed pairs.
-unsafe fn pack_a_rows(pa: &mut [u32], a: Bits, m: usize, k: usize) {
-    let k2 = k.div_ceil(2);
+/// `A`'s `m×k` elements must be readable; `pa` holds at least `m·stride` zeroed pairs and
+/// `2·stride >= k`.
+pub(super) unsafe fn pack_a_rows(pa: &mut [u32], a: Bits, m: usize, k: usize, stride: usize) {
+    let out = pa.as_mut_ptr() as *mut u16;
+    if a.cs != 1 && a.rs == 1 {
+        // A transposed in memory: read its contiguous columns, 16 rows at a time (so the
+        // 16 rows written stay in L1 while the columns are read).
+        for i0 in (0..m).step_by(16) {
+            let rows = 16.min(m - i0);
+            for p in 0..k {
+                // SAFETY: column `p` is inside `A`.
+                let col = unsafe { a.ptr.offset(p as isize * a.cs + i0 as isize) };
+                for r in 0..rows {
+                    // SAFETY: `(i0 + r, p)` is inside `A`; half `p` of row `i0 + r` is
+                    // inside `pa`.
+                    unsafe { *out.add((i0 + r) * 2 * stride + p) = *col.add(r) };
+                }
+            }
+        }
+        return;
+    }
     for i in 0..m {
-        let dst = pa[i * k2..(i + 1) * k2].as_mut_ptr() as *mut u16;
+        // SAFETY: row `i` of `pa` starts here.
+        let dst = unsafe { out.add(i * 2 * stride) };
         // SAFETY: row `i` is inside `A`.
         let row = unsafe { a.ptr.offset(i as isize * a.rs) };
         if a.cs == 1 {
-            // SAFETY: `k` contiguous values; the row of `pa` holds `2·k2 >= k` halves.
+            // SAFETY: `k` contiguous values; the row of `pa` holds `2·stride >= k` halves.
             unsafe { std::ptr::copy_nonoverlapping(row, dst, k) };
         } else {
             for p in 0..k {
-                // SAFETY: `(i, p)` is inside `A`; `p < 2·k2`.
+                // SAFETY: `(i, p)` is inside `A`; `p < 2·stride`.
                 unsafe { *dst.add(p) = *row.offset(p as isize * a.cs) };
             }
         }
@@ -311,7 +331,7 @@ unsafe fn pack_a_panels(pa: &mut [u32], a: Bits, m: usize, k: usize) {
 /// `B`'s `k × cols` elements from `b` must be readable; `panel` holds `k2·NR` zeroed pairs;
 /// the CPU must have AVX-512F/BW.
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn pack_b_tile(panel: &mut [u32], b: Bits, k: usize, cols: usize) {
+pub(super) unsafe fn pack_b_tile(panel: &mut [u32], b: Bits, k: usize, cols: usize) {
     let k2 = k.div_ceil(2);
     if b.cs == 1 {
         // Rows contiguous: interleave two rows' 32 values into 32 pairs.
@@ -440,39 +460,50 @@ unsafe fn tile(
     for (r, row) in acc.iter().enumerate().take(rows) {
         for (h, &v) in row.iter().enumerate() {
             let m = mask(h);
-            if m == 0 {
-                continue;
+            if m != 0 {
+                let at = r as isize * cs.0 + (16 * h) as isize * cs.1;
+                // SAFETY: the masked columns of row `r` are inside `C`, owned.
+                unsafe { store16(c, at, cs.1, v, m) };
             }
-            let at = r as isize * cs.0 + (16 * h) as isize * cs.1;
-            if c.wide {
-                let out = c.ptr as *mut f32;
-                if cs.1 == 1 {
-                    // SAFETY: the masked columns of row `r` are inside `C`, contiguous.
-                    unsafe { _mm512_mask_storeu_ps(out.offset(at), m, v) };
-                } else {
-                    let mut lane = [0f32; 16];
-                    // SAFETY: 16 floats.
-                    unsafe { _mm512_storeu_ps(lane.as_mut_ptr(), v) };
-                    for (j, &x) in lane.iter().enumerate().take(m.count_ones() as usize) {
-                        // SAFETY: `(r, 16h + j)` is inside `C`.
-                        unsafe { *out.offset(at + j as isize * cs.1) = x };
-                    }
-                }
-            } else {
-                let out = c.ptr as *mut u16;
-                let bits = round16(_mm512_castps_si512(v));
-                if cs.1 == 1 {
-                    // SAFETY: the masked columns of row `r` are inside `C`, contiguous.
-                    unsafe { _mm256_mask_storeu_epi16(out.offset(at) as *mut _, m, bits) };
-                } else {
-                    let mut lane = [0u16; 16];
-                    // SAFETY: 16 halves.
-                    unsafe { _mm256_storeu_si256(lane.as_mut_ptr() as *mut _, bits) };
-                    for (j, &x) in lane.iter().enumerate().take(m.count_ones() as usize) {
-                        // SAFETY: `(r, 16h + j)` is inside `C`.
-                        unsafe { *out.offset(at + j as isize * cs.1) = x };
-                    }
-                }
+        }
+    }
+}
+
+/// Writes the lanes of `v` that `m` selects (a prefix) to `C` from element `at`, `step`
+/// elements apart: as `f32`, or rounded to `bf16`.
+///
+/// # Safety
+/// The selected elements must be inside `C`, writable and owned; the CPU must have
+/// AVX-512F/BW/VL.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+pub(super) unsafe fn store16(c: Dst, at: isize, step: isize, v: __m512, m: __mmask16) {
+    if c.wide {
+        let out = c.ptr as *mut f32;
+        if step == 1 {
+            // SAFETY: the masked lanes' elements are inside `C`, contiguous.
+            unsafe { _mm512_mask_storeu_ps(out.offset(at), m, v) };
+        } else {
+            let mut lane = [0f32; 16];
+            // SAFETY: 16 floats.
+            unsafe { _mm512_storeu_ps(lane.as_mut_ptr(), v) };
+            for (j, &x) in lane.iter().enumerate().take(m.count_ones() as usize) {
+                // SAFETY: element `at + j·step` is inside `C`.
+                unsafe { *out.offset(at + j as isize * step) = x };
+            }
+        }
+    } else {
+        let out = c.ptr as *mut u16;
+        let bits = round16(_mm512_castps_si512(v));
+        if step == 1 {
+            // SAFETY: the masked lanes' elements are inside `C`, contiguous.
+            unsafe { _mm256_mask_storeu_epi16(out.offset(at) as *mut _, m, bits) };
+        } else {
+            let mut lane = [0u16; 16];
+            // SAFETY: 16 halves.
+            unsafe { _mm256_storeu_si256(lane.as_mut_ptr() as *mut _, bits) };
+            for (j, &x) in lane.iter().enumerate().take(m.count_ones() as usize) {
+                // SAFETY: element `at + j·step` is inside `C`.
+                unsafe { *out.offset(at + j as isize * step) = x };
             }
         }
     }

@@ -1,9 +1,10 @@
 //! Products of 16-bit operands (`bf16`, `f16`) with `f32` accumulation: the entries generated
 //! code calls for a 16-bit `matmul` ([`adjoint_gemm_bf16`], [`adjoint_gemm_f16`]).
 //!
-//! Two paths ([`HalfPath`]). **Native**: `bf16` products on a CPU with AVX512_BF16 run
-//! `vdpbf16ps` on the operands as they are (`avx512_bf16.rs`), when the AVX-512 kernel is
-//! selected. **Widen** (every other case — `f16`, other ISAs, CPUs without the instruction):
+//! Three paths ([`HalfPath`]). **Native**: `bf16` products run on AMX tiles (`amx_bf16.rs`)
+//! where the CPU and the operating system allow them, otherwise **Dot**: `vdpbf16ps` on a CPU
+//! with AVX512_BF16 (`avx512_bf16.rs`) — both on the operands as they are, when the AVX-512
+//! kernel is selected. **Widen** (every other case — `f16`, other ISAs, CPUs without the instruction):
 //! each block of units converts the rows of `A` and the columns of `B` it reads into
 //! thread-local `f32` buffers (exact: every 16-bit value is an `f32`), then runs the `f32`
 //! product of the selected ISA on them; `C` is `f32` (the caller rounds it to the 16-bit type).
@@ -18,9 +19,12 @@ use std::cell::RefCell;
 /// How a 16-bit product is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HalfPath {
-    /// `vdpbf16ps` for `bf16` where the CPU has it and the AVX-512 kernel is selected; the
-    /// widening path otherwise. What generated code uses.
+    /// AMX for `bf16` where the CPU has it (and the OS grants it), else as [`HalfPath::Dot`].
+    /// What generated code uses.
     Native,
+    /// `vdpbf16ps` for `bf16` where the CPU has AVX512_BF16 and the AVX-512 kernel is
+    /// selected; the widening path otherwise.
+    Dot,
     /// Always widen to `f32` and run the selected ISA's `f32` kernel.
     Widen,
 }
@@ -213,14 +217,20 @@ pub(super) unsafe fn run_units(
     #[cfg(not(target_arch = "x86_64"))]
     let dot = false;
     #[cfg(target_arch = "x86_64")]
-    let native = path == HalfPath::Native
-        && t == HalfType::Bf16
-        && isa == Isa::Avx512
-        && super::avx512_bf16::available();
+    let (dot16, amx) = {
+        let dot16 = path != HalfPath::Widen
+            && t == HalfType::Bf16
+            && isa == Isa::Avx512
+            && super::avx512_bf16::available();
+        (
+            dot16,
+            dot16 && path == HalfPath::Native && super::amx_bf16::available(),
+        )
+    };
     #[cfg(not(target_arch = "x86_64"))]
-    let native = {
+    let (dot16, amx) = {
         let _ = path;
-        false
+        (false, false)
     };
     let mut u = begin;
     while u < end {
@@ -255,11 +265,16 @@ pub(super) unsafe fn run_units(
         let (ab, bb, cb) = unsafe { (a.at(a0 as isize), b.at(b0 as isize), c.at(c0 as isize)) };
         let cs = (d.c[0] as isize, d.c[1] as isize);
         #[cfg(target_arch = "x86_64")]
-        if native {
+        if dot16 {
+            let kernel = if amx {
+                super::amx_bf16::gemm
+            } else {
+                super::avx512_bf16::gemm
+            };
             // SAFETY: the block's elements are inside the operands (the caller's contract);
-            // the CPU has AVX512_BF16 (`available`).
+            // the CPU has AVX512_BF16, and AMX when `amx` (their `available`).
             unsafe {
-                super::avx512_bf16::gemm(
+                kernel(
                     ab,
                     (d.a[0] as isize, d.a[1] as isize),
                     bb,

@@ -19,6 +19,8 @@
 //! [`available`] is true everywhere: the portable kernel needs nothing from the CPU.
 
 #[cfg(target_arch = "x86_64")]
+mod amx_bf16;
+#[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
