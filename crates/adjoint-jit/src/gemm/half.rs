@@ -212,8 +212,16 @@ pub(super) unsafe fn run_units(
     let k = d.k.max(0) as usize;
     // Decided on the whole product (the widened A rows are contiguous), so that every unit
     // sums in the same order.
+    // The widened A keeps rows contiguous unless A is transposed in memory (`widen_block`).
     #[cfg(target_arch = "x86_64")]
-    let dot = isa == Isa::Avx512 && super::avx512_dot::suits(d.n as usize, k, 1);
+    let dot = {
+        let a_cs = if d.a[1] == 1 || d.a[0] != 1 {
+            1
+        } else {
+            d.m.max(2) as isize
+        };
+        isa == Isa::Avx512 && super::avx512_dot::suits(d.n as usize, k, a_cs)
+    };
     #[cfg(not(target_arch = "x86_64"))]
     let dot = false;
     #[cfg(target_arch = "x86_64")]
@@ -291,23 +299,15 @@ pub(super) unsafe fn run_units(
         }
         WIDE.with(|w| {
             let [wa, wb, wc] = &mut *w.borrow_mut();
-            wa.clear();
-            wb.clear();
-            // A's rows `m × k` and B's columns `k × n`, row-major, widened.
-            for i in 0..m as i64 {
-                for p in 0..k as i64 {
-                    // SAFETY: `(i, p)` of this block is inside `A` (the caller's contract).
-                    let x = unsafe { ab.bits(t, (i * d.a[0] + p * d.a[1]) as isize) };
-                    wa.push(t.widen(x));
-                }
-            }
-            for p in 0..k as i64 {
-                for j in 0..n as i64 {
-                    // SAFETY: `(p, j)` of this block is inside `B` (the caller's contract).
-                    let x = unsafe { bb.bits(t, (p * d.b[0] + j * d.b[1]) as isize) };
-                    wb.push(t.widen(x));
-                }
-            }
+            // A's `m × k` and B's `k × n` blocks widened, each contiguous along the
+            // dimension it is contiguous along in memory.
+            // SAFETY: the blocks are inside `A` and `B` (the caller's contract).
+            let (sa, sb) = unsafe {
+                (
+                    widen_block(t, ab, (d.a[0] as isize, d.a[1] as isize), m, k, wa),
+                    widen_block(t, bb, (d.b[0] as isize, d.b[1] as isize), k, n, wb),
+                )
+            };
             // The f32 sums go to `C` itself, or to `wc` and are rounded into `C`.
             let (sums, sums_cs) = if cb.wide {
                 (cb.ptr as *mut f32, cs)
@@ -325,13 +325,13 @@ pub(super) unsafe fn run_units(
                     dot,
                     Operand {
                         ptr: wa.as_ptr(),
-                        rs: k as isize,
-                        cs: 1,
+                        rs: sa.0,
+                        cs: sa.1,
                     },
                     Operand {
                         ptr: wb.as_ptr(),
-                        rs: n as isize,
-                        cs: 1,
+                        rs: sb.0,
+                        cs: sb.1,
                     },
                     sums,
                     sums_cs,
@@ -343,17 +343,134 @@ pub(super) unsafe fn run_units(
             if !cb.wide {
                 let out = cb.ptr as *mut u16;
                 for i in 0..m {
-                    for j in 0..n {
-                        // SAFETY: `(i, j)` of this block is inside `C`, owned by this call.
-                        unsafe {
-                            *out.offset(i as isize * cs.0 + j as isize * cs.1) =
-                                t.round(wc[i * n + j])
-                        };
-                    }
+                    // SAFETY: row `i` of this block is inside `C`, owned by this call.
+                    let row = unsafe { out.offset(i as isize * cs.0) };
+                    // SAFETY: as above, `n` elements `cs.1` apart.
+                    unsafe { round_line(t, &wc[i * n..(i + 1) * n], row, cs.1) };
                 }
             }
         });
         u = last;
+    }
+}
+
+/// Widens the `rows × cols` block of `s` (strides `rs`, `cs`) into `out`, contiguous along
+/// the dimension the block is contiguous along in memory; returns `out`'s strides.
+///
+/// # Safety
+/// The block must be readable.
+unsafe fn widen_block(
+    t: HalfType,
+    s: Src,
+    (rs, cs): (isize, isize),
+    rows: usize,
+    cols: usize,
+    out: &mut Vec<f32>,
+) -> (isize, isize) {
+    let (lines, len, line_stride, along, strides) = if cs == 1 || rs != 1 {
+        (rows, cols, rs, cs, (cols as isize, 1))
+    } else {
+        (cols, rows, cs, rs, (1, rows as isize))
+    };
+    out.clear();
+    out.resize(rows * cols, 0.0);
+    for l in 0..lines {
+        // SAFETY: line `l` of the block is inside the operand.
+        let src = unsafe { s.at(l as isize * line_stride) };
+        // SAFETY: as above, `len` elements `along` apart.
+        unsafe { widen_line(t, src, along, &mut out[l * len..(l + 1) * len]) };
+    }
+    strides
+}
+
+/// `out.len()` elements of `s`, `step` apart, as `f32` (rounded to `t` first if `s` is wide).
+///
+/// # Safety
+/// The elements must be readable.
+unsafe fn widen_line(t: HalfType, s: Src, step: isize, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if step == 1 && t == HalfType::F16 && std::is_x86_feature_detected!("f16c") {
+        // SAFETY: the caller's contract; the CPU has F16C (and so AVX).
+        return unsafe { f16c::widen(s, out) };
+    }
+    for (e, o) in out.iter_mut().enumerate() {
+        // SAFETY: the caller's contract.
+        *o = t.widen(unsafe { s.bits(t, e as isize * step) });
+    }
+}
+
+/// Rounds `src` to `t` into `dst`, elements `step` apart.
+///
+/// # Safety
+/// `src.len()` elements from `dst`, `step` apart, must be writable.
+unsafe fn round_line(t: HalfType, src: &[f32], dst: *mut u16, step: isize) {
+    #[cfg(target_arch = "x86_64")]
+    if step == 1 && t == HalfType::F16 && std::is_x86_feature_detected!("f16c") {
+        // SAFETY: the caller's contract; the CPU has F16C (and so AVX).
+        return unsafe { f16c::round(src, dst) };
+    }
+    for (e, &x) in src.iter().enumerate() {
+        // SAFETY: the caller's contract.
+        unsafe { *dst.offset(e as isize * step) = t.round(x) };
+    }
+}
+
+/// `f16` conversions with F16C (`vcvtph2ps`, `vcvtps2ph` rounding to nearest even), the
+/// instructions the `half` crate itself uses where the CPU has them: the same bits.
+#[cfg(target_arch = "x86_64")]
+mod f16c {
+    use super::Src;
+    use std::arch::x86_64::*;
+
+    /// `out.len()` contiguous elements of `s` as `f32`.
+    ///
+    /// # Safety
+    /// The elements must be readable; the CPU must have F16C and AVX.
+    #[target_feature(enable = "avx,f16c")]
+    pub(super) unsafe fn widen(s: Src, out: &mut [f32]) {
+        let n = out.len();
+        let mut e = 0;
+        while e + 8 <= n {
+            // SAFETY: elements `e..e + 8` are readable; `out` holds them.
+            unsafe {
+                let h = if s.wide {
+                    let x = _mm256_loadu_ps((s.ptr as *const f32).add(e));
+                    _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x)
+                } else {
+                    _mm_loadu_si128((s.ptr as *const u16).add(e) as *const _)
+                };
+                _mm256_storeu_ps(out.as_mut_ptr().add(e), _mm256_cvtph_ps(h));
+            }
+            e += 8;
+        }
+        for (i, o) in out.iter_mut().enumerate().skip(e) {
+            // SAFETY: element `i` is readable.
+            let bits = unsafe { s.bits(super::HalfType::F16, i as isize) };
+            *o = super::HalfType::F16.widen(bits);
+        }
+    }
+
+    /// `src` rounded to `f16` into the contiguous `dst`.
+    ///
+    /// # Safety
+    /// `src.len()` elements from `dst` must be writable; the CPU must have F16C and AVX.
+    #[target_feature(enable = "avx,f16c")]
+    pub(super) unsafe fn round(src: &[f32], dst: *mut u16) {
+        let n = src.len();
+        let mut e = 0;
+        while e + 8 <= n {
+            // SAFETY: `src` holds elements `e..e + 8`; `dst` is writable there.
+            unsafe {
+                let x = _mm256_loadu_ps(src.as_ptr().add(e));
+                let h = _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(x);
+                _mm_storeu_si128(dst.add(e) as *mut _, h);
+            }
+            e += 8;
+        }
+        for (i, &x) in src.iter().enumerate().skip(e) {
+            // SAFETY: `dst` is writable at `i`.
+            unsafe { *dst.add(i) = super::HalfType::F16.round(x) };
+        }
     }
 }
 
