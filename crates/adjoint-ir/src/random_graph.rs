@@ -478,6 +478,9 @@ impl<'b> Gen<'b> {
             UnaryOp::Tanh => (v.t.tanh(), 1.0),
             UnaryOp::Sign if !self.smooth => (v.t.sign(), 1.0),
             UnaryOp::Sign => (v.t.tanh(), 1.0),
+            // A finite-difference check sees through it: smooth graphs negate instead.
+            UnaryOp::StopGradient if !self.smooth => (v.t.stop_gradient(), v.bound),
+            UnaryOp::StopGradient => (v.t.neg_(), v.bound),
             UnaryOp::Exp => {
                 let v = tame(v, 10.0);
                 (v.t.exp(), v.bound.exp())

@@ -190,7 +190,10 @@ pub fn fuse(graph: &Graph) -> Schedule {
                 let j = join_region(graph, &groups[gi], &region, v, &users)?;
                 Some((gi, j))
             })
-            .or_else(|| extra_output(graph, &groups, &group_of, &region, &pos, v, &users));
+            .or_else(|| {
+                let stored = materialized.contains(&v);
+                extra_output(graph, &groups, &group_of, &region, &pos, v, &users, stored)
+            });
         match joined {
             Some((gi, Join { region: r, row })) => {
                 groups[gi].row |= row;
@@ -225,10 +228,13 @@ pub fn fuse(graph: &Graph) -> Schedule {
 }
 
 /// A group that `v` may join as an additional output although some of its users are elsewhere
-/// (or it is a graph output): a row-wise group holding some of its users, where `v` is
-/// row-level or computed on the group's domain (the root's shape), and joining keeps the
-/// group graph acyclic. This is what lets softmax store both `exp` and its result, and its
-/// row sums, from one kernel when the backward pass reads them.
+/// (or it is a graph output or update, `stored`): a row-wise group holding some of its users,
+/// where `v` is row-level or computed on the group's domain (the root's shape), or any group
+/// without an anchor that holds all of the users of a stored `v` on its domain; and joining
+/// keeps the group graph acyclic. This is what lets softmax store both `exp` and its result,
+/// and its row sums, from one kernel when the backward pass reads them, and Adam update its
+/// two moments and the weight in one pass.
+#[allow(clippy::too_many_arguments)]
 fn extra_output(
     graph: &Graph,
     groups: &[Building],
@@ -237,6 +243,7 @@ fn extra_output(
     pos: &[usize],
     v: NodeId,
     users: &[NodeId],
+    stored: bool,
 ) -> Option<(usize, Join)> {
     let op = graph.op(v);
     if is_free(op) || (op.is_anchor() && !matches!(op, Op::Reduce { .. })) {
@@ -273,10 +280,13 @@ fn extra_output(
         let Some(j) = join_region(graph, g, region, v, &inside) else {
             continue;
         };
-        // Only row-wise groups take extra outputs: there they let one kernel compute what
-        // the backward pass reads (softmax's exp and row sums). An elementwise group storing
-        // several full-size values at once would only hold more memory at a time.
-        if !(j.row || (on_domain && g.row)) {
+        // Row-wise groups take extra outputs: there they let one kernel compute what the
+        // backward pass reads (softmax's exp and row sums). An elementwise group storing
+        // several full-size values at once would only hold more memory at a time — unless the
+        // value is stored anyway (an output or an update, such as Adam's moments) and this
+        // group reads it alone: then joining only saves the write-then-read.
+        let sole_reader = stored && on_domain && inside.len() == users.len();
+        if !(j.row || (on_domain && g.row) || sole_reader) {
             continue;
         }
         if !reaches_group(graph, group_of, pos, gi, g, users) {

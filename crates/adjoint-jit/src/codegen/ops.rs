@@ -99,7 +99,7 @@ fn unary_has_vector_form(op: UnaryOp, d: DType) -> bool {
     match op {
         // Built from two compares and selects per lane in the scalar form only.
         UnaryOp::Sign => false,
-        UnaryOp::Neg | UnaryOp::Abs => true,
+        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::StopGradient => true,
         UnaryOp::Exp
         | UnaryOp::Log
         | UnaryOp::Sqrt
@@ -140,6 +140,7 @@ fn unary(
         UnaryOp::Sin => math::emit_sin(b, m, x),
         UnaryOp::Cos => math::emit_cos(b, m, x),
         UnaryOp::Sqrt => b.ins().sqrt(x),
+        UnaryOp::StopGradient => x,
         UnaryOp::Recip => {
             let one = fconst_like(b, d, 1.0, vector);
             b.ins().fdiv(one, x)

@@ -270,6 +270,7 @@ impl<'a> GroupLower<'a> {
                 self.elementwise_nest(&shape, &nodes)?;
             }
         }
+        super::split::split_divided_vars(&mut self.kernel);
         Ok(std::mem::replace(
             &mut self.kernel,
             Kernel {
