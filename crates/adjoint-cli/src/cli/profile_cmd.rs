@@ -88,12 +88,12 @@ pub fn profile(opts: &ProfileOptions) -> Result<(), CliError> {
 fn target_graph(opts: &ProfileOptions) -> Result<(Graph, Feeds, String), CliError> {
     if let Some(w) = adjoint::workloads::by_id(&opts.target, opts.seed) {
         let t = w.training_step_with(&adjoint::autodiff::MixedPrecision::new(opts.precision));
-        let what = format!(
-            "{} ({}) training step, {}",
-            w.id,
-            w.name,
-            opts.precision.name()
-        );
+        // `W2 (mlp-wide) training step`, or `W2 (mlp-wide) bf16 training step`.
+        let precision = match opts.precision {
+            adjoint::autodiff::Precision::F32 => String::new(),
+            p => format!("{} ", p.name()),
+        };
+        let what = format!("{} ({}) {precision}training step", w.id, w.name);
         return Ok((t.step.graph, t.feeds, what));
     }
     let path = Path::new(&opts.target);
