@@ -195,8 +195,13 @@ const PARALLEL_WORK: usize = 1 << 15;
 /// Elements below which an elementwise nest runs on one thread: handing a range to the pool
 /// costs a few microseconds, about what 32K simple elements take.
 const PARALLEL_ELEMENTS: usize = 1 << 16;
-/// Multiply-adds below which a host matmul runs on one thread (about 30 µs of work).
+/// Multiply-adds below which a host matmul runs on one thread: about 30 µs of work on the
+/// AVX2 kernel. Handing a product to the pool costs a few microseconds, so two threads must
+/// save more than that.
 const PARALLEL_GEMM: usize = 1 << 19;
+/// The same for the AVX-512 kernel, about four times faster per multiply-add: W1's products
+/// (2^19 to 2^20 of them, 5–10 µs) ran slower split over two threads than on one.
+const PARALLEL_GEMM_AVX512: usize = 1 << 21;
 
 /// Compiles `prog` to machine code for the host.
 pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCode, JitError> {
@@ -303,7 +308,10 @@ fn build(
             let iterations: usize = n.vars.iter().map(|v| k.vars[v.0 as usize]).product();
             let elementwise = n.gemm.is_none() && iterations == k.work(n);
             let threshold = if n.gemm.is_some() {
-                PARALLEL_GEMM
+                match crate::gemm::selected_isa() {
+                    crate::gemm::Isa::Avx512 => PARALLEL_GEMM_AVX512,
+                    crate::gemm::Isa::Avx2 | crate::gemm::Isa::Generic => PARALLEL_GEMM,
+                }
             } else if elementwise {
                 PARALLEL_ELEMENTS
             } else {

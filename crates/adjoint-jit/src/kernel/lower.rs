@@ -350,13 +350,9 @@ impl<'a> GroupLower<'a> {
             });
         }
         self.computing = None;
-        self.kernel.nests.push(LoopNest {
-            vars,
-            stores,
-            parallel: true,
-            gemm: None,
-            all_reduce: None,
-        });
+        self.kernel
+            .nests
+            .push(LoopNest::generated(vars, stores, true));
         Ok(())
     }
 
@@ -374,19 +370,11 @@ impl<'a> GroupLower<'a> {
         let saved = std::mem::replace(&mut self.computing, computing);
         let value = self.eval(n, &idx);
         self.computing = saved;
-        self.kernel.nests.push(LoopNest {
+        self.kernel.nests.push(LoopNest::generated(
             vars,
-            stores: vec![Store {
-                buffer,
-                offset: linearize(&idx, shape),
-                value: value?,
-                accumulate: false,
-                guard: None,
-            }],
-            parallel: true,
-            gemm: None,
-            all_reduce: None,
-        });
+            vec![Store::write(buffer, linearize(&idx, shape), value?)],
+            true,
+        ));
         Ok(())
     }
 
@@ -433,19 +421,11 @@ impl<'a> GroupLower<'a> {
             let vars = self.fresh_vars(ty.shape.dims());
             let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
             let zero = self.constant(0.0, ty.dtype);
-            self.kernel.nests.push(LoopNest {
+            self.kernel.nests.push(LoopNest::generated(
                 vars,
-                stores: vec![Store {
-                    buffer,
-                    offset: linearize(&idx, &ty.shape),
-                    value: zero,
-                    accumulate: false,
-                    guard: None,
-                }],
-                parallel: true,
-                gemm: None,
-                all_reduce: None,
-            });
+                vec![Store::write(buffer, linearize(&idx, &ty.shape), zero)],
+                true,
+            ));
             let ops = g.operands(n);
             let (upd, ind) = (ops[0], ops[1]);
             let ushape = g.ty(upd).shape.clone();
@@ -498,19 +478,11 @@ impl<'a> GroupLower<'a> {
                     DType::F32,
                 );
                 let value = self.intern(Expr::Cast { x: sum }, dtype);
-                self.kernel.nests.push(LoopNest {
+                self.kernel.nests.push(LoopNest::generated(
                     vars,
-                    stores: vec![Store {
-                        buffer: target,
-                        offset,
-                        value,
-                        accumulate: false,
-                        guard: None,
-                    }],
-                    parallel: true,
-                    gemm: None,
-                    all_reduce: None,
-                });
+                    vec![Store::write(target, offset, value)],
+                    true,
+                ));
             }
             return Ok(());
         }

@@ -268,6 +268,19 @@ pub struct Store {
     pub guard: Option<ExprId>,
 }
 
+impl Store {
+    /// A plain write of `value` at `offset` of `buffer`: no accumulation, no guard.
+    pub fn write(buffer: BufferId, offset: Ix, value: ExprId) -> Store {
+        Store {
+            buffer,
+            offset,
+            value,
+            accumulate: false,
+            guard: None,
+        }
+    }
+}
+
 /// A loop nest: one loop per variable (outermost first), and stores in its body.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LoopNest {
@@ -283,6 +296,19 @@ pub struct LoopNest {
     /// An all-reduce run by the host's collective instead of generated loops (then `vars` and
     /// `stores` are empty and the nest runs once, on the step's thread).
     pub all_reduce: Option<AllReduceNest>,
+}
+
+impl LoopNest {
+    /// A generated nest over `vars` with `stores` in its body.
+    pub fn generated(vars: Vec<VarId>, stores: Vec<Store>, parallel: bool) -> LoopNest {
+        LoopNest {
+            vars,
+            stores,
+            parallel,
+            gemm: None,
+            all_reduce: None,
+        }
+    }
 }
 
 /// `dst = all_reduce(src)` over the replicas of a data-parallel group, run by the host
