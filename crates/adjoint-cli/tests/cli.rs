@@ -295,6 +295,22 @@ fn profile_prints_the_per_kernel_table_of_a_workload_or_a_file() {
         "{printed}"
     );
     assert!(printed.contains("GFLOP/s, measured now"), "{printed}");
+    let low = adjoint(&[
+        "profile",
+        "W1",
+        "--precision",
+        "bf16",
+        "--warmup",
+        "0",
+        "--steps",
+        "1",
+    ]);
+    assert!(low.status.success(), "{}", text(&low.stderr));
+    assert!(
+        text(&low.stdout).starts_with("W1 (mlp-small) bf16 training step: "),
+        "{}",
+        text(&low.stdout)
+    );
     let header = printed.lines().find(|l| l.starts_with("kernel")).unwrap();
     assert!(
         header.contains("µs/run") && header.contains("share"),

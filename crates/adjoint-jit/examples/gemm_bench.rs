@@ -2,8 +2,13 @@
 //! shapes (or others given as `MxNxK`), in each layout the backward pass needs.
 //! `cargo run --release -p adjoint-jit --example gemm_bench [128x1024x784 ...]`
 //! (`GEMM_BENCH_ISA=avx512` limits it to one ISA; `GEMM_BENCH_LAYOUTS=1` adds `Aᵀ·B`, `A·Bᵀ`.)
+//! Each line is followed by the `bf16` product of the same shape (16-bit operands, then `f32`
+//! operands rounded while packing, both with a `bf16` result) on the path generated code uses.
 
-use adjoint_jit::gemm::{sgemm_desc, GemmDesc, Isa, MAX_BATCH};
+use adjoint_jit::gemm::{
+    gemm_half_desc, sgemm_desc, GemmDesc, HalfOperand, HalfPath, HalfResult, HalfType, Isa,
+    MAX_BATCH,
+};
 use std::time::{Duration, Instant};
 
 /// The descriptor of an `m×n×k` product; `at`/`bt` read `A`/`B` transposed in memory.
@@ -20,6 +25,7 @@ fn desc(m: usize, n: usize, k: usize, at: bool, bt: bool) -> GemmDesc {
         batch_strides: [[0; 3]; MAX_BATCH],
         split_rows: 1,
         unit: 1,
+        wide: [1; 3],
     }
     .with_split()
 }
@@ -87,6 +93,35 @@ fn main() {
                     "{m}x{n}x{k} {name} {isa}: {:.1} us, {gflops:.1} GFLOP/s",
                     t * 1e6
                 );
+                let bits = |x: &[f32]| -> Vec<u16> {
+                    x.iter()
+                        .map(|&v| adjoint_ir::bf16::from_f32(v).to_bits())
+                        .collect()
+                };
+                let (ha, hb) = (bits(&a), bits(&b));
+                let mut hc = vec![0u16; m * n];
+                for (what, oa, ob) in [
+                    ("bf16", HalfOperand::Half(&ha), HalfOperand::Half(&hb)),
+                    ("f32->bf16", HalfOperand::Wide(&a), HalfOperand::Wide(&b)),
+                ] {
+                    let t = best_time(|| {
+                        gemm_half_desc(
+                            isa,
+                            HalfPath::Native,
+                            HalfType::Bf16,
+                            &d,
+                            oa,
+                            ob,
+                            HalfResult::Half(&mut hc),
+                            0..d.units(),
+                        )
+                    });
+                    let gflops = 2.0 * (m * n * k) as f64 / t / 1e9;
+                    println!(
+                        "{m}x{n}x{k} {name} {isa} {what}: {:.1} us, {gflops:.1} GFLOP/s",
+                        t * 1e6
+                    );
+                }
             }
         }
     }

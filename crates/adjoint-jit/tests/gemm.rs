@@ -71,6 +71,7 @@ fn desc(m: usize, n: usize, k: usize, a: [i64; 2], b: [i64; 2], c: [i64; 2]) -> 
         batch_strides: [[0; 3]; MAX_BATCH],
         split_rows: 1,
         unit: 1,
+        wide: [1; 3],
     }
     .with_split()
 }

@@ -234,11 +234,13 @@ fn the_arena_counts_two_bytes_per_16_bit_value() {
 
 #[test]
 fn the_host_kernel_multiplies_16_bit_operands_on_every_isa_here() {
-    use adjoint_jit::gemm::{gemm_half_desc, GemmDesc, HalfPath, HalfType, Isa, MAX_BATCH};
+    use adjoint_jit::gemm::{
+        gemm_half_desc, GemmDesc, HalfOperand, HalfPath, HalfResult, HalfType, Isa, MAX_BATCH,
+    };
     let mut rng = Rng::new(21);
     let paths = Isa::supported_all()
         .into_iter()
-        .flat_map(|isa| [(isa, HalfPath::Native), (isa, HalfPath::Widen)]);
+        .flat_map(|isa| [HalfPath::Native, HalfPath::Dot, HalfPath::Widen].map(|p| (isa, p)));
     for (isa, path) in paths {
         for (t, d) in [(HalfType::Bf16, DType::Bf16), (HalfType::F16, DType::F16)] {
             // Plain, transposed A, transposed B, a narrow product, odd k and tile edges.
@@ -276,10 +278,76 @@ fn the_host_kernel_multiplies_16_bit_operands_on_every_isa_here() {
                     batch_strides: [[0; 3]; MAX_BATCH],
                     split_rows: 1,
                     unit: 1,
+                    wide: [0; 3],
                 }
                 .with_split();
+                let (ha, hb) = (HalfOperand::Half(&a), HalfOperand::Half(&b));
                 let mut c = vec![f32::NAN; m * n];
-                gemm_half_desc(isa, path, t, &desc, &a, &b, &mut c, 0..desc.units());
+                let all = 0..desc.units();
+                let wide_c = HalfResult::Wide(&mut c);
+                gemm_half_desc(isa, path, t, &desc, ha, hb, wide_c, all.clone());
+                // The 16-bit result is each f32 sum rounded once.
+                let mut low = vec![0xFFFFu16; m * n];
+                gemm_half_desc(
+                    isa,
+                    path,
+                    t,
+                    &desc,
+                    ha,
+                    hb,
+                    HalfResult::Half(&mut low),
+                    all.clone(),
+                );
+                let round = |x: f32| match d {
+                    DType::Bf16 => bf16::from_f32(x).to_bits(),
+                    _ => f16::from_f32(x).to_bits(),
+                };
+                for (i, (&l, &w)) in low.iter().zip(&c).enumerate() {
+                    assert_eq!(
+                        l,
+                        round(w),
+                        "{isa} {path:?} {t:?} {m}x{n}x{k} 16-bit C [{i}]"
+                    );
+                }
+                // f32 operands, rounded by the kernel as it reads them (a fused cast), give
+                // the bits of the rounded operands. The f32 values are chosen so that
+                // rounding matters: each 16-bit value plus a fraction of its last place.
+                let jitter = |bits: &[u16], rng: &mut Rng| -> Vec<f32> {
+                    bits.iter()
+                        .map(|&x| {
+                            let w = widen(x) as f32;
+                            let ulp = if d == DType::Bf16 {
+                                2f32.powi(-8)
+                            } else {
+                                2f32.powi(-11)
+                            };
+                            let f = (rng.uniform() as f32 - 0.5) * 0.99;
+                            let y = w + w.abs() * ulp * f;
+                            assert_eq!(round(y), x);
+                            y
+                        })
+                        .collect()
+                };
+                let (wa, wb) = (jitter(&a, &mut rng), jitter(&b, &mut rng));
+                let mut fused = vec![0xFFFFu16; m * n];
+                gemm_half_desc(
+                    isa,
+                    path,
+                    t,
+                    &desc,
+                    HalfOperand::Wide(&wa),
+                    HalfOperand::Wide(&wb),
+                    HalfResult::Half(&mut fused),
+                    all,
+                );
+                assert_eq!(fused, low, "{isa} {path:?} {t:?} {m}x{n}x{k}: f32 operands");
+                // One unit at a time (as threads run them) gives the same bits.
+                let mut parts = vec![0xFFFFu16; m * n];
+                for u in 0..desc.units() {
+                    let part = HalfResult::Half(&mut parts);
+                    gemm_half_desc(isa, path, t, &desc, ha, hb, part, u..u + 1);
+                }
+                assert_eq!(parts, low, "{isa} {path:?} {t:?} {m}x{n}x{k}: unit by unit");
                 for i in 0..m {
                     for j in 0..n {
                         let (mut want, mut mag) = (0.0f64, 0.0f64);

@@ -32,7 +32,7 @@
 //! row-level or on the root's shape and the group graph stays acyclic.
 
 use crate::schedule::{is_row_level, FusionGroup, GroupKind, Schedule};
-use adjoint_ir::{Graph, NodeId, Op, OpClass, Shape};
+use adjoint_ir::{DType, Graph, NodeId, Op, OpClass, Shape};
 use std::collections::{BTreeSet, BinaryHeap};
 
 /// The most nodes one group may hold.
@@ -472,9 +472,12 @@ fn join_rule(
         return None;
     }
     if inherited == Region::Prologue {
-        // Matmul, gather and scatter read operands many times or out of order: only loads.
+        // Matmul, gather and scatter read operands many times or out of order: only loads —
+        // except a matmul operand's cast from f32 to a 16-bit type, which the host kernel
+        // applies as it packs the f32 values (so the 16-bit copy is never stored).
         let anchor_op = graph.op(g.anchor.expect("prologue implies an anchor"));
-        if !matches!(anchor_op, Op::Reduce { .. }) {
+        let packed_cast = matches!(anchor_op, Op::MatMul) && narrows_f32(graph, v);
+        if !matches!(anchor_op, Op::Reduce { .. }) && !packed_cast {
             return None;
         }
     }
@@ -487,6 +490,13 @@ fn join_rule(
         }
     }
     Some(plain(inherited))
+}
+
+/// True if `v` is a cast from `f32` to a 16-bit float type (a mixed-precision operand).
+fn narrows_f32(graph: &Graph, v: NodeId) -> bool {
+    matches!(graph.op(v), Op::Cast { .. })
+        && graph.ty(v).dtype.is_half()
+        && graph.ty(graph.operands(v)[0]).dtype == DType::F32
 }
 
 /// True if node `u` re-expands a row-level value to the root's shape along trailing axes only:

@@ -80,15 +80,21 @@ pub fn run(path: &Path, opts: &RunOptions) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `adjoint workload ID [--step] [-o OUT]`.
-pub fn workload(id: &str, step: bool, output: Option<&Path>) -> Result<(), CliError> {
+/// `adjoint workload ID [--step [--precision P]] [-o OUT]`.
+pub fn workload(
+    id: &str,
+    step: bool,
+    precision: adjoint::autodiff::Precision,
+    output: Option<&Path>,
+) -> Result<(), CliError> {
     let w = adjoint::workloads::by_id(id, 0).ok_or_else(|| {
         CliError::general(format!(
             "unknown workload `{id}` (expected W1, W2, W3, W4 or mlp-small, mlp-wide, resmlp-ln, gpt-tiny)"
         ))
     })?;
     let graph = if step {
-        w.training_step().step.graph
+        let mixed = adjoint::autodiff::MixedPrecision::new(precision);
+        w.training_step_with(&mixed).step.graph
     } else {
         w.graph
     };

@@ -118,6 +118,10 @@ enum Command {
         /// forward graph.
         #[arg(long)]
         step: bool,
+        /// Precision of the training step's products and activations (with `--step`):
+        /// `f32`, `bf16` or `f16`.
+        #[arg(long, default_value = "f32")]
+        precision: adjoint::autodiff::Precision,
         /// Where to write it (standard output if absent).
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -156,6 +160,10 @@ enum Command {
         /// One kernel per node instead of fusion groups.
         #[arg(long)]
         no_fusion: bool,
+        /// Precision of a workload's products and activations: `f32`, `bf16` or `f16` (f16
+        /// with dynamic loss scaling).
+        #[arg(long, default_value = "f32")]
+        precision: adjoint::autodiff::Precision,
         #[command(flatten)]
         runs: Runs,
         /// Show only the N most expensive kernels (0: all).
@@ -271,9 +279,12 @@ pub fn main() -> Result<(), CliError> {
         Command::Fuzz { cases, seed, out } => {
             jit_cmds::fuzz(&jit_cmds::FuzzOptions { cases, seed, out })
         }
-        Command::Workload { id, step, output } => {
-            graph_cmds::workload(&id, step, output.as_deref())
-        }
+        Command::Workload {
+            id,
+            step,
+            precision,
+            output,
+        } => graph_cmds::workload(&id, step, precision, output.as_deref()),
         Command::Bench {
             workload,
             mode,
@@ -295,12 +306,14 @@ pub fn main() -> Result<(), CliError> {
         Command::Profile {
             target,
             no_fusion,
+            precision,
             runs,
             top,
             kernels,
         } => profile_cmd::profile(&profile_cmd::ProfileOptions {
             target,
             fuse: !no_fusion,
+            precision,
             threads: numbers::resolve_threads(runs.threads),
             warmup: runs.warmup,
             steps: runs.steps,

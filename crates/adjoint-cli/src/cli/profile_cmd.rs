@@ -16,6 +16,8 @@ pub struct ProfileOptions {
     pub target: String,
     /// Fuse (otherwise one kernel per node).
     pub fuse: bool,
+    /// Precision of a workload's products and activations.
+    pub precision: adjoint::autodiff::Precision,
     /// Threads of the compiled step.
     pub threads: usize,
     /// Untimed runs before profiling.
@@ -85,8 +87,13 @@ pub fn profile(opts: &ProfileOptions) -> Result<(), CliError> {
 /// a graph file with seeded random feeds.
 fn target_graph(opts: &ProfileOptions) -> Result<(Graph, Feeds, String), CliError> {
     if let Some(w) = adjoint::workloads::by_id(&opts.target, opts.seed) {
-        let t = w.training_step();
-        let what = format!("{} ({}) training step", w.id, w.name);
+        let t = w.training_step_with(&adjoint::autodiff::MixedPrecision::new(opts.precision));
+        // `W2 (mlp-wide) training step`, or `W2 (mlp-wide) bf16 training step`.
+        let precision = match opts.precision {
+            adjoint::autodiff::Precision::F32 => String::new(),
+            p => format!("{} ", p.name()),
+        };
+        let what = format!("{} ({}) {precision}training step", w.id, w.name);
         return Ok((t.step.graph, t.feeds, what));
     }
     let path = Path::new(&opts.target);

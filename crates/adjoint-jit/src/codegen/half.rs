@@ -196,6 +196,63 @@ pub fn widen(b: &mut FunctionBuilder<'_>, h: Value, d: DType) -> Value {
 /// `x` (an `f32` or `f32x4`) rounded to the nearest `d` value, widened back: what a 16-bit
 /// result holds.
 pub fn round(b: &mut FunctionBuilder<'_>, x: Value, d: DType) -> Value {
+    if d == DType::Bf16 {
+        // `widen(narrow(x))` in fewer operations (every 16-bit result pays it): round to
+        // nearest even and clear the low half; a NaN keeps its top half with the quiet bit
+        // set. A rounded finite value is never a NaN pattern, so nothing else changes.
+        let ity = int_type(b, x);
+        let fty = float_type(b, x);
+        let u = b.ins().bitcast(ity, little(), x);
+        let lsb = ushr(b, u, 16);
+        let one = k(b, ity, 1);
+        let lsb = b.ins().band(lsb, one);
+        let bias = k(b, ity, 0x7FFF);
+        let r = b.ins().iadd(u, bias);
+        let r = b.ins().iadd(r, lsb);
+        let quiet = k(b, ity, 0x0040_0000);
+        let q = b.ins().bor(u, quiet);
+        let is_nan = b.ins().fcmp(FloatCC::Unordered, x, x);
+        let bits = choose(b, is_nan, q, r);
+        let top = k(b, ity, 0xFFFF_0000);
+        let bits = b.ins().band(bits, top);
+        return b.ins().bitcast(fty, little(), bits);
+    }
+    if d == DType::F16 {
+        // `widen(narrow(x))` in a third of the operations. The magnitude `a` is rounded to
+        // f16's precision by the f32 adder: `(a + c) - c` with `c = 2^(e + 13)` (`e` the
+        // exponent of `a`) makes the sum's last place f16's at `e`, and with `c = 0.5` (at
+        // least) f16's subnormal step 2^-24; the sum rounds to nearest even and the subtraction
+        // is exact. Magnitudes from 65520 up are infinity; a NaN keeps its top ten payload
+        // bits, quiet. The sign is put back last (so a tiny negative value gives -0).
+        let ity = int_type(b, x);
+        let fty = float_type(b, x);
+        let u = b.ins().bitcast(ity, little(), x);
+        let sign_mask = k(b, ity, 0x8000_0000);
+        let sign = b.ins().band(u, sign_mask);
+        let a_bits = b.ins().bxor(u, sign);
+        let a = b.ins().bitcast(fty, little(), a_bits);
+        let exp_mask = k(b, ity, 0x7F80_0000);
+        let e = b.ins().band(a_bits, exp_mask);
+        let shift = k(b, ity, 13 << 23);
+        let ce = b.ins().iadd(e, shift);
+        let least = k(b, ity, 126 << 23);
+        let ce = b.ins().smax(ce, least);
+        let c = b.ins().bitcast(fty, little(), ce);
+        let y = b.ins().fadd(a, c);
+        let y = b.ins().fsub(y, c);
+        let y = b.ins().bitcast(ity, little(), y);
+        let quiet = k(b, ity, 0x0040_0000);
+        let q = b.ins().bor(a_bits, quiet);
+        let keep = k(b, ity, 0xFFFF_E000);
+        let nan = b.ins().band(q, keep);
+        let inf = k(b, ity, 0x7F80_0000);
+        let is_nan = cmp(b, IntCC::SignedGreaterThan, a_bits, 0x7F80_0000);
+        let special = choose(b, is_nan, nan, inf);
+        let is_big = cmp(b, IntCC::SignedGreaterThanOrEqual, a_bits, 0x477F_F000);
+        let mag = choose(b, is_big, special, y);
+        let bits = b.ins().bor(mag, sign);
+        return b.ins().bitcast(fty, little(), bits);
+    }
     let h = narrow(b, x, d);
     widen(b, h, d)
 }

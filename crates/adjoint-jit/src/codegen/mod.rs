@@ -333,11 +333,12 @@ fn build(
                 let mut b = match (&n.gemm, &n.all_reduce) {
                     (Some(g), _) => {
                         let desc = Box::new(g.desc);
-                        // By the operands' type (the result is f32 in every case).
-                        let callee = match prog.buffers[g.a.0 .0 as usize].dtype {
-                            adjoint_ir::DType::Bf16 => gemm_bf16_fn,
-                            adjoint_ir::DType::F16 => gemm_f16_fn,
-                            _ => gemm_fn,
+                        // By the product's 16-bit type, if any of its buffers has one (the
+                        // others are f32: see `GemmDesc::wide`).
+                        let callee = match g.half_type(prog) {
+                            Some(adjoint_ir::DType::Bf16) => gemm_bf16_fn,
+                            Some(_) => gemm_f16_fn,
+                            None => gemm_fn,
                         };
                         let f = module.declare_func_in_func(callee, b.func);
                         emit_gemm_call(&mut b, prog, g, &desc, f, &p);

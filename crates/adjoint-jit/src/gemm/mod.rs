@@ -19,6 +19,8 @@
 //! [`available`] is true everywhere: the portable kernel needs nothing from the CPU.
 
 #[cfg(target_arch = "x86_64")]
+mod amx_bf16;
+#[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -31,7 +33,10 @@ mod generic;
 mod half;
 mod isa;
 
-pub use half::{adjoint_gemm_bf16, adjoint_gemm_f16, gemm_half_desc, HalfPath, HalfType};
+pub use half::{
+    adjoint_gemm_bf16, adjoint_gemm_f16, gemm_half_desc, HalfOperand, HalfPath, HalfResult,
+    HalfType,
+};
 pub use isa::{select_isa, selected_isa, Isa};
 
 use driver::{MicroKernel, Operand};
@@ -67,6 +72,12 @@ pub struct GemmDesc {
     pub split_rows: i64,
     /// Rows (or columns) per unit.
     pub unit: i64,
+    /// For a 16-bit product (`bf16`, `f16`): 1 where `A`, `B` or `C` is stored as `f32`, 0
+    /// where it holds the product's 16-bit type. An `f32` operand is rounded to the 16-bit
+    /// type as it is read (a cast fused into the product, bit for bit the cast); an `f32` `C`
+    /// receives the sums unrounded, a 16-bit one each sum rounded once. The `f32` entry
+    /// ([`adjoint_sgemm`]) reads and writes `f32` whatever this says.
+    pub wide: [i64; 3],
 }
 
 impl GemmDesc {
@@ -383,6 +394,7 @@ pub fn sgemm_row_major_on(
         batch_strides: [[0; 3]; MAX_BATCH],
         split_rows: 1,
         unit: 1,
+        wide: [1; 3],
     }
     .with_split();
     sgemm_desc(isa, &desc, a, b, c, 0..desc.units());

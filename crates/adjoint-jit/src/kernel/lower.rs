@@ -383,7 +383,7 @@ impl<'a> GroupLower<'a> {
         let ty = g.ty(n).clone();
         let buffer = self.target(n);
         if matches!(g.op(n), Op::MatMul) && self.host_contraction(n) {
-            return self.host_matmul_stored(n, buffer);
+            return self.host_matmul_into(n, buffer);
         }
         if let Op::AllReduce { kind, replicas } = *g.op(n) {
             // The host reads the operand's buffer: a collective's group holds nothing else.

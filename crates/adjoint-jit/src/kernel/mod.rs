@@ -341,6 +341,17 @@ pub struct GemmNest {
     pub desc: GemmDesc,
 }
 
+impl GemmNest {
+    /// The 16-bit type (`bf16`, `f16`) of a 16-bit product: that of any of its buffers that
+    /// is not `f32` (the verifier checks there is one such type). `None` for an `f32` product.
+    pub fn half_type(&self, prog: &Program) -> Option<DType> {
+        [self.a.0, self.b.0, self.c.0]
+            .iter()
+            .map(|b| prog.buffers[b.0 as usize].dtype)
+            .find(|d| d.is_half())
+    }
+}
+
 /// The code of one fusion group.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Kernel {

@@ -761,21 +761,25 @@ impl<'a> KernelCheck<'a> {
             ("B", g.b, [(d.k, d.b[0]), (d.n, d.b[1])], 1),
             ("C", g.c, [(d.m, d.c[0]), (d.n, d.c[1])], 2),
         ];
-        // The product accumulates in f32; its operands are f32 or both of one 16-bit type.
-        let a_type = self.buffer(g.a.0)?.dtype;
+        // The product accumulates in f32. An f32 product's buffers are all f32; a 16-bit
+        // product's are its 16-bit type or f32, as `desc.wide` says.
+        let types: Vec<DType> = [g.a.0, g.b.0, g.c.0]
+            .iter()
+            .map(|&b| self.buffer(b).map(|x| x.dtype))
+            .collect::<Result<_, _>>()?;
+        let half = types.iter().copied().find(|d| d.is_half());
         for (name, (buffer, base), dims, which) in operands {
-            let b = self.buffer(buffer)?;
-            let (ok, expected) = match name {
-                "C" => (b.dtype == DType::F32, "f32"),
-                _ => (
-                    b.dtype == a_type && matches!(b.dtype, DType::F32 | DType::Bf16 | DType::F16),
-                    "f32, bf16 or f16, the same for A and B",
-                ),
+            let dtype = types[which];
+            let wide = d.wide[which];
+            let ok = match half {
+                None => dtype == DType::F32,
+                Some(h) => (dtype == h && wide == 0) || (dtype == DType::F32 && wide == 1),
             };
             if !ok {
                 return Err(Problem::BadGemm(format!(
-                    "operand {name} ({buffer}) is {}, not {expected}",
-                    b.dtype
+                    "operand {name} ({buffer}) is {dtype} (wide flag {wide}), not f32 or the \
+                     product's 16-bit type{}",
+                    half.map_or(String::new(), |h| format!(" {h}"))
                 )));
             }
             let mut all = dims.to_vec();
