@@ -106,6 +106,9 @@ pub struct CodegenOptions {
     pub compile_threads: usize,
     /// Keep the CLIF text and disassembly of every function.
     pub keep_text: bool,
+    /// Allocate registers in a single pass instead of backtracking (see
+    /// [`crate::RegisterAllocator`]).
+    pub single_pass_regalloc: bool,
 }
 
 /// Time spent in each phase of code generation.
@@ -203,6 +206,12 @@ pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCo
             .map_err(|e| JitError::Codegen(format!("setting {k}={v}: {e}")))
     };
     set(&mut flags, "opt_level", "speed")?;
+    let regalloc = if opts.single_pass_regalloc {
+        "single_pass"
+    } else {
+        "backtracking"
+    };
+    set(&mut flags, "regalloc_algorithm", regalloc)?;
     set(
         &mut flags,
         "enable_verifier",
