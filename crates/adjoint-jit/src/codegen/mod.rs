@@ -284,7 +284,7 @@ fn build(
     // (function, outer extent, parallel, name, kernel, nest)
     let mut calls: Vec<(FuncId, usize, bool, String, usize, usize)> = Vec::new();
     let mut lowering = t0.elapsed();
-    let mut pending: Vec<parallel::PendingFunction> = Vec::new();
+    let mut batches = parallel::Batches::new(opts.compile_threads, opts.keep_text);
     let err = |e: cranelift_module::ModuleError| JitError::Codegen(format!("{e:?}"));
     for (ki, k) in prog.kernels.iter().enumerate() {
         let plan = nest::KernelPlan::new(k, math);
@@ -356,7 +356,8 @@ fn build(
                 b.finalize(tcfg);
             }
             lowering += t.elapsed();
-            pending.push(take_function(&mut ctx, id, &name, opts.keep_text, code));
+            let f = take_function(&mut ctx, id, &name, opts.keep_text, code);
+            batches.push(module, f)?;
             calls.push((id, outer, parallel, name, ki, ni));
         }
     }
@@ -395,20 +396,13 @@ fn build(
         b.seal_all_blocks();
         b.finalize(tcfg);
     }
-    pending.push(take_function(
-        &mut ctx,
-        entry_id,
-        "step",
-        opts.keep_text,
-        code,
-    ));
+    let f = take_function(&mut ctx, entry_id, "step", opts.keep_text, code);
     lowering += t.elapsed();
-    let t = Instant::now();
-    let compiled =
-        parallel::compile_and_define(module, pending, opts.compile_threads, opts.keep_text)?;
-    code.code_bytes += compiled.code_bytes;
-    code.disasm += &compiled.disasm;
-    let cranelift = t.elapsed();
+    batches.push(module, f)?;
+    batches.flush(module)?;
+    code.code_bytes += batches.code_bytes;
+    code.disasm += &batches.disasm;
+    let cranelift = batches.time;
     let t = Instant::now();
     module
         .finalize_definitions()
