@@ -378,6 +378,10 @@ fn build(
         let mem = value::mem();
         for &(id, outer, parallel, ..) in &calls {
             let f = module.declare_func_in_func(id, b.func);
+            // Called through its absolute address: a direct call or a PC-relative address
+            // reaches only ±2 GiB, and a very large step's code (the 10^6-op chain's is about
+            // 2 GB) lies further apart than that, which made linking panic.
+            b.func.dfg.ext_funcs[f].colocated = false;
             let n = b.ins().iconst(ptr, outer as i64);
             if parallel {
                 let pfor = b
