@@ -2,6 +2,7 @@
 //! and the time to compile each step. `cargo bench` runs them; `adjoint bench` gives the same
 //! measurements as a table or JSON.
 
+use adjoint::autodiff::Precision;
 use adjoint::bench::{prepare, Mode};
 use adjoint::workloads::by_id;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -15,7 +16,8 @@ fn training_steps(c: &mut Criterion) {
             .sample_size(10)
             .measurement_time(Duration::from_secs(3));
         for mode in Mode::ALL {
-            let mut prepared = prepare(&workload, mode, 1).expect("the step prepares");
+            let mut prepared =
+                prepare(&workload, mode, 1, Precision::F32).expect("the step prepares");
             group.bench_function(BenchmarkId::from_parameter(mode.name()), |b| {
                 b.iter(|| prepared.runner.step().expect("the step runs"))
             });
@@ -33,7 +35,7 @@ fn compile_times(c: &mut Criterion) {
         let workload = by_id(id, 0).expect("a workload");
         group.bench_function(BenchmarkId::from_parameter(id), |b| {
             b.iter(|| {
-                prepare(&workload, Mode::JitFused, 1)
+                prepare(&workload, Mode::JitFused, 1, Precision::F32)
                     .expect("compiles")
                     .compile
             })

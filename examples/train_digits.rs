@@ -7,6 +7,7 @@
 //! cargo run --release --example train_digits -- --replicas 2       # data parallel, 2 threads
 //! cargo build --release --features mpi --example train_digits     # data parallel over MPI:
 //! mpirun -np 2 target/release/examples/train_digits --mpi
+//! cargo run --release --example train_digits -- --precision bf16   # bf16 products and activations
 //! ```
 //!
 //! A second run into a directory that holds a checkpoint is refused unless it says `--resume`
@@ -27,6 +28,7 @@
 //! the checkpoint, which resumes with any number of replicas. With `--mpi` (a build with the
 //! `mpi` feature, launched by `mpirun`) every MPI rank is one replica.
 
+use adjoint::autodiff::{Optimizer, Precision};
 use adjoint::ir::{Collective, InProcess};
 use adjoint::nn::chart::write_training_chart;
 use adjoint::nn::checkpoint::load_checkpoint;
@@ -37,7 +39,7 @@ use adjoint::nn::loss::cross_entropy;
 use adjoint::nn::schedule::Schedule;
 use adjoint::nn::trainer::{Forward, Pass, Trainer, TrainerOptions};
 use adjoint::nn::Params;
-use adjoint::{autodiff::Optimizer, DType};
+use adjoint::DType;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -63,6 +65,8 @@ pub struct Args {
     pub replicas: usize,
     /// Every MPI rank is one data-parallel replica (launched by `mpirun`).
     pub mpi: bool,
+    /// Precision of products and activations (parameters and Adam stay f32).
+    pub precision: Precision,
 }
 
 impl Default for Args {
@@ -77,12 +81,13 @@ impl Default for Args {
             quiet: false,
             replicas: 1,
             mpi: false,
+            precision: Precision::F32,
         }
     }
 }
 
 const USAGE: &str = "usage: train_digits [--out DIR] [--epochs N] [--resume | --overwrite] \
-[--max-steps N] [--threads N] [--replicas N | --mpi] [--quiet]
+[--max-steps N] [--threads N] [--replicas N | --mpi] [--precision P] [--quiet]
 
   --out DIR      where loss.svg and checkpoint.safetensors go (default runs/train_digits)
   --epochs N     epochs of the whole run (default 30); keep it when resuming
@@ -94,6 +99,8 @@ const USAGE: &str = "usage: train_digits [--out DIR] [--epochs N] [--resume | --
                  trains on 32/N examples of every batch of 32, N must divide 32
   --mpi          every MPI rank is one replica (build with --features mpi, run under
                  mpirun -np N with N dividing 32); rank 0 prints and writes the files
+  --precision P  f32 (default), bf16 or f16 (f16 with dynamic loss scaling): the precision of
+                 products and activations; parameters and the optimizer stay f32
   --quiet        no progress output";
 
 /// A positive whole number, or an error naming the flag.
@@ -130,6 +137,10 @@ pub fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String
                 args.replicas = n as usize;
             }
             "--mpi" => args.mpi = true,
+            "--precision" => {
+                let v = value("--precision")?;
+                args.precision = v.parse().map_err(|e| format!("--precision: {e}"))?;
+            }
             "--resume" => args.resume = true,
             "--overwrite" => args.overwrite = true,
             "--quiet" => args.quiet = true,
@@ -296,6 +307,7 @@ fn train_on(
         checkpoint_every: per_epoch,
         threads: args.threads,
         quiet: args.quiet,
+        precision: args.precision,
         ..TrainerOptions::default()
     };
     let schedule = Schedule::warmup_cosine(steps / 20, steps, 0.01);
@@ -371,6 +383,13 @@ fn train_on(
         "training: {stepped} steps in {fit_time:.2} s, {:.3} ms per step (evaluations included)",
         1e3 * fit_time / stepped.max(1) as f64
     );
+    if args.precision == Precision::F16 {
+        println!(
+            "precision {}: {} steps skipped by loss scaling",
+            args.precision,
+            trainer.skipped_steps()
+        );
+    }
     println!("wrote {} and {}", chart.display(), checkpoint.display());
     Ok(Outcome {
         accuracy,

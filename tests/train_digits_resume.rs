@@ -41,6 +41,8 @@ fn checkpoint_bits(path: &Path) -> (u64, Vec<(String, Vec<u64>)>) {
                 HostData::F64(v) => v.iter().map(|x| x.to_bits()).collect(),
                 HostData::I32(v) => v.iter().map(|&x| x as u32 as u64).collect(),
                 HostData::Bool(v) => v.iter().map(|&x| x as u64).collect(),
+                HostData::Bf16(v) => v.iter().map(|x| x.to_bits() as u64).collect(),
+                HostData::F16(v) => v.iter().map(|x| x.to_bits() as u64).collect(),
             };
             (n.clone(), bits)
         })

@@ -24,32 +24,18 @@ cpu_per_wall (process CPU time / wall time over the timed steps), the number of 
 ran, and the union of their CPU affinity masks, as checks.
 """
 
-import argparse
 import json
 import os
 import sys
 import time
-import zlib
+
+from peer_common import (MLP_SHAPES, W3_SHAPE, W4_SHAPE, Init, check_causal, check_flops,
+                         enforce_affinity,
+                         mlp_flops, mlp_params, parse_args, pin_threads, readable,
+                         selected_workloads, thread_cpu_ticks, threads_cpus_allowed, w3_flops,
+                         w3_params, w4_flops, w4_params)
 
 SINGLE_THREAD_XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
-
-
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--workload", default="all", help="W1|W2|W3|W4|all (or a comma list)")
-    p.add_argument("--threads", default="1", help="1 or all (default 1, as adjoint bench)")
-    p.add_argument("--steps", type=int, default=20, help="timed steps (default 20, as adjoint bench)")
-    p.add_argument("--warmup", type=int, default=3, help="untimed steps after the first call (default 3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of data and initial parameters")
-    p.add_argument("--cpu", type=int, default=None,
-                   help="with --threads 1: the CPU to pin to (default: the first one allowed)")
-    p.add_argument("--json", action="store_true", help="print one JSON line per workload")
-    p.add_argument("--check", action="store_true",
-                   help="run the sanity checks (FLOP counts, causal mask) instead of timing")
-    args = p.parse_args(argv)
-    if args.threads not in ("1", "all"):
-        p.error("--threads must be 1 or all")
-    return args
 
 
 def configure_threads(args):
@@ -59,18 +45,12 @@ def configure_threads(args):
         # (appended to), so a caller can still add flags of its own.
         prior = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = (prior + " " + SINGLE_THREAD_XLA_FLAGS).strip()
-        allowed = sorted(os.sched_getaffinity(0))
-        cpu = args.cpu if args.cpu is not None else allowed[0]
-        # Threads created later (XLA's pools) inherit this mask, so nothing runs on a second core.
-        os.sched_setaffinity(0, {cpu})
-        # Libraries that might open their own pools (none should be used here).
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ.setdefault(var, "1")
-        return 1
-    return len(os.sched_getaffinity(0))
+    # Threads created later (XLA's pools) inherit the pinned mask, so nothing runs on a second
+    # core.
+    return pin_threads(args)
 
 
-ARGS = parse_args() if __name__ == "__main__" else None
+ARGS = parse_args(__doc__.split("\n\n")[0]) if __name__ == "__main__" else None
 THREADS = configure_threads(ARGS) if ARGS is not None else None
 
 import numpy as np  # noqa: E402
@@ -79,47 +59,17 @@ import jaxlib  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
-# Seeded initialization: each named tensor has its own stream, as in adjoint-workloads' Init
-# (the streams differ from Adjoint's, the distributions are the same).
-
-
-class Init:
-    def __init__(self, seed):
-        self.seed = seed
-
-    def rng(self, name):
-        return np.random.default_rng([self.seed, zlib.crc32(name.encode())])
-
-    def normal(self, name, shape, std=1.0):
-        return (self.rng(name).standard_normal(shape) * std).astype(np.float32)
-
-    def labels(self, name, shape, bound):
-        return self.rng(name).integers(0, bound, size=shape, dtype=np.int32)
-
-    def he(self, name, shape):  # std sqrt(2 / fan_in), fan_in = shape[0]
-        return self.normal(name, shape, np.sqrt(2.0 / shape[0]))
-
-    def lecun(self, name, shape):  # std 1 / sqrt(fan_in)
-        return self.normal(name, shape, 1.0 / np.sqrt(shape[0]))
-
-    @staticmethod
-    def zeros(shape):
-        return np.zeros(shape, np.float32)
-
-    @staticmethod
-    def ones(shape):
-        return np.ones(shape, np.float32)
-
-
-# ---------------------------------------------------------------------------------------------
 # Building blocks, written out as WORKLOADS.md defines them.
 
 
-def cross_entropy(logits, labels):
-    """mean_i( logsumexp(logits_i) - logits_i[y_i] )."""
+def cross_entropy_rows(logits, labels):
+    """logsumexp(logits_i) - logits_i[y_i], per row."""
     lse = jax.nn.logsumexp(logits, axis=-1)
-    picked = jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
-    return jnp.mean(lse - picked)
+    return lse - jnp.take_along_axis(logits, labels[:, None], axis=-1)[:, 0]
+
+
+def cross_entropy(logits, labels):
+    return jnp.mean(cross_entropy_rows(logits, labels))
 
 
 def gelu(x):
@@ -171,19 +121,11 @@ def adam(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
 # The workloads. Each returns (params, data, loss_fn(params, *data), optimizer, matmul_flops).
 
 
-def mlp_flops(batch, dims):
-    return 3.0 * sum(2 * batch * a * b for a, b in zip(dims, dims[1:]))
-
-
 def mlp_workload(seed, batch, inputs, hidden, classes):
     init = Init(seed)
     x = init.normal("x", (batch, inputs))
     y = init.labels("y", (batch,), classes)
-    dims = [inputs] + list(hidden) + [classes]
-    params = {}
-    for i, (a, b) in enumerate(zip(dims, dims[1:]), start=1):
-        params[f"w{i}"] = init.he(f"w{i}", (a, b))
-        params[f"b{i}"] = init.zeros((b,))
+    params, dims = mlp_params(init, inputs, hidden, classes)
     layers = len(dims) - 1
 
     def loss_fn(params, x, y):
@@ -196,29 +138,11 @@ def mlp_workload(seed, batch, inputs, hidden, classes):
     return params, (x, y), loss_fn, sgd(0.01), mlp_flops(batch, dims)
 
 
-def w1(seed):
-    return mlp_workload(seed, 64, 64, [128, 128], 10)
-
-
-def w2(seed):
-    return mlp_workload(seed, 128, 784, [1024, 1024], 10)
-
-
-def w3(seed, rows=256, width=256, hidden=512, blocks=4):
+def w3(seed, rows, width, hidden, blocks):
     init = Init(seed)
     x = init.normal("x", (rows, width))
     t = init.normal("t", (rows, width))
-    small = 1.0 / np.sqrt(hidden) / np.sqrt(blocks)  # residual branches start small
-    params = []
-    for i in range(1, blocks + 1):
-        params.append({
-            "gamma": init.ones((width,)),
-            "beta": init.zeros((width,)),
-            "a_w": init.lecun(f"a.w{i}", (width, hidden)),
-            "a_b": init.zeros((hidden,)),
-            "b_w": init.normal(f"b.w{i}", (hidden, width), small),
-            "b_b": init.zeros((width,)),
-        })
+    params = w3_params(init, width, hidden, blocks)
 
     def loss_fn(params, x, t):
         h = x
@@ -228,35 +152,11 @@ def w3(seed, rows=256, width=256, hidden=512, blocks=4):
         d = h - t
         return jnp.mean(d * d)
 
-    flops = 3.0 * blocks * 2 * 2 * rows * width * hidden
-    return params, (x, t), loss_fn, adam(), flops
+    return params, (x, t), loss_fn, adam(), w3_flops(rows, width, hidden, blocks)
 
 
-def w4(seed, batch=8, seq=64, vocab=256, width=128, heads=4, mlp_hidden=512, layers=2):
-    init = Init(seed)
-    # Random sequences of seq+1 tokens; each target is the next token.
-    sequences = init.labels("sequences", (batch, seq + 1), vocab)
-    tokens, targets = sequences[:, :-1].copy(), sequences[:, 1:].copy()
-    small = 1.0 / np.sqrt(mlp_hidden) / np.sqrt(2 * layers)
+def w4_loss(batch, seq, vocab, width, heads, per_position=False, **_):
     c, hd = width, width // heads
-    params = {
-        "embed": init.normal("embed", (vocab, c), 0.02),
-        "pos": init.normal("pos", (seq, c), 0.02),
-        "blocks": [],
-        "lnf_gamma": init.ones((c,)),
-        "lnf_beta": init.zeros((c,)),
-        "unembed": init.lecun("unembed", (c, vocab)),
-    }
-    for l in range(1, layers + 1):
-        n = lambda s: f"l{l}.{s}"  # noqa: E731
-        params["blocks"].append({
-            "ln1_gamma": init.ones((c,)), "ln1_beta": init.zeros((c,)),
-            "wq": init.lecun(n("wq"), (c, c)), "wk": init.lecun(n("wk"), (c, c)),
-            "wv": init.lecun(n("wv"), (c, c)), "wo": init.normal(n("wo"), (c, c), small),
-            "ln2_gamma": init.ones((c,)), "ln2_beta": init.zeros((c,)),
-            "m1_w": init.lecun(n("m1.w"), (c, mlp_hidden)), "m1_b": init.zeros((mlp_hidden,)),
-            "m2_w": init.normal(n("m2.w"), (mlp_hidden, c), small), "m2_b": init.zeros((c,)),
-        })
     causal = np.tril(np.ones((seq, seq), dtype=bool))  # a compile-time constant
     scale = np.float32(1.0 / np.sqrt(hd))
 
@@ -279,18 +179,23 @@ def w4(seed, batch=8, seq=64, vocab=256, width=128, heads=4, mlp_hidden=512, lay
             h = h + gelu(z @ p["m1_w"] + p["m1_b"]) @ p["m2_w"] + p["m2_b"]
         z = layer_norm(h, params["lnf_gamma"], params["lnf_beta"])
         logits = (z @ params["unembed"]).reshape(batch * seq, vocab)
-        return cross_entropy(logits, targets.reshape(batch * seq))
+        rows = cross_entropy_rows(logits, targets.reshape(batch * seq))
+        return rows.reshape(batch, seq) if per_position else jnp.mean(rows)
 
-    rows = batch * seq
-    projections = 4 * 2 * rows * c * c
-    attn = 2 * 2 * batch * heads * seq * seq * hd
-    mlp = 2 * 2 * rows * c * mlp_hidden
-    unembed = 2 * rows * c * vocab
-    flops = 3.0 * (layers * (projections + attn + mlp) + unembed)
-    return params, (tokens, targets), loss_fn, adam(), flops
+    return loss_fn
 
 
-WORKLOADS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4}
+def w4(seed, **shape):
+    params, tokens, targets = w4_params(Init(seed), **shape)
+    return params, (tokens, targets), w4_loss(**shape), adam(), w4_flops(**shape)
+
+
+WORKLOADS = {
+    "W1": lambda seed: mlp_workload(seed, *MLP_SHAPES["W1"]),
+    "W2": lambda seed: mlp_workload(seed, *MLP_SHAPES["W2"]),
+    "W3": lambda seed: w3(seed, **W3_SHAPE),
+    "W4": lambda seed: w4(seed, **W4_SHAPE),
+}
 
 
 def make_step(loss_fn, optimizer):
@@ -340,30 +245,6 @@ def _subjaxprs(params):
 # ---------------------------------------------------------------------------------------------
 
 
-def thread_cpu_ticks():
-    """utime+stime (clock ticks) of every OS thread of this process, by thread id."""
-    ticks = {}
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            with open(f"/proc/self/task/{tid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            ticks[tid] = int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
-            pass
-    return ticks
-
-
-def threads_cpus_allowed():
-    """The union of the CPUs every OS thread of this process may run on."""
-    cpus = set()
-    for tid in os.listdir("/proc/self/task"):
-        try:
-            cpus |= os.sched_getaffinity(int(tid))
-        except OSError:
-            pass
-    return sorted(cpus)
-
-
 # Durations JAX reports for its compile phases (jax.monitoring), summed per event.
 COMPILE_EVENTS = {
     "/jax/core/compile/jaxpr_trace_duration": "trace_ms",
@@ -392,6 +273,7 @@ def run(workload_id, steps, warmup, seed, threads):
     compile_ms = (time.perf_counter() - start) * 1e3
     phases = {name: round(_event_secs.get(ev, 0.0) * 1e3, 3) for ev, name in COMPILE_EVENTS.items()}
     loss_compile_call = float(loss)
+    enforce_affinity()
 
     for _ in range(warmup):
         params, opt_state, loss = jax.block_until_ready(step(params, opt_state, *data))
@@ -438,52 +320,17 @@ def run(workload_id, steps, warmup, seed, threads):
     }
 
 
-# FLOPs per step that WORKLOADS.md states (W4's is not stated there: it is the same count as
-# adjoint-workloads' GptConfig::matmul_flops, 3x the forward matmuls, attention over all T x T).
-DOC_FLOPS = {"W1": 9.93e6, "W2": 1.430e9, "W3": 1.61e9}
-
-
 def check(seed):
-    ok = True
-    for w, fn in WORKLOADS.items():
-        flops = fn(seed)[4]
-        if w in DOC_FLOPS:
-            good = abs(flops / DOC_FLOPS[w] - 1) < 5e-3
-            ok &= good
-            print(f"{w} matmul FLOPs {flops:.6g} vs WORKLOADS.md {DOC_FLOPS[w]:.4g}: "
-                  f"{'ok' if good else 'MISMATCH'}")
-        else:
-            print(f"{w} matmul FLOPs {flops:.6g} (not stated in WORKLOADS.md)")
-    # Causal mask: changing the tokens at positions >= 40 must leave the loss of every earlier
-    # position bit-for-bit unchanged.
-    global cross_entropy
-    saved = cross_entropy
-    cross_entropy = lambda logits, y: (  # noqa: E731  per-position losses
-        jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, y[:, None], -1)[:, 0])
-    try:
-        params, (tokens, targets), loss_fn, _, _ = w4(seed)
-        a = np.asarray(loss_fn(params, tokens, targets)).reshape(tokens.shape)
-        changed = tokens.copy()
-        changed[:, 40:] = (changed[:, 40:] + 7) % 256
-        b = np.asarray(loss_fn(params, changed, targets)).reshape(tokens.shape)
-    finally:
-        cross_entropy = saved
-    early, late = np.abs(a[:, :40] - b[:, :40]).max(), np.abs(a[:, 40:] - b[:, 40:]).max()
-    good = early == 0.0 and late > 0.0
-    ok &= good
-    print(f"W4 causal mask: max change of earlier positions' loss {early}, of later {late:.3g}: "
-          f"{'ok' if good else 'LEAK'}")
-    return ok
+    ok = check_flops(lambda w: WORKLOADS[w](seed)[4])
+    params, (tokens, targets), _, _, _ = w4(seed, **W4_SHAPE)
+    per_position = w4_loss(per_position=True, **W4_SHAPE)
+    return check_causal(lambda tok: np.asarray(per_position(params, tok, targets)), tokens) and ok
 
 
 def main(args):
     if args.check:
         sys.exit(0 if check(args.seed) else 1)
-    ids = list(WORKLOADS) if args.workload.lower() == "all" else \
-        [w.strip().upper() for w in args.workload.split(",")]
-    for w in ids:
-        if w not in WORKLOADS:
-            sys.exit(f"unknown workload {w!r}: use W1, W2, W3, W4 or all")
+    ids = selected_workloads(args)
     devices = jax.devices()
     if devices[0].platform != "cpu":
         sys.exit(f"expected the CPU backend, got {devices}")
@@ -493,14 +340,7 @@ def main(args):
     jax.monitoring.register_event_duration_secs_listener(_on_duration)
     for w in ids:
         r = run(w, args.steps, args.warmup, args.seed, THREADS)
-        if args.json:
-            print(json.dumps(r), flush=True)
-        else:
-            print(f"{r['workload']} jax-jit threads {r['threads']}  compile {r['compile_ms']:8.1f} ms"
-                  f"  step median {r['step_us_median']:10.1f} us (min {r['step_us_min']:.1f})"
-                  f"  {r['gflops']:6.2f} GFLOP/s  loss {r['loss_first']:.4f} -> "
-                  f"{r['loss_last']:.4f}  cpu/wall {r['cpu_per_wall']:.2f}  busy threads "
-                  f"{r['os_threads_busy']}/{r['os_threads']} on cpus {r['cpus_allowed']}", flush=True)
+        print(json.dumps(r) if args.json else readable(r), flush=True)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,8 @@ mod check;
 pub mod data_parallel;
 mod error;
 mod grad;
+pub mod loss_scale;
+pub mod mixed;
 mod optim;
 pub mod precision;
 mod rules;
@@ -48,7 +50,9 @@ pub use check::{
 pub use data_parallel::DataParallel;
 pub use error::GradError;
 pub use grad::{append_grad, append_hvp, find, grad, grad_named, hvp, Gradients};
+pub use loss_scale::LossScaling;
+pub use mixed::{apply_precision, Precision, PrecisionGraph};
 pub use optim::{
-    float_parameters, training_step, LearningRate, Optimizer, StepGraph, TrainedParam, UpdateRule,
-    GRAD_OUTPUT_SUFFIX,
+    float_parameters, training_step, training_step_with, LearningRate, MixedPrecision, Optimizer,
+    StepGraph, TrainedParam, UpdateRule, GRAD_OUTPUT_SUFFIX,
 };

@@ -4,6 +4,8 @@
 use crate::data_parallel::{all_reduce_gradients, DataParallel};
 use crate::error::GradError;
 use crate::grad::{append_grad, display_name};
+use crate::loss_scale::{LossScaling, Scaler, GOOD_STEPS_PARAM, SCALE_PARAM};
+use crate::mixed::{apply_precision, Precision};
 use adjoint_ir::{BuildError, Builder, DType, Feeds, Graph, HostTensor, NodeId, Op, Tensor};
 
 /// The learning rate of an [`Optimizer`]: a constant baked into the graph, or a scalar input fed
@@ -235,6 +237,74 @@ pub fn training_step(
     params: &[NodeId],
     opt: &Optimizer,
 ) -> Result<StepGraph, GradError> {
+    training_step_with(graph, loss, params, opt, &MixedPrecision::default())
+}
+
+/// How a training step handles precision: the policy ([`Precision`]) and, optionally, dynamic
+/// loss scaling ([`LossScaling`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MixedPrecision {
+    /// Which values are 16-bit (see [`crate::mixed`]).
+    pub precision: Precision,
+    /// Dynamic loss scaling, if any.
+    pub loss_scaling: Option<LossScaling>,
+}
+
+impl MixedPrecision {
+    /// `precision` with the loss scaling it needs: PyTorch's default dynamic scaling for
+    /// [`Precision::F16`] (whose narrow range flushes small gradients to zero), none otherwise.
+    pub fn new(precision: Precision) -> MixedPrecision {
+        MixedPrecision {
+            precision,
+            loss_scaling: (precision == Precision::F16).then(LossScaling::default),
+        }
+    }
+}
+
+/// [`training_step`] under a precision policy: the policy is applied to the forward graph
+/// first ([`apply_precision`]; `loss` and `params` are nodes of `graph`, mapped), then the
+/// gradients and updates are appended; with loss scaling, the step scales the loss, unscales
+/// the gradients, skips every update when one is not finite and adjusts the scale (see
+/// [`crate::loss_scale`]). The returned [`StepGraph`]'s nodes are those of the new graph.
+pub fn training_step_with(
+    graph: Graph,
+    loss: NodeId,
+    params: &[NodeId],
+    opt: &Optimizer,
+    mixed: &MixedPrecision,
+) -> Result<StepGraph, GradError> {
+    let (graph, loss, params) = if mixed.precision == Precision::F32 {
+        (graph, loss, params.to_vec())
+    } else {
+        for &p in params.iter().chain([&loss]) {
+            if !graph.contains(p) {
+                return Err(GradError::NotInGraph {
+                    role: "parameter or loss",
+                    index: p.index(),
+                });
+            }
+        }
+        let rewritten =
+            apply_precision(&graph, mixed.precision, &[loss]).map_err(GradError::InvalidGraph)?;
+        let map = |id: NodeId| {
+            rewritten
+                .node(id)
+                .expect("leaves and kept nodes are mapped")
+        };
+        let params: Vec<NodeId> = params.iter().map(|&p| map(p)).collect();
+        let loss = map(loss);
+        (rewritten.graph, loss, params)
+    };
+    build_step(graph, loss, &params, opt, mixed.loss_scaling.as_ref())
+}
+
+fn build_step(
+    graph: Graph,
+    loss: NodeId,
+    params: &[NodeId],
+    opt: &Optimizer,
+    scaling: Option<&LossScaling>,
+) -> Result<StepGraph, GradError> {
     for &p in params {
         if !graph.contains(p) {
             return Err(GradError::NotInGraph {
@@ -249,7 +319,6 @@ pub fn training_step(
         }
     }
     let b = Builder::from_graph(graph);
-    let grads = append_grad(&b, loss, params)?;
     let mut step = Step {
         b: &b,
         opt,
@@ -257,11 +326,34 @@ pub fn training_step(
         counter: None,
         corrections: Vec::new(),
     };
+    let scaler = match scaling {
+        Some(settings) => {
+            let scale = step
+                .state_param_from(SCALE_PARAM, HostTensor::scalar_f32(settings.initial as f32))?;
+            let good = step.state_param_from(GOOD_STEPS_PARAM, HostTensor::scalar_f32(0.0))?;
+            Some(Scaler::new(scale, good, settings))
+        }
+        None => None,
+    };
+    let grads = match &scaler {
+        Some(sc) => {
+            let scaled = sc.scale_loss(b.tensor(loss))?;
+            let raw = append_grad(&b, scaled.id(), params)?;
+            raw.iter()
+                .map(|&g| Ok(sc.unscale(b.tensor(g))?.id()))
+                .collect::<Result<Vec<_>, GradError>>()?
+        }
+        None => append_grad(&b, loss, params)?,
+    };
     let mut gs: Vec<Tensor<'_>> = grads.iter().map(|&g| b.tensor(g)).collect();
     if let Some(dp) = &opt.data_parallel {
         gs = all_reduce_gradients(&gs, dp)?;
     }
     let grads: Vec<NodeId> = gs.iter().map(|g| g.id()).collect();
+    let finite = match &scaler {
+        Some(sc) => Some(sc.all_finite(&gs)?),
+        None => None,
+    };
     if let Some(max_norm) = opt.clip_global_norm {
         gs = step.clip(&gs, max_norm)?;
     }
@@ -283,6 +375,9 @@ pub fn training_step(
             grad,
             update: new.id(),
         });
+    }
+    if let (Some(sc), Some(finite)) = (&scaler, finite) {
+        sc.finish(&b, finite)?;
     }
     let state = step.state;
     let lr_input = match &opt.lr {
@@ -343,6 +438,16 @@ impl<'b> Step<'b, '_> {
             .map_err(|_| self.taken(name))?;
         self.state
             .push((name.to_string(), HostTensor::zeros(dtype, shape)));
+        Ok(t)
+    }
+
+    /// A new optimizer-state parameter starting at `init` (its type).
+    fn state_param_from(&mut self, name: &str, init: HostTensor) -> Result<Tensor<'b>, GradError> {
+        let t = self
+            .b
+            .try_parameter(name, init.dtype(), init.shape().clone())
+            .map_err(|_| self.taken(name))?;
+        self.state.push((name.to_string(), init));
         Ok(t)
     }
 

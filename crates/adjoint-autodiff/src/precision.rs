@@ -3,8 +3,8 @@
 use adjoint_ir::{DType, Feeds, Graph, Literal, NodeId, Op, TensorType};
 use std::collections::HashMap;
 
-/// A graph re-emitted with every `f32` value turned into `f64`, and where each node of the
-/// original went.
+/// A graph re-emitted with every `f32`, `bf16` and `f16` value turned into `f64`, and where
+/// each node of the original went.
 #[derive(Clone, Debug)]
 pub struct WidenedGraph {
     /// The f64 graph: same inputs, parameters, outputs, updates and labels.
@@ -20,10 +20,10 @@ impl WidenedGraph {
 }
 
 /// Re-emits `graph` node by node (in topological order, through [`Graph::add`], so equal nodes
-/// are merged) with every `f32` input, parameter, constant and iota declared `f64`, and every
-/// cast to `f32` turned into a cast to `f64`. A cast that becomes `f64 → f64` disappears (its
+/// are merged) with every `f32`, `bf16` and `f16` input, parameter, constant and iota declared
+/// `f64`, and every cast to one of those turned into a cast to `f64`. A cast that becomes `f64 → f64` disappears (its
 /// users read its operand). Integer and bool values are unchanged. Constants keep their values,
-/// which an `f32` literal already holds exactly.
+/// which a literal of those types already holds exactly.
 ///
 /// Errors: the graph does not verify.
 pub fn widen_to_f64(graph: &Graph) -> Result<WidenedGraph, adjoint_ir::VerifyError> {
@@ -60,7 +60,7 @@ pub fn try_widen_feeds(feeds: &Feeds) -> Result<Feeds, String> {
     feeds
         .iter()
         .map(|(name, t)| {
-            let t = if t.dtype() == DType::F32 {
+            let t = if widen_dtype(t.dtype()) != t.dtype() {
                 t.try_cast(DType::F64)?
             } else {
                 t.try_cast(t.dtype())?
@@ -70,12 +70,12 @@ pub fn try_widen_feeds(feeds: &Feeds) -> Result<Feeds, String> {
         .collect()
 }
 
-/// The same feeds with every `f32` tensor converted to `f64`.
+/// The same feeds with every `f32`, `bf16` and `f16` tensor converted to `f64`.
 pub fn widen_feeds(feeds: &Feeds) -> Feeds {
     feeds
         .iter()
         .map(|(name, t)| {
-            let t = if t.dtype() == DType::F32 {
+            let t = if widen_dtype(t.dtype()) != t.dtype() {
                 t.cast(DType::F64)
             } else {
                 t.clone()
@@ -90,7 +90,7 @@ fn widen_ty(ty: &TensorType) -> TensorType {
 }
 
 fn widen_dtype(d: DType) -> DType {
-    if d == DType::F32 {
+    if matches!(d, DType::F32 | DType::Bf16 | DType::F16) {
         DType::F64
     } else {
         d

@@ -3,7 +3,8 @@
 
 mod common;
 
-use adjoint_ir::{AllReduceKind, DType, SliceRange, Tensor, UnaryOp};
+use adjoint_autodiff::grad;
+use adjoint_ir::{AllReduceKind, Builder, DType, Feeds, HostTensor, SliceRange, Tensor, UnaryOp};
 use common::{check, check_with, positive, weighted_sum};
 
 const SHAPES: [&[usize]; 3] = [&[], &[5], &[2, 3, 4]];
@@ -28,11 +29,39 @@ fn unary_case(u: UnaryOp, shape: &[usize], seed: u64) {
 
 #[test]
 fn unary_ops() {
-    for (i, u) in UnaryOp::ALL.into_iter().enumerate() {
+    // stop_gradient has no gradient by definition, which finite differences do not see: it has
+    // its own test below.
+    let differentiable = UnaryOp::ALL
+        .into_iter()
+        .filter(|&u| u != UnaryOp::StopGradient);
+    for (i, u) in differentiable.enumerate() {
         for (j, shape) in SHAPES.iter().enumerate() {
             unary_case(u, shape, (10 * i + j) as u64);
         }
     }
+}
+
+#[test]
+fn stop_gradient_passes_values_and_no_gradient() {
+    let b = Builder::new("stop");
+    let x = b.parameter("x", DType::F64, [2, 3]);
+    // d/dx (x · stop(x)) = stop(x) = x: only the first factor carries a gradient.
+    let loss = (x * x.stop_gradient()).sum_all();
+    b.output("loss", loss);
+    let g = b.finish();
+    let (x, loss) = (g.leaf("x").unwrap(), g.output("loss").unwrap());
+    let grads = grad(g, loss, &[x]).unwrap();
+    let values: Vec<f64> = vec![-1.5, 0.0, 0.25, 2.0, -3.0, 7.0];
+    let mut feeds = Feeds::new();
+    feeds.insert(
+        "x".into(),
+        HostTensor::from_f64([2, 3], values.clone()).unwrap(),
+    );
+    let out = adjoint_interp::run(&grads.graph, &feeds).unwrap();
+    let want: f64 = values.iter().map(|v| v * v).sum();
+    assert_eq!(out.output("loss").unwrap().to_f64_vec(), vec![want]);
+    let dx = out.output("x.grad").unwrap().to_f64_vec();
+    assert_eq!(dx, values, "the gradient of x·stop(x) is stop(x)");
 }
 
 /// Operand shape pairs: equal shapes and NumPy broadcasting of each kind.

@@ -106,7 +106,7 @@ fn check_reports_parse_and_type_errors_with_line_and_column() {
     ]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains(": ok (40 nodes"),
+        text(&out.stdout).contains(": ok (41 nodes"),
         "{}",
         text(&out.stdout)
     );

@@ -1,7 +1,9 @@
 //! Element types as Rust types: one trait per level of arithmetic, so that each kernel is written
 //! once, generically, and monomorphized per dtype.
 //!
-//! - [`Element`]: every dtype (`f32`, `f64`, `i32`, `bool`): storage and conversion.
+//! - [`Element`]: every dtype the kernels compute in (`f32`, `f64`, `i32`, `bool`): storage
+//!   and conversion. The 16-bit floats have no kernels: `node.rs` widens them to `f32` and
+//!   rounds the result back.
 //! - [`Number`]: the numeric dtypes (`f32`, `f64`, `i32`): `+ - *`, max/min, neg/abs/sign.
 //! - [`Float`]: `f32` and `f64`: division, pow and the transcendental functions.
 //!
@@ -317,6 +319,9 @@ macro_rules! with_element {
                 type $T = bool;
                 $body
             }
+            half @ (adjoint_ir::DType::Bf16 | adjoint_ir::DType::F16) => {
+                panic!("interpreter bug: {half} data reached a kernel (node.rs computes it in f32)")
+            }
         }
     };
 }
@@ -340,6 +345,9 @@ macro_rules! with_number {
             }
             adjoint_ir::DType::Bool => {
                 panic!("interpreter bug: a numeric op reached bool data past the verifier")
+            }
+            half @ (adjoint_ir::DType::Bf16 | adjoint_ir::DType::F16) => {
+                panic!("interpreter bug: {half} data reached a kernel (node.rs computes it in f32)")
             }
         }
     };

@@ -23,6 +23,7 @@ pub(crate) fn unary(op: UnaryOp, x: &HostData) -> HostData {
             UnaryOp::Neg => map(v, Number::neg),
             UnaryOp::Abs => map(v, Number::abs),
             UnaryOp::Sign => map(v, Number::sign),
+            UnaryOp::StopGradient => v.to_vec(),
             other => panic!(
                 "interpreter bug: {} on i32 passed the verifier",
                 other.name()
@@ -44,6 +45,7 @@ fn unary_float<T: Float>(op: UnaryOp, x: &[T]) -> Vec<T> {
         UnaryOp::Cos => map(x, T::cos),
         UnaryOp::Abs => map(x, T::abs),
         UnaryOp::Sign => map(x, T::sign),
+        UnaryOp::StopGradient => x.to_vec(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! Tensors in host memory: what users feed, what the interpreter and the runtime return.
 
+use crate::half_float::{bf16, f16, f32_to_bf16, f32_to_f16};
 use crate::op::TensorType;
 use crate::rng::Rng;
 use crate::shape::Shape;
@@ -18,6 +19,10 @@ pub enum HostData {
     I32(Vec<i32>),
     /// `bool` elements.
     Bool(Vec<bool>),
+    /// `bf16` elements.
+    Bf16(Vec<bf16>),
+    /// `f16` elements.
+    F16(Vec<f16>),
 }
 
 impl HostData {
@@ -28,6 +33,8 @@ impl HostData {
             HostData::F64(_) => DType::F64,
             HostData::I32(_) => DType::I32,
             HostData::Bool(_) => DType::Bool,
+            HostData::Bf16(_) => DType::Bf16,
+            HostData::F16(_) => DType::F16,
         }
     }
 
@@ -38,6 +45,8 @@ impl HostData {
             HostData::F64(v) => v.len(),
             HostData::I32(v) => v.len(),
             HostData::Bool(v) => v.len(),
+            HostData::Bf16(v) => v.len(),
+            HostData::F16(v) => v.len(),
         }
     }
 
@@ -58,6 +67,10 @@ pub enum HostDataMut<'a> {
     I32(&'a mut [i32]),
     /// `bool` elements.
     Bool(&'a mut [bool]),
+    /// `bf16` elements.
+    Bf16(&'a mut [bf16]),
+    /// `f16` elements.
+    F16(&'a mut [f16]),
 }
 
 /// A dense row-major tensor in host memory.
@@ -116,7 +129,18 @@ impl HostTensor {
         HostTensor::new(shape, HostData::Bool(v))
     }
 
-    /// A tensor of `dtype` from `f64` values, rounded as [`crate::Literal`] rounds them.
+    /// A `bf16` tensor.
+    pub fn from_bf16(shape: impl Into<Shape>, v: Vec<bf16>) -> Result<HostTensor, String> {
+        HostTensor::new(shape, HostData::Bf16(v))
+    }
+
+    /// An `f16` tensor.
+    pub fn from_f16(shape: impl Into<Shape>, v: Vec<f16>) -> Result<HostTensor, String> {
+        HostTensor::new(shape, HostData::F16(v))
+    }
+
+    /// A tensor of `dtype` from `f64` values, rounded as [`crate::Literal`] rounds them
+    /// (16-bit floats through `f32`).
     pub fn from_f64_as(
         dtype: DType,
         shape: impl Into<Shape>,
@@ -127,6 +151,8 @@ impl HostTensor {
             DType::F64 => HostData::F64(v.to_vec()),
             DType::I32 => HostData::I32(v.iter().map(|&x| x as i32).collect()),
             DType::Bool => HostData::Bool(v.iter().map(|&x| x != 0.0).collect()),
+            DType::Bf16 => HostData::Bf16(v.iter().map(|&x| f32_to_bf16(x as f32)).collect()),
+            DType::F16 => HostData::F16(v.iter().map(|&x| f32_to_f16(x as f32)).collect()),
         };
         HostTensor::new(shape, data)
     }
@@ -148,6 +174,8 @@ impl HostTensor {
             DType::F64 => HostData::F64(vec![0.0; n]),
             DType::I32 => HostData::I32(vec![0; n]),
             DType::Bool => HostData::Bool(vec![false; n]),
+            DType::Bf16 => HostData::Bf16(vec![bf16::ZERO; n]),
+            DType::F16 => HostData::F16(vec![f16::ZERO; n]),
         };
         HostTensor { shape, data }
     }
@@ -182,6 +210,16 @@ impl HostTensor {
                 HostData::I32(try_collect(ty, n, repeat_with(|| rng.below(bound) as i32))?)
             }
             DType::Bool => HostData::Bool(try_collect(ty, n, repeat_with(|| rng.below(2) == 1))?),
+            DType::Bf16 => HostData::Bf16(try_collect(
+                ty,
+                n,
+                repeat_with(|| f32_to_bf16(rng.normal() as f32)),
+            )?),
+            DType::F16 => HostData::F16(try_collect(
+                ty,
+                n,
+                repeat_with(|| f32_to_f16(rng.normal() as f32)),
+            )?),
         };
         Ok(HostTensor {
             shape: ty.shape.clone(),
@@ -228,6 +266,8 @@ impl HostTensor {
             HostData::F64(v) => HostDataMut::F64(v),
             HostData::I32(v) => HostDataMut::I32(v),
             HostData::Bool(v) => HostDataMut::Bool(v),
+            HostData::Bf16(v) => HostDataMut::Bf16(v),
+            HostData::F16(v) => HostDataMut::F16(v),
         }
     }
 
@@ -268,6 +308,22 @@ impl HostTensor {
         }
     }
 
+    /// The `bf16` elements, if the dtype is `bf16`.
+    pub fn as_bf16(&self) -> Option<&[bf16]> {
+        match &self.data {
+            HostData::Bf16(v) => Some(v),
+            _ => None,
+        }
+    }
+
+    /// The `f16` elements, if the dtype is `f16`.
+    pub fn as_f16(&self) -> Option<&[f16]> {
+        match &self.data {
+            HostData::F16(v) => Some(v),
+            _ => None,
+        }
+    }
+
     /// Every element converted to `f64` (bools as 0/1).
     pub fn to_f64_vec(&self) -> Vec<f64> {
         match &self.data {
@@ -275,6 +331,8 @@ impl HostTensor {
             HostData::F64(v) => v.clone(),
             HostData::I32(v) => v.iter().map(|&x| x as f64).collect(),
             HostData::Bool(v) => v.iter().map(|&x| x as u8 as f64).collect(),
+            HostData::Bf16(v) => v.iter().map(|&x| x.to_f64()).collect(),
+            HostData::F16(v) => v.iter().map(|&x| x.to_f64()).collect(),
         }
     }
 
@@ -287,6 +345,8 @@ impl HostTensor {
             HostData::F64(v) => try_collect(&ty, n, v.iter().copied()),
             HostData::I32(v) => try_collect(&ty, n, v.iter().map(|&x| f64::from(x))),
             HostData::Bool(v) => try_collect(&ty, n, v.iter().map(|&x| f64::from(u8::from(x)))),
+            HostData::Bf16(v) => try_collect(&ty, n, v.iter().map(|&x| x.to_f64())),
+            HostData::F16(v) => try_collect(&ty, n, v.iter().map(|&x| x.to_f64())),
         }
     }
 
@@ -300,6 +360,16 @@ impl HostTensor {
             DType::F64 => HostData::F64(v),
             DType::I32 => HostData::I32(try_collect(&ty, n, v.iter().map(|&x| x as i32))?),
             DType::Bool => HostData::Bool(try_collect(&ty, n, v.iter().map(|&x| x != 0.0))?),
+            DType::Bf16 => HostData::Bf16(try_collect(
+                &ty,
+                n,
+                v.iter().map(|&x| f32_to_bf16(x as f32)),
+            )?),
+            DType::F16 => HostData::F16(try_collect(
+                &ty,
+                n,
+                v.iter().map(|&x| f32_to_f16(x as f32)),
+            )?),
         };
         Ok(HostTensor {
             shape: self.shape.clone(),
@@ -330,6 +400,8 @@ impl fmt::Debug for HostTensor {
             HostData::F64(v) => write!(f, "{v:?}"),
             HostData::I32(v) => write!(f, "{v:?}"),
             HostData::Bool(v) => write!(f, "{v:?}"),
+            HostData::Bf16(v) => write!(f, "{v:?}"),
+            HostData::F16(v) => write!(f, "{v:?}"),
         }
     }
 }

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 /// The value of a [`crate::Op::Constant`]: a type and its elements in row-major order.
 ///
-/// Elements are held as `f64`, which represents every `f32`, `i32` and `bool` value exactly;
+/// Elements are held as `f64`, which represents every `f32`, `bf16`, `f16`, `i32` and `bool`
+/// value exactly;
 /// [`Literal::new`] rounds each value to the dtype first, so a literal always holds values its
 /// dtype can represent. Equality and hashing compare bit patterns (so `-0.0 != 0.0` and a NaN
 /// equals itself), which is what hash-consing needs.
@@ -19,7 +20,8 @@ pub struct Literal {
 
 impl Literal {
     /// A literal of type `ty` with `values` (one per element, row-major), rounded to the dtype
-    /// (f32 rounding; i32 truncation toward zero with saturation; bool: nonzero is true).
+    /// (f32 rounding; bf16 and f16 rounding through f32; i32 truncation toward zero with
+    /// saturation; bool: nonzero is true).
     /// Returns an error if the element count does not match the shape.
     pub fn new(ty: TensorType, values: &[f64]) -> Result<Literal, LiteralError> {
         if ty.shape.try_numel() != Some(values.len()) {
@@ -68,6 +70,7 @@ pub fn round_to(dtype: DType, v: f64) -> f64 {
     match dtype {
         DType::F64 => v,
         DType::F32 => v as f32 as f64,
+        DType::Bf16 | DType::F16 => crate::half_float::round_f32(dtype, v as f32) as f64,
         DType::I32 => v as i32 as f64,
         DType::Bool => {
             if v != 0.0 {

@@ -130,6 +130,9 @@ op_table! {
         Abs = "abs", int: true;
         /// `-1`, `0` or `1` (floats and i32); `sign(±0) = 0`, `sign(NaN) = NaN`.
         Sign = "sign", int: true;
+        /// `x` itself, with no gradient: reverse mode sends nothing through it (JAX's
+        /// `stop_gradient`, PyTorch's `detach`). Every type.
+        StopGradient = "stop_gradient", int: true;
     }
 }
 

@@ -14,8 +14,11 @@
 //!   matmuls up to 70 columns), so that compiled code crosses its threading, vector-tail and
 //!   host-matmul blocking thresholds.
 //! - **Types**: one float dtype per graph (`f32` or `f64`, drawn from the seed unless
-//!   [`RandomGraphConfig::float`] fixes it) for every input, parameter and output; `i32` and
-//!   `bool` tensors occur inside (index inputs, casts, comparisons, iota).
+//!   [`RandomGraphConfig::float`] fixes it, which may also choose `bf16` or `f16`) for every
+//!   input, parameter and output; `i32` and `bool` tensors occur inside (index inputs, casts,
+//!   comparisons, iota), and `f32` ones in graphs of a 16-bit float (casts to `f32` and back).
+//!   In an `f16` graph values past 65504 overflow to infinity: the bounds below hold for the
+//!   other dtypes.
 //! - **Leaves**: float inputs are named `x0`, `x1`, …, parameters `w0`, `w1`, …. Index inputs
 //!   are `i32` and named `idx<k>_lt<n>` ([`INDEX_PREFIX`]): their valid values are `0..n`
 //!   ([`index_limit`] reads `n` back from the name). Out-of-range indices are still defined
@@ -70,7 +73,8 @@ const LEAF_BOUND: f64 = 4.0;
 pub struct RandomGraphConfig {
     /// Stop adding operations once the graph has this many nodes.
     pub max_nodes: usize,
-    /// The float dtype of the graph; `None` draws `f32` (three times in four) or `f64`.
+    /// The float dtype of the graph; `None` draws `f32` (three times in four) or `f64`; `bf16`
+    /// and `f16` are only ever chosen here.
     pub float: Option<DType>,
     /// Leave out the ops whose result jumps (see the [module documentation](self)).
     pub smooth: bool,
@@ -474,6 +478,9 @@ impl<'b> Gen<'b> {
             UnaryOp::Tanh => (v.t.tanh(), 1.0),
             UnaryOp::Sign if !self.smooth => (v.t.sign(), 1.0),
             UnaryOp::Sign => (v.t.tanh(), 1.0),
+            // A finite-difference check sees through it: smooth graphs negate instead.
+            UnaryOp::StopGradient if !self.smooth => (v.t.stop_gradient(), v.bound),
+            UnaryOp::StopGradient => (v.t.neg_(), v.bound),
             UnaryOp::Exp => {
                 let v = tame(v, 10.0);
                 (v.t.exp(), v.bound.exp())
@@ -570,10 +577,10 @@ impl<'b> Gen<'b> {
 
     fn cast(&mut self) -> Option<Val<'b>> {
         let v = self.pick();
-        let other = if self.float == DType::F32 {
-            DType::F64
-        } else {
-            DType::F32
+        let other = match self.float {
+            DType::F32 => DType::F64,
+            // f64 graphs cast through f32; bf16 and f16 graphs widen to f32 and round back.
+            _ => DType::F32,
         };
         if self.smooth || self.chance(0.4) {
             return Some(Val {
@@ -1017,6 +1024,27 @@ mod tests {
             }
         }
         assert!(largest > 1 << 16, "{largest}");
+    }
+
+    #[test]
+    fn half_graphs_are_well_formed_and_typed_in_their_dtype() {
+        for float in [DType::Bf16, DType::F16] {
+            for seed in 0..20 {
+                let mut config = RandomGraphConfig::new(60);
+                config.float = Some(float);
+                let g = random_graph_with(seed, &config);
+                g.verify()
+                    .unwrap_or_else(|e| panic!("{float} seed {seed}: {e}"));
+                for (_, id) in g.outputs() {
+                    assert_eq!(g.ty(*id).dtype, float);
+                }
+                let text = crate::text::print(&g);
+                let back = crate::text::parse(&text).unwrap();
+                assert_eq!(crate::text::print(&back), text);
+                let feeds = random_feeds(&g, seed);
+                assert!(feeds.values().any(|t| t.dtype() == float));
+            }
+        }
     }
 
     #[test]

@@ -93,7 +93,7 @@ fn undefined_and_duplicate_values() {
 fn bad_types() {
     assert_eq!(
         err_on_line_3("  %y: f33[2,3] = exp %x"),
-        "3:7: unknown dtype `f33` (expected f32, f64, i32 or bool)"
+        "3:7: unknown dtype `f33` (expected f32, f64, bf16, f16, i32 or bool)"
     );
     assert_eq!(
         err_on_line_3("  %y: f32 = exp %x"),
@@ -145,8 +145,8 @@ fn bad_attributes() {
         "3:25: `exp` takes no attributes, found `fast`"
     );
     assert_eq!(
-        err_on_line_3("  %y: f32[2,3] = cast %x to=f16"),
-        "3:29: unknown dtype `f16` (expected f32, f64, i32 or bool)"
+        err_on_line_3("  %y: f32[2,3] = cast %x to=f8"),
+        "3:29: unknown dtype `f8` (expected f32, f64, bf16, f16, i32 or bool)"
     );
     assert_eq!(
         err_on_line_3("  %y: f32[2,3] = slice %x ranges=[0:2, 0:3:1]"),

@@ -74,6 +74,7 @@ const EVERY_OP: &str = r#"graph every_op {
   %51: f32[2,0] = slice %x ranges=[0:2:1, 3:3:1]
   %52: f32[7,3] = all_reduce_sum %41 replicas=4
   %53: f64[4] = all_reduce_mean %43 replicas=1
+  %54: f32[3] = stop_gradient %45
   output "loss" = %34
   output "scatter" = %41
   update "w" = %w
@@ -85,7 +86,7 @@ fn every_op_and_attribute_reads_back_as_written() {
     let g = assert_fixed_point(EVERY_OP);
     // Spot-check that attributes landed in the ops, not just in the text.
     let find = |n: &str| g.find(n).unwrap_or_else(|| panic!("no node {n}"));
-    assert_eq!(g.len(), 57);
+    assert_eq!(g.len(), 58);
     let slice = g
         .node_ids()
         .find(|&id| matches!(g.op(id), Op::Slice { .. }))
@@ -221,23 +222,24 @@ fn golden_dump_of_a_small_model() {
   %9: f32[4,2] = select %8, %4, %3
   %10: f32[4] = reduce_sum %9 axes=[1] keepdims=false
   %11: f32[4,1] = reduce_max %4 axes=[1] keepdims=true
-  %12: f32[4,2] = broadcast %11 shape=[4,2]
-  %13: f32[4,2] = sub %4, %12
-  %14: f32[4,2] = exp %13
-  %15: f32[4] = reduce_sum %14 axes=[1] keepdims=false
-  %16: f32[4] = log %15
-  %17: f32[4] = reshape %11 shape=[4]
-  %18: f32[4] = add %16, %17
-  %19: f32[4] = sub %18, %10
-  %20: f32[] = reduce_sum %19 axes=[0] keepdims=false
-  %21: f32[] = constant 4
-  %loss: f32[] = div %20, %21
-  %22: f32[] = constant 0.5
-  %23: f32[3,2] = broadcast %22 shape=[3,2]
-  %24: f32[3,2] = mul %w, %23
-  %25: f32[3,2] = sub %w, %24
+  %12: f32[4,1] = stop_gradient %11
+  %13: f32[4,2] = broadcast %12 shape=[4,2]
+  %14: f32[4,2] = sub %4, %13
+  %15: f32[4,2] = exp %14
+  %16: f32[4] = reduce_sum %15 axes=[1] keepdims=false
+  %17: f32[4] = log %16
+  %18: f32[4] = reshape %12 shape=[4]
+  %19: f32[4] = add %17, %18
+  %20: f32[4] = sub %19, %10
+  %21: f32[] = reduce_sum %20 axes=[0] keepdims=false
+  %22: f32[] = constant 4
+  %loss: f32[] = div %21, %22
+  %23: f32[] = constant 0.5
+  %24: f32[3,2] = broadcast %23 shape=[3,2]
+  %25: f32[3,2] = mul %w, %24
+  %26: f32[3,2] = sub %w, %25
   output "loss" = %loss
-  update "w" = %25
+  update "w" = %26
 }
 "#;
     assert_eq!(print(&g), expected);

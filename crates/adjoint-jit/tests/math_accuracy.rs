@@ -497,11 +497,118 @@ fn exp_flushes_subnormal_results_to_zero() {
 #[test]
 fn exp_special_values() {
     let mut xs = special_f32();
-    xs.extend([88.8, -104.0, -200.0, 89.0]);
+    xs.extend([88.8, -104.0, -200.0, 89.0, 1.0e10, -1.0e10]);
+    xs.extend(nans_f32());
     unary_exact(Func::Exp, &xs, f64::exp);
     let mut xs = special_f64();
-    xs.extend([709.9, -746.0, -800.0, 710.0]);
+    xs.extend([709.9, -746.0, -800.0, 710.0, 1.0e300, -1.0e300]);
+    xs.extend(nans_f64());
     unary_exact(Func::Exp, &xs, f64::exp);
+}
+
+/// The edges of the normal, finite range: the largest argument with a finite result, the
+/// next one up (+inf), and the arguments around both ends.
+#[test]
+fn exp_range_edges() {
+    let max_finite = f32::from_bits(0x42b1_7217);
+    unary(
+        Func::Exp,
+        &around::<f32>(&[f64::from(max_finite)], 64),
+        f64::exp,
+        1,
+    );
+    let over = f32::from_bits(max_finite.to_bits() + 1);
+    unary_exact(Func::Exp, &[over], |_| f64::INFINITY);
+    let min_normal = f64::from(-87.336_54_f32);
+    let flushed = |x: f64| if x < min_normal { 0.0 } else { x.exp() };
+    unary(Func::Exp, &around::<f32>(&[min_normal], 64), flushed, 1);
+    let max_finite = 709.782_712_893_384_f64;
+    unary(Func::Exp, &around::<f64>(&[max_finite], 64), f64::exp, 1);
+    let over = f64::from_bits(max_finite.to_bits() + 1);
+    unary_exact(Func::Exp, &[over], |_| f64::INFINITY);
+}
+
+/// Every f32 input of `exp` with a normal result and of `tanh` in `[0, 10]` (`tanh` is odd
+/// exactly), through the vector kernel with the host's FMA: at most 1 ulp from the correctly
+/// rounded result. About two minutes in release:
+/// `cargo test --release -p adjoint-jit --test math_accuracy every_f32 -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn every_f32_of_exp_and_tanh() {
+    let config = configs::<f32>()[0];
+    assert_eq!(config.ty, types::F32X4);
+    /// A function, the bit patterns of its first and last input, and its reference.
+    type Range = (Func, u32, u32, fn(f64) -> f64);
+    let ranges: [Range; 3] = [
+        (Func::Exp, 0, 0x42b1_7217, f64::exp),
+        (Func::Exp, 0x8000_0000, (-87.336_54_f32).to_bits(), f64::exp),
+        (Func::Tanh, 0, 10.0_f32.to_bits(), f64::tanh),
+    ];
+    for (func, lo, hi, reference) in ranges {
+        let kernel = Kernel::compile(func, config);
+        let chunk = 1_u32 << 20;
+        let (mut x, mut out) = (vec![0.0_f32; chunk as usize], vec![0.0_f32; chunk as usize]);
+        let mut worst = (0, 0.0_f32);
+        let mut start = lo;
+        loop {
+            let n = (hi - start).min(chunk - 1) + 1;
+            for (i, v) in x.iter_mut().enumerate() {
+                *v = f32::from_bits(start + (i as u32).min(n - 1));
+            }
+            kernel.run(&x, &x, &mut out);
+            for (&xi, &got) in x.iter().zip(&out).take(n as usize) {
+                let want = reference(f64::from(xi)) as f32;
+                let d = ulps(got, want);
+                if d > worst.0 {
+                    worst = (d, xi);
+                }
+            }
+            if hi - start < chunk {
+                break;
+            }
+            start += n;
+        }
+        println!(
+            "{func:?} on [{:e}, {:e}]: max {} ulp at {:e}",
+            f32::from_bits(lo),
+            f32::from_bits(hi),
+            worst.0,
+            worst.1
+        );
+        assert!(worst.0 <= 1, "{func:?}: {} ulp at {:e}", worst.0, worst.1);
+    }
+}
+
+/// NaNs of both signs, quiet and signalling, with payload bits everywhere (a function that
+/// moves a NaN's bits around must still return a NaN).
+fn nans_f32() -> Vec<f32> {
+    [
+        0x7fc0_0000_u32,
+        0xffc0_0000,
+        0x7f80_0001,
+        0xff80_0001,
+        0x7fc0_01ff,
+        0xffff_ffff,
+        0x7fa5_5a5a,
+    ]
+    .into_iter()
+    .map(f32::from_bits)
+    .collect()
+}
+
+fn nans_f64() -> Vec<f64> {
+    [
+        0x7ff8_0000_0000_0000_u64,
+        0xfff8_0000_0000_0000,
+        0x7ff0_0000_0000_0001,
+        0xfff0_0000_0000_0001,
+        0x7ff8_0000_0000_0fff,
+        0xffff_ffff_ffff_ffff,
+        0x7ff5_5a5a_5a5a_5a5a,
+    ]
+    .into_iter()
+    .map(f64::from_bits)
+    .collect()
 }
 
 // ---- log ---------------------------------------------------------------------------------------
@@ -543,10 +650,16 @@ fn tanh_accuracy() {
 #[test]
 fn tanh_special_values() {
     let mut xs = special_f32();
-    xs.extend([1.0e-20, -1.0e-20, 20.0, -20.0]);
+    xs.extend([
+        1.0e-20, -1.0e-20, 20.0, -20.0, 9.0, 10.0, 11.0, -10.0, 1.0e10,
+    ]);
+    xs.extend(nans_f32());
     unary_exact(Func::Tanh, &xs, f64::tanh);
     let mut xs = special_f64();
-    xs.extend([1.0e-200, -1.0e-200, 40.0, -40.0]);
+    xs.extend([
+        1.0e-200, -1.0e-200, 40.0, -40.0, 19.0, 20.0, 21.0, -20.0, 1.0e100,
+    ]);
+    xs.extend(nans_f64());
     unary_exact(Func::Tanh, &xs, f64::tanh);
 }
 

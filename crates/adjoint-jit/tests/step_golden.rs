@@ -34,6 +34,12 @@ fn hash_data(hash: &mut u64, data: &HostData) {
             .for_each(|x| fnv1a(hash, &x.to_bits().to_le_bytes())),
         HostData::I32(v) => v.iter().for_each(|x| fnv1a(hash, &x.to_le_bytes())),
         HostData::Bool(v) => v.iter().for_each(|&x| fnv1a(hash, &[u8::from(x)])),
+        HostData::Bf16(v) => v
+            .iter()
+            .for_each(|x| fnv1a(hash, &x.to_bits().to_le_bytes())),
+        HostData::F16(v) => v
+            .iter()
+            .for_each(|x| fnv1a(hash, &x.to_bits().to_le_bytes())),
     }
 }
 

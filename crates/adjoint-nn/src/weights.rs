@@ -560,6 +560,11 @@ fn encode(t: &HostTensor, transpose: bool) -> Result<Encoded, String> {
         HostData::F64(v) => (Dtype::F64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         HostData::I32(v) => (Dtype::I32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         HostData::Bool(v) => (Dtype::BOOL, v.iter().map(|&b| b as u8).collect()),
+        HostData::Bf16(v) => (
+            Dtype::BF16,
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ),
+        HostData::F16(v) => (Dtype::F16, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
     };
     Ok(Encoded {
         dtype,

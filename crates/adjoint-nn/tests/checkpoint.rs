@@ -41,6 +41,26 @@ fn sample(step: u64) -> Checkpoint {
             HostTensor::from_i32([2], vec![i32::MIN, 7]).unwrap(),
         )
         .with_tensor(
+            "act.bf16",
+            HostTensor::from_bf16(
+                [3],
+                [0x7FC1u16, 0x8001, 0x3F80]
+                    .map(adjoint_ir::bf16::from_bits)
+                    .to_vec(),
+            )
+            .unwrap(),
+        )
+        .with_tensor(
+            "act.f16",
+            HostTensor::from_f16(
+                [3],
+                [0xFE01u16, 0x0001, 0x7BFF]
+                    .map(adjoint_ir::f16::from_bits)
+                    .to_vec(),
+            )
+            .unwrap(),
+        )
+        .with_tensor(
             "mask",
             HostTensor::from_bool([2, 2], vec![true, false, false, true]).unwrap(),
         )
@@ -58,6 +78,8 @@ fn bits(t: &HostTensor) -> Vec<u64> {
         HostData::F64(v) => v.iter().map(|x| x.to_bits()).collect(),
         HostData::I32(v) => v.iter().map(|&x| x as u32 as u64).collect(),
         HostData::Bool(v) => v.iter().map(|&x| x as u64).collect(),
+        HostData::Bf16(v) => v.iter().map(|x| x.to_bits() as u64).collect(),
+        HostData::F16(v) => v.iter().map(|x| x.to_bits() as u64).collect(),
     }
 }
 
@@ -90,6 +112,8 @@ fn round_trip_is_bit_exact() {
             .map(|(_, t)| t.dtype)
             .collect::<Vec<_>>(),
         [
+            DType::Bf16,
+            DType::F16,
             DType::I32,
             DType::F32,
             DType::F64,
@@ -106,7 +130,15 @@ fn round_trip_is_bit_exact() {
 fn the_file_is_standard_safetensors_with_the_step_in_metadata() {
     let bytes = sample(3).to_bytes().unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    assert_eq!(st.len(), 6);
+    assert_eq!(st.len(), 8);
+    assert_eq!(
+        st.tensor("act.bf16").unwrap().dtype(),
+        safetensors::Dtype::BF16
+    );
+    assert_eq!(
+        st.tensor("act.f16").unwrap().dtype(),
+        safetensors::Dtype::F16
+    );
     let w = st.tensor("layer1.w").unwrap();
     assert_eq!(w.dtype(), safetensors::Dtype::F32);
     assert_eq!(w.shape(), &[2, 3]);
@@ -249,15 +281,15 @@ fn unsupported_dtypes_and_foreign_files_are_explained() {
             .into_iter()
             .collect(),
     );
-    let f16 = safetensors::serialize(
-        [("emb", Raw(vec![0; 8], vec![4], safetensors::Dtype::F16))],
+    let u16s = safetensors::serialize(
+        [("emb", Raw(vec![0; 8], vec![4], safetensors::Dtype::U16))],
         meta,
     )
     .unwrap();
-    let err = Checkpoint::from_bytes(&f16).unwrap_err();
+    let err = Checkpoint::from_bytes(&u16s).unwrap_err();
     match err.kind() {
         CheckpointErrorKind::UnsupportedDtype { name, dtype } => {
-            assert_eq!((name.as_str(), dtype.as_str()), ("emb", "F16"))
+            assert_eq!((name.as_str(), dtype.as_str()), ("emb", "U16"))
         }
         other => panic!("expected UnsupportedDtype, got {other:?}"),
     }

@@ -41,6 +41,7 @@ fn unary_flops(u: UnaryOp) -> u64 {
         }
         UnaryOp::Sqrt | UnaryOp::Recip => DIVISION_FLOPS,
         UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sign => 1,
+        UnaryOp::StopGradient => 0,
     }
 }
 

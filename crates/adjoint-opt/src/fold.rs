@@ -118,6 +118,7 @@ fn eval_unary(u: UnaryOp, dtype: DType, x: f64) -> Option<f64> {
             UnaryOp::Neg => x.checked_neg()?,
             UnaryOp::Abs => x.checked_abs()?,
             UnaryOp::Sign => x.signum(),
+            UnaryOp::StopGradient => x,
             UnaryOp::Exp
             | UnaryOp::Log
             | UnaryOp::Sqrt
@@ -130,6 +131,7 @@ fn eval_unary(u: UnaryOp, dtype: DType, x: f64) -> Option<f64> {
     Some(match u {
         UnaryOp::Neg => -x,
         UnaryOp::Abs => x.abs(),
+        UnaryOp::StopGradient => x,
         UnaryOp::Sign if x > 0.0 => 1.0,
         UnaryOp::Sign if x < 0.0 => -1.0,
         UnaryOp::Sqrt => x.sqrt(),

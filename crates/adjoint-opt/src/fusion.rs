@@ -240,9 +240,10 @@ pub fn fuse(graph: &Graph) -> Schedule {
 /// is row-level (row-wise groups) or computed on the group's domain (the root's shape), and
 /// joining keeps the group graph acyclic. A plain elementwise group takes `v` only when every
 /// other group reading it is ordered after it anyway. This is what lets softmax store both
-/// `exp` and its result, and its row sums, from one kernel when the backward pass reads them,
-/// and what lets one kernel run 64 nodes of an elementwise chain whose values the backward
-/// pass reads, instead of one kernel per stored value.
+/// `exp` and its result, and its row sums, from one kernel when the backward pass reads them;
+/// Adam update its two moments and the weight in one pass (the moments are updates, read by
+/// that group alone); and one kernel run 64 nodes of an elementwise chain whose values the
+/// backward pass reads, instead of one kernel per stored value.
 fn extra_output(
     graph: &Graph,
     groups: &[Building],

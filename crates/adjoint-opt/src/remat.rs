@@ -30,8 +30,7 @@
 //! an edge from the source whose capacity is its FLOPs ([`crate::cost`]) times a price in bytes
 //! per FLOP, so the cut minimizes kept bytes plus priced recomputation. At the default price
 //! ([`DEFAULT_FLOP_PRICE`]) a chain of cheap arithmetic is recomputed rather than kept, while a
-//! transcendental (`tanh`, `exp`: [`crate::cost::TRANSCENDENTAL_FLOPS`] each) is kept when its
-//! operand would have to be kept as well. Under a memory budget ([`crate::budget`]) the price
+//! transcendental (`tanh`, `exp`: [`crate::cost::TRANSCENDENTAL_FLOPS`] each) is kept. Under a memory budget ([`crate::budget`]) the price
 //! is lowered and anchors become recomputable too; [`RematPolicy::Segments`] keeps an
 //! explicit set of checkpoints and recomputes everything else from them, segment by segment.
 //!
@@ -82,8 +81,11 @@ pub struct RematReport {
     pub saved: Vec<SavedValue>,
 }
 
-/// The default price of one recomputed FLOP, in bytes kept (see [`RematPolicy::MinCut`]).
-pub const DEFAULT_FLOP_PRICE: f64 = 0.1;
+/// The default price of one recomputed FLOP, in bytes kept (see [`RematPolicy::MinCut`]): at
+/// 0.3 a `tanh` (16 FLOPs, 4.8 bytes) costs more to recompute than an f32 costs to keep, as it
+/// does in time (a few nanoseconds against a write and a read), while a few cheap operations
+/// are still recomputed inside the kernels that read them.
+pub const DEFAULT_FLOP_PRICE: f64 = 0.3;
 
 /// How [`rematerialize_with`] decides what to keep.
 #[derive(Clone, Debug, PartialEq)]

@@ -1,7 +1,7 @@
 //! Fusion, rematerialization and memory planning on hand-built graphs and the W1–W4 forward
 //! graphs; every plan goes through the checker.
 
-use adjoint_ir::{Builder, DType, Graph, Op};
+use adjoint_ir::{Builder, DType, Graph, Op, Tensor};
 use adjoint_opt::{
     check_memory_plan, optimize, plan, GroupKind, PassOptions, Placement, Plan, PlanOptions,
 };
@@ -151,15 +151,24 @@ fn unfused_plans_have_one_kernel_per_node() {
 
 /// One SGD step of `loss = sum(tanh(x @ w))` with a hand-written backward.
 fn sgd_step() -> Graph {
+    sgd_step_of(|a| a * 0.5, |a| a + 1.0)
+}
+
+/// A hand-written SGD step whose backward reads `h1 = f1(a)` and `h2 = f2(a)` of the matmul
+/// output `a` (not `a` itself).
+fn sgd_step_of(
+    f1: impl for<'b> Fn(Tensor<'b>) -> Tensor<'b>,
+    f2: impl for<'b> Fn(Tensor<'b>) -> Tensor<'b>,
+) -> Graph {
     let b = Builder::new("sgd");
     let x = b.input("x", DType::F32, [8, 4]);
     let w = b.parameter("w", DType::F32, [4, 16]);
     let a = x.matmul(w).named("a");
-    let h1 = a.tanh().named("h1");
-    let h2 = a.exp().named("h2");
+    let h1 = f1(a).named("h1");
+    let h2 = f2(a).named("h2");
     let loss = (h1 + h2).sum(&[0, 1]);
     b.output("loss", loss);
-    // d loss / d a = (1 - h1^2) + h2
+    // The shape of a tanh + exp backward: d loss / d a = (1 - h1^2) + h2.
     let one = b.full(DType::F32, [8, 16], 1.0);
     let da = (one - h1 * h1 + h2).named("a.grad");
     let dw = x.transpose(0, 1).matmul(da).named("w.grad");
@@ -210,6 +219,16 @@ fn remat_keeps_the_matmul_output_and_recomputes_what_it_feeds() {
     );
     assert_eq!(keep.remat.bytes_kept, 2 * bytes);
     assert!(keep.remat.recomputed.is_empty());
+}
+
+#[test]
+fn remat_keeps_transcendentals_rather_than_recompute_them() {
+    // Recomputing tanh and exp costs more time than writing and reading them back: the
+    // default price keeps both, as keep-all does.
+    let g = sgd_step_of(|a| a.tanh(), |a| a.exp());
+    let p = checked(&g, &PlanOptions::default());
+    assert!(p.remat.recomputed.is_empty(), "{p}");
+    assert_eq!(p.remat.bytes_kept, 2 * 8 * 16 * 4, "{p}");
 }
 
 #[test]

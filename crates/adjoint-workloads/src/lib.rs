@@ -31,7 +31,9 @@ pub use mlp::{mlp, w1_mlp_small, w2_mlp_wide, MlpConfig};
 pub use resmlp::{resmlp_ln, w3_resmlp_ln, ResMlpConfig};
 pub use transformer::{causal_self_attention, gpt, w4_gpt_tiny, GptConfig};
 
-use adjoint_autodiff::{float_parameters, training_step, Optimizer, StepGraph};
+use adjoint_autodiff::{
+    float_parameters, training_step_with, MixedPrecision, Optimizer, StepGraph,
+};
 use adjoint_ir::{Feeds, Graph};
 
 /// A workload's whole training step and everything it needs fed.
@@ -65,12 +67,17 @@ impl Workload {
     /// The training step WORKLOADS.md times: forward, loss, backward for every parameter and
     /// the optimizer update of every parameter, in one graph.
     pub fn training_step(&self) -> TrainingStep {
+        self.training_step_with(&MixedPrecision::default())
+    }
+
+    /// [`Workload::training_step`] under a mixed-precision policy (parameters stay f32).
+    pub fn training_step_with(&self, mixed: &MixedPrecision) -> TrainingStep {
         let loss = self
             .graph
             .output("loss")
             .expect("every workload has a loss output");
         let params = float_parameters(&self.graph);
-        let step = training_step(self.graph.clone(), loss, &params, &self.optimizer)
+        let step = training_step_with(self.graph.clone(), loss, &params, &self.optimizer, mixed)
             .expect("the workload graphs are differentiable");
         let mut feeds = self.feeds.clone();
         for (name, value) in &step.state {

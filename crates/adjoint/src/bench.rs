@@ -2,6 +2,7 @@
 //! without fusion, and by the JIT with fusion. Shared by `adjoint bench` and the criterion
 //! benches in `benches/`.
 
+use adjoint_autodiff::{MixedPrecision, Precision};
 use adjoint_ir::{Feeds, Graph, HostTensor};
 use adjoint_jit::{CompiledStep, Options};
 use adjoint_workloads::Workload;
@@ -71,10 +72,16 @@ pub struct Prepared {
     pub recompute_flops: u64,
 }
 
-/// Prepares `workload`'s training step for `mode` with `threads` threads (0 = all cores).
-/// The compile cache is bypassed so that compile time is measured.
-pub fn prepare(workload: &Workload, mode: Mode, threads: usize) -> Result<Prepared, BenchError> {
-    prepare_within(workload, mode, threads, None)
+/// Prepares `workload`'s training step for `mode` with `threads` threads (0 = all cores), in
+/// `precision` (with the loss scaling it needs: [`MixedPrecision::new`]). The compile cache is
+/// bypassed so that compile time is measured.
+pub fn prepare(
+    workload: &Workload,
+    mode: Mode,
+    threads: usize,
+    precision: Precision,
+) -> Result<Prepared, BenchError> {
+    prepare_within(workload, mode, threads, precision, None)
 }
 
 /// [`prepare`] with a memory budget for the compiled step's arena
@@ -83,9 +90,10 @@ pub fn prepare_within(
     workload: &Workload,
     mode: Mode,
     threads: usize,
+    precision: Precision,
     memory_budget: Option<usize>,
 ) -> Result<Prepared, BenchError> {
-    let t = workload.training_step();
+    let t = workload.training_step_with(&MixedPrecision::new(precision));
     let graph = t.step.graph;
     if mode == Mode::Interp {
         return Ok(Prepared {
@@ -208,6 +216,8 @@ pub struct BenchConfig {
     pub seed: u64,
     /// Budget for the compiled step's arena (`None`: the default plan).
     pub memory_budget: Option<crate::MemoryBudget>,
+    /// The precision of the step (products and activations).
+    pub precision: Precision,
 }
 
 /// One measurement, in the fields of `adjoint bench --json`.
@@ -217,6 +227,8 @@ pub struct BenchResult {
     pub workload: String,
     /// The mode's name.
     pub mode: String,
+    /// The precision's name (`f32`, `bf16`, `f16`).
+    pub precision: String,
     /// Threads used.
     pub threads: usize,
     /// Compile time in milliseconds (0 for the interpreter).
@@ -256,7 +268,10 @@ pub fn run_bench(
     };
     let budget = match (&config.memory_budget, mode) {
         (Some(b), Mode::JitUnfused | Mode::JitFused) => {
-            let graph = workload.training_step().step.graph;
+            let graph = workload
+                .training_step_with(&MixedPrecision::new(config.precision))
+                .step
+                .graph;
             let bytes = b
                 .bytes_for(&graph)
                 .map_err(|e| BenchError::Jit(Box::new(adjoint_jit::JitError::Pass(e))))?;
@@ -264,7 +279,7 @@ pub fn run_bench(
         }
         _ => None,
     };
-    let mut prepared = prepare_within(workload, mode, threads, budget)?;
+    let mut prepared = prepare_within(workload, mode, threads, config.precision, budget)?;
     for _ in 0..config.warmup {
         prepared.runner.step()?;
     }
@@ -285,6 +300,7 @@ pub fn run_bench(
     Ok(BenchResult {
         workload: workload.id.to_string(),
         mode: mode.name().to_string(),
+        precision: config.precision.name().to_string(),
         threads,
         compile_ms: prepared.compile.as_secs_f64() * 1e3,
         step_us_median: median,
@@ -305,13 +321,15 @@ impl BenchResult {
     pub fn to_json(&self) -> String {
         format!(
             concat!(
-                "{{\"workload\":\"{}\",\"mode\":\"{}\",\"threads\":{},\"compile_ms\":{:.3},",
+                "{{\"workload\":\"{}\",\"mode\":\"{}\",\"precision\":\"{}\",\"threads\":{},",
+                "\"compile_ms\":{:.3},",
                 "\"step_us_median\":{:.1},\"step_us_min\":{:.1},\"steps\":{},\"gflops\":{:.3},",
                 "\"arena_bytes\":{},\"kernels\":{},\"memory_budget\":{},",
                 "\"recompute_flops\":{},\"loss_first\":{},\"loss_last\":{}}}"
             ),
             self.workload,
             self.mode,
+            self.precision,
             self.threads,
             self.compile_ms,
             self.step_us_median,
@@ -342,9 +360,10 @@ impl fmt::Display for BenchResult {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {:<11} threads {}  compile {:>8.1} ms  step median {:>10.1} µs (min {:.1})  {:>6.2} GFLOP/s  kernels {}  arena {} B{}  loss {:.4} -> {:.4}",
+            "{} {:<11} {:<4} threads {}  compile {:>8.1} ms  step median {:>10.1} µs (min {:.1})  {:>6.2} GFLOP/s  kernels {}  arena {} B{}  loss {:.4} -> {:.4}",
             self.workload,
             self.mode,
+            self.precision,
             self.threads,
             self.compile_ms,
             self.step_us_median,

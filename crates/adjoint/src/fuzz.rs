@@ -3,7 +3,8 @@
 //! commands.
 //!
 //! Each case draws a random graph from `adjoint_ir::random_graph` (every fourth with large
-//! shapes, past the threading, vector-tail and host-matmul thresholds), and builds its training
+//! shapes, past the threading, vector-tail and host-matmul thresholds; one in six in bf16 and one
+//! in six in f16, the others in f32 or f64), and builds its training
 //! step: the sum of its outputs as the loss, gradients of every parameter without an update of
 //! its own, and an SGD, momentum or Adam update (sometimes with another parameter taking the
 //! old value of a trained one); without such parameters, the gradients of the inputs. Both
@@ -80,6 +81,10 @@ pub fn close(got: &HostTensor, want: &HostTensor, terms: usize) -> Result<(), St
     let (rtol, roundoff) = match want.dtype() {
         DType::F32 => (2e-3, 1e-7),
         DType::F64 => (1e-8, 1e-16),
+        // A few units in the last place: each 16-bit result rounds an f32 value that may differ
+        // (summation order, the math functions' last bit), and later ops carry the difference.
+        DType::Bf16 => (4e-2, 4e-3),
+        DType::F16 => (6e-3, 5e-4),
         _ => (0.0, 0.0),
     };
     let atol = roundoff * terms as f64;
@@ -242,6 +247,12 @@ pub fn step_graph(g: &Graph, case: u64) -> Option<Graph> {
 pub fn case_graphs(case: u64) -> Vec<Graph> {
     let mut config = RandomGraphConfig::new(8 + (case % 4) as usize * 6);
     config.large = case % 4 == 3;
+    // One case in six is a bf16 graph and one an f16 graph (the others draw f32 or f64).
+    config.float = match case % 6 {
+        1 => Some(DType::Bf16),
+        4 => Some(DType::F16),
+        _ => None,
+    };
     let g = random_graph_with(case, &config);
     let mut out = vec![g.clone()];
     if let Some(s) = step_graph(&g, case) {

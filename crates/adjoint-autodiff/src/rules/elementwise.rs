@@ -27,6 +27,8 @@ pub(super) fn unary<'b>(
         UnaryOp::Abs => g.try_mul(x.try_sign()?)?,
         // sign is piecewise constant: no gradient anywhere (0 at its jump too).
         UnaryOp::Sign => return Ok(None),
+        // By definition.
+        UnaryOp::StopGradient => return Ok(None),
     };
     Ok(Some(dx))
 }

@@ -9,6 +9,8 @@ pub struct BenchOptions {
     pub workload: String,
     /// A mode name, or `all`.
     pub mode: String,
+    /// Precision of products and activations.
+    pub precision: adjoint::autodiff::Precision,
     /// Threads, already resolved (at least 1, at most the cores).
     pub threads: usize,
     /// Untimed warm-up steps, already validated.
@@ -47,6 +49,7 @@ pub fn bench(opts: &BenchOptions) -> Result<(), CliError> {
         threads: opts.threads,
         seed: opts.seed,
         memory_budget: opts.memory_budget,
+        precision: opts.precision,
     };
     if !opts.json {
         println!("{}", legend(&config));

@@ -103,6 +103,9 @@ pub(super) fn show(t: &HostTensor, max: usize) -> String {
         HostData::F64(v) => v.iter().take(max).map(|x| x.to_string()).collect(),
         HostData::I32(v) => v.iter().take(max).map(|x| x.to_string()).collect(),
         HostData::Bool(v) => v.iter().take(max).map(|x| x.to_string()).collect(),
+        // 16-bit floats print as the exact f32 value they hold.
+        HostData::Bf16(v) => v.iter().take(max).map(|x| x.to_f32().to_string()).collect(),
+        HostData::F16(v) => v.iter().take(max).map(|x| x.to_f32().to_string()).collect(),
     };
     if t.numel() > max {
         parts.push(format!("… ({} more)", t.numel() - max));

@@ -131,6 +131,10 @@ enum Command {
         /// `interp`, `jit-unfused`, `jit-fused` or `all`.
         #[arg(long, default_value = "all")]
         mode: String,
+        /// Precision of products and activations: `f32`, `bf16` or `f16` (f16 with dynamic
+        /// loss scaling); parameters and the optimizer stay f32.
+        #[arg(long, default_value = "f32")]
+        precision: adjoint::autodiff::Precision,
         #[command(flatten)]
         runs: Runs,
         /// Print one JSON object per line.
@@ -273,12 +277,14 @@ pub fn main() -> Result<(), CliError> {
         Command::Bench {
             workload,
             mode,
+            precision,
             runs,
             json,
             memory_budget,
         } => bench_cmd::bench(&bench_cmd::BenchOptions {
             workload,
             mode,
+            precision,
             threads: numbers::resolve_threads(runs.threads),
             warmup: runs.warmup,
             steps: runs.steps,

@@ -66,7 +66,7 @@ impl<'b> Tensor<'b> {
     /// Softmax, or an error.
     #[track_caller]
     pub fn try_softmax(self, axis: isize) -> Result<Tensor<'b>, BuildError> {
-        let shifted = self.try_sub(self.try_max_keepdims(&[axis])?)?;
+        let shifted = self.try_sub(self.try_shift(&[axis])?)?;
         let e = shifted.try_exp()?;
         e.try_div(e.try_sum_keepdims(&[axis])?)
     }
@@ -75,7 +75,7 @@ impl<'b> Tensor<'b> {
     #[track_caller]
     pub fn try_softmax_or_zeros(self, axis: isize) -> Result<Tensor<'b>, BuildError> {
         // Shift by the maximum, or by 0 where it is -inf (-inf - -inf would be NaN).
-        let m = self.try_max_keepdims(&[axis])?;
+        let m = self.try_shift(&[axis])?;
         let finite = m.try_gt(self.scalar_like(f64::NEG_INFINITY))?;
         let m = finite.try_select(m, self.scalar_like(0.0))?;
         let e = self.try_sub(m)?.try_exp()?;
@@ -88,7 +88,7 @@ impl<'b> Tensor<'b> {
     /// Log-softmax, or an error.
     #[track_caller]
     pub fn try_log_softmax(self, axis: isize) -> Result<Tensor<'b>, BuildError> {
-        let shifted = self.try_sub(self.try_max_keepdims(&[axis])?)?;
+        let shifted = self.try_sub(self.try_shift(&[axis])?)?;
         let lse = shifted.try_exp()?.try_sum_keepdims(&[axis])?.try_log()?;
         shifted.try_sub(lse)
     }
@@ -96,10 +96,19 @@ impl<'b> Tensor<'b> {
     /// Logsumexp, or an error.
     #[track_caller]
     pub fn try_logsumexp(self, axes: &[isize]) -> Result<Tensor<'b>, BuildError> {
-        let m = self.try_max_keepdims(axes)?;
+        let m = self.try_shift(axes)?;
         let s = self.try_sub(m)?.try_exp()?.try_sum(axes)?.try_log()?;
         let m = m.try_reshape(s.shape())?;
         s.try_add(m)
+    }
+
+    /// The stabilizing shift of softmax and logsumexp: the maximum over `axes` (kept), with no
+    /// gradient. The results do not depend on the shift, so its gradient would only add terms
+    /// that cancel (the maximum's ties mask, a row sum of the incoming gradient), as JAX's
+    /// `stop_gradient` in `logsumexp` avoids.
+    #[track_caller]
+    fn try_shift(self, axes: &[isize]) -> Result<Tensor<'b>, BuildError> {
+        self.try_max_keepdims(axes)?.try_stop_gradient()
     }
 
     /// Mean, or an error.

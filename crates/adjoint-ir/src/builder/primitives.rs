@@ -41,6 +41,8 @@ impl<'b> Tensor<'b> {
         abs => try_abs();
         /// Sign: -1, 0 or 1.
         sign => try_sign();
+        /// The same values with no gradient (JAX's `stop_gradient`, PyTorch's `detach`).
+        stop_gradient => try_stop_gradient();
         /// `self ^ rhs`, broadcasting.
         pow => try_pow(rhs: Tensor<'b>);
         /// Elementwise maximum, broadcasting.
@@ -261,6 +263,11 @@ impl<'b> Tensor<'b> {
     #[track_caller]
     pub fn try_sign(self) -> Result<Tensor<'b>, BuildError> {
         self.try_unary(UnaryOp::Sign)
+    }
+    /// The same values with no gradient, or an error.
+    #[track_caller]
+    pub fn try_stop_gradient(self) -> Result<Tensor<'b>, BuildError> {
+        self.try_unary(UnaryOp::StopGradient)
     }
     /// `self + rhs`, or an error.
     #[track_caller]

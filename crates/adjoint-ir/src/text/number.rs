@@ -8,7 +8,7 @@ use crate::DType;
 /// `true` or `false` for `bool`.
 pub(crate) fn format_element(v: f64, dtype: DType) -> String {
     match dtype {
-        DType::F32 => format_float(format!("{:?}", v as f32), v),
+        DType::F32 | DType::Bf16 | DType::F16 => format_float(format!("{:?}", v as f32), v),
         DType::F64 => format_float(format!("{v:?}"), v),
         DType::I32 => (v as i32).to_string(),
         DType::Bool => (v != 0.0).to_string(),
@@ -31,18 +31,21 @@ fn format_float(debug: String, v: f64) -> String {
 }
 
 /// Reads one element of a literal of dtype `dtype`. Floats are read at their own precision, so
-/// an `f32` element is the `f32` nearest to the decimal (not a double rounding through `f64`).
+/// an `f32` element is the `f32` nearest to the decimal (not a double rounding through `f64`);
+/// a `bf16` or `f16` element is that `f32` rounded to the 16-bit type, as every narrowing to a
+/// 16-bit float goes through `f32`. A 16-bit element prints as its exact `f32` value, which
+/// reads back to the same bits.
 pub(crate) fn parse_element(text: &str, dtype: DType) -> Result<f64, String> {
     match dtype {
-        DType::F32 | DType::F64 => {
+        DType::F32 | DType::F64 | DType::Bf16 | DType::F16 => {
             if !is_float_syntax(text) {
                 return Err(format!(
                     "expected a {dtype} value (like `1`, `-2.5`, `1e-3`, `inf`, `nan`), found `{text}`"
                 ));
             }
-            if dtype == DType::F32 {
+            if dtype != DType::F64 {
                 text.parse::<f32>()
-                    .map(f64::from)
+                    .map(|x| f64::from(crate::half_float::round_f32(dtype, x)))
                     .map_err(|e| e.to_string())
             } else {
                 text.parse::<f64>().map_err(|e| e.to_string())

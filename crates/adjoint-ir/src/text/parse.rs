@@ -599,7 +599,7 @@ impl<'t> Parser<'t> {
                         }
                         _ => {
                             self.pos = self.pos.saturating_sub(1);
-                            return Err(self.expected("a dtype (f32, f64, i32 or bool)"));
+                            return Err(self.expected("a dtype (f32, f64, bf16, f16, i32 or bool)"));
                         }
                     }
                 }

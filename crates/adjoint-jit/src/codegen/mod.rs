@@ -8,6 +8,7 @@
 //! whole range, or through `parallel_for` (which splits the range over the pool's threads)
 //! when the nest is large enough.
 
+mod half;
 mod nest;
 mod ops;
 mod parallel;
@@ -188,6 +189,9 @@ impl Drop for NativeCode {
 const GEMM_SYMBOL: &str = "adjoint_sgemm";
 /// The host all-reduce's symbol in the module.
 const ALL_REDUCE_SYMBOL: &str = "adjoint_all_reduce";
+/// Its entries for `bf16` and `f16` operands (an `f32` result).
+const GEMM_BF16_SYMBOL: &str = "adjoint_gemm_bf16";
+const GEMM_F16_SYMBOL: &str = "adjoint_gemm_f16";
 
 /// Work (multiply-adds) below which a nest with reductions runs on one thread.
 const PARALLEL_WORK: usize = 1 << 15;
@@ -230,6 +234,11 @@ pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCo
         ALL_REDUCE_SYMBOL,
         crate::collective::adjoint_all_reduce as *const u8,
     );
+    jb.symbol(
+        GEMM_BF16_SYMBOL,
+        crate::gemm::adjoint_gemm_bf16 as *const u8,
+    );
+    jb.symbol(GEMM_F16_SYMBOL, crate::gemm::adjoint_gemm_f16 as *const u8);
     let mut module = JITModule::new(jb);
     crate::runtime::LIVE_MODULES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let mut code = NativeCode {
@@ -269,9 +278,14 @@ fn build(
 
     let mut gemm_sig = module.make_signature();
     gemm_sig.params.extend([AbiParam::new(ptr); 6]);
-    let gemm_fn = module
-        .declare_function(GEMM_SYMBOL, Linkage::Import, &gemm_sig)
-        .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+    let declare = |module: &mut JITModule, name: &str| {
+        module
+            .declare_function(name, Linkage::Import, &gemm_sig)
+            .map_err(|e| JitError::Codegen(format!("{e:?}")))
+    };
+    let gemm_fn = declare(module, GEMM_SYMBOL)?;
+    let gemm_bf16_fn = declare(module, GEMM_BF16_SYMBOL)?;
+    let gemm_f16_fn = declare(module, GEMM_F16_SYMBOL)?;
     let mut all_reduce_sig = module.make_signature();
     all_reduce_sig.params.extend([AbiParam::new(ptr); 4]);
     let all_reduce_fn = module
@@ -320,7 +334,13 @@ fn build(
                 let mut b = match (&n.gemm, &n.all_reduce) {
                     (Some(g), _) => {
                         let desc = Box::new(g.desc);
-                        let f = module.declare_func_in_func(gemm_fn, b.func);
+                        // By the operands' type (the result is f32 in every case).
+                        let callee = match prog.buffers[g.a.0 .0 as usize].dtype {
+                            adjoint_ir::DType::Bf16 => gemm_bf16_fn,
+                            adjoint_ir::DType::F16 => gemm_f16_fn,
+                            _ => gemm_fn,
+                        };
+                        let f = module.declare_func_in_func(callee, b.func);
                         emit_gemm_call(&mut b, prog, g, &desc, f, &p);
                         code.gemm_descs.push(desc);
                         b

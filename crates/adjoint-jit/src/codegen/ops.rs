@@ -45,7 +45,9 @@ pub fn scalar_op(
         OpKind::Unary(op) => unary(b, m, op, d, x, false),
         OpKind::Binary(op, c) => binary(b, m, op, d, x, args[1], c, false),
         OpKind::Compare(op) => match d {
-            DType::F32 | DType::F64 => b.ins().fcmp(float_cc(op), x, args[1]),
+            DType::F32 | DType::F64 | DType::Bf16 | DType::F16 => {
+                b.ins().fcmp(float_cc(op), x, args[1])
+            }
             _ => b.ins().icmp(int_cc(op), x, args[1]),
         },
         OpKind::Select => b.ins().select(x, args[1], args[2]),
@@ -69,7 +71,9 @@ pub fn vector_op(
         OpKind::Unary(_) => return None,
         OpKind::Binary(op, c) => binary(b, m, op, d, x, args[1], c, true),
         OpKind::Compare(op) => match d {
-            DType::F32 | DType::F64 => b.ins().fcmp(float_cc(op), x, args[1]),
+            DType::F32 | DType::F64 | DType::Bf16 | DType::F16 => {
+                b.ins().fcmp(float_cc(op), x, args[1])
+            }
             DType::I32 => b.ins().icmp(int_cc(op), x, args[1]),
             DType::Bool => {
                 // Masks are all-ones or zero: equal masks compare equal.
@@ -95,7 +99,7 @@ fn unary_has_vector_form(op: UnaryOp, d: DType) -> bool {
     match op {
         // Built from two compares and selects per lane in the scalar form only.
         UnaryOp::Sign => false,
-        UnaryOp::Neg | UnaryOp::Abs => true,
+        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::StopGradient => true,
         UnaryOp::Exp
         | UnaryOp::Log
         | UnaryOp::Sqrt
@@ -136,6 +140,7 @@ fn unary(
         UnaryOp::Sin => math::emit_sin(b, m, x),
         UnaryOp::Cos => math::emit_cos(b, m, x),
         UnaryOp::Sqrt => b.ins().sqrt(x),
+        UnaryOp::StopGradient => x,
         UnaryOp::Recip => {
             let one = fconst_like(b, d, 1.0, vector);
             b.ins().fdiv(one, x)

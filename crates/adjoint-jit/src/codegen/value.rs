@@ -35,10 +35,11 @@ pub enum Rep {
     Lanes,
 }
 
-/// The scalar CLIF type of a dtype (`bool` is `i8`).
+/// The scalar CLIF type of a dtype (`bool` is `i8`; a 16-bit float is held widened, as the
+/// `f32` it converts to exactly).
 pub fn scalar_type(d: DType) -> Type {
     match d {
-        DType::F32 => types::F32,
+        DType::F32 | DType::Bf16 | DType::F16 => types::F32,
         DType::F64 => types::F64,
         DType::I32 => types::I32,
         DType::Bool => types::I8,
@@ -49,14 +50,17 @@ pub fn scalar_type(d: DType) -> Type {
 pub fn is_native(d: DType, w: u8) -> bool {
     matches!(
         (d, w),
-        (DType::F32 | DType::I32 | DType::Bool, 4) | (DType::F64 | DType::Bool, 2)
+        (
+            DType::F32 | DType::Bf16 | DType::F16 | DType::I32 | DType::Bool,
+            4
+        ) | (DType::F64 | DType::Bool, 2)
     )
 }
 
 /// The vector CLIF type of `w` lanes of `d` (a mask type for `bool`).
 pub fn vector_type(d: DType, w: u8) -> Type {
     match (d, w) {
-        (DType::F32, _) => types::F32X4,
+        (DType::F32 | DType::Bf16 | DType::F16, _) => types::F32X4,
         (DType::I32, _) => types::I32X4,
         (DType::F64, _) => types::F64X2,
         (DType::Bool, 4) => types::I32X4,
@@ -77,7 +81,8 @@ pub fn little() -> MemFlagsData {
 /// A scalar constant of dtype `d`.
 pub fn const_scalar(b: &mut FunctionBuilder<'_>, d: DType, v: f64) -> Value {
     match d {
-        DType::F32 => b.ins().f32const(v as f32),
+        // A constant of a 16-bit type holds a value of that type, exact in f32.
+        DType::F32 | DType::Bf16 | DType::F16 => b.ins().f32const(v as f32),
         DType::F64 => b.ins().f64const(v),
         DType::I32 => b.ins().iconst(types::I32, v as i32 as i64),
         DType::Bool => b.ins().iconst(types::I8, (v != 0.0) as i64),

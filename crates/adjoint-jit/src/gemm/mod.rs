@@ -23,11 +23,15 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
+mod avx512_bf16;
+#[cfg(target_arch = "x86_64")]
 mod avx512_dot;
 mod driver;
 mod generic;
+mod half;
 mod isa;
 
+pub use half::{adjoint_gemm_bf16, adjoint_gemm_f16, gemm_half_desc, HalfPath, HalfType};
 pub use isa::{select_isa, selected_isa, Isa};
 
 use driver::{MicroKernel, Operand};
@@ -290,6 +294,33 @@ pub fn sgemm_desc(
     c: &mut [f32],
     units: Range<i64>,
 ) {
+    check_desc(isa, desc, a.len(), b.len(), c.len(), &units);
+    // SAFETY: every element `desc` addresses is inside the slices (checked above), strides
+    // are non-negative, `c` is borrowed mutably so it overlaps neither input and no other
+    // thread writes it; the CPU supports `isa` (checked above).
+    unsafe {
+        run_units(
+            isa,
+            desc,
+            a.as_ptr(),
+            b.as_ptr(),
+            c.as_mut_ptr(),
+            units.start,
+            units.end,
+        )
+    };
+}
+
+/// The checks of [`sgemm_desc`] (and the 16-bit entry): `isa` runs here, strides and extents
+/// are non-negative, the units exist, the operands hold every element `desc` addresses.
+fn check_desc(
+    isa: Isa,
+    desc: &GemmDesc,
+    a_len: usize,
+    b_len: usize,
+    c_len: usize,
+    units: &Range<i64>,
+) {
     assert!(
         isa.supported(),
         "this CPU cannot run the {isa} matmul kernel"
@@ -313,26 +344,9 @@ pub fn sgemm_desc(
     );
     let [la, lb, lc] = d.extents();
     assert!(
-        la <= a.len() as i64 && lb <= b.len() as i64 && lc <= c.len() as i64,
-        "operands of {} / {} / {} elements for a product addressing {la} / {lb} / {lc}",
-        a.len(),
-        b.len(),
-        c.len()
+        la <= a_len as i64 && lb <= b_len as i64 && lc <= c_len as i64,
+        "operands of {a_len} / {b_len} / {c_len} elements for a product addressing {la} / {lb} / {lc}"
     );
-    // SAFETY: every element `desc` addresses is inside the slices (checked above), strides
-    // are non-negative, `c` is borrowed mutably so it overlaps neither input and no other
-    // thread writes it; the CPU supports `isa` (checked above).
-    unsafe {
-        run_units(
-            isa,
-            d,
-            a.as_ptr(),
-            b.as_ptr(),
-            c.as_mut_ptr(),
-            units.start,
-            units.end,
-        )
-    };
 }
 
 /// `C = A·B` through the host kernel on the [`selected_isa`], on row-major slices (`a`:

@@ -9,9 +9,15 @@
 //! when the matmul is its group's stored value; otherwise (an epilogue such as
 //! `relu(x·w + b)`) into kernel scratch, which the epilogue reads at the index it stores, so the
 //! epilogue still runs in one pass over the output.
+//!
+//! A 16-bit (`bf16`, `f16`) matmul runs on the host kernel's 16-bit entry
+//! ([`crate::gemm::adjoint_gemm_bf16`]), which reads its 16-bit operands in place (or from a
+//! 16-bit panel) and accumulates in `f32`; the product is written to `f32` scratch, and the
+//! values are rounded to the 16-bit type where they are stored or read — the interpreter's
+//! rule (sums in f32, one rounding).
 
 use super::lower::{linearize, GroupLower};
-use super::{Atom, BufferId, Expr, ExprId, GemmNest, Ix, LoopNest, VarId};
+use super::{Atom, BufferId, Expr, ExprId, GemmNest, Ix, LoopNest, Store, VarId};
 use crate::gemm::{GemmDesc, MAX_BATCH};
 use crate::JitError;
 use adjoint_ir::{DType, NodeId};
@@ -29,7 +35,51 @@ impl GroupLower<'_> {
     /// and its batch rank fits a [`GemmDesc`].
     pub(super) fn host_contraction(&self, n: NodeId) -> bool {
         let ty = self.graph.ty(n);
-        self.host_gemm && ty.dtype == DType::F32 && ty.shape.rank() - 2 <= MAX_BATCH
+        let float = ty.dtype == DType::F32 || ty.dtype.is_half();
+        self.host_gemm && float && ty.shape.rank() - 2 <= MAX_BATCH
+    }
+
+    /// The stores of matmul node `n` into `c` (its result buffer): straight from the host
+    /// kernel for `f32`; for a 16-bit product through an `f32` scratch buffer (the sums stay
+    /// f32) and a nest that rounds it into `c`.
+    pub(super) fn host_matmul_stored(&mut self, n: NodeId, c: BufferId) -> Result<(), JitError> {
+        let ty = self.graph.ty(n).clone();
+        if !ty.dtype.is_half() {
+            return self.host_matmul_into(n, c);
+        }
+        let wide = self.f32_scratch(n);
+        self.host_matmul_into(n, wide)?;
+        let vars = self.fresh_vars(ty.shape.dims());
+        let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
+        let value = self.wide_product(wide, &idx, n);
+        self.kernel.nests.push(LoopNest {
+            vars,
+            stores: vec![Store {
+                buffer: c,
+                offset: linearize(&idx, &ty.shape),
+                value,
+                accumulate: false,
+                guard: None,
+            }],
+            parallel: true,
+            gemm: None,
+            all_reduce: None,
+        });
+        Ok(())
+    }
+
+    /// Element `index` of 16-bit matmul `n`'s `f32` product in `wide`, rounded to its type.
+    fn wide_product(&mut self, wide: BufferId, index: &[Ix], n: NodeId) -> ExprId {
+        let ty = self.graph.ty(n);
+        let offset = linearize(index, &ty.shape);
+        let sum = self.intern(
+            Expr::Load {
+                buffer: wide,
+                offset,
+            },
+            DType::F32,
+        );
+        self.intern(Expr::Cast { x: sum }, ty.dtype)
     }
 
     /// Pushes the host-kernel nest computing matmul node `n` into `c`, a row-major buffer of
@@ -90,15 +140,24 @@ impl GroupLower<'_> {
         n: NodeId,
         index: &[Ix],
     ) -> Result<ExprId, JitError> {
+        let half = self.graph.ty(n).dtype.is_half();
         let buffer = match self.products.get(&n) {
             Some(&b) => b,
             None => {
-                let b = self.scratch(n);
+                // A 16-bit product is kept in f32 and rounded where it is read.
+                let b = if half {
+                    self.f32_scratch(n)
+                } else {
+                    self.scratch(n)
+                };
                 self.host_matmul_into(n, b)?;
                 self.products.insert(n, b);
                 b
             }
         };
+        if half {
+            return Ok(self.wide_product(buffer, index, n));
+        }
         let ty = self.graph.ty(n);
         let offset = linearize(index, &ty.shape);
         Ok(self.intern(Expr::Load { buffer, offset }, ty.dtype))
@@ -109,7 +168,7 @@ impl GroupLower<'_> {
     fn gemm_operand(&mut self, n: NodeId, vars: &[VarId]) -> Result<View, JitError> {
         let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
         let e = self.eval(n, &idx)?;
-        if let Some(view) = self.affine_view(e, vars) {
+        if let Some(view) = self.affine_view(e, vars, self.graph.ty(n).dtype) {
             return Ok(view);
         }
         let buffer = self.store_panel(n)?;
@@ -121,13 +180,13 @@ impl GroupLower<'_> {
         })
     }
 
-    /// `e` as a view: an `f32` load whose offset is `Σ stride·var + offset` over `vars` only,
-    /// with non-negative strides and offset.
-    fn affine_view(&self, e: ExprId, vars: &[VarId]) -> Option<View> {
+    /// `e` as a view: a load of a `dtype` buffer whose offset is `Σ stride·var + offset` over
+    /// `vars` only, with non-negative strides and offset.
+    fn affine_view(&self, e: ExprId, vars: &[VarId], dtype: DType) -> Option<View> {
         let Expr::Load { buffer, offset } = &self.kernel.expr(e).expr else {
             return None;
         };
-        if self.prog.buffers[buffer.0 as usize].dtype != DType::F32 || offset.constant < 0 {
+        if self.prog.buffers[buffer.0 as usize].dtype != dtype || offset.constant < 0 {
             return None;
         }
         let mut strides = vec![0i64; vars.len()];

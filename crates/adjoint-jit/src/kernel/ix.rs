@@ -275,6 +275,36 @@ impl Ix {
         out
     }
 
+    /// `self` with loop variable `v` replaced by `with`, simplified again under `extents`
+    /// (which give the extents of `with`'s variables). Data values are kept as they are.
+    pub fn substitute(&self, v: VarId, with: &Ix, extents: &[usize]) -> Ix {
+        let mut out = Ix::constant(self.constant);
+        for (a, c) in &self.terms {
+            let term = match a {
+                Atom::Var(w) if *w == v => with.clone(),
+                Atom::Var(_) | Atom::Value(_) => Ix::atom(a.clone()),
+                Atom::Div(e, d) => e.substitute(v, with, extents).div(*d, extents),
+                Atom::Rem(e, d) => e.substitute(v, with, extents).rem(*d, extents),
+                Atom::Clamp(e, lo, hi) => {
+                    e.substitute(v, with, extents).clamp_to(*lo, *hi, extents)
+                }
+            };
+            out = out.add(&term.scale(*c));
+        }
+        out
+    }
+
+    /// Calls `f` on every atom of the index, and on those inside divisions, remainders and
+    /// clamps (outer atoms first).
+    pub fn visit_atoms(&self, f: &mut dyn FnMut(&Atom)) {
+        for (a, _) in &self.terms {
+            f(a);
+            if let Atom::Div(e, _) | Atom::Rem(e, _) | Atom::Clamp(e, _, _) = a {
+                e.visit_atoms(f);
+            }
+        }
+    }
+
     /// Calls `f` on every loop variable and every data expression the index reads.
     pub fn visit(&self, f: &mut dyn FnMut(Option<VarId>, Option<ExprId>)) {
         for (a, _) in &self.terms {

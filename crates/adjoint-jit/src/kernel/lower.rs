@@ -15,7 +15,7 @@ use super::{
     Store, VarId,
 };
 use crate::JitError;
-use adjoint_ir::{DType, Graph, NodeId, Op, ReduceOp, Shape};
+use adjoint_ir::{DType, Graph, NodeId, Op, ReduceOp, Shape, TensorType};
 use adjoint_opt::schedule::is_row_level;
 use adjoint_opt::{FusionGroup, GroupKind, MemoryPlan, Placement, Schedule};
 use std::collections::{HashMap, HashSet};
@@ -270,6 +270,7 @@ impl<'a> GroupLower<'a> {
                 self.elementwise_nest(&shape, &nodes)?;
             }
         }
+        super::split::split_divided_vars(&mut self.kernel);
         Ok(std::mem::replace(
             &mut self.kernel,
             Kernel {
@@ -290,6 +291,20 @@ impl<'a> GroupLower<'a> {
         let b = add_buffer(self.prog, self.graph, n, Storage::Arena { offset });
         self.prog.buffers[b.0 as usize].name += ".scratch";
         b
+    }
+
+    /// Kernel scratch holding `n`'s shape in `f32` (a 16-bit result's accumulator).
+    pub(super) fn f32_scratch(&mut self, n: NodeId) -> BufferId {
+        let ty = TensorType::new(DType::F32, self.graph.ty(n).shape.clone());
+        let offset = self.scratch_end;
+        self.scratch_end = align(offset + ty.size_bytes().max(1));
+        self.prog.buffers.push(Buffer {
+            name: format!("{}.f32.scratch", self.graph.describe(n)),
+            dtype: DType::F32,
+            shape: ty.shape,
+            storage: Storage::Arena { offset },
+        });
+        BufferId(self.prog.buffers.len() as u32 - 1)
     }
 
     /// The buffer stores of `n` go to.
@@ -380,7 +395,7 @@ impl<'a> GroupLower<'a> {
         let ty = g.ty(n).clone();
         let buffer = self.target(n);
         if matches!(g.op(n), Op::MatMul) && self.host_contraction(n) {
-            return self.host_matmul_into(n, buffer);
+            return self.host_matmul_stored(n, buffer);
         }
         if let Op::AllReduce { kind, replicas } = *g.op(n) {
             // The host reads the operand's buffer: a collective's group holds nothing else.
@@ -408,7 +423,13 @@ impl<'a> GroupLower<'a> {
             return Ok(());
         }
         if let Op::ScatterAdd { axis, size } = *g.op(n) {
-            // Zero the result, then add every update at its index.
+            // Zero the result, then add every update at its index. A 16-bit result
+            // accumulates in an f32 scratch buffer, rounded into the result at the end.
+            let wide = ty.dtype.is_half().then(|| self.f32_scratch(n));
+            let (buffer, ty) = match wide {
+                Some(w) => (w, TensorType::new(DType::F32, ty.shape.clone())),
+                None => (buffer, ty),
+            };
             let vars = self.fresh_vars(ty.shape.dims());
             let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
             let zero = self.constant(0.0, ty.dtype);
@@ -433,6 +454,11 @@ impl<'a> GroupLower<'a> {
             let uidx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
             self.computing = Some(n);
             let value = self.eval(upd, &uidx)?;
+            // A 16-bit update widens (exactly) to the f32 scratch it adds into.
+            let value = match wide {
+                Some(_) => self.intern(Expr::Cast { x: value }, DType::F32),
+                None => value,
+            };
             let at = self.eval(ind, &uidx[axis..axis + k])?;
             self.computing = None;
             let pos = Ix::atom(super::Atom::Value(at));
@@ -458,6 +484,34 @@ impl<'a> GroupLower<'a> {
                 gemm: None,
                 all_reduce: None,
             });
+            if wide.is_some() {
+                let target = self.target(n);
+                let dtype = g.ty(n).dtype;
+                let vars = self.fresh_vars(ty.shape.dims());
+                let idx: Vec<Ix> = vars.iter().map(|&v| Ix::var(v)).collect();
+                let offset = linearize(&idx, &ty.shape);
+                let sum = self.intern(
+                    Expr::Load {
+                        buffer,
+                        offset: offset.clone(),
+                    },
+                    DType::F32,
+                );
+                let value = self.intern(Expr::Cast { x: sum }, dtype);
+                self.kernel.nests.push(LoopNest {
+                    vars,
+                    stores: vec![Store {
+                        buffer: target,
+                        offset,
+                        value,
+                        accumulate: false,
+                        guard: None,
+                    }],
+                    parallel: true,
+                    gemm: None,
+                    all_reduce: None,
+                });
+            }
             return Ok(());
         }
         self.store_nest(n, buffer, &ty.shape, Some(n))
@@ -743,13 +797,15 @@ impl<'a> GroupLower<'a> {
                     _ => None,
                 });
                 let b = self.operand_panel(ops[1], &bi, lane)?;
+                // The products of 16-bit operands are f32 (exact) and sum in f32; only the
+                // total rounds, as the interpreter's matmul does.
                 let body = self.intern(
                     Expr::Binary {
                         op: adjoint_ir::BinaryOp::Mul,
                         a,
                         b,
                     },
-                    dtype,
+                    dtype.compute(),
                 );
                 Expr::Reduce {
                     op: ReduceOp::Sum,

@@ -22,6 +22,7 @@
 pub mod gemm;
 pub mod ix;
 pub mod lower;
+mod split;
 pub mod verify;
 
 use crate::gemm::GemmDesc;

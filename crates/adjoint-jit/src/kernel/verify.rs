@@ -19,15 +19,18 @@
 //!   reductions do not rebind one.
 //! - **Dtypes**: loads and stores match their buffer's dtype; operands match their users as
 //!   the graph verifier requires (float-only functions on floats, comparisons giving `bool`,
-//!   `bool` conditions and guards, `i32` data indices).
+//!   `bool` conditions and guards, `i32` data indices). Generated code holds a 16-bit value
+//!   as the f32 it equals, so an operand matches when its compute type does: an f32 product
+//!   of bf16 loads, a bf16 sum of f32 products (rounded once, as the IR's matmul is).
 //! - **Reductions**: a sum or max over at least one declared, distinct variable, of a numeric
-//!   body of the reduction's dtype (so the identity, 0 or the lowest value, and the combining
-//!   operation exist).
+//!   body of the reduction's compute type (so the identity, 0 or the lowest value, and the
+//!   combining operation exist).
 //! - **Parallel nests**: the outermost variable's iterations run on different threads, so each
 //!   store's offset must be `c·v0 + rest` with the span of `rest` below `|c|`: different
 //!   iterations never write the same element.
 //! - **Host matmuls**: every element of `A`, `B` and `C` the strides reach lies inside its
-//!   buffer, all three are `f32`, and the unit split is well formed.
+//!   buffer, `C` is `f32` and `A` and `B` are both `f32`, `bf16` or `f16`, and the unit split
+//!   is well formed.
 //!
 //! `compile` runs it (with `adjoint_opt::check_memory_plan`) when [`crate::Options::check_ir`]
 //! is set, by default in debug builds; the fuzzer always does.
@@ -404,7 +407,7 @@ impl<'a> KernelCheck<'a> {
             bound.extend(self.bound[x.0 as usize].iter().copied());
         }
         let same = |what: &str, got: DType| -> Result<(), Problem> {
-            if got == dtype {
+            if got.compute() == dtype.compute() {
                 Ok(())
             } else {
                 Err(Problem::Dtype {
@@ -758,11 +761,20 @@ impl<'a> KernelCheck<'a> {
             ("B", g.b, [(d.k, d.b[0]), (d.n, d.b[1])], 1),
             ("C", g.c, [(d.m, d.c[0]), (d.n, d.c[1])], 2),
         ];
+        // The product accumulates in f32; its operands are f32 or both of one 16-bit type.
+        let a_type = self.buffer(g.a.0)?.dtype;
         for (name, (buffer, base), dims, which) in operands {
             let b = self.buffer(buffer)?;
-            if b.dtype != DType::F32 {
+            let (ok, expected) = match name {
+                "C" => (b.dtype == DType::F32, "f32"),
+                _ => (
+                    b.dtype == a_type && matches!(b.dtype, DType::F32 | DType::Bf16 | DType::F16),
+                    "f32, bf16 or f16, the same for A and B",
+                ),
+            };
+            if !ok {
                 return Err(Problem::BadGemm(format!(
-                    "operand {name} ({buffer}) is {}, not f32",
+                    "operand {name} ({buffer}) is {}, not {expected}",
                     b.dtype
                 )));
             }

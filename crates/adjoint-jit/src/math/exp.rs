@@ -34,61 +34,128 @@ pub(crate) const LN2_LO_F64: f64 = 1.908_214_929_270_587_7e-10;
 
 /// Emits `e^x` for `x` of type `f32x4`, `f64x2`, `f32` or `f64`.
 ///
-/// `x` is clamped to a range just wider than where the result is finite and nonzero, then split
-/// as `x = n ln2 + r` with `n = round(x / ln2)` (by the add-and-subtract-`1.5·2^mantissa` trick,
-/// whose integer also gives `n` as bits) and a two-constant Cody–Waite `r`; `e^r` is a
-/// polynomial and `2^n` is applied as two exponent-field products so that results between the
-/// smallest subnormal and the largest finite value are rounded once.
+/// `x` is split as `x = n ln2 + r` with `n = round(x / ln2)` (by the
+/// add-and-subtract-`1.5·2^mantissa` trick, whose integer also gives `n` as bits) and a
+/// two-constant Cody–Waite `r`; `e^r` is a polynomial, and `2^n` is applied with one integer
+/// add of `n` into the exponent field. That add is exact wherever the result is normal; the
+/// lanes where it is not are replaced at the end, with two comparisons of `x` itself:
+/// above `ln(MAX)` (or NaN) by `x + inf`, below `ln(smallest normal)` by `+0`.
 ///
 /// Special values: `exp(NaN) = NaN`, `exp(+inf) = +inf`, `exp(-inf) = +0`, overflow gives
 /// `+inf`, and results below the smallest normal number flush to `+0` (as the other
-/// frameworks' CPU backends do under flush-to-zero), which keeps underflow off the CPU's slow
-/// subnormal path.
+/// frameworks' CPU backends do under flush-to-zero): no subnormal is ever computed, so there is
+/// no slow path, and very negative inputs (masked softmax scores) cost the same as any other.
 ///
 /// Accuracy (measured by `tests/math_accuracy.rs`, with or without FMA): f32 at most 1 ulp from
-/// the correctly rounded result for every normal result (`x` in `[-87.34, 89]`); f64 at most
-/// 1 ulp from Rust's `f64::exp` over `[-708.39, 710]`.
+/// the correctly rounded result for every normal result (`x` in `[-87.34, 88.72]`); f64 at most
+/// 1 ulp from Rust's `f64::exp` over `[-708.39, 709.78]`.
 ///
 /// # Panics
 ///
 /// If `x` has another type.
 pub fn emit_exp(b: &mut FunctionBuilder<'_>, opts: MathOptions, x: Value) -> Value {
-    map_unary(b, opts, "emit_exp", x, |l, x| {
-        exp_vector(l, x, None, Underflow::Flush)
-    })
+    map_unary(b, opts, "emit_exp", x, exp_flush)
 }
 
-/// What `exp_vector` returns for results below the smallest normal number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Underflow {
-    /// `+0`, without ever computing a subnormal (no slow path): `exp` and `tanh`.
-    Flush,
-    /// The correctly rounded subnormal, then `+0`: `pow` and `sigmoid`, whose accuracy
-    /// contracts cover subnormal results.
-    Gradual,
+/// `e^x` with results below the smallest normal number flushed to `+0` (see [`emit_exp`]).
+fn exp_flush(l: &mut Lanes<'_, '_>, x: Value) -> Value {
+    let prec = l.prec();
+    let lower = l.c(MIN_NORMAL_ARG_F32, MIN_NORMAL_ARG_F64);
+    let upper = l.c(MAX_FINITE_ARG_F32, MAX_FINITE_ARG_F64);
+    let tiny = l.cmp(FloatCC::LessThan, x, lower);
+    let huge_or_nan = l.cmp(FloatCC::UnorderedOrGreaterThan, x, upper);
+
+    // t = x·log2(e) + 1.5·2^m rounds x·log2(e) to the integer n in the low mantissa bits.
+    let magic = l.cf(magic(prec));
+    let log2e = l.c(std::f32::consts::LOG2_E, std::f64::consts::LOG2_E);
+    let t = l.mul_add(x, log2e, magic);
+    let n = l.sub(t, magic);
+    // r = x - n·ln2, in two steps; the first is exact.
+    let neg_ln2_hi = l.c(-LN2_HI_F32, -LN2_HI_F64);
+    let neg_ln2_lo = l.c(-LN2_LO_F32, -LN2_LO_F64);
+    let r = l.mul_add(n, neg_ln2_hi, x);
+    let r = l.mul_add(n, neg_ln2_lo, r);
+    let er = exp_poly(l, r);
+
+    // For x in [ln(smallest normal), ln(MAX)], n is in [-126, 128] (f32; [-1022, 1024] in
+    // f64) and e^r in [0.7, 1.42], with e^r >= 1 where n is the lowest and e^r < 1 where it is
+    // the highest, so adding n to the exponent field of e^r gives a normal number: the result,
+    // rounded once (by the polynomial).
+    let scaled = add_to_exponent(l, er, t);
+
+    let inf = l.cf(f64::INFINITY);
+    let saturated = l.add(x, inf);
+    let y = l.select(huge_or_nan, saturated, scaled);
+    l.and_not(y, tiny)
+}
+
+/// `e^r` for `|r| <= 1.01 · ln2/2` as `1 + r·(1 + r·P(r))` by Horner's rule (one rounding
+/// error of `r·P(r)` reaches the result scaled by `r`, well below half an ulp).
+fn exp_poly(l: &mut Lanes<'_, '_>, r: Value) -> Value {
+    exp_poly_scaled(l, r, 1.0)
+}
+
+/// `e^(s·h)` for `|s·h| <= 1.01 · ln2/2` and `s` a power of two, as [`exp_poly`] of `r = s·h`
+/// with the coefficients of `r^k` multiplied by `s^k` (exactly), so that every intermediate is
+/// the one `exp_poly(r)` has times a power of two and rounds the same way.
+fn exp_poly_scaled(l: &mut Lanes<'_, '_>, h: Value, s: f64) -> Value {
+    let mut c32 = vec![1.0_f32, 1.0];
+    c32.extend(EXP_F32);
+    let mut c64 = vec![1.0_f64, 1.0];
+    c64.extend(EXP_F64);
+    let mut sk = 1.0_f64;
+    for (k, c) in c64.iter_mut().enumerate() {
+        *c *= sk;
+        if let Some(c) = c32.get_mut(k) {
+            *c *= sk as f32;
+        }
+        sk *= s;
+    }
+    l.poly(h, &c32, &c64)
+}
+
+/// `v · 2^n` for `t = magic + n` (see [`magic`]) as an integer add into the exponent field of
+/// `v`: exact, and valid only while the result is a normal number. The low bits of `t` hold
+/// `n + 2^(m-1)` above the bits of `magic`, which end below bit `lane_bits - m`, so shifting
+/// `t`'s bits up by `m` leaves exactly `n << m` (two's complement).
+fn add_to_exponent(l: &mut Lanes<'_, '_>, v: Value, t: Value) -> Value {
+    let m = l.prec().mantissa_bits();
+    let tb = l.as_int(t);
+    let k = l.shl(tb, m);
+    let vb = l.as_int(v);
+    let sum = l.iadd(vb, k);
+    l.as_float(sum)
+}
+
+/// `e^(s·u)` for a power of two `s` and a `u` that the caller has clamped to a short range
+/// whose results are normal (`tanh`: `e^(2|x|)` with `|x|` at most 10 in f32, 20 in f64),
+/// without special values. Scaling by `s` is folded into the constants: `n = round(s·u/ln2)`,
+/// `h = u - n·(ln2/s)` with one constant `ln2` rounded to the format (its error, `n` times that
+/// of the constant, is negligible next to the caller's for the small `n` of such a range), and
+/// `e^(s·h)` by [`exp_poly_scaled`]; `2^n` is added into the exponent field. A NaN `u` gives an
+/// unspecified value, which the caller must not select.
+pub(crate) fn exp_clamped(l: &mut Lanes<'_, '_>, u: Value, s: f64) -> Value {
+    let prec = l.prec();
+    let magic = l.cf(magic(prec));
+    let s32 = s as f32;
+    let log2e = l.c(s32 * std::f32::consts::LOG2_E, s * std::f64::consts::LOG2_E);
+    let t = l.mul_add(u, log2e, magic);
+    let n = l.sub(t, magic);
+    let neg_ln2 = l.c(-std::f32::consts::LN_2 / s32, -std::f64::consts::LN_2 / s);
+    let h = l.mul_add(n, neg_ln2, u);
+    let er = exp_poly_scaled(l, h, s);
+    add_to_exponent(l, er, t)
 }
 
 /// `e^(x + lo)` for a vector `x` and, if given, a correction `lo` with `|lo|` far below one ulp
-/// of `x` (the low half of a double-length argument, already zero where `|x|` is large).
-pub(crate) fn exp_vector(
-    l: &mut Lanes<'_, '_>,
-    x: Value,
-    lo: Option<Value>,
-    underflow: Underflow,
-) -> Value {
+/// of `x` (the low half of a double-length argument, already zero where `|x|` is large), with
+/// gradual underflow: the correctly rounded subnormal, then `+0` (`pow` and `sigmoid`, whose
+/// accuracy contracts cover subnormal results).
+pub(crate) fn exp_vector(l: &mut Lanes<'_, '_>, x: Value, lo: Option<Value>) -> Value {
     let prec = l.prec();
-    // Results below the smallest normal number flush to +0: computing them would take the
-    // CPU's slow path for subnormal operands and results (about 9x slower per element on
-    // Sapphire Rapids), and softmax runs `exp` on masked -inf scores all the time. So `x` is
-    // clamped from below at ln(smallest normal), whose result is normal, and the lanes below
-    // it are replaced by +0 at the end. Above `hi` the result is +inf anyway. NaN passes
-    // through the clamp and the comparison.
-    // With gradual underflow the clamp sits just below where the result rounds to +0.
-    let lower = match underflow {
-        Underflow::Flush => l.c(MIN_NORMAL_ARG_F32, MIN_NORMAL_ARG_F64),
-        Underflow::Gradual => l.c(-104.0, -746.0),
-    };
-    let flush = (underflow == Underflow::Flush).then(|| l.cmp(FloatCC::LessThan, x, lower));
+    // The clamp sits just below where the result rounds to +0 and just above where it is
+    // +inf. NaN passes through the clamp.
+    let lower = l.c(-104.0, -746.0);
     let upper = l.cf(match prec {
         Precision::F32 => 89.0,
         Precision::F64 => 710.0,
@@ -120,14 +187,7 @@ pub(crate) fn exp_vector(
     let one = l.cf(1.0);
     let er = l.add(one, q);
 
-    let y = scale_by_pow2(l, er, t);
-    match flush {
-        Some(mask) => {
-            let zero = l.cf(0.0);
-            l.select(mask, zero, y)
-        }
-        None => y,
-    }
+    scale_by_pow2(l, er, t)
 }
 
 /// The smallest `x` whose `e^x` is at least the smallest normal `f32` (`ln 2^-126` rounded up
@@ -135,6 +195,11 @@ pub(crate) fn exp_vector(
 pub(crate) const MIN_NORMAL_ARG_F32: f32 = -87.336_54;
 /// The same for `f64`: `ln 2^-1022` rounded up.
 pub(crate) const MIN_NORMAL_ARG_F64: f64 = -708.396_418_532_264_1;
+/// The largest `x` whose `e^x` rounds to a finite `f32` (below `ln MAX`, `0x42b17217`); above
+/// it `exp` returns +inf.
+pub(crate) const MAX_FINITE_ARG_F32: f32 = 88.722_83;
+/// The same for `f64`.
+pub(crate) const MAX_FINITE_ARG_F64: f64 = 709.782_712_893_384;
 
 /// The rounding constant `1.5 · 2^mantissa_bits`: adding it to `|v| < 2^(mantissa_bits-1)`
 /// rounds `v` to an integer `n` and leaves `n + 2^(mantissa_bits-1)` in the mantissa bits.

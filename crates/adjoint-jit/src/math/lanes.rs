@@ -261,8 +261,11 @@ impl<'f> Lanes<'_, 'f> {
         self.b.ins().fneg(a)
     }
 
+    /// `|a|`: the sign bit cleared with a constant mask (one `andps`; Cranelift's `fabs`
+    /// builds the mask with two more vector instructions at every use).
     pub(crate) fn abs(&mut self, a: Value) -> Value {
-        self.b.ins().fabs(a)
+        let mask = self.cbits(0x7fff_ffff, 0x7fff_ffff_ffff_ffff);
+        self.and(a, mask)
     }
 
     /// `a * b + c`: one rounding with FMA, two without.

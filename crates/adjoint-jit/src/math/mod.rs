@@ -30,23 +30,30 @@
 //!
 //! | function  | f32 max ulp | domain swept (f32)        | f64 max ulp | domain swept (f64)        |
 //! |-----------|-------------|---------------------------|-------------|---------------------------|
-//! | `exp`     | 1           | `[-104, 89]`              | 1           | `[-746, 710]`             |
+//! | `exp`     | 1           | `[-87.34, 89]`, and every f32 with a normal result | 1 | `[-708.4, 710]` |
 //! | `log`     | 1           | all positive, subnormals  | 1           | all positive, subnormals  |
-//! | `tanh`    | 1           | `[-10, 10]`               | 2           | `[-20, 20]`               |
+//! | `tanh`    | 1           | `[-10, 10]`, and every f32 in it | 2 | `[-20, 20]`         |
 //! | `sigmoid` | 2           | `[-110, 110]`             | 2           | `[-750, 750]`             |
 //! | `sin`     | 1           | all finite, dense to 1e5  | 1           | all finite, dense to 1e6  |
 //! | `cos`     | 1           | all finite, dense to 1e5  | 1           | all finite, dense to 1e6  |
 //! | `pow`     | 0           | `|y log2 x| <= 126`       | 1           | `|y log2 x| <= 1020`      |
 //!
+//! "Every f32": the vector kernel (with FMA) run on every `f32` bit pattern of the range, by
+//! the ignored test `every_f32_of_exp_and_tanh` (two minutes in release, too long for the
+//! suite).
+//!
 //! Special values (zeros, infinities, NaN, subnormals) follow C99 / IEEE 754 and are tested
-//! exactly.
+//! exactly, except that `exp` flushes results below the smallest normal number to `+0`.
 //!
 //! # Cost
 //!
-//! Instructions emitted for one `f32x4` on a host with AVX and FMA, constants included (they
-//! are loop-invariant, so Cranelift's `opt_level=speed` hoists them out of a kernel's loop):
-//! `exp` about 35, `log` 55, `tanh` 65, `sin` 75; `pow` about 380 (two `f64x2` halves), 230 for
-//! one `f64x2`. A scalar costs the same as a vector.
+//! Instructions emitted for one `f32x4` on a host with AVX and FMA, constants included
+//! (Cranelift loads each vector constant from its constant pool at the use, inside the loop):
+//! `exp` about 36 (20 besides constant loads and register copies), `log` 55, `tanh` 50 (30),
+//! `sin` 75; `pow` about 380 (two `f64x2` halves), 230 for one `f64x2`. A scalar costs the
+//! same as a vector. In a loop, the time is about the count of arithmetic instructions over
+//! the three vector ports: on Sapphire Rapids (one thread, 2.6 GHz) `exp` takes 0.63 ns per
+//! element and `tanh` 1.03 in a bare loop over 128K elements in L2.
 //!
 //! # Example
 //!

@@ -4,7 +4,7 @@ use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use cranelift_frontend::FunctionBuilder;
 
-use super::exp::{exp_vector, Underflow};
+use super::exp::exp_vector;
 use super::lanes::{map_binary, Lanes, Precision};
 use super::log::{log_double_length, log_vector};
 use super::MathOptions;
@@ -79,11 +79,11 @@ fn pow_f64x2(l: &mut Lanes<'_, '_>, x: Value, y: Value, double_length: bool) -> 
         let limit = l.cf(746.0);
         let in_range = l.cmp(FloatCC::LessThan, aph, limit);
         let pl = l.and(in_range, pl);
-        exp_vector(l, ph, Some(pl), Underflow::Gradual)
+        exp_vector(l, ph, Some(pl))
     } else {
         let lg = log_vector(l, a);
         let p = l.mul(y, lg);
-        exp_vector(l, p, None, Underflow::Gradual)
+        exp_vector(l, p, None)
     };
     // |x| = 1: 1 for every y (y·0 is NaN for infinite y); NaN y is handled below.
     let a_is_one = l.cmp(FloatCC::Equal, a, one);

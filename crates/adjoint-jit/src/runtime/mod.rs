@@ -10,7 +10,9 @@ use crate::codegen::{SLOT_PARALLEL_FOR, SLOT_POOL};
 use crate::collective::CollectiveContext;
 use crate::kernel::Program;
 use crate::JitError;
-use adjoint_ir::{Collective, DType, Feeds, HostData, HostTensor, Step, StepOutputs, TensorType};
+use adjoint_ir::{
+    bf16, f16, Collective, DType, Feeds, HostData, HostTensor, Step, StepOutputs, TensorType,
+};
 use pool::Pool;
 use profile::{Profile, ProfileEntry};
 use std::sync::atomic::AtomicUsize;
@@ -429,6 +431,8 @@ fn data_ptr(d: &HostData) -> *mut u8 {
         HostData::F64(v) => v.as_ptr() as *mut u8,
         HostData::I32(v) => v.as_ptr() as *mut u8,
         HostData::Bool(v) => v.as_ptr() as *mut u8,
+        HostData::Bf16(v) => v.as_ptr() as *mut u8,
+        HostData::F16(v) => v.as_ptr() as *mut u8,
     }
 }
 
@@ -439,10 +443,13 @@ fn data_bytes(d: &HostData) -> &[u8] {
         HostData::F64(v) => (v.as_ptr() as *const u8, v.len() * 8),
         HostData::I32(v) => (v.as_ptr() as *const u8, v.len() * 4),
         HostData::Bool(v) => (v.as_ptr() as *const u8, v.len()),
+        HostData::Bf16(v) => (v.as_ptr() as *const u8, v.len() * 2),
+        HostData::F16(v) => (v.as_ptr() as *const u8, v.len() * 2),
     };
     // SAFETY: the pointer and length describe exactly the initialized elements of the vector,
-    // which is borrowed for the returned lifetime; every byte of an f32/f64/i32 is initialized
-    // and a `bool` is one byte holding 0 or 1.
+    // which is borrowed for the returned lifetime; every byte of an f32/f64/i32/bf16/f16 is
+    // initialized (the 16-bit floats are `repr(transparent)` over `u16`) and a `bool` is one
+    // byte holding 0 or 1.
     unsafe { std::slice::from_raw_parts(ptr, len) }
 }
 
@@ -465,6 +472,16 @@ pub(crate) fn from_bytes(ty: &TensorType, b: &[u8]) -> HostTensor {
                 .collect(),
         ),
         DType::Bool => HostData::Bool(b.iter().map(|&x| x != 0).collect()),
+        DType::Bf16 => HostData::Bf16(
+            b.chunks_exact(2)
+                .map(|c| bf16::from_bits(u16::from_ne_bytes(c.try_into().expect("2 bytes"))))
+                .collect(),
+        ),
+        DType::F16 => HostData::F16(
+            b.chunks_exact(2)
+                .map(|c| f16::from_bits(u16::from_ne_bytes(c.try_into().expect("2 bytes"))))
+                .collect(),
+        ),
     };
     HostTensor::new(ty.shape.clone(), data).expect("byte count matches the type")
 }
@@ -478,6 +495,9 @@ pub(crate) fn constant_bytes(d: DType, values: &[f64]) -> Vec<u8> {
             DType::F64 => out.extend_from_slice(&v.to_ne_bytes()),
             DType::I32 => out.extend_from_slice(&(v as i32).to_ne_bytes()),
             DType::Bool => out.push((v != 0.0) as u8),
+            // A literal of a 16-bit type holds values of that type: the conversion is exact.
+            DType::Bf16 => out.extend_from_slice(&bf16::from_f32(v as f32).to_bits().to_ne_bytes()),
+            DType::F16 => out.extend_from_slice(&f16::from_f32(v as f32).to_bits().to_ne_bytes()),
         }
     }
     out

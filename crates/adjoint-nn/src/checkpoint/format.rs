@@ -47,6 +47,11 @@ fn encode_tensor(t: &HostTensor) -> Encoded {
         HostData::F64(v) => (Dtype::F64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         HostData::I32(v) => (Dtype::I32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         HostData::Bool(v) => (Dtype::BOOL, v.iter().map(|&b| b as u8).collect()),
+        HostData::Bf16(v) => (
+            Dtype::BF16,
+            v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        ),
+        HostData::F16(v) => (Dtype::F16, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
     };
     Encoded {
         dtype,
@@ -243,6 +248,18 @@ fn decode_tensor(
             bytes
                 .chunks_exact(4)
                 .map(|c| i32::from_le_bytes(c.try_into().expect("4-byte chunk")))
+                .collect(),
+        ),
+        Dtype::BF16 => HostData::Bf16(
+            bytes
+                .chunks_exact(2)
+                .map(|c| adjoint_ir::bf16::from_le_bytes(c.try_into().expect("2-byte chunk")))
+                .collect(),
+        ),
+        Dtype::F16 => HostData::F16(
+            bytes
+                .chunks_exact(2)
+                .map(|c| adjoint_ir::f16::from_le_bytes(c.try_into().expect("2-byte chunk")))
                 .collect(),
         ),
         Dtype::BOOL => {

@@ -258,6 +258,8 @@ pub(crate) fn gather_rows(t: &HostTensor, indices: &[usize]) -> HostTensor {
         HostData::F64(v) => HostData::F64(pick(v, per_row, indices)),
         HostData::I32(v) => HostData::I32(pick(v, per_row, indices)),
         HostData::Bool(v) => HostData::Bool(pick(v, per_row, indices)),
+        HostData::Bf16(v) => HostData::Bf16(pick(v, per_row, indices)),
+        HostData::F16(v) => HostData::F16(pick(v, per_row, indices)),
     };
     let mut shape = dims.to_vec();
     shape[0] = indices.len();

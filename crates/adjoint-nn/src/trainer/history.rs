@@ -31,6 +31,9 @@ pub struct History {
     pub evaluations: Vec<Evaluation>,
     /// Gradient norms every [`grad_norm_every`](super::TrainerOptions::grad_norm_every) steps.
     pub grad_norms: Vec<GradNorms>,
+    /// The steps (counted from 1) that dynamic loss scaling skipped: a gradient was not
+    /// finite, so no parameter moved and the scale was halved.
+    pub skipped_steps: Vec<u64>,
 }
 
 impl History {

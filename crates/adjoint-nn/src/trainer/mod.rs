@@ -50,7 +50,9 @@ use crate::progress::{Progress, ProgressMode};
 use crate::schedule::Schedule;
 use crate::weights::{export_safetensors, import_safetensors, ImportReport, WeightMap};
 use crate::{Params, RandomInput};
-use adjoint_autodiff::{training_step, LearningRate, Optimizer};
+use adjoint_autodiff::{
+    apply_precision, loss_scale, training_step_with, LearningRate, Optimizer, Precision,
+};
 use adjoint_ir::{
     AllReduceKind, Builder, Collective, DType, Feeds, Graph, HostTensor, NodeId, Rng, TensorType,
 };
@@ -91,6 +93,11 @@ const META_MODEL: &str = "model";
 ///   so the check runs at every step rather than every N.)
 /// - **Evaluates** on a held-out split with a second compiled graph built in [`Mode::Eval`],
 ///   after copying the current parameters into it.
+/// - **Mixed precision**: with [`TrainerOptions::precision`] `Bf16` or `F16` the step runs the
+///   policy of [`adjoint_autodiff::mixed`] (16-bit products and activations, f32 parameters,
+///   statistics, losses and optimizer); `F16` adds dynamic loss scaling, whose skipped steps
+///   [`Trainer::skipped_steps`] counts (a skipped step's non-finite gradients are not a
+///   divergence). Evaluation runs in the same precision.
 /// - **Checkpoints** parameters, optimizer state and the step ([`Trainer::save_checkpoint`]),
 ///   and continues from one bit-exactly ([`Trainer::resume`]).
 /// - **Data parallel** ([`Trainer::new_replica`]): one trainer per replica of a group, each
@@ -225,7 +232,8 @@ impl Trainer {
             ..optimizer
         }
         .with_data_parallel(replicas);
-        let step = training_step(built.graph, built.loss, &params, &opt)?;
+        let mixed = options.mixed_precision();
+        let step = training_step_with(built.graph, built.loss, &params, &opt, &mixed)?;
         let b = Builder::from_graph(step.graph);
         for p in &step.params {
             let g = b.tensor(p.grad);
@@ -455,10 +463,18 @@ impl Trainer {
                 value: loss,
             });
         }
+        // A step that loss scaling skipped moved nothing: its non-finite gradients are the
+        // signal that halved the scale, not a divergence.
+        let skipped = out
+            .output(loss_scale::SKIPPED_OUTPUT)
+            .is_some_and(|t| t.to_f64_vec().first() == Some(&1.0));
+        if skipped {
+            self.history.skipped_steps.push(step);
+        }
         let mut norms = Vec::with_capacity(self.trainable.len());
         for name in &self.trainable {
             let sq = scalar(&out, &format!("{name}{GRAD_SQ_SUFFIX}"));
-            if !sq.is_finite() {
+            if !sq.is_finite() && !skipped {
                 return Err(TrainError::NonFinite {
                     step,
                     tensor: format!("the gradient of `{name}` (its sum of squares)"),
@@ -622,7 +638,13 @@ impl Trainer {
                 .filter_map(|&p| built.graph.leaf_name(p).map(str::to_string))
                 .collect();
             let b = Builder::from_graph(std::mem::replace(&mut built.graph, Graph::new("")));
-            let graph = b.finish();
+            let mut graph = b.finish();
+            // Evaluation computes in the precision training does.
+            if self.options.precision != Precision::F32 {
+                graph = apply_precision(&graph, self.options.precision, &[])
+                    .map_err(|e| TrainError::Config(e.to_string()))?
+                    .graph;
+            }
             let step_fn = compile(&graph, &jit_options(&self.options))?;
             self.eval = Some(EvalStep {
                 step_fn,
@@ -695,6 +717,12 @@ impl Trainer {
         self.step_fn.set_params(&ckpt.tensors)?;
         self.step = ckpt.step;
         Ok(self.step)
+    }
+
+    /// How many steps dynamic loss scaling skipped so far (a gradient was not finite); 0
+    /// without loss scaling. [`History::skipped_steps`] lists them.
+    pub fn skipped_steps(&self) -> usize {
+        self.history.skipped_steps.len()
     }
 
     /// The number of training steps done.

@@ -1,6 +1,7 @@
 //! What a [`Trainer`](super::Trainer) is told: its options, and the model function's interface
 //! ([`Pass`] in, [`Forward`] out).
 
+use adjoint_autodiff::{LossScaling, MixedPrecision, Precision};
 use adjoint_ir::Tensor;
 use std::path::PathBuf;
 
@@ -87,6 +88,23 @@ pub struct TrainerOptions {
     /// The largest evaluation batch: a held-out split up to this size is evaluated in one
     /// call of the compiled evaluation graph.
     pub eval_batch_size: usize,
+    /// The precision of products and activations, in training and evaluation
+    /// ([`adjoint_autodiff::mixed`]): parameters, their gradients and the optimizer stay f32.
+    pub precision: Precision,
+    /// Dynamic loss scaling; `None` for the precision's default (on for
+    /// [`Precision::F16`], off otherwise: [`MixedPrecision::new`]).
+    pub loss_scaling: Option<LossScaling>,
+}
+
+impl TrainerOptions {
+    /// The training step's precision settings.
+    pub fn mixed_precision(&self) -> MixedPrecision {
+        let mut mixed = MixedPrecision::new(self.precision);
+        if self.loss_scaling.is_some() {
+            mixed.loss_scaling = self.loss_scaling;
+        }
+        mixed
+    }
 }
 
 impl Default for TrainerOptions {
@@ -104,6 +122,8 @@ impl Default for TrainerOptions {
             checkpoint_every: 0,
             threads: 0,
             eval_batch_size: 4096,
+            precision: Precision::F32,
+            loss_scaling: None,
         }
     }
 }

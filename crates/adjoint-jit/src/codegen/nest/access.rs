@@ -2,8 +2,9 @@
 //! of the current loop.
 
 use super::emit::NestEmitter;
+use crate::codegen::half;
 use crate::codegen::value::{
-    convert, is_native, lane, mem, scalar_type, to_vec, vector_type, Rep, Val,
+    convert, is_native, lane, little, mem, scalar_type, to_vec, vector_type, Rep, Val,
 };
 use crate::kernel::{Atom, BufferId, Ix, Store};
 use adjoint_ir::DType;
@@ -75,6 +76,9 @@ impl NestEmitter<'_, '_> {
     }
 
     pub(super) fn load(&mut self, buf: BufferId, ix: &Ix, d: DType, rep: Rep) -> Val {
+        if d.is_half() {
+            return self.load_half(buf, ix, d, rep);
+        }
         let sty = scalar_type(d);
         if rep == Rep::Uni {
             let a = self.address(buf, ix, 0);
@@ -97,6 +101,55 @@ impl NestEmitter<'_, '_> {
         convert(&mut self.b, Val::Lanes(lanes), d, w, rep)
     }
 
+    /// A load of 16-bit floats: two bytes per element (four contiguous lanes at once),
+    /// widened to `f32`.
+    fn load_half(&mut self, buf: BufferId, ix: &Ix, d: DType, rep: Rep) -> Val {
+        let w = self.w;
+        if rep == Rep::Vec && is_native(d, w) && self.lane_stride(ix) == Some(1) {
+            let a = self.address(buf, ix, 0);
+            let bits = self.b.ins().uload16x4(mem(), a, 0);
+            return Val::Vec(half::widen(&mut self.b, bits, d));
+        }
+        let lanes = if rep == Rep::Uni { 1 } else { w as i64 };
+        let xs: SmallVec<[Value; 4]> = (0..lanes)
+            .map(|l| {
+                let a = self.address(buf, ix, l);
+                let bits = self.b.ins().uload16(types::I32, mem(), a, 0);
+                half::widen(&mut self.b, bits, d)
+            })
+            .collect();
+        if rep == Rep::Uni {
+            return Val::Uni(xs[0]);
+        }
+        convert(&mut self.b, Val::Lanes(xs), d, w, rep)
+    }
+
+    /// A store of a 16-bit float value (held as `f32`, already rounded: narrowing is exact).
+    fn store_half(&mut self, s: &Store, v: &Val, d: DType) {
+        assert!(
+            !s.accumulate,
+            "16-bit accumulation goes through an f32 buffer (kernel lowering)"
+        );
+        let w = self.w;
+        if w > 1 && is_native(d, w) && self.lane_stride(&s.offset) == Some(1) {
+            let a = self.address(s.buffer, &s.offset, 0);
+            let x = to_vec(&mut self.b, v, d, w);
+            let bits = half::narrow(&mut self.b, x, d);
+            // Pack the four 16-bit values into the low 8 bytes and store those.
+            let packed = self.b.ins().unarrow(bits, bits);
+            let words = self.b.ins().bitcast(types::I64X2, little(), packed);
+            let low = self.b.ins().extractlane(words, 0);
+            self.b.ins().store(mem(), low, a, 0);
+            return;
+        }
+        for l in 0..w {
+            let a = self.address(s.buffer, &s.offset, l as i64);
+            let x = lane(&mut self.b, v, d, l);
+            let bits = half::narrow(&mut self.b, x, d);
+            self.b.ins().istore16(mem(), bits, a, 0);
+        }
+    }
+
     pub(super) fn store(&mut self, s: &Store, v: Val) {
         let d = self.prog.buffers[s.buffer.0 as usize].dtype;
         let w = self.w;
@@ -108,9 +161,20 @@ impl NestEmitter<'_, '_> {
             let done = self.b.create_block();
             self.b.ins().brif(c, yes, &[], done, &[]);
             self.b.switch_to_block(yes);
-            self.store_scalar(s, &v, d, 0);
+            if d.is_half() {
+                let saved = self.w;
+                self.w = 1;
+                self.store_half(s, &v, d);
+                self.w = saved;
+            } else {
+                self.store_scalar(s, &v, d, 0);
+            }
             self.b.ins().jump(done, &[]);
             self.b.switch_to_block(done);
+            return;
+        }
+        if d.is_half() {
+            self.store_half(s, &v, d);
             return;
         }
         // A vector store only where the vector has exactly `w` lanes of `d`: an `f32` or `i32`

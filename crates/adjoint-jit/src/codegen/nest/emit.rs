@@ -1,6 +1,7 @@
 //! The emitter: builds a nest's Cranelift function by following its [`NestPlan`].
 
 use super::plan::{KernelPlan, NestPlan};
+use crate::codegen::half;
 use crate::codegen::ops::{scalar_op, vector_op, OpKind};
 use crate::codegen::value::{
     const_scalar, convert, is_native, lane, mem, scalar_type, to_vec, Rep, Val,
@@ -394,7 +395,38 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
         v
     }
 
+    /// The value of `e`: a 16-bit float result is computed in `f32` from its operands (held
+    /// widened) and rounded to its type, as the interpreter computes it; a load, a constant or
+    /// a select of 16-bit values is one already.
     fn compute(&mut self, e: ExprId) -> Val {
+        let node = self.k.expr(e).clone();
+        let v = self.compute_wide(e);
+        let rounds = matches!(
+            node.expr,
+            Expr::Unary { .. } | Expr::Binary { .. } | Expr::Index { .. } | Expr::Cast { .. }
+        );
+        if node.dtype.is_half() && rounds {
+            self.round_half(v, node.dtype)
+        } else {
+            v
+        }
+    }
+
+    /// `v`, a value held as `f32`, rounded to the 16-bit float `d` (lane by lane or as one
+    /// vector, in the form it has).
+    pub(super) fn round_half(&mut self, v: Val, d: DType) -> Val {
+        match v {
+            Val::Uni(x) => Val::Uni(half::round(&mut self.b, x, d)),
+            Val::Vec(x) => Val::Vec(half::round(&mut self.b, x, d)),
+            Val::Lanes(xs) => {
+                Val::Lanes(xs.iter().map(|&x| half::round(&mut self.b, x, d)).collect())
+            }
+        }
+    }
+
+    /// [`Self::compute`] before the rounding of a 16-bit result: operations on 16-bit
+    /// operands and results run on their `f32` values ([`DType::compute`]).
+    fn compute_wide(&mut self, e: ExprId) -> Val {
         let node = self.k.expr(e).clone();
         let d = node.dtype;
         let rep = self.rep(e);
@@ -404,7 +436,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             Expr::Const { bits } => Val::Uni(const_scalar(&mut self.b, d, f64::from_bits(*bits))),
             Expr::Index { ix } => self.per_lane(rep, d, &mut |s: &mut Self, l| {
                 let i = s.ix_value(ix, l);
-                index_as(&mut s.b, i, d)
+                index_as(&mut s.b, i, d.compute())
             }),
             Expr::InBounds { conds } => self.per_lane(rep, d, &mut |s: &mut Self, l| {
                 let mut ok: Option<Value> = None;
@@ -423,12 +455,12 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
                 ok.unwrap_or_else(|| s.b.ins().iconst(types::I8, 1))
             }),
             Expr::Unary { op, x } => {
-                let xd = self.k.expr(*x).dtype;
+                let xd = self.k.expr(*x).dtype.compute();
                 let xv = self.eval(*x);
                 self.apply(OpKind::Unary(*op), xd, &[(xv, xd)], rep, w)
             }
             Expr::Binary { op, a, b } => {
-                let ad = self.k.expr(*a).dtype;
+                let ad = self.k.expr(*a).dtype.compute();
                 let rhs_const = match self.k.expr(*b).expr {
                     Expr::Const { bits } if !f64::from_bits(bits).is_nan() => {
                         Some(f64::from_bits(bits))
@@ -445,11 +477,12 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
                 )
             }
             Expr::Compare { op, a, b } => {
-                let ad = self.k.expr(*a).dtype;
+                let ad = self.k.expr(*a).dtype.compute();
                 let (av, bv) = (self.eval(*a), self.eval(*b));
                 self.apply(OpKind::Compare(*op), ad, &[(av, ad), (bv, ad)], rep, w)
             }
             Expr::Select { cond, a, b } => {
+                let d = d.compute();
                 let cv = self.eval(*cond);
                 let (av, bv) = (self.eval(*a), self.eval(*b));
                 if let (Val::Uni(c), Rep::Vec) = (&cv, rep) {
@@ -467,9 +500,10 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
                 )
             }
             Expr::Cast { x } => {
-                let xd = self.k.expr(*x).dtype;
+                // To or from a 16-bit float: through f32 (the result rounds afterwards).
+                let xd = self.k.expr(*x).dtype.compute();
                 let xv = self.eval(*x);
-                self.apply(OpKind::Cast(d), xd, &[(xv, xd)], rep, w)
+                self.apply(OpKind::Cast(d.compute()), xd, &[(xv, xd)], rep, w)
             }
             Expr::Reduce { .. } => {
                 if self.w == 1 {
@@ -556,6 +590,7 @@ fn index_as(b: &mut FunctionBuilder<'_>, i: Value, d: DType) -> Value {
         DType::I32 => b.ins().ireduce(types::I32, i),
         DType::F32 | DType::F64 => b.ins().fcvt_from_sint(scalar_type(d), i),
         DType::Bool => b.ins().icmp_imm_s(IntCC::NotEqual, i, 0),
+        DType::Bf16 | DType::F16 => unreachable!("an index is converted to f32 first"),
     }
 }
 

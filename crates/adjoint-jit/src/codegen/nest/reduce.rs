@@ -71,13 +71,19 @@ impl NestEmitter<'_, '_> {
             }
         });
         self.offs = saved;
-        accs.iter()
+        let totals: Vec<Val> = accs
+            .iter()
             .map(|acc| match rep {
                 Rep::Uni => Val::Uni(self.b.use_var(acc[0])),
                 Rep::Vec => Val::Vec(self.b.use_var(acc[0])),
                 Rep::Lanes => Val::Lanes(acc.iter().map(|&v| self.b.use_var(v)).collect()),
             })
-            .collect()
+            .collect();
+        // A 16-bit reduction accumulates in f32 and rounds its total.
+        if d.is_half() {
+            return totals.into_iter().map(|v| self.round_half(v, d)).collect();
+        }
+        totals
     }
 
     fn reduce_loops(&mut self, vars: &[VarId], i: usize, body: &mut dyn FnMut(&mut Self)) {
@@ -186,6 +192,9 @@ impl NestEmitter<'_, '_> {
         for l in 0..wr {
             let x = self.b.ins().extractlane(v, l);
             total = self.combine(op, d, total, x);
+        }
+        if d.is_half() {
+            return self.round_half(Val::Uni(total), d);
         }
         Val::Uni(total)
     }
