@@ -153,7 +153,7 @@ fn a_1_000_op_chain_step_compiles_and_matches_the_interpreter() {
 }
 
 #[test]
-#[ignore = "about 12 minutes in release on 2 shared cores, 8.5 GB at 10^6 ops; run with --release --ignored"]
+#[ignore = "about 12 minutes in release on 2 shared cores, 7.4 GB at 10^6 ops; run with --release --ignored"]
 fn a_million_op_chain_plans_and_compiles() {
     let sizes = std::env::var("ADJOINT_CHAIN_SIZES").map_or_else(
         |_| vec![10_000, 100_000, 1_000_000],
