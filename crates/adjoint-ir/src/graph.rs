@@ -200,23 +200,23 @@ impl Graph {
     /// ascending id. Nodes on a cycle (only possible through [`Graph::set_operand`]) are left out;
     /// [`Graph::verify`] reports them.
     pub fn topo_order(&self) -> Vec<NodeId> {
-        let mut pending: HashMap<NodeId, usize> = HashMap::new();
+        // Operands not yet ordered, by node index: a vector rather than a hash map, since this
+        // runs several times per pass on graphs of millions of nodes.
+        let mut pending = vec![0usize; self.dag.node_bound()];
         let mut ready = BinaryHeap::new();
         for id in self.dag.node_indices() {
             let n = self.dag.edges_directed(id, Direction::Incoming).count();
             if n == 0 {
                 ready.push(Reverse(id));
             } else {
-                pending.insert(id, n);
+                pending[id.index()] = n;
             }
         }
         let mut order = Vec::with_capacity(self.len());
         while let Some(Reverse(id)) = ready.pop() {
             order.push(id);
             for e in self.dag.edges_directed(id, Direction::Outgoing) {
-                let left = pending
-                    .get_mut(&e.target())
-                    .expect("user has pending operands");
+                let left = &mut pending[e.target().index()];
                 *left -= 1;
                 if *left == 0 {
                     ready.push(Reverse(e.target()));

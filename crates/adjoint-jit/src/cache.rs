@@ -28,8 +28,13 @@ pub fn key(graph: &Graph, options: &Options, threads: usize) -> String {
     let order = graph.topo_order();
     let pos: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     let mut s = format!(
-        "fusion={} passes={} threads={threads} verifier={} keep_all={} matmul={:?}\n",
-        options.fusion, options.passes, options.verifier, options.keep_all, options.matmul
+        "fusion={} passes={} threads={threads} verifier={} keep_all={} matmul={:?} regalloc={:?}\n",
+        options.fusion,
+        options.passes,
+        options.verifier,
+        options.keep_all,
+        options.matmul,
+        options.register_allocator
     );
     for &n in &order {
         let ops: Vec<usize> = graph.operands(n).iter().map(|o| pos[o]).collect();

@@ -119,6 +119,45 @@ pub struct Options {
     /// returns [`JitError::OverBudget`] naming the smallest arena reached. `None` (default):
     /// the default plan, whatever its arena.
     pub memory_budget: Option<usize>,
+    /// Which register allocator Cranelift runs: by default the backtracking one, and the
+    /// single-pass one for steps with more than [`RegisterAllocator::SINGLE_PASS_FROM`]
+    /// functions.
+    pub register_allocator: RegisterAllocator,
+}
+
+/// Cranelift's register allocator for a step's functions. The allocator only decides which
+/// values live in which registers: the arithmetic, and so every result, is the same with
+/// either.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RegisterAllocator {
+    /// [`RegisterAllocator::Backtracking`] for steps of up to
+    /// [`RegisterAllocator::SINGLE_PASS_FROM`] functions, [`RegisterAllocator::SinglePass`]
+    /// above.
+    #[default]
+    Auto,
+    /// Backtracking with live-range splitting: fewer spills, the better code.
+    Backtracking,
+    /// One pass over each function: about 2.5 times less Cranelift time, code about 1.8 times
+    /// larger and up to 2 times slower (the 10^4-op chain of `tests/deep_chain.rs`).
+    SinglePass,
+}
+
+impl RegisterAllocator {
+    /// Functions (loop nests and the entry point) above which [`RegisterAllocator::Auto`]
+    /// chooses the single-pass allocator. Cranelift's time is linear in the code, about half a
+    /// millisecond per kernel of a deep elementwise chain: a step this large spends tens of
+    /// seconds in the backtracking allocator, far more than its steps run. W1-W4 have at most a
+    /// few hundred functions.
+    pub const SINGLE_PASS_FROM: usize = 8192;
+
+    /// Whether a step of `functions` functions is compiled with the single-pass allocator.
+    pub fn single_pass(self, functions: usize) -> bool {
+        match self {
+            RegisterAllocator::Auto => functions > RegisterAllocator::SINGLE_PASS_FROM,
+            RegisterAllocator::Backtracking => false,
+            RegisterAllocator::SinglePass => true,
+        }
+    }
 }
 
 /// The code that runs a matmul.
@@ -151,6 +190,7 @@ impl Default for Options {
             guard_pages: false,
             check_ir: cfg!(debug_assertions),
             memory_budget: None,
+            register_allocator: RegisterAllocator::default(),
         }
     }
 }
@@ -246,6 +286,9 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
             threads,
             compile_threads: options.compile_thread_count(),
             keep_text: dump.is_some(),
+            single_pass_regalloc: options
+                .register_allocator
+                .single_pass(function_count(&program)),
         },
     )?;
     let stats = runtime::CompileStats {
@@ -324,6 +367,11 @@ fn plan_and_lower(
         smallest: smallest.0,
         keep_all: smallest.1,
     })
+}
+
+/// The functions code generation makes for `program`: one per loop nest, and the entry point.
+fn function_count(program: &kernel::Program) -> usize {
+    program.kernels.iter().map(|k| k.nests.len()).sum::<usize>() + 1
 }
 
 /// The least the planner's budget is lowered by when kernel scratch takes a plan over.

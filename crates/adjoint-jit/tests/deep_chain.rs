@@ -3,15 +3,17 @@
 //! the graph's depth, and the compiled step agrees with the interpreter.
 //!
 //! The always-on tests plan a 30,000-op chain (deeper than the 25,000 that overflowed the stack in
-//! rematerialization before) and compile a 1,000-op one: compile time is linear but dominated
-//! by Cranelift, about 5 ms per function in the dev profile. `a_million_op_chain_plans_and_compiles`
-//! runs chains of 10^4, 10^5 and 10^6 ops through every phase and is ignored by default:
+//! rematerialization before) and compile a 1,000-op one with both register allocators: compile
+//! time is linear but dominated by Cranelift. `a_million_op_chain_plans_and_compiles` runs
+//! chains of 10^4, 10^5 and 10^6 ops through every phase and is ignored by default:
 //! `cargo test --release -p adjoint-jit --test deep_chain -- --ignored --nocapture` runs it and
-//! prints the time of each phase.
+//! prints the wall and CPU time of each phase (`ADJOINT_CHAIN_SIZES=10000,100000` chooses the
+//! sizes, `ADJOINT_CHAIN_PLAN_ONLY=1` leaves out compiling). docs/reliability.md has the figures
+//! of its last run.
 
 use adjoint_autodiff::{training_step, Optimizer};
 use adjoint_ir::{Builder, DType, Feeds, Graph, HostTensor};
-use adjoint_jit::{compile, Options};
+use adjoint_jit::{compile, Options, RegisterAllocator};
 use adjoint_opt::{plan, PlanOptions};
 use std::time::Instant;
 
@@ -35,13 +37,30 @@ fn step(n: usize) -> Graph {
         .graph
 }
 
+/// Seconds of CPU time this process has used (all threads), from `/proc/self/stat`; `None`
+/// where that file does not exist. The machine running the long test may be shared, so the
+/// CPU time says more about a phase's cost than the wall time.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which is in parentheses and may hold spaces): utime and
+    // stime are the 12th and 13th, in clock ticks (100 per second on Linux).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 fn timed<T>(what: &str, n: usize, f: impl FnOnce() -> T) -> T {
-    let t = Instant::now();
+    let (t, cpu) = (Instant::now(), cpu_seconds());
     let r = f();
-    println!(
-        "{n:>8} ops: {what:<28} {:>9.3} s",
-        t.elapsed().as_secs_f64()
-    );
+    let wall = t.elapsed().as_secs_f64();
+    match cpu.zip(cpu_seconds()) {
+        Some((a, b)) => println!(
+            "{n:>8} ops: {what:<28} {wall:>9.3} s wall {:>9.2} s cpu",
+            b - a
+        ),
+        None => println!("{n:>8} ops: {what:<28} {wall:>9.3} s wall"),
+    }
     r
 }
 
@@ -82,20 +101,26 @@ fn feeds() -> Feeds {
 }
 
 /// Compiles the step graph `g` of an `n`-op chain and compares one run with the interpreter.
-fn compile_deep_chain(n: usize, g: &Graph) {
+fn compile_deep_chain(n: usize, g: &Graph, register_allocator: RegisterAllocator) {
     let opts = Options {
         cache: false,
         verifier: false,
+        register_allocator,
         ..Options::default()
     };
     let mut compiled = timed("compile", n, || compile(g, &opts).unwrap());
     let st = compiled.stats();
     println!(
-        "{n:>8} ops: compile: planning {:.3} s, lowering {:.3} s, cranelift {:.3} s, {} kernels",
+        "{n:>8} ops: compile: passes {:.3} s, planning {:.3} s, lowering {:.3} s, cranelift {:.3} s, \
+         finalize {:.3} s, {} kernels, {} functions, {} code bytes",
+        st.optimizing.as_secs_f64(),
         st.planning.as_secs_f64(),
         st.codegen.lowering.as_secs_f64(),
         st.codegen.cranelift.as_secs_f64(),
+        st.codegen.finalize.as_secs_f64(),
         st.kernels,
+        st.functions,
+        st.code_bytes,
     );
     let feeds = feeds();
     compiled.set_params(&feeds).unwrap();
@@ -122,14 +147,31 @@ fn a_30_000_op_chain_and_its_gradient_plan_without_recursion() {
 #[test]
 fn a_1_000_op_chain_step_compiles_and_matches_the_interpreter() {
     let g = plan_deep_chain(1_000);
-    compile_deep_chain(1_000, &g);
+    compile_deep_chain(1_000, &g, RegisterAllocator::Backtracking);
+    // What `RegisterAllocator::Auto` chooses for the deep chains of the ignored test.
+    compile_deep_chain(1_000, &g, RegisterAllocator::SinglePass);
 }
 
 #[test]
-#[ignore = "about half an hour in release (Cranelift compiles ~0.6 functions per op); run with --release --ignored"]
+#[ignore = "about 12 minutes in release on 2 shared cores, 7.4 GB at 10^6 ops; run with --release --ignored"]
 fn a_million_op_chain_plans_and_compiles() {
-    for n in [10_000, 100_000, 1_000_000] {
+    let sizes = std::env::var("ADJOINT_CHAIN_SIZES").map_or_else(
+        |_| vec![10_000, 100_000, 1_000_000],
+        |v| {
+            v.split(',')
+                .map(|n| {
+                    n.trim()
+                        .parse()
+                        .expect("ADJOINT_CHAIN_SIZES: comma-separated op counts")
+                })
+                .collect()
+        },
+    );
+    let plan_only = std::env::var_os("ADJOINT_CHAIN_PLAN_ONLY").is_some();
+    for n in sizes {
         let g = plan_deep_chain(n);
-        compile_deep_chain(n, &g);
+        if !plan_only {
+            compile_deep_chain(n, &g, RegisterAllocator::Auto);
+        }
     }
 }

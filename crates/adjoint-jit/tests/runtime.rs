@@ -172,6 +172,15 @@ fn dumps_kernels_clif_disassembly_and_statistics() {
         .filter(|l| l.starts_with("; k") || *l == "; step")
         .count();
     assert_eq!(headers, step.stats().functions, "{disasm}");
+    // The entry point calls every nest through its absolute address, never by a PC-relative
+    // call, which reaches only ±2 GiB of a step's code.
+    let entry = &disasm[disasm.find("; step\n").expect("the entry is dumped")..];
+    let calls: Vec<&str> = entry
+        .lines()
+        .filter(|l| l.trim_start().starts_with("call"))
+        .collect();
+    assert!(!calls.is_empty(), "{entry}");
+    assert!(calls.iter().all(|l| l.contains("call    *%")), "{entry}");
     if adjoint_jit::gemm::available() {
         let host = Options {
             matmul: MatmulKernel::Host,

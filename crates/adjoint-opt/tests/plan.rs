@@ -83,6 +83,59 @@ fn layer_norm_stores_its_row_statistics_from_its_one_kernel() {
 }
 
 #[test]
+fn an_elementwise_chain_stores_the_values_read_later_from_one_kernel() {
+    // `h ← sin(h) · 0.5`, 40 times, then a backward-like chain `g ← g · cos(h_i)` reading every
+    // `h_i` in reverse: the first chain's kernels store each `h_i` as one of several outputs
+    // (each is read later, by another kernel) instead of ending a kernel at every one.
+    let b = Builder::new("chain");
+    let x = b.input("x", DType::F32, [4, 8]);
+    let mut h = x;
+    let mut kept = Vec::new();
+    for _ in 0..40 {
+        kept.push(h);
+        h = h.sin() * 0.5;
+    }
+    let mut g = h;
+    for &k in kept.iter().rev() {
+        g = g * k.cos();
+    }
+    b.output("y", g);
+    let g = b.finish();
+    let p = checked(&g, &PlanOptions::default());
+    // 240 computed nodes at most 64 to a kernel: 4 kernels would do; a kernel per stored value
+    // was 40 and more.
+    let kernels = p.schedule.groups.len();
+    assert!(kernels <= 8, "{kernels} kernels\n{p}");
+    let most = p.schedule.groups.iter().map(|g| g.outputs.len()).max();
+    assert!(most >= Some(10), "{p}");
+}
+
+#[test]
+fn an_extra_output_never_makes_an_earlier_reader_wait() {
+    // `e` is read by an early consumer `early` (an output computed right after it) and by the
+    // end of the chain. Stored as an extra output of the chain's kernel, `early` would have to
+    // wait for the whole chain: `e` stays the root of a kernel of its own instead.
+    let b = Builder::new("early");
+    let x = b.input("x", DType::F32, [4, 8]);
+    let e = x.exp();
+    let early = e.sum_keepdims(&[-1]);
+    let mut h = e.sin();
+    for _ in 0..6 {
+        h = h.exp().sin();
+    }
+    b.output("early", early);
+    b.output("y", h * e);
+    let g = b.finish();
+    let p = checked(&g, &PlanOptions::default());
+    for grp in &p.schedule.groups {
+        assert!(
+            grp.outputs.len() == 1 || grp.kind == GroupKind::RowWise,
+            "{p}"
+        );
+    }
+}
+
+#[test]
 fn unfused_plans_have_one_kernel_per_node() {
     let b = Builder::new("softmax");
     let x = b.input("x", DType::F32, [4, 10]);

@@ -107,6 +107,9 @@ pub struct CodegenOptions {
     pub compile_threads: usize,
     /// Keep the CLIF text and disassembly of every function.
     pub keep_text: bool,
+    /// Allocate registers in a single pass instead of backtracking (see
+    /// [`crate::RegisterAllocator`]).
+    pub single_pass_regalloc: bool,
 }
 
 /// Time spent in each phase of code generation.
@@ -212,6 +215,12 @@ pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCo
             .map_err(|e| JitError::Codegen(format!("setting {k}={v}: {e}")))
     };
     set(&mut flags, "opt_level", "speed")?;
+    let regalloc = if opts.single_pass_regalloc {
+        "single_pass"
+    } else {
+        "backtracking"
+    };
+    set(&mut flags, "regalloc_algorithm", regalloc)?;
     set(
         &mut flags,
         "enable_verifier",
@@ -294,7 +303,7 @@ fn build(
     // (function, outer extent, parallel, name, kernel, nest)
     let mut calls: Vec<(FuncId, usize, bool, String, usize, usize)> = Vec::new();
     let mut lowering = t0.elapsed();
-    let mut pending: Vec<parallel::PendingFunction> = Vec::new();
+    let mut batches = parallel::Batches::new(opts.compile_threads, opts.keep_text);
     let err = |e: cranelift_module::ModuleError| JitError::Codegen(format!("{e:?}"));
     for (ki, k) in prog.kernels.iter().enumerate() {
         let plan = nest::KernelPlan::new(k, math);
@@ -376,7 +385,8 @@ fn build(
                 b.finalize(tcfg);
             }
             lowering += t.elapsed();
-            pending.push(take_function(&mut ctx, id, &name, opts.keep_text, code));
+            let f = take_function(&mut ctx, id, &name, opts.keep_text, code);
+            batches.push(module, f)?;
             calls.push((id, outer, parallel, name, ki, ni));
         }
     }
@@ -397,6 +407,10 @@ fn build(
         let mem = value::mem();
         for &(id, outer, parallel, ..) in &calls {
             let f = module.declare_func_in_func(id, b.func);
+            // Called through its absolute address: a direct call or a PC-relative address
+            // reaches only ±2 GiB, and a very large step's code (the 10^6-op chain's is about
+            // 2 GB) lies further apart than that, which made linking panic.
+            b.func.dfg.ext_funcs[f].colocated = false;
             let n = b.ins().iconst(ptr, outer as i64);
             if parallel {
                 let pfor = b
@@ -415,20 +429,13 @@ fn build(
         b.seal_all_blocks();
         b.finalize(tcfg);
     }
-    pending.push(take_function(
-        &mut ctx,
-        entry_id,
-        "step",
-        opts.keep_text,
-        code,
-    ));
+    let f = take_function(&mut ctx, entry_id, "step", opts.keep_text, code);
     lowering += t.elapsed();
-    let t = Instant::now();
-    let compiled =
-        parallel::compile_and_define(module, pending, opts.compile_threads, opts.keep_text)?;
-    code.code_bytes += compiled.code_bytes;
-    code.disasm += &compiled.disasm;
-    let cranelift = t.elapsed();
+    batches.push(module, f)?;
+    batches.flush(module)?;
+    code.code_bytes += batches.code_bytes;
+    code.disasm += &batches.disasm;
+    let cranelift = batches.time;
     let t = Instant::now();
     module
         .finalize_definitions()

@@ -4,7 +4,9 @@
 //! compiling each one to machine code is independent of the others, so the functions are
 //! compiled on up to `threads` scoped threads, each with its own [`Context`], and then
 //! defined in the module in their original order from the finished bytes and relocations.
-//! The machine code of a function does not depend on which thread compiled it.
+//! The machine code of a function does not depend on which thread compiled it. Functions are
+//! built, compiled and defined in batches of [`BATCH_FUNCTIONS`] ([`Batches`]), so the CLIF
+//! held at a time does not grow with the step.
 
 use crate::JitError;
 use cranelift_codegen::control::ControlPlane;
@@ -13,6 +15,7 @@ use cranelift_codegen::isa::TargetIsa;
 use cranelift_codegen::{CodegenError, Context};
 use cranelift_jit::JITModule;
 use cranelift_module::{FuncId, Module, ModuleReloc};
+use std::time::{Duration, Instant};
 
 /// A function whose CLIF is built and that waits to be compiled.
 pub(super) struct PendingFunction {
@@ -39,9 +42,66 @@ pub(super) struct Compiled {
     pub disasm: String,
 }
 
+/// Functions whose CLIF is held at a time: [`Batches`] compiles and defines them when this many
+/// are built. Holding every function of a step instead took tens of gigabytes for the
+/// 10^6-op chain of `tests/deep_chain.rs` (140,000 functions); a batch keeps the memory of
+/// code generation bounded while giving every compile thread many functions.
+pub(super) const BATCH_FUNCTIONS: usize = 256;
+
+/// Built functions waiting to be compiled, compiled and defined in order [`BATCH_FUNCTIONS`]
+/// at a time, and what compiling them gave so far.
+pub(super) struct Batches {
+    pending: Vec<PendingFunction>,
+    threads: usize,
+    keep_text: bool,
+    /// Bytes of machine code defined so far.
+    pub code_bytes: usize,
+    /// Disassembly of the functions defined so far (with `keep_text`).
+    pub disasm: String,
+    /// Time spent compiling and defining.
+    pub time: Duration,
+}
+
+impl Batches {
+    /// No functions yet; they will be compiled on up to `threads` threads.
+    pub fn new(threads: usize, keep_text: bool) -> Batches {
+        Batches {
+            pending: Vec::new(),
+            threads,
+            keep_text,
+            code_bytes: 0,
+            disasm: String::new(),
+            time: Duration::ZERO,
+        }
+    }
+
+    /// Adds a built function; compiles and defines the batch when it is full.
+    pub fn push(&mut self, module: &mut JITModule, f: PendingFunction) -> Result<(), JitError> {
+        self.pending.push(f);
+        if self.pending.len() >= BATCH_FUNCTIONS {
+            self.flush(module)?;
+        }
+        Ok(())
+    }
+
+    /// Compiles and defines every function still pending.
+    pub fn flush(&mut self, module: &mut JITModule) -> Result<(), JitError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let pending = std::mem::take(&mut self.pending);
+        let done = compile_and_define(module, pending, self.threads, self.keep_text)?;
+        self.code_bytes += done.code_bytes;
+        self.disasm += &done.disasm;
+        self.time += t.elapsed();
+        Ok(())
+    }
+}
+
 /// Compiles `pending` on up to `threads` threads and defines every function in `module`, in
 /// order.
-pub(super) fn compile_and_define(
+fn compile_and_define(
     module: &mut JITModule,
     pending: Vec<PendingFunction>,
     threads: usize,
