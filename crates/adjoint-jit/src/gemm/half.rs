@@ -13,7 +13,7 @@
 //! whatever the split into units.
 
 use super::driver::Operand;
-use super::{sgemm_on, GemmDesc, Isa, MAX_BATCH};
+use super::{sgemm_on, GemmDesc, Isa};
 use std::cell::RefCell;
 
 /// How a 16-bit product is computed.
@@ -208,7 +208,6 @@ pub(super) unsafe fn run_units(
         ptr: c,
         wide: d.wide[2] != 0,
     };
-    let per = d.units_per_batch();
     let k = d.k.max(0) as usize;
     // Decided on the whole product (the widened A rows are contiguous), so that every unit
     // sums in the same order.
@@ -242,35 +241,16 @@ pub(super) unsafe fn run_units(
     };
     let mut u = begin;
     while u < end {
-        let bi = u / per;
-        let last = ((bi + 1) * per).min(end);
-        let (t0, t1) = (u - bi * per, last - bi * per);
-        let mut rest = bi;
-        let (mut oa, mut ob, mut oc) = (0i64, 0i64, 0i64);
-        for dim in (0..MAX_BATCH).rev() {
-            let e = d.batch[dim].max(1);
-            let i = rest % e;
-            rest /= e;
-            oa += i * d.batch_strides[dim][0];
-            ob += i * d.batch_strides[dim][1];
-            oc += i * d.batch_strides[dim][2];
-        }
-        let along = if d.split_rows != 0 { d.m } else { d.n };
-        let (lo, hi) = (t0 * d.unit, (t1 * d.unit).min(along));
-        let (mut a0, mut c0) = (oa, oc);
-        let (mut b0, mut m, mut n) = (ob, d.m, d.n);
-        if d.split_rows != 0 {
-            a0 += lo * d.a[0];
-            c0 += lo * d.c[0];
-            m = hi - lo;
-        } else {
-            b0 += lo * d.b[1];
-            c0 += lo * d.c[1];
-            n = hi - lo;
-        }
-        let (m, n) = (m.max(0) as usize, n.max(0) as usize);
+        let blk = d.block_at(u, end);
+        let (m, n, last) = (blk.m, blk.n, blk.next);
         // SAFETY: the block's first elements are inside the operands (the caller's contract).
-        let (ab, bb, cb) = unsafe { (a.at(a0 as isize), b.at(b0 as isize), c.at(c0 as isize)) };
+        let (ab, bb, cb) = unsafe {
+            (
+                a.at(blk.a as isize),
+                b.at(blk.b as isize),
+                c.at(blk.c as isize),
+            )
+        };
         let cs = (d.c[0] as isize, d.c[1] as isize);
         #[cfg(target_arch = "x86_64")]
         if dot16 {

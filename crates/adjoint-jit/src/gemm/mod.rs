@@ -80,6 +80,21 @@ pub struct GemmDesc {
     pub wide: [i64; 3],
 }
 
+/// A block of a product's units ([`GemmDesc::block_at`]): the element offsets of its first
+/// elements of `A`, `B` and `C`, its extent, and the first unit after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UnitBlock {
+    /// The first unit of the next block.
+    pub next: i64,
+    /// Element offsets of the block's first elements of `A`, `B` and `C`.
+    pub a: i64,
+    pub b: i64,
+    pub c: i64,
+    /// Rows and columns of the block's product.
+    pub m: usize,
+    pub n: usize,
+}
+
 impl GemmDesc {
     /// Units of one batch element.
     pub fn units_per_batch(&self) -> i64 {
@@ -90,6 +105,45 @@ impl GemmDesc {
     /// Units in all: the range the nest function is called over.
     pub fn units(&self) -> i64 {
         self.batch.iter().product::<i64>() * self.units_per_batch()
+    }
+
+    /// The block of units that starts at unit `u` (of `u..end`): the units of `u`'s batch
+    /// element up to `end`, run as one product (one packing of the operand they share).
+    pub(crate) fn block_at(&self, u: i64, end: i64) -> UnitBlock {
+        let per = self.units_per_batch();
+        let bi = u / per;
+        let next = ((bi + 1) * per).min(end);
+        let (t0, t1) = (u - bi * per, next - bi * per);
+        let mut rest = bi;
+        let (mut a, mut b, mut c) = (0i64, 0i64, 0i64);
+        for dim in (0..MAX_BATCH).rev() {
+            let e = self.batch[dim].max(1);
+            let i = rest % e;
+            rest /= e;
+            a += i * self.batch_strides[dim][0];
+            b += i * self.batch_strides[dim][1];
+            c += i * self.batch_strides[dim][2];
+        }
+        let along = if self.split_rows != 0 { self.m } else { self.n };
+        let (lo, hi) = (t0 * self.unit, (t1 * self.unit).min(along));
+        let (mut m, mut n) = (self.m, self.n);
+        if self.split_rows != 0 {
+            a += lo * self.a[0];
+            c += lo * self.c[0];
+            m = hi - lo;
+        } else {
+            b += lo * self.b[1];
+            c += lo * self.c[1];
+            n = hi - lo;
+        }
+        UnitBlock {
+            next,
+            a,
+            b,
+            c,
+            m: m.max(0) as usize,
+            n: n.max(0) as usize,
+        }
     }
 
     /// Chooses how to cut the product into units: along the larger of `m` and `n` (the
@@ -197,7 +251,6 @@ unsafe fn run_units(
     begin: i64,
     end: i64,
 ) {
-    let per = d.units_per_batch();
     // Decided on the whole product, so that every unit of it sums in the same order.
     #[cfg(target_arch = "x86_64")]
     let dot = isa == Isa::Avx512 && avx512_dot::suits(d.n as usize, d.k as usize, d.a[1] as isize);
@@ -205,34 +258,9 @@ unsafe fn run_units(
     let dot = false;
     let mut u = begin;
     while u < end {
-        let bi = u / per;
         // Consecutive units of one batch element run as one block (one packing of the
         // operand every unit shares).
-        let last = ((bi + 1) * per).min(end);
-        let (t0, t1) = (u - bi * per, last - bi * per);
-        let mut rest = bi;
-        let (mut oa, mut ob, mut oc) = (0i64, 0i64, 0i64);
-        for dim in (0..MAX_BATCH).rev() {
-            let e = d.batch[dim].max(1);
-            let i = rest % e;
-            rest /= e;
-            oa += i * d.batch_strides[dim][0];
-            ob += i * d.batch_strides[dim][1];
-            oc += i * d.batch_strides[dim][2];
-        }
-        let along = if d.split_rows != 0 { d.m } else { d.n };
-        let (lo, hi) = (t0 * d.unit, (t1 * d.unit).min(along));
-        let (mut a0, mut c0) = (oa, oc);
-        let (mut b0, mut m, mut n) = (ob, d.m, d.n);
-        if d.split_rows != 0 {
-            a0 += lo * d.a[0];
-            c0 += lo * d.c[0];
-            m = hi - lo;
-        } else {
-            b0 += lo * d.b[1];
-            c0 += lo * d.c[1];
-            n = hi - lo;
-        }
+        let blk = d.block_at(u, end);
         // SAFETY: the offsets stay inside the buffers by the caller's contract (the unit's
         // rows or columns and the batch index are within the described extents).
         unsafe {
@@ -240,23 +268,23 @@ unsafe fn run_units(
                 isa,
                 dot,
                 Operand {
-                    ptr: a.offset(a0 as isize),
+                    ptr: a.offset(blk.a as isize),
                     rs: d.a[0] as isize,
                     cs: d.a[1] as isize,
                 },
                 Operand {
-                    ptr: b.offset(b0 as isize),
+                    ptr: b.offset(blk.b as isize),
                     rs: d.b[0] as isize,
                     cs: d.b[1] as isize,
                 },
-                c.offset(c0 as isize),
+                c.offset(blk.c as isize),
                 (d.c[0] as isize, d.c[1] as isize),
-                m as usize,
-                n as usize,
+                blk.m,
+                blk.n,
                 d.k as usize,
             );
         }
-        u = last;
+        u = blk.next;
     }
 }
 
