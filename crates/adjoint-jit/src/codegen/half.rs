@@ -69,6 +69,17 @@ fn cmp(b: &mut FunctionBuilder<'_>, cc: IntCC, x: Value, c: u32) -> Value {
     b.ins().icmp(cc, x, c)
 }
 
+/// The f32 bits `u` plus `0x7FFF` plus their lowest kept bit (bit 16): their top half is `u`
+/// rounded to the nearest bf16, ties to even (for a finite `u`).
+fn bf16_biased(b: &mut FunctionBuilder<'_>, ity: Type, u: Value) -> Value {
+    let lsb = ushr(b, u, 16);
+    let one = k(b, ity, 1);
+    let lsb = b.ins().band(lsb, one);
+    let bias = k(b, ity, 0x7FFF);
+    let r = b.ins().iadd(u, bias);
+    b.ins().iadd(r, lsb)
+}
+
 /// The bits of `x` (an `f32` or `f32x4`) rounded to `d` (`bf16` or `f16`), in the low 16 bits
 /// of each `i32` lane.
 pub fn narrow(b: &mut FunctionBuilder<'_>, x: Value, d: DType) -> Value {
@@ -77,12 +88,7 @@ pub fn narrow(b: &mut FunctionBuilder<'_>, x: Value, d: DType) -> Value {
     match d {
         DType::Bf16 => {
             // Round to nearest even: add 0x7FFF plus the lowest kept bit, keep the top half.
-            let lsb = ushr(b, u, 16);
-            let one = k(b, ity, 1);
-            let lsb = b.ins().band(lsb, one);
-            let bias = k(b, ity, 0x7FFF);
-            let r = b.ins().iadd(u, bias);
-            let r = b.ins().iadd(r, lsb);
+            let r = bf16_biased(b, ity, u);
             let rounded = ushr(b, r, 16);
             // NaN: the top half with the quiet bit set.
             let top = ushr(b, u, 16);
@@ -203,12 +209,7 @@ pub fn round(b: &mut FunctionBuilder<'_>, x: Value, d: DType) -> Value {
         let ity = int_type(b, x);
         let fty = float_type(b, x);
         let u = b.ins().bitcast(ity, little(), x);
-        let lsb = ushr(b, u, 16);
-        let one = k(b, ity, 1);
-        let lsb = b.ins().band(lsb, one);
-        let bias = k(b, ity, 0x7FFF);
-        let r = b.ins().iadd(u, bias);
-        let r = b.ins().iadd(r, lsb);
+        let r = bf16_biased(b, ity, u);
         let quiet = k(b, ity, 0x0040_0000);
         let q = b.ins().bor(u, quiet);
         let is_nan = b.ins().fcmp(FloatCC::Unordered, x, x);
