@@ -129,12 +129,15 @@ pub fn check_config(
         .run(&step.input_feeds(feeds))
         .map_err(|e| format!("run: {e}"))?;
     let mut differences = Vec::new();
+    let mut wide = WideReference::new(g, feeds);
     for (name, t) in &want.outputs {
         match out.output(name) {
             None => differences.push(format!("no output {name}")),
             Some(got) => {
                 if let Err(e) = close(got, t, terms) {
-                    differences.push(format!("output {name}: {e}"));
+                    if !wide.excuses(got, t, Named::Output(name)) {
+                        differences.push(format!("output {name}: {e}"));
+                    }
                 }
             }
         }
@@ -144,7 +147,9 @@ pub fn check_config(
             None => differences.push(format!("no parameter {name}")),
             Some(got) => {
                 if let Err(e) = close(&got, t, terms) {
-                    differences.push(format!("update {name}: {e}"));
+                    if !wide.excuses(&got, t, Named::Update(name)) {
+                        differences.push(format!("update {name}: {e}"));
+                    }
                 }
             }
         }
@@ -153,6 +158,81 @@ pub fn check_config(
         Ok(())
     } else {
         Err(differences.join("\n"))
+    }
+}
+
+/// The second opinion on an `f32` result that [`close`] refused: the graph evaluated in `f64`
+/// (`adjoint_autodiff::precision::widen_to_f64`, by the interpreter), computed on first need.
+///
+/// The interpreter and the JIT add long `f32` sums in different orders (the JIT in several
+/// vector accumulators), and a sum of `n` terms may drift by up to `n·ε·Σ|x|` either way — far
+/// more than [`close`]'s tolerance for a sum of 10^5 equal terms (seed 14's case 14001083,
+/// seed 21's case 21000039). Such a result is excused when it is, element by element, no
+/// farther from the `f64` value than twice the interpreter's own distance plus the element
+/// tolerance: it is then as accurate as the oracle, only rounded differently. Graphs with a
+/// 16-bit value get no second opinion (their rounding is part of their meaning), nor do
+/// non-`f32` results.
+struct WideReference<'a> {
+    graph: &'a Graph,
+    feeds: &'a Feeds,
+    eval: Option<Option<Evaluation>>,
+}
+
+/// A result of a graph: an output or a parameter's update, by name.
+enum Named<'n> {
+    Output(&'n str),
+    Update(&'n str),
+}
+
+impl<'a> WideReference<'a> {
+    fn new(graph: &'a Graph, feeds: &'a Feeds) -> Self {
+        WideReference {
+            graph,
+            feeds,
+            eval: None,
+        }
+    }
+
+    /// The `f64` evaluation, or `None` for a graph with 16-bit values or one that does not
+    /// widen or run.
+    fn evaluation(&mut self) -> Option<&Evaluation> {
+        let (g, feeds) = (self.graph, self.feeds);
+        self.eval
+            .get_or_insert_with(|| {
+                let half = g.node_ids().any(|n| g.ty(n).dtype.is_half());
+                if half {
+                    return None;
+                }
+                let wide = adjoint_autodiff::precision::widen_to_f64(g).ok()?;
+                let feeds = adjoint_autodiff::precision::try_widen_feeds(feeds).ok()?;
+                adjoint_interp::run(&wide.graph, &feeds).ok()
+            })
+            .as_ref()
+    }
+
+    /// True if the `f32` result `got`, which [`close`] refused against the interpreter's
+    /// `want`, is excused by the `f64` value of the same result.
+    fn excuses(&mut self, got: &HostTensor, want: &HostTensor, which: Named<'_>) -> bool {
+        if want.dtype() != DType::F32 || got.ty() != want.ty() {
+            return false;
+        }
+        let Some(eval) = self.evaluation() else {
+            return false;
+        };
+        let exact = match which {
+            Named::Output(name) => eval.output(name),
+            Named::Update(name) => eval.updates.iter().find(|(n, _)| n == name).map(|(_, t)| t),
+        };
+        let Some(exact) = exact else {
+            return false;
+        };
+        let (g, w, x) = (got.to_f64_vec(), want.to_f64_vec(), exact.to_f64_vec());
+        g.iter().zip(&w).zip(&x).all(|((&a, &b), &r)| {
+            if !(a.is_finite() && b.is_finite() && r.is_finite()) {
+                return a == b || (a.is_nan() && b.is_nan());
+            }
+            (a - r).abs() <= 2.0 * (b - r).abs() + 2e-3 * r.abs().max(1.0)
+        })
     }
 }
 
@@ -491,4 +571,54 @@ pub fn reproducers(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         .collect();
     files.sort();
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use adjoint_ir::Builder;
+
+    /// `sum(x)` over `n` copies of `v`, its feeds, and the interpreter's result.
+    fn long_sum(n: usize, v: f64) -> (Graph, Feeds, HostTensor) {
+        let b = Builder::new("long_sum");
+        let x = b.input("x", DType::F32, [n]);
+        b.output("s", x.sum_all());
+        let g = b.finish();
+        let mut feeds = Feeds::new();
+        let t = HostTensor::from_f64_as(DType::F32, [n], &vec![v; n]).unwrap();
+        feeds.insert("x".into(), t);
+        let want = adjoint_interp::run(&g, &feeds).unwrap();
+        let s = want.output("s").unwrap().clone();
+        (g, feeds, s)
+    }
+
+    fn scalar(v: f64) -> HostTensor {
+        HostTensor::from_f64_as(DType::F32, Vec::<usize>::new(), &[v]).unwrap()
+    }
+
+    #[test]
+    fn a_long_f32_sum_rounded_differently_is_excused_by_its_f64_value() {
+        let (g, feeds, want) = long_sum(200_000, 0.0019);
+        let exact = 200_000.0 * f64::from(0.0019f32);
+        let drift = (want.to_f64_vec()[0] - exact).abs();
+        assert!(drift > 0.0, "the interpreter's f32 sum is not exact");
+        // The JIT's different order lands on the other side of the exact sum, as close to it
+        // (`adjoint check crates/adjoint-jit/tests/data/fuzz_long_f32_sum_drift.adj` is a case
+        // where that is beyond the element tolerance): excused by the f64 value.
+        let other_side = exact + (exact - want.to_f64_vec()[0]) * 1.5;
+        let mut wide = WideReference::new(&g, &feeds);
+        assert!(wide.excuses(&scalar(other_side), &want, Named::Output("s")));
+        // Farther from the exact sum than twice the interpreter plus the tolerance: refused.
+        let far = scalar(exact + 3.0 * drift + 2e-3 * exact + 0.1);
+        assert!(!wide.excuses(&far, &want, Named::Output("s")));
+    }
+
+    #[test]
+    fn a_wrong_short_sum_is_not_excused() {
+        let (g, feeds, want) = long_sum(4, 2.5);
+        assert_eq!(want.to_f64_vec(), [10.0]);
+        let got = scalar(10.5);
+        assert!(close(&got, &want, 4).is_err());
+        assert!(!WideReference::new(&g, &feeds).excuses(&got, &want, Named::Output("s")));
+    }
 }
