@@ -149,6 +149,9 @@ fn every_16_bit_pattern_loads_and_stores_unchanged() {
         let x = b.input("x", d, [n]);
         b.output("wide", x.cast(DType::F32));
         b.output("neg", -x);
+        // Lane by lane (scalar loads) through a transposed view.
+        let square = x.reshape([256, 256]).transpose(0, 1);
+        b.output("strided", square.cast(DType::F32));
         let g = b.finish();
         let data = match d {
             DType::Bf16 => {
