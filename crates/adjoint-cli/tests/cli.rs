@@ -286,6 +286,35 @@ fn bench_json_has_every_field_and_the_loss_falls() {
 }
 
 #[test]
+fn bench_rounds_every_16_bit_result_on_request_with_the_same_arena() {
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "--workload",
+            "W1",
+            "--mode",
+            "jit-fused",
+            "--precision",
+            "bf16",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = adjoint(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let line = text(&out.stdout);
+        assert!(line.contains("\"precision\":\"bf16\""), "{line}");
+        let rest = &line[line.find("\"arena_bytes\":").unwrap() + 14..];
+        rest[..rest.find([',', '}']).unwrap()].to_string()
+    };
+    // Excess precision changes which results are rounded, never what is stored.
+    assert_eq!(run(&[]), run(&["--no-excess-precision"]));
+}
+
+#[test]
 fn profile_prints_the_per_kernel_table_of_a_workload_or_a_file() {
     let out = adjoint(&["profile", "W1", "--warmup", "0", "--steps", "2"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
