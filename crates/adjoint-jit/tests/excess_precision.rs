@@ -191,7 +191,7 @@ fn is_at_least_as_close_to_f64_as_rounding_every_result() {
 
 #[test]
 fn a_16_bit_value_is_rounded_where_it_is_stored() {
-    // f16: `x · x` overflows f16 (300² > 65504) but `x · x / 1000` does not. Rounding every
+    // f16: `x · x` overflows f16 (300² > 65504) but `x · x · 0.001` does not. Rounding every
     // result gives infinity; excess precision keeps the product in f32 and rounds only the
     // stored quotient. A stored intermediate is rounded either way.
     let b = Builder::new("overflow");
