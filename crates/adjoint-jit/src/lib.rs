@@ -124,12 +124,13 @@ pub struct Options {
     /// functions.
     pub register_allocator: RegisterAllocator,
     /// Excess precision for 16-bit floats (on by default; it changes nothing in a graph
-    /// without `bf16` or `f16` values): inside one generated kernel, a `bf16` or `f16` result
-    /// that feeds other operations of the kernel keeps its `f32` value, and is rounded to its
-    /// type only where it is stored to a buffer. Stored values keep their 16-bit types and
-    /// sizes, so the memory plan is the same; loads of 16-bit values are exact either way. As
-    /// XLA (`xla_allow_excess_precision`) and PyTorch Inductor do, this skips the rounding
-    /// after each elementwise operation, about ten vector instructions per bf16 result (the
+    /// without `bf16` or `f16` values): inside one generated kernel, the `bf16` or `f16`
+    /// result of an elementwise operation or a reduction that feeds other operations of the
+    /// kernel keeps its `f32` value, and is rounded to its type only where it is stored to a
+    /// buffer (a `cast` to a 16-bit type still rounds). Stored values keep their 16-bit types
+    /// and sizes, so the memory plan is the same; loads of 16-bit values are exact either way.
+    /// As XLA (`xla_allow_excess_precision`) and PyTorch Inductor do, this skips the rounding
+    /// after each operation, about ten vector instructions per bf16 result (the
     /// rounding is integer code, Cranelift having no conversion instruction), and the results
     /// are at least as accurate (`docs/ir.md`, *The 16-bit floats*). `false` rounds every
     /// 16-bit result as the interpreter does, so compiled and interpreted steps agree bit for

@@ -79,7 +79,8 @@ impl NestEmitter<'_, '_> {
                 Rep::Lanes => Val::Lanes(acc.iter().map(|&v| self.b.use_var(v)).collect()),
             })
             .collect();
-        // A 16-bit reduction accumulates in f32 and rounds its total.
+        // A 16-bit reduction accumulates in f32 and rounds its total (unless excess precision
+        // keeps it in f32 for the kernel's next operations).
         totals
             .into_iter()
             .map(|v| self.reduction_total(v, d))
