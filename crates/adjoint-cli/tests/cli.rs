@@ -258,6 +258,7 @@ fn bench_json_has_every_field_and_the_loss_falls() {
         for field in [
             "workload",
             "mode",
+            "excess_precision",
             "threads",
             "compile_ms",
             "step_us_median",
@@ -307,6 +308,11 @@ fn bench_rounds_every_16_bit_result_on_request_with_the_same_arena() {
         assert!(out.status.success(), "{}", text(&out.stderr));
         let line = text(&out.stdout);
         assert!(line.contains("\"precision\":\"bf16\""), "{line}");
+        let excess = !extra.contains(&"--no-excess-precision");
+        assert!(
+            line.contains(&format!("\"excess_precision\":{excess},")),
+            "{line}"
+        );
         let rest = &line[line.find("\"arena_bytes\":").unwrap() + 14..];
         rest[..rest.find([',', '}']).unwrap()].to_string()
     };

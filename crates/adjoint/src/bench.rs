@@ -236,6 +236,8 @@ pub struct BenchResult {
     pub mode: String,
     /// The precision's name (`f32`, `bf16`, `f16`).
     pub precision: String,
+    /// Whether 16-bit results stayed in f32 inside kernels ([`Options::excess_precision`]).
+    pub excess_precision: bool,
     /// Threads used.
     pub threads: usize,
     /// Compile time in milliseconds (0 for the interpreter).
@@ -315,6 +317,7 @@ pub fn run_bench(
         workload: workload.id.to_string(),
         mode: mode.name().to_string(),
         precision: config.precision.name().to_string(),
+        excess_precision: config.excess_precision,
         threads,
         compile_ms: prepared.compile.as_secs_f64() * 1e3,
         step_us_median: median,
@@ -335,7 +338,8 @@ impl BenchResult {
     pub fn to_json(&self) -> String {
         format!(
             concat!(
-                "{{\"workload\":\"{}\",\"mode\":\"{}\",\"precision\":\"{}\",\"threads\":{},",
+                "{{\"workload\":\"{}\",\"mode\":\"{}\",\"precision\":\"{}\",",
+                "\"excess_precision\":{},\"threads\":{},",
                 "\"compile_ms\":{:.3},",
                 "\"step_us_median\":{:.1},\"step_us_min\":{:.1},\"steps\":{},\"gflops\":{:.3},",
                 "\"arena_bytes\":{},\"kernels\":{},\"memory_budget\":{},",
@@ -344,6 +348,7 @@ impl BenchResult {
             self.workload,
             self.mode,
             self.precision,
+            self.excess_precision,
             self.threads,
             self.compile_ms,
             self.step_us_median,

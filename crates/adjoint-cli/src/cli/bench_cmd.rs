@@ -90,5 +90,9 @@ fn legend(config: &BenchConfig) -> String {
             "\n# memory budget {b}: the compiled steps recompute forward values to fit their \
              arena in it"
         )
-    })
+    }) + if config.excess_precision {
+        ""
+    } else {
+        "\n# no excess precision: every 16-bit result is rounded, as the interpreter does"
+    }
 }
