@@ -85,8 +85,10 @@ impl Pool {
             let s = Arc::clone(&shared);
             match std::thread::Builder::new()
                 .name(format!("adjoint-worker-{i}"))
-                .spawn(move || worker(&s))
-            {
+                .spawn(move || {
+                    pin_worker(i, threads);
+                    worker(&s)
+                }) {
                 Ok(handle) => workers.push(handle),
                 Err(_) => break,
             }
@@ -193,6 +195,44 @@ fn run_chunks(s: &Shared) {
     }
 }
 
+/// The environment variable that, set to `0`, leaves the pool's workers unpinned.
+pub const PIN_ENV: &str = "ADJOINT_PIN";
+
+/// Pins worker `i` (of a pool of `threads`, the caller being thread 0) to the `i`-th CPU the
+/// process may run on, when it may run on at least `threads` CPUs and [`PIN_ENV`] is not `0`:
+/// a worker then stays on one core with the caches holding its share of the data, and the
+/// first allowed CPU is left to the calling thread, which is not pinned (it is the user's).
+/// Pinning that fails leaves the worker where the system puts it.
+fn pin_worker(i: usize, threads: usize) {
+    if std::env::var(PIN_ENV).is_ok_and(|v| v.trim() == "0") {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: `cpu_set_t` is plain data for which all-zero bytes are the empty set; the
+        // affinity calls act on the calling thread (pid 0) and read or write exactly `size`
+        // bytes of the sets passed; `CPU_ISSET`/`CPU_SET` index below `CPU_SETSIZE`.
+        unsafe {
+            let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+            if libc::sched_getaffinity(0, size, &mut allowed) != 0 {
+                return;
+            }
+            let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &allowed))
+                .collect();
+            if cpus.len() < threads || i >= cpus.len() {
+                return;
+            }
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpus[i], &mut one);
+            libc::sched_setaffinity(0, size, &one);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (i, threads);
+}
+
 fn worker(s: &Shared) {
     loop {
         spin_until(|| s.available.load(Ordering::Acquire));
@@ -217,5 +257,52 @@ pub unsafe extern "C" fn parallel_for(pool: *const Pool, f: *const u8, ctx: *con
     unsafe {
         let f: NestFn = std::mem::transmute::<*const u8, NestFn>(f);
         (*pool).run(f, ctx, n);
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// The CPUs the calling thread may run on.
+    fn allowed_cpus() -> Vec<usize> {
+        // SAFETY: as in `pin_worker`: a zeroed set, filled by the call for this thread.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            assert_eq!(libc::sched_getaffinity(0, size, &mut set), 0);
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &set))
+                .collect()
+        }
+    }
+
+    #[test]
+    fn a_worker_is_pinned_to_its_own_cpu_when_there_are_enough() {
+        let cpus = allowed_cpus();
+        let pinned = std::thread::spawn(|| {
+            pin_worker(1, 2);
+            allowed_cpus()
+        })
+        .join()
+        .unwrap();
+        if std::env::var(PIN_ENV).is_ok_and(|v| v.trim() == "0") {
+            assert_eq!(pinned, cpus);
+        } else if cpus.len() >= 2 {
+            assert_eq!(pinned, [cpus[1]]);
+        } else {
+            assert_eq!(pinned, cpus, "one CPU: nothing to pin to");
+        }
+        // More threads than CPUs: no worker is pinned.
+        let many = cpus.len() + 1;
+        let unpinned = std::thread::spawn(move || {
+            pin_worker(1, many);
+            allowed_cpus()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(unpinned, cpus);
+        // The caller's own thread was never touched.
+        assert_eq!(allowed_cpus(), cpus);
     }
 }
