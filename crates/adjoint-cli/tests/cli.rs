@@ -258,6 +258,7 @@ fn bench_json_has_every_field_and_the_loss_falls() {
         for field in [
             "workload",
             "mode",
+            "excess_precision",
             "threads",
             "compile_ms",
             "step_us_median",
@@ -283,6 +284,40 @@ fn bench_json_has_every_field_and_the_loss_falls() {
     }
     let out = adjoint(&["bench", "--workload", "W9"]);
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn bench_rounds_every_16_bit_result_on_request_with_the_same_arena() {
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "bench",
+            "--workload",
+            "W1",
+            "--mode",
+            "jit-fused",
+            "--precision",
+            "bf16",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = adjoint(&args);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let line = text(&out.stdout);
+        assert!(line.contains("\"precision\":\"bf16\""), "{line}");
+        let excess = !extra.contains(&"--no-excess-precision");
+        assert!(
+            line.contains(&format!("\"excess_precision\":{excess},")),
+            "{line}"
+        );
+        let rest = &line[line.find("\"arena_bytes\":").unwrap() + 14..];
+        rest[..rest.find([',', '}']).unwrap()].to_string()
+    };
+    // Excess precision changes which results are rounded, never what is stored.
+    assert_eq!(run(&[]), run(&["--no-excess-precision"]));
 }
 
 #[test]

@@ -73,25 +73,28 @@ pub struct Prepared {
 }
 
 /// Prepares `workload`'s training step for `mode` with `threads` threads (0 = all cores), in
-/// `precision` (with the loss scaling it needs: [`MixedPrecision::new`]). The compile cache is
-/// bypassed so that compile time is measured.
+/// `precision` (with the loss scaling it needs: [`MixedPrecision::new`]) and the default
+/// [`Options::excess_precision`]. The compile cache is bypassed so that compile time is
+/// measured.
 pub fn prepare(
     workload: &Workload,
     mode: Mode,
     threads: usize,
     precision: Precision,
 ) -> Result<Prepared, BenchError> {
-    prepare_within(workload, mode, threads, precision, None)
+    prepare_within(workload, mode, threads, precision, None, true)
 }
 
 /// [`prepare`] with a memory budget for the compiled step's arena
-/// ([`Options::memory_budget`]); the interpreter ignores it.
+/// ([`Options::memory_budget`]) and a choice of [`Options::excess_precision`] (`false`:
+/// 16-bit results rounded after every operation); the interpreter ignores both.
 pub fn prepare_within(
     workload: &Workload,
     mode: Mode,
     threads: usize,
     precision: Precision,
     memory_budget: Option<usize>,
+    excess_precision: bool,
 ) -> Result<Prepared, BenchError> {
     let t = workload.training_step_with(&MixedPrecision::new(precision));
     let graph = t.step.graph;
@@ -113,6 +116,7 @@ pub fn prepare_within(
         cache: false,
         verifier: false,
         memory_budget,
+        excess_precision,
         ..Options::default()
     };
     let start = Instant::now();
@@ -218,6 +222,9 @@ pub struct BenchConfig {
     pub memory_budget: Option<crate::MemoryBudget>,
     /// The precision of the step (products and activations).
     pub precision: Precision,
+    /// Keep 16-bit results in f32 inside kernels ([`Options::excess_precision`]; the
+    /// default is `true`).
+    pub excess_precision: bool,
 }
 
 /// One measurement, in the fields of `adjoint bench --json`.
@@ -229,6 +236,8 @@ pub struct BenchResult {
     pub mode: String,
     /// The precision's name (`f32`, `bf16`, `f16`).
     pub precision: String,
+    /// Whether 16-bit results stayed in f32 inside kernels ([`Options::excess_precision`]).
+    pub excess_precision: bool,
     /// Threads used.
     pub threads: usize,
     /// Compile time in milliseconds (0 for the interpreter).
@@ -279,7 +288,14 @@ pub fn run_bench(
         }
         _ => None,
     };
-    let mut prepared = prepare_within(workload, mode, threads, config.precision, budget)?;
+    let mut prepared = prepare_within(
+        workload,
+        mode,
+        threads,
+        config.precision,
+        budget,
+        config.excess_precision,
+    )?;
     for _ in 0..config.warmup {
         prepared.runner.step()?;
     }
@@ -301,6 +317,7 @@ pub fn run_bench(
         workload: workload.id.to_string(),
         mode: mode.name().to_string(),
         precision: config.precision.name().to_string(),
+        excess_precision: config.excess_precision,
         threads,
         compile_ms: prepared.compile.as_secs_f64() * 1e3,
         step_us_median: median,
@@ -321,7 +338,8 @@ impl BenchResult {
     pub fn to_json(&self) -> String {
         format!(
             concat!(
-                "{{\"workload\":\"{}\",\"mode\":\"{}\",\"precision\":\"{}\",\"threads\":{},",
+                "{{\"workload\":\"{}\",\"mode\":\"{}\",\"precision\":\"{}\",",
+                "\"excess_precision\":{},\"threads\":{},",
                 "\"compile_ms\":{:.3},",
                 "\"step_us_median\":{:.1},\"step_us_min\":{:.1},\"steps\":{},\"gflops\":{:.3},",
                 "\"arena_bytes\":{},\"kernels\":{},\"memory_budget\":{},",
@@ -330,6 +348,7 @@ impl BenchResult {
             self.workload,
             self.mode,
             self.precision,
+            self.excess_precision,
             self.threads,
             self.compile_ms,
             self.step_us_median,

@@ -11,8 +11,9 @@
 //! graphs are compiled fused and unfused at 1 and 2 threads (odd cases with generated instead
 //! of host matmuls) with the kernel-IR verifier and memory-plan checker on
 //! (`Options::check_ir`), and run on random feeds with guard pages around every buffer
-//! (`Options::guard_pages`: an out-of-bounds access faults at once); every output and parameter
-//! update must match the interpreter ([`close`]).
+//! (`Options::guard_pages`: an out-of-bounds access faults at once), rounding every 16-bit
+//! result as the interpreter does (`Options::excess_precision` off, see [`configs`]); every
+//! output and parameter update must match the interpreter ([`close`]).
 //!
 //! A failing graph is minimized ([`minimize`]: outputs and updates dropped, nodes replaced by
 //! inputs, for as long as the failure stays) and written as an `.adj` reproducer; copied into
@@ -29,6 +30,14 @@ use std::time::Instant;
 
 /// The configurations of case `case`: fused and unfused at 1 and 2 threads, host matmuls for
 /// even cases and generated ones for odd cases; guard pages and IR checks on.
+///
+/// Excess precision is off (`Options::excess_precision`): compiled code rounds every 16-bit
+/// result as the interpreter does, so 16-bit graphs are held to the same tolerance as before
+/// ([`close`]). With it on, a random graph's comparisons, selects, floors and casts to `i32`
+/// turn a last-bit difference into an arbitrary one, and no tolerance is sound; what it
+/// changes is only which results are rounded (stores round either way, in the same code), and
+/// `crates/adjoint-jit/tests/excess_precision.rs` bounds its difference from the interpreter
+/// on the chains it is for.
 pub fn configs(case: u64) -> Vec<Options> {
     let matmul = if case.is_multiple_of(2) {
         MatmulKernel::Host
@@ -46,6 +55,7 @@ pub fn configs(case: u64) -> Vec<Options> {
                 verifier: false,
                 guard_pages: true,
                 check_ir: true,
+                excess_precision: false,
                 ..Options::default()
             });
         }

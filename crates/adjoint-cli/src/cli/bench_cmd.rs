@@ -11,6 +11,8 @@ pub struct BenchOptions {
     pub mode: String,
     /// Precision of products and activations.
     pub precision: adjoint::autodiff::Precision,
+    /// Keep 16-bit results in f32 inside kernels (`Options::excess_precision`).
+    pub excess_precision: bool,
     /// Threads, already resolved (at least 1, at most the cores).
     pub threads: usize,
     /// Untimed warm-up steps, already validated.
@@ -50,6 +52,7 @@ pub fn bench(opts: &BenchOptions) -> Result<(), CliError> {
         seed: opts.seed,
         memory_budget: opts.memory_budget,
         precision: opts.precision,
+        excess_precision: opts.excess_precision,
     };
     if !opts.json {
         println!("{}", legend(&config));
@@ -87,5 +90,9 @@ fn legend(config: &BenchConfig) -> String {
             "\n# memory budget {b}: the compiled steps recompute forward values to fit their \
              arena in it"
         )
-    })
+    }) + if config.excess_precision {
+        ""
+    } else {
+        "\n# no excess precision: every 16-bit result is rounded, as the interpreter does"
+    }
 }

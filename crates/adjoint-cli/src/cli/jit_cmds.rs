@@ -113,16 +113,20 @@ pub fn fuzz(opts: &FuzzOptions) -> Result<(), CliError> {
 }
 
 /// The compiled half of `adjoint run --jit`: prints the outputs and updates of one compiled
-/// step on `feeds`, then compares them with the interpreter's; a difference is an error
-/// listing every differing value.
+/// step on `feeds` (16-bit results rounded after every operation, `Options::excess_precision`
+/// off), then compares them with the interpreter's; a difference is an error listing every
+/// differing value.
 pub fn run_jit(
     path: &Path,
     graph: &Graph,
     feeds: &Feeds,
     max_values: usize,
 ) -> Result<(), CliError> {
+    // Rounding every 16-bit result, as the interpreter it is compared with does (see
+    // `adjoint::fuzz::configs`).
     let opts = Options {
         check_ir: true,
+        excess_precision: false,
         ..Options::default()
     };
     let in_file = |what: &str, e: String| CliError::in_file(path, format!("{what}: {e}"));

@@ -139,6 +139,10 @@ enum Command {
         /// loss scaling); parameters and the optimizer stay f32.
         #[arg(long, default_value = "f32")]
         precision: adjoint::autodiff::Precision,
+        /// Round every 16-bit result as the interpreter does, instead of keeping results
+        /// inside a kernel in f32 until they are stored (`Options::excess_precision`).
+        #[arg(long)]
+        no_excess_precision: bool,
         #[command(flatten)]
         runs: Runs,
         /// Print one JSON object per line.
@@ -164,6 +168,10 @@ enum Command {
         /// with dynamic loss scaling).
         #[arg(long, default_value = "f32")]
         precision: adjoint::autodiff::Precision,
+        /// Round every 16-bit result as the interpreter does, instead of keeping results
+        /// inside a kernel in f32 until they are stored (`Options::excess_precision`).
+        #[arg(long)]
+        no_excess_precision: bool,
         #[command(flatten)]
         runs: Runs,
         /// Show only the N most expensive kernels (0: all).
@@ -289,6 +297,7 @@ pub fn main() -> Result<(), CliError> {
             workload,
             mode,
             precision,
+            no_excess_precision,
             runs,
             json,
             memory_budget,
@@ -296,6 +305,7 @@ pub fn main() -> Result<(), CliError> {
             workload,
             mode,
             precision,
+            excess_precision: !no_excess_precision,
             threads: numbers::resolve_threads(runs.threads),
             warmup: runs.warmup,
             steps: runs.steps,
@@ -307,6 +317,7 @@ pub fn main() -> Result<(), CliError> {
             target,
             no_fusion,
             precision,
+            no_excess_precision,
             runs,
             top,
             kernels,
@@ -314,6 +325,7 @@ pub fn main() -> Result<(), CliError> {
             target,
             fuse: !no_fusion,
             precision,
+            excess_precision: !no_excess_precision,
             threads: numbers::resolve_threads(runs.threads),
             warmup: runs.warmup,
             steps: runs.steps,

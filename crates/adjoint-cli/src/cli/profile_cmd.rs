@@ -18,6 +18,8 @@ pub struct ProfileOptions {
     pub fuse: bool,
     /// Precision of a workload's products and activations.
     pub precision: adjoint::autodiff::Precision,
+    /// Keep 16-bit results in f32 inside kernels (`Options::excess_precision`).
+    pub excess_precision: bool,
     /// Threads of the compiled step.
     pub threads: usize,
     /// Untimed runs before profiling.
@@ -53,6 +55,7 @@ pub fn profile(opts: &ProfileOptions) -> Result<(), CliError> {
         threads: opts.threads,
         cache: false,
         profile: true,
+        excess_precision: opts.excess_precision,
         ..Options::default()
     };
     let mut step = adjoint::compile(&optimized, &options)

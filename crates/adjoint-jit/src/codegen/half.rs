@@ -1,9 +1,11 @@
 //! The 16-bit floats in generated code: conversions between `f32` and the bits of a `bf16` or
-//! an `f16`, in integer arithmetic, for a scalar (`f32` / `i32`) or a vector of four
-//! (`f32x4` / `i32x4`).
+//! an `f16`, in integer arithmetic (and an exact f32 addition or multiplication by a power of
+//! two where that saves steps), for a scalar (`f32` / `i32`) or a vector of four (`f32x4` /
+//! `i32x4`).
 //!
 //! Generated code holds a 16-bit value widened, as the `f32` it equals; it converts on load,
-//! on store, and after each operation that produces a 16-bit value (rounding). The conversions
+//! on store, and — unless `Options::excess_precision` keeps results in f32 inside a kernel —
+//! after each operation that produces a 16-bit value (rounding). The conversions
 //! are bit arithmetic rather than `vcvtneps2bf16` / `vcvtps2ph`, which Cranelift does not
 //! expose, so they run on every x86-64 (and any other target) and give the same bits as the
 //! interpreter's (`adjoint_ir::half_float`): round to nearest with ties to even, overflow to
@@ -166,28 +168,29 @@ pub fn widen(b: &mut FunctionBuilder<'_>, h: Value, d: DType) -> Value {
         DType::F16 => {
             let abs_mask = k(b, ity, 0x7FFF);
             let a = b.ins().band(h, abs_mask);
+            // The f16 exponent and mantissa moved to the f32's fields (`a << 13`) read as an
+            // f32 of value `|x| · 2^-112` — a subnormal f16 as a subnormal f32 — so one exact
+            // multiplication by 2^112 rebiases a normal value and normalizes a subnormal one
+            // (generated code never sets the flush-to-zero modes).
             let o = shl(b, a, 13);
-            // Normal: rebias the exponent.
-            let rebias = k(b, ity, 0x3800_0000); // (127 - 15) << 23
-            let normal = b.ins().iadd(o, rebias);
-            // Infinity and NaN: the largest exponent (NaN made quiet).
-            let inf_bias = k(b, ity, 0x7000_0000); // 2 * ((127 - 15) << 23)
-            let special = b.ins().iadd(o, inf_bias);
+            let o = b.ins().bitcast(fty, little(), o);
+            let scale = if fty.is_vector() {
+                let s = b.ins().f32const(2f32.powi(112));
+                b.ins().splat(fty, s)
+            } else {
+                b.ins().f32const(2f32.powi(112))
+            };
+            let mag = b.ins().fmul(o, scale);
+            let mag = b.ins().bitcast(ity, little(), mag);
+            // Infinity and NaN (f16 exponent 31, here 2^16 and up): the largest exponent,
+            // the payload kept and a NaN made quiet.
+            let exp_ones = k(b, ity, 0x7F80_0000);
+            let special = b.ins().bor(mag, exp_ones);
             let quiet = k(b, ity, 0x0040_0000);
             let quieted = b.ins().bor(special, quiet);
             let is_nan = cmp(b, IntCC::SignedGreaterThan, a, 0x7C00);
             let special = choose(b, is_nan, quieted, special);
-            // Zero and subnormal: the mantissa as an f32 of exponent -14, less 2^-14.
-            let sub_bias = k(b, ity, 0x3880_0000); // 113 << 23
-            let sub_bits = b.ins().iadd(o, sub_bias);
-            let sub_f = b.ins().bitcast(fty, little(), sub_bits);
-            let magic_bits = k(b, ity, 0x3880_0000);
-            let magic = b.ins().bitcast(fty, little(), magic_bits);
-            let sub_f = b.ins().fsub(sub_f, magic);
-            let sub = b.ins().bitcast(ity, little(), sub_f);
             let is_special = cmp(b, IntCC::SignedGreaterThanOrEqual, a, 0x7C00);
-            let is_sub = cmp(b, IntCC::SignedLessThan, a, 0x0400);
-            let mag = choose(b, is_sub, sub, normal);
             let mag = choose(b, is_special, special, mag);
             let sign_mask = k(b, ity, 0x8000);
             let sign = b.ins().band(h, sign_mask);

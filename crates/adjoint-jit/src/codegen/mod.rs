@@ -110,6 +110,10 @@ pub struct CodegenOptions {
     /// Allocate registers in a single pass instead of backtracking (see
     /// [`crate::RegisterAllocator`]).
     pub single_pass_regalloc: bool,
+    /// Keep 16-bit float results unrounded (`f32`) inside a nest and round them only where
+    /// they are stored (see [`crate::Options::excess_precision`]); `false` rounds every
+    /// 16-bit result, as the interpreter does.
+    pub excess_precision: bool,
 }
 
 /// Time spent in each phase of code generation.
@@ -371,6 +375,7 @@ fn build(
                     (None, None) => {
                         let nest_plan = plan.nest(k, n);
                         let mut e = nest::NestEmitter::new(b, k, prog, math, &plan, p[0]);
+                        e.excess_precision = opts.excess_precision;
                         if parallel {
                             e.emit(n, &nest_plan, p[1], p[2]);
                         } else {

@@ -29,6 +29,18 @@ pub fn modes() -> Vec<Options> {
     out
 }
 
+/// [`modes`] with [`Options::excess_precision`] off: compiled code rounds every 16-bit result
+/// as the interpreter does, so the two agree bit for bit.
+pub fn exact_modes() -> Vec<Options> {
+    modes()
+        .into_iter()
+        .map(|o| Options {
+            excess_precision: false,
+            ..o
+        })
+        .collect()
+}
+
 /// Tolerance of a dtype: relative error for values of magnitude at least 1, absolute below.
 pub fn tolerance(d: DType) -> f64 {
     match d {
@@ -85,8 +97,13 @@ pub fn run_jit(
 
 /// Checks every output and update of `g` against the interpreter in every mode.
 pub fn check_graph(g: &Graph, feeds: &Feeds) {
+    check_graph_in(g, feeds, &modes());
+}
+
+/// Checks every output and update of `g` against the interpreter in each of `modes`.
+pub fn check_graph_in(g: &Graph, feeds: &Feeds, modes: &[Options]) {
     let want = adjoint_interp::run(g, feeds).unwrap();
-    for opts in modes() {
+    for opts in modes.iter().cloned() {
         let mode = format!(
             "{} (fusion {}, threads {}, matmul {:?})",
             g.name(),

@@ -124,7 +124,9 @@ impl NestEmitter<'_, '_> {
         convert(&mut self.b, Val::Lanes(xs), d, w, rep)
     }
 
-    /// A store of a 16-bit float value (held as `f32`, already rounded: narrowing is exact).
+    /// A store of a 16-bit float value held as `f32`: narrowing rounds it to nearest even (it
+    /// is exact for a value rounded already, and the one rounding of a value kept unrounded
+    /// under excess precision).
     fn store_half(&mut self, s: &Store, v: &Val, d: DType) {
         assert!(
             !s.accumulate,

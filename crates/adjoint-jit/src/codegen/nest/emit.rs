@@ -43,6 +43,11 @@ pub struct NestEmitter<'a, 'f> {
     /// The outermost loop covers its whole extent (the nest is not split over threads), so
     /// every loop's bounds are known here and loops that would run no iteration are left out.
     whole: bool,
+    /// Keep the 16-bit float results of arithmetic (unary, binary, reductions) as their
+    /// unrounded `f32` values; they are rounded only by the stores that write them to 16-bit
+    /// buffers ([`crate::Options::excess_precision`]). `false` (the default here) rounds every
+    /// 16-bit result, as the interpreter does.
+    pub excess_precision: bool,
     /// The plan's row caches and the address of each one's stack buffer.
     pub(super) row_cache_slots: Vec<(super::RowCache, Value)>,
     /// The stack slot [`Self::pin`] stores to.
@@ -73,6 +78,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             lane: None,
             w: 1,
             whole: false,
+            excess_precision: false,
             row_cache_slots: Vec::new(),
             pin_slot: None,
         }
@@ -433,19 +439,32 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
 
     /// The value of `e`: a 16-bit float result is computed in `f32` from its operands (held
     /// widened) and rounded to its type, as the interpreter computes it; a load, a constant or
-    /// a select of 16-bit values is one already.
+    /// a select of 16-bit values is one already. Under [`Self::excess_precision`] the result
+    /// of an arithmetic operation keeps its `f32` value (the store that writes it rounds it),
+    /// while a cast and an index still round: they are how a graph asks for 16-bit values.
     fn compute(&mut self, e: ExprId) -> Val {
         if let Some(v) = self.row_cache_load(e) {
             return v;
         }
         let node = self.k.expr(e).clone();
         let v = self.compute_wide(e);
-        let rounds = matches!(
-            node.expr,
-            Expr::Unary { .. } | Expr::Binary { .. } | Expr::Index { .. } | Expr::Cast { .. }
-        );
+        let rounds = match node.expr {
+            Expr::Unary { .. } | Expr::Binary { .. } => !self.excess_precision,
+            Expr::Index { .. } | Expr::Cast { .. } => true,
+            _ => false,
+        };
         if node.dtype.is_half() && rounds {
             self.round_half(v, node.dtype)
+        } else {
+            v
+        }
+    }
+
+    /// The total of a 16-bit reduction (accumulated in `f32`): rounded to its type `d`, or
+    /// under [`Self::excess_precision`] kept as it is, as an arithmetic result.
+    pub(super) fn reduction_total(&mut self, v: Val, d: DType) -> Val {
+        if d.is_half() && !self.excess_precision {
+            self.round_half(v, d)
         } else {
             v
         }

@@ -83,11 +83,12 @@ impl NestEmitter<'_, '_> {
                 Rep::Lanes => Val::Lanes(acc.iter().map(|&v| self.b.use_var(v)).collect()),
             })
             .collect();
-        // A 16-bit reduction accumulates in f32 and rounds its total.
-        if d.is_half() {
-            return totals.into_iter().map(|v| self.round_half(v, d)).collect();
-        }
+        // A 16-bit reduction accumulates in f32 and rounds its total (unless excess precision
+        // keeps it in f32 for the kernel's next operations).
         totals
+            .into_iter()
+            .map(|v| self.reduction_total(v, d))
+            .collect()
     }
 
     fn reduce_loops(&mut self, vars: &[VarId], i: usize, body: &mut dyn FnMut(&mut Self)) {
@@ -234,10 +235,7 @@ impl NestEmitter<'_, '_> {
             let x = self.b.ins().extractlane(v, l);
             total = self.combine(op, d, total, x);
         }
-        if d.is_half() {
-            return self.round_half(Val::Uni(total), d);
-        }
-        Val::Uni(total)
+        self.reduction_total(Val::Uni(total), d)
     }
 }
 
