@@ -28,13 +28,15 @@ pub fn key(graph: &Graph, options: &Options, threads: usize) -> String {
     let order = graph.topo_order();
     let pos: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     let mut s = format!(
-        "fusion={} passes={} threads={threads} verifier={} keep_all={} matmul={:?} regalloc={:?}\n",
+        "fusion={} passes={} threads={threads} verifier={} keep_all={} matmul={:?} regalloc={:?} \
+         block_epilogue={}\n",
         options.fusion,
         options.passes,
         options.verifier,
         options.keep_all,
         options.matmul,
-        options.register_allocator
+        options.register_allocator,
+        options.block_epilogue
     );
     for &n in &order {
         let ops: Vec<usize> = graph.operands(n).iter().map(|o| pos[o]).collect();

@@ -123,6 +123,11 @@ pub struct Options {
     /// single-pass one for steps with more than [`RegisterAllocator::SINGLE_PASS_FROM`]
     /// functions.
     pub register_allocator: RegisterAllocator,
+    /// Run a matmul's elementwise epilogue (bias, activation, an optimizer's update) on each
+    /// block of the product as the host kernel finishes it, while the block is in cache, rather
+    /// than in a second pass over the whole output (default: on). The values are the same
+    /// either way; `false` is for comparison. See [`kernel::epilogue`].
+    pub block_epilogue: bool,
 }
 
 /// Cranelift's register allocator for a step's functions. The allocator only decides which
@@ -191,6 +196,7 @@ impl Default for Options {
             check_ir: cfg!(debug_assertions),
             memory_budget: None,
             register_allocator: RegisterAllocator::default(),
+            block_epilogue: true,
         }
     }
 }
@@ -289,6 +295,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
             single_pass_regalloc: options
                 .register_allocator
                 .single_pass(function_count(&program)),
+            block_epilogue: options.block_epilogue,
         },
     )?;
     let stats = runtime::CompileStats {
@@ -298,6 +305,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
         codegen: native.times.clone(),
         kernels: program.kernels.len(),
         functions: native.functions,
+        block_epilogues: native.block_epilogues,
         code_bytes: native.code_bytes,
         arena_bytes: program.arena_bytes,
         recompute_flops: plan.remat.recompute_flops,
