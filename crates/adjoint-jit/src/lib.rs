@@ -124,9 +124,11 @@ pub struct Options {
     /// functions.
     pub register_allocator: RegisterAllocator,
     /// Run a matmul's elementwise epilogue (bias, activation, an optimizer's update) on each
-    /// block of the product as the host kernel finishes it, while the block is in cache, rather
-    /// than in a second pass over the whole output (default: on). The values are the same
-    /// either way; `false` is for comparison. See [`kernel::epilogue`].
+    /// row block of the product as the host kernel finishes it, while the block is in L2,
+    /// rather than in a second pass over the whole output, where [`kernel::epilogue`] allows
+    /// it. The values are the same bits either way. Default: off — on the Sapphire Rapids
+    /// machine it was measured on it was no faster (W2's weight-gradient + SGD kernels 1–7%
+    /// slower, the others within noise; see `docs/jit.md`, *Epilogues on the block of C*).
     pub block_epilogue: bool,
 }
 
@@ -196,7 +198,7 @@ impl Default for Options {
             check_ir: cfg!(debug_assertions),
             memory_budget: None,
             register_allocator: RegisterAllocator::default(),
-            block_epilogue: true,
+            block_epilogue: false,
         }
     }
 }
