@@ -3,7 +3,8 @@
 //! its final write, on every ISA and cut into units; and compiled steps whose matmuls carry an
 //! epilogue (bias + ReLU, a residual, SGD's and Adam's updates) give the same bits with the
 //! epilogue run block by block as in a second pass, match the interpreter, on every ISA this
-//! CPU runs and on one and two threads.
+//! CPU runs and on one and two threads; and epilogues that could see another block's elements
+//! (a transposed read of the product, a write to its operands, overlapping stores) are refused.
 //!
 //! This file has its own process: switching the ISA here cannot change another test file's.
 
@@ -14,7 +15,11 @@ use adjoint_ir::{Builder, DType, Feeds, Graph};
 use adjoint_jit::gemm::{
     select_isa, selected_isa, sgemm_desc, sgemm_desc_then, GemmDesc, Isa, MAX_BATCH,
 };
+use adjoint_jit::kernel::epilogue::block_epilogue;
+use adjoint_jit::kernel::lower::lower_program;
+use adjoint_jit::kernel::{Expr, ExprId, ExprNode, Ix, Program};
 use adjoint_jit::Options;
+use adjoint_opt::{plan, PlanOptions};
 use adjoint_workloads::{gpt, mlp, GptConfig, MlpConfig};
 use common::{assert_close, random_feeds, run_jit};
 use std::sync::Mutex;
@@ -221,4 +226,108 @@ fn block_epilogues_give_the_bits_of_a_second_pass_on_every_isa() {
         }
     }
     select_isa(before);
+}
+
+/// A change to a lowered program.
+type Breakage = dyn Fn(&mut Program);
+
+/// `kernel::epilogue::block_epilogue` on a lowered `w ← w - lr·(x·w)` (an eligible epilogue),
+/// then on copies broken in each way that would make running it early wrong.
+#[test]
+fn only_epilogues_that_cannot_see_other_blocks_run_block_by_block() {
+    let b = Builder::new("sgd");
+    let x = b.input("x", DType::F32, [400, 400]);
+    let w = b.parameter("w", DType::F32, [400, 400]);
+    b.update(w, w - x.matmul(w) * 0.01);
+    let g = b.finish();
+    let p = plan(&g, &PlanOptions::default());
+    let prog = lower_program(&p.graph, &p.schedule, &p.memory, true).unwrap();
+    let ki = prog
+        .kernels
+        .iter()
+        .position(|k| k.nests.first().is_some_and(|n| n.gemm.is_some()))
+        .expect("a host gemm kernel");
+    let k = &prog.kernels[ki];
+    assert!(block_epilogue(&prog, k, 0), "{prog}");
+    let gemm = k.nests[0].gemm.clone().unwrap();
+    let store = k.nests[1].stores[0].clone();
+    let (v0, v1) = (k.nests[1].vars[0], k.nests[1].vars[1]);
+    let n = gemm.desc.n;
+    let c_load = (0..k.exprs.len())
+        .find(|&e| matches!(k.exprs[e].expr, Expr::Load { buffer, .. } if buffer == gemm.c.0))
+        .expect("the epilogue reads C");
+    let broken: Vec<(&str, Box<Breakage>)> = vec![
+        (
+            "C read transposed",
+            Box::new(move |p: &mut Program| {
+                p.kernels[ki].exprs[c_load].expr = Expr::Load {
+                    buffer: gemm.c.0,
+                    offset: Ix::var(v0).add(&Ix::var(v1).scale(n)),
+                };
+            }),
+        ),
+        (
+            "writes the product's operand B",
+            Box::new(move |p: &mut Program| {
+                let s = p.kernels[ki].nests[1].stores[0].buffer;
+                p.buffers[s.0 as usize].storage = p.buffers[gemm.b.0 .0 as usize].storage;
+            }),
+        ),
+        (
+            "writes into C's storage",
+            Box::new(move |p: &mut Program| {
+                let s = p.kernels[ki].nests[1].stores[0].buffer;
+                p.buffers[s.0 as usize].storage = p.buffers[gemm.c.0 .0 as usize].storage;
+            }),
+        ),
+        (
+            "scatter-add",
+            Box::new(move |p: &mut Program| p.kernels[ki].nests[1].stores[0].accumulate = true),
+        ),
+        (
+            "one element for several (i, j)",
+            Box::new(move |p: &mut Program| {
+                p.kernels[ki].nests[1].stores[0].offset = Ix::var(v1);
+            }),
+        ),
+        (
+            "reads what it writes elsewhere",
+            Box::new(move |p: &mut Program| {
+                let k = &mut p.kernels[ki];
+                let e = k.exprs.len();
+                k.exprs.push(ExprNode {
+                    expr: Expr::Load {
+                        buffer: store.buffer,
+                        offset: Ix::var(v1).add(&Ix::var(v0).scale(n)).offset(1),
+                    },
+                    dtype: DType::F32,
+                });
+                let v = k.nests[1].stores[0].value;
+                k.exprs.push(ExprNode {
+                    expr: Expr::Binary {
+                        op: adjoint_ir::BinaryOp::Add,
+                        a: v,
+                        b: ExprId(e as u32),
+                    },
+                    dtype: DType::F32,
+                });
+                k.nests[1].stores[0].value = ExprId(e as u32 + 1);
+            }),
+        ),
+        (
+            "not a parallel nest",
+            Box::new(move |p: &mut Program| p.kernels[ki].nests[1].parallel = false),
+        ),
+        (
+            "batched product",
+            Box::new(move |p: &mut Program| {
+                p.kernels[ki].nests[0].gemm.as_mut().unwrap().desc.batch[0] = 2;
+            }),
+        ),
+    ];
+    for (what, f) in broken {
+        let mut p = prog.clone();
+        f(&mut p);
+        assert!(!block_epilogue(&p, &p.kernels[ki], 0), "{what}:\n{p}");
+    }
 }
