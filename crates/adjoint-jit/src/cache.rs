@@ -29,14 +29,15 @@ pub fn key(graph: &Graph, options: &Options, threads: usize) -> String {
     let pos: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     let mut s = format!(
         "fusion={} passes={} threads={threads} verifier={} keep_all={} matmul={:?} regalloc={:?} \
-         excess_precision={}\n",
+         excess_precision={} block_epilogue={}\n",
         options.fusion,
         options.passes,
         options.verifier,
         options.keep_all,
         options.matmul,
         options.register_allocator,
-        options.excess_precision
+        options.excess_precision,
+        options.block_epilogue
     );
     for &n in &order {
         let ops: Vec<usize> = graph.operands(n).iter().map(|o| pos[o]).collect();

@@ -136,6 +136,13 @@ pub struct Options {
     /// 16-bit result as the interpreter does, so compiled and interpreted steps agree bit for
     /// bit.
     pub excess_precision: bool,
+    /// Run a matmul's elementwise epilogue (bias, activation, an optimizer's update) on each
+    /// row block of the product as the host kernel finishes it, while the block is in L2,
+    /// rather than in a second pass over the whole output, where [`kernel::epilogue`] allows
+    /// it. The values are the same bits either way. Default: off — on the Sapphire Rapids
+    /// machine it was measured on it was no faster (W2's weight-gradient + SGD kernels 1–7%
+    /// slower, the others within noise; see `docs/jit.md`, *Epilogues on the block of C*).
+    pub block_epilogue: bool,
 }
 
 /// Cranelift's register allocator for a step's functions. The allocator only decides which
@@ -205,6 +212,7 @@ impl Default for Options {
             memory_budget: None,
             register_allocator: RegisterAllocator::default(),
             excess_precision: true,
+            block_epilogue: false,
         }
     }
 }
@@ -304,6 +312,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
                 .register_allocator
                 .single_pass(function_count(&program)),
             excess_precision: options.excess_precision,
+            block_epilogue: options.block_epilogue,
         },
     )?;
     let stats = runtime::CompileStats {
@@ -313,6 +322,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
         codegen: native.times.clone(),
         kernels: program.kernels.len(),
         functions: native.functions,
+        block_epilogues: native.block_epilogues,
         code_bytes: native.code_bytes,
         arena_bytes: program.arena_bytes,
         recompute_flops: plan.remat.recompute_flops,

@@ -16,7 +16,7 @@ mod value;
 
 use crate::collective::AllReduceDesc;
 use crate::gemm::GemmDesc;
-use crate::kernel::{AllReduceNest, BufferId, GemmNest, Program, Storage};
+use crate::kernel::{AllReduceNest, BufferId, GemmNest, LoopNest, Program, Storage};
 use crate::math::MathOptions;
 use crate::JitError;
 use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName};
@@ -114,6 +114,10 @@ pub struct CodegenOptions {
     /// they are stored (see [`crate::Options::excess_precision`]); `false` rounds every
     /// 16-bit result, as the interpreter does.
     pub excess_precision: bool,
+    /// Run a matmul's elementwise epilogue on each block of the product inside the host
+    /// kernel when [`crate::kernel::epilogue::block_epilogue`] allows it (see
+    /// [`crate::Options::block_epilogue`]).
+    pub block_epilogue: bool,
 }
 
 /// Time spent in each phase of code generation.
@@ -142,8 +146,11 @@ pub struct NativeCode {
     pub times: PhaseTimes,
     /// Bytes of machine code.
     pub code_bytes: usize,
-    /// Every nest function, in the order the entry point calls them.
+    /// Every nest function, in the order the entry point calls them (a matmul epilogue run
+    /// block by block inside its host matmul is not among them: that matmul's nest calls it).
     pub nests: Vec<NestCall>,
+    /// Matmul epilogues run block by block inside their host matmul.
+    pub block_epilogues: usize,
     /// The descriptors of host matmuls; generated code holds their addresses, so each is
     /// boxed (its address must not move when the vector grows).
     #[allow(clippy::vec_box)]
@@ -191,6 +198,8 @@ impl Drop for NativeCode {
 
 /// The host matmul kernel's symbol in the module.
 const GEMM_SYMBOL: &str = "adjoint_sgemm";
+/// Its entry that runs the epilogue on each block of the product.
+const GEMM_EPILOGUE_SYMBOL: &str = "adjoint_sgemm_epilogue";
 /// The host all-reduce's symbol in the module.
 const ALL_REDUCE_SYMBOL: &str = "adjoint_all_reduce";
 /// Its entries for `bf16` and `f16` operands (an `f32` result).
@@ -240,6 +249,10 @@ pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCo
     let mut jb = JITBuilder::with_isa(isa, default_libcall_names());
     jb.symbol(GEMM_SYMBOL, crate::gemm::adjoint_sgemm as *const u8);
     jb.symbol(
+        GEMM_EPILOGUE_SYMBOL,
+        crate::gemm::adjoint_sgemm_epilogue as *const u8,
+    );
+    jb.symbol(
         ALL_REDUCE_SYMBOL,
         crate::collective::adjoint_all_reduce as *const u8,
     );
@@ -259,6 +272,7 @@ pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCo
         times: PhaseTimes::default(),
         code_bytes: 0,
         nests: Vec::new(),
+        block_epilogues: 0,
         gemm_descs: Vec::new(),
         all_reduce_descs: Vec::new(),
     };
@@ -293,6 +307,14 @@ fn build(
             .map_err(|e| JitError::Codegen(format!("{e:?}")))
     };
     let gemm_fn = declare(module, GEMM_SYMBOL)?;
+    // `fn(ctx, row0, row1, col0, col1)`: an epilogue over a block of its product.
+    let mut block_sig = module.make_signature();
+    block_sig.params.extend([AbiParam::new(ptr); 5]);
+    let mut gemm_epilogue_sig = module.make_signature();
+    gemm_epilogue_sig.params.extend([AbiParam::new(ptr); 8]);
+    let gemm_epilogue_fn = module
+        .declare_function(GEMM_EPILOGUE_SYMBOL, Linkage::Import, &gemm_epilogue_sig)
+        .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
     let gemm_bf16_fn = declare(module, GEMM_BF16_SYMBOL)?;
     let gemm_f16_fn = declare(module, GEMM_F16_SYMBOL)?;
     let mut all_reduce_sig = module.make_signature();
@@ -311,27 +333,49 @@ fn build(
     let err = |e: cranelift_module::ModuleError| JitError::Codegen(format!("{e:?}"));
     for (ki, k) in prog.kernels.iter().enumerate() {
         let plan = nest::KernelPlan::new(k, math);
+        // The epilogue the previous nest (a host matmul) runs block by block, declared there.
+        let mut block_epilogue: Option<FuncId> = None;
         for (ni, n) in k.nests.iter().enumerate() {
             let t = Instant::now();
-            let outer = match &n.gemm {
-                Some(g) => g.desc.units() as usize,
-                None => n.vars.first().map_or(1, |v| k.vars[v.0 as usize]),
-            };
-            // No reduction inside: the work is the iteration count.
-            let iterations: usize = n.vars.iter().map(|v| k.vars[v.0 as usize]).product();
-            let elementwise = n.gemm.is_none() && iterations == k.work(n);
-            let threshold = if n.gemm.is_some() {
-                match crate::gemm::selected_isa() {
-                    crate::gemm::Isa::Avx512 => PARALLEL_GEMM_AVX512,
-                    crate::gemm::Isa::Avx2 | crate::gemm::Isa::Generic => PARALLEL_GEMM,
-                }
-            } else if elementwise {
-                PARALLEL_ELEMENTS
-            } else {
-                PARALLEL_WORK
-            };
-            let parallel = n.parallel && opts.threads > 1 && outer >= 2 && k.work(n) >= threshold;
+            let (outer, parallel) = split_over_threads(k, n, opts.threads);
             let name = format!("{}_n{ni}", k.name);
+            if let Some(id) = block_epilogue.take() {
+                ctx.func.signature = block_sig.clone();
+                ctx.func.name = UserFuncName::user(0, id.as_u32());
+                let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+                let entry = b.create_block();
+                b.append_block_params_for_function_params(entry);
+                b.switch_to_block(entry);
+                let p = b.block_params(entry).to_vec();
+                let nest_plan = plan.nest(k, n);
+                let mut e = nest::NestEmitter::new(b, k, prog, math, &plan, p[0]);
+                e.emit_block(n, &nest_plan, (p[1], p[2]), (p[3], p[4]));
+                let mut b = e.b;
+                b.ins().return_(&[]);
+                b.seal_all_blocks();
+                b.finalize(tcfg);
+                lowering += t.elapsed();
+                let f = take_function(&mut ctx, id, &name, opts.keep_text, code);
+                batches.push(module, f)?;
+                code.block_epilogues += 1;
+                continue;
+            }
+            // A host matmul whose next nest is an epilogue it may run block by block, unless
+            // that would take a parallel epilogue onto one thread.
+            let fuse = opts.block_epilogue
+                && n.gemm.is_some()
+                && crate::kernel::epilogue::block_epilogue(prog, k, ni)
+                && (parallel || !split_over_threads(k, &k.nests[ni + 1], opts.threads).1);
+            if fuse {
+                let id = module
+                    .declare_function(
+                        &format!("{}_n{}", k.name, ni + 1),
+                        Linkage::Local,
+                        &block_sig,
+                    )
+                    .map_err(err)?;
+                block_epilogue = Some(id);
+            }
             let id = module
                 .declare_function(&name, Linkage::Local, &nest_sig)
                 .map_err(err)?;
@@ -348,13 +392,18 @@ fn build(
                         let desc = Box::new(g.desc);
                         // By the product's 16-bit type, if any of its buffers has one (the
                         // others are f32: see `GemmDesc::wide`).
-                        let callee = match g.half_type(prog) {
-                            Some(adjoint_ir::DType::Bf16) => gemm_bf16_fn,
-                            Some(_) => gemm_f16_fn,
-                            None => gemm_fn,
+                        let callee = match (g.half_type(prog), block_epilogue) {
+                            (Some(adjoint_ir::DType::Bf16), _) => gemm_bf16_fn,
+                            (Some(_), _) => gemm_f16_fn,
+                            (None, Some(_)) => gemm_epilogue_fn,
+                            (None, None) => gemm_fn,
                         };
                         let f = module.declare_func_in_func(callee, b.func);
-                        emit_gemm_call(&mut b, prog, g, &desc, f, &p);
+                        let epilogue = block_epilogue.map(|id| {
+                            let r = module.declare_func_in_func(id, b.func);
+                            b.ins().func_addr(ptr, r)
+                        });
+                        emit_gemm_call(&mut b, prog, g, &desc, f, &p, epilogue);
                         code.gemm_descs.push(desc);
                         b
                     }
@@ -466,8 +515,34 @@ fn build(
     Ok(())
 }
 
+/// Whether nest `n` of `k` is split over the pool's `threads` (by the size of its work), and
+/// the extent of its outermost range (units for a host matmul).
+fn split_over_threads(k: &crate::kernel::Kernel, n: &LoopNest, threads: usize) -> (usize, bool) {
+    let outer = match &n.gemm {
+        Some(g) => g.desc.units() as usize,
+        None => n.vars.first().map_or(1, |v| k.vars[v.0 as usize]),
+    };
+    // No reduction inside: the work is the iteration count.
+    let iterations: usize = n.vars.iter().map(|v| k.vars[v.0 as usize]).product();
+    let elementwise = n.gemm.is_none() && iterations == k.work(n);
+    let threshold = if n.gemm.is_some() {
+        match crate::gemm::selected_isa() {
+            crate::gemm::Isa::Avx512 => PARALLEL_GEMM_AVX512,
+            crate::gemm::Isa::Avx2 | crate::gemm::Isa::Generic => PARALLEL_GEMM,
+        }
+    } else if elementwise {
+        PARALLEL_ELEMENTS
+    } else {
+        PARALLEL_WORK
+    };
+    let parallel = n.parallel && threads > 1 && outer >= 2 && k.work(n) >= threshold;
+    (outer, parallel)
+}
+
 /// The body of a host-matmul nest: `adjoint_sgemm(desc, a, b, c, begin, end)` with each
-/// operand's address of element 0.
+/// operand's address of element 0 — or, with the address of an `epilogue` function
+/// `fn(ctx, row0, row1, col0, col1)`, `adjoint_sgemm_epilogue(desc, a, b, c, begin, end,
+/// epilogue, ctx)`, which runs it on each block of the product as it becomes final.
 fn emit_gemm_call(
     b: &mut FunctionBuilder<'_>,
     prog: &Program,
@@ -475,6 +550,7 @@ fn emit_gemm_call(
     desc: &GemmDesc,
     f: cranelift_codegen::ir::FuncRef,
     params: &[cranelift_codegen::ir::Value],
+    epilogue: Option<cranelift_codegen::ir::Value>,
 ) {
     let ptr = types::I64;
     let mut args = vec![b.ins().iconst(ptr, desc as *const GemmDesc as i64)];
@@ -487,6 +563,9 @@ fn emit_gemm_call(
         args.push(b.ins().iadd_imm_s(base, bytes as i64 + off * esize));
     }
     args.extend([params[1], params[2]]);
+    if let Some(e) = epilogue {
+        args.extend([e, params[0]]);
+    }
     b.ins().call(f, &args);
 }
 

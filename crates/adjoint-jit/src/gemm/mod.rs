@@ -93,6 +93,9 @@ pub(crate) struct UnitBlock {
     /// Rows and columns of the block's product.
     pub m: usize,
     pub n: usize,
+    /// The row and the column of its batch element's `C` where the block starts.
+    pub row0: usize,
+    pub col0: usize,
 }
 
 impl GemmDesc {
@@ -127,14 +130,17 @@ impl GemmDesc {
         let along = if self.split_rows != 0 { self.m } else { self.n };
         let (lo, hi) = (t0 * self.unit, (t1 * self.unit).min(along));
         let (mut m, mut n) = (self.m, self.n);
+        let (mut row0, mut col0) = (0, 0);
         if self.split_rows != 0 {
             a += lo * self.a[0];
             c += lo * self.c[0];
             m = hi - lo;
+            row0 = lo;
         } else {
             b += lo * self.b[1];
             c += lo * self.c[1];
             n = hi - lo;
+            col0 = lo;
         }
         UnitBlock {
             next,
@@ -143,6 +149,8 @@ impl GemmDesc {
             c,
             m: m.max(0) as usize,
             n: n.max(0) as usize,
+            row0: row0.max(0) as usize,
+            col0: col0.max(0) as usize,
         }
     }
 
@@ -235,13 +243,61 @@ pub unsafe extern "C" fn adjoint_sgemm(
     // SAFETY: the caller's contract: `desc` is valid.
     let d = unsafe { *desc };
     // SAFETY: the caller's contract; `selected_isa` only returns ISAs the CPU supports.
-    unsafe { run_units(selected_isa(), &d, a, b, c, begin, end) };
+    unsafe { run_units(selected_isa(), &d, a, b, c, begin, end, &mut |_, _| {}) };
 }
 
-/// Units `begin..end` of `d` on `isa`.
+/// A matmul's epilogue compiled over a block of the product's output:
+/// `fn(ctx, row0, row1, col0, col1)` computes the elements `(i, j)` of rows `row0..row1` and
+/// columns `col0..col1` (see `codegen::nest::NestEmitter::emit_block`).
+pub type EpilogueFn = unsafe extern "C" fn(*const u8, i64, i64, i64, i64);
+
+/// [`adjoint_sgemm`] followed, block by block, by the product's elementwise epilogue: as soon
+/// as a block of rows of a unit's output is final (a row block of the kernel's blocking, while
+/// it is in L2), `epilogue(ctx, row0, row1, col0, col1)` runs over it on the same thread
+/// instead of in a second pass over the whole output once the product is done. Every output
+/// element is handed to the epilogue exactly once, after its last write. For products without
+/// batch dimensions: the rows and columns are those of `C`.
+///
+/// # Safety
+/// As [`adjoint_sgemm`]; `desc` has no batch dimension (every extent 1); `epilogue` must be
+/// safe to call with `ctx` over any block of the units' output once that block is final,
+/// concurrently with the product's other units on other threads (it must not write `A`, `B`
+/// or elements of `C`, nor read elements of `C` outside its block).
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn adjoint_sgemm_epilogue(
+    desc: *const GemmDesc,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    begin: i64,
+    end: i64,
+    epilogue: EpilogueFn,
+    ctx: *const u8,
+) {
+    // SAFETY: the caller's contract: `desc` is valid.
+    let d = unsafe { *desc };
+    let mut done = |rows: Range<usize>, cols: Range<usize>| {
+        // SAFETY: the caller's contract: the block is final and the epilogue may run on it.
+        unsafe {
+            epilogue(
+                ctx,
+                rows.start as i64,
+                rows.end as i64,
+                cols.start as i64,
+                cols.end as i64,
+            )
+        };
+    };
+    // SAFETY: the caller's contract; `selected_isa` only returns ISAs the CPU supports.
+    unsafe { run_units(selected_isa(), &d, a, b, c, begin, end, &mut done) };
+}
+
+/// Units `begin..end` of `d` on `isa`; `block_done(rows, cols)` is called as soon as that
+/// block of a batch element's `C` is final (see [`driver::sgemm_then`]), each element once.
 ///
 /// # Safety
 /// As [`adjoint_sgemm`]; the CPU must support `isa`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn run_units(
     isa: Isa,
     d: &GemmDesc,
@@ -250,6 +306,7 @@ unsafe fn run_units(
     c: *mut f32,
     begin: i64,
     end: i64,
+    block_done: &mut dyn FnMut(Range<usize>, Range<usize>),
 ) {
     // Decided on the whole product, so that every unit of it sums in the same order.
     #[cfg(target_arch = "x86_64")]
@@ -261,10 +318,13 @@ unsafe fn run_units(
         // Consecutive units of one batch element run as one block (one packing of the
         // operand every unit shares).
         let blk = d.block_at(u, end);
+        let cols = blk.col0..blk.col0 + blk.n;
+        let mut rows_done =
+            |r: Range<usize>| block_done(blk.row0 + r.start..blk.row0 + r.end, cols.clone());
         // SAFETY: the offsets stay inside the buffers by the caller's contract (the unit's
         // rows or columns and the batch index are within the described extents).
         unsafe {
-            sgemm_on(
+            sgemm_on_then(
                 isa,
                 dot,
                 Operand {
@@ -282,6 +342,7 @@ unsafe fn run_units(
                 blk.m,
                 blk.n,
                 d.k as usize,
+                &mut rows_done,
             );
         }
         u = blk.next;
@@ -305,17 +366,44 @@ unsafe fn sgemm_on(
     n: usize,
     k: usize,
 ) {
+    // SAFETY: the caller's contract.
+    unsafe { sgemm_on_then(isa, dot, a, b, c, cs, m, n, k, &mut |_| {}) }
+}
+
+/// [`sgemm_on`], calling `rows_done(rows)` as soon as rows of `C` are final (see
+/// [`driver::sgemm_then`]; the dot-product path calls it once, at the end).
+///
+/// # Safety
+/// As [`driver::sgemm`]; the CPU must support `isa`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn sgemm_on_then(
+    isa: Isa,
+    dot: bool,
+    a: Operand,
+    b: Operand,
+    c: *mut f32,
+    cs: (isize, isize),
+    m: usize,
+    n: usize,
+    k: usize,
+    rows_done: &mut dyn FnMut(Range<usize>),
+) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = dot;
     // SAFETY (every arm): the caller's contract.
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if dot && m > 0 && n > 0 => unsafe { avx512_dot::sgemm(a, b, c, cs, m, n, k) },
+        Isa::Avx512 if dot && m > 0 && n > 0 => {
+            unsafe { avx512_dot::sgemm(a, b, c, cs, m, n, k) };
+            rows_done(0..m);
+        }
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { driver::sgemm::<avx512::Avx512>(a, b, c, cs, m, n, k) },
+        Isa::Avx512 => unsafe {
+            driver::sgemm_then::<avx512::Avx512>(a, b, c, cs, m, n, k, rows_done)
+        },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { driver::sgemm::<avx2::Avx2>(a, b, c, cs, m, n, k) },
-        _ => unsafe { driver::sgemm::<generic::Generic>(a, b, c, cs, m, n, k) },
+        Isa::Avx2 => unsafe { driver::sgemm_then::<avx2::Avx2>(a, b, c, cs, m, n, k, rows_done) },
+        _ => unsafe { driver::sgemm_then::<generic::Generic>(a, b, c, cs, m, n, k, rows_done) },
     }
 }
 
@@ -333,7 +421,36 @@ pub fn sgemm_desc(
     c: &mut [f32],
     units: Range<i64>,
 ) {
+    sgemm_desc_then(isa, desc, a, b, c, units, &mut |_, _, _| {});
+}
+
+/// The hook of [`sgemm_desc_then`]: `(C, rows, columns)` of a block that has become final.
+pub type BlockDone<'a> = dyn FnMut(&[f32], Range<usize>, Range<usize>) + 'a;
+
+/// [`sgemm_desc`], calling `block_done(c, rows, cols)` with the whole of `C` each time a block
+/// of a batch element's output becomes final, as generated code runs a matmul's epilogue
+/// ([`adjoint_sgemm_epilogue`]): for tests of which elements are handed over, and when.
+///
+/// # Panics
+/// As [`sgemm_desc`].
+pub fn sgemm_desc_then(
+    isa: Isa,
+    desc: &GemmDesc,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    units: Range<i64>,
+    block_done: &mut BlockDone<'_>,
+) {
     check_desc(isa, desc, a.len(), b.len(), c.len(), &units);
+    let (cp, clen) = (c.as_mut_ptr(), c.len());
+    let mut done = |rows: Range<usize>, cols: Range<usize>| {
+        // SAFETY: `cp` points to `clen` floats borrowed mutably for this call; the hook runs
+        // on this thread between the kernel's writes, so nothing writes `C` while the shared
+        // view lives.
+        let view = unsafe { std::slice::from_raw_parts(cp as *const f32, clen) };
+        block_done(view, rows, cols);
+    };
     // SAFETY: every element `desc` addresses is inside the slices (checked above), strides
     // are non-negative, `c` is borrowed mutably so it overlaps neither input and no other
     // thread writes it; the CPU supports `isa` (checked above).
@@ -343,9 +460,10 @@ pub fn sgemm_desc(
             desc,
             a.as_ptr(),
             b.as_ptr(),
-            c.as_mut_ptr(),
+            cp,
             units.start,
             units.end,
+            &mut done,
         )
     };
 }

@@ -19,6 +19,7 @@
 //!     b4[16*v0 + v1] = e3
 //! ```
 
+pub mod epilogue;
 pub mod gemm;
 pub mod ix;
 pub mod lower;

@@ -62,6 +62,9 @@ pub struct CompileStats {
     pub kernels: usize,
     /// Native functions (loop nests plus the entry point).
     pub functions: usize,
+    /// Matmul epilogues run on each block of their product inside the host kernel
+    /// ([`crate::Options::block_epilogue`]).
+    pub block_epilogues: usize,
     /// Bytes of machine code.
     pub code_bytes: usize,
     /// Bytes of the arena (memory plan plus kernel scratch).

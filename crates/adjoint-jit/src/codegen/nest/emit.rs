@@ -52,6 +52,9 @@ pub struct NestEmitter<'a, 'f> {
     pub(super) row_cache_slots: Vec<(super::RowCache, Value)>,
     /// The stack slot [`Self::pin`] stores to.
     pin_slot: Option<StackSlot>,
+    /// The bounds of the second loop when the nest runs over a block of columns
+    /// ([`NestEmitter::emit_block`]); `None`: its whole extent.
+    cols: Option<(Value, Value)>,
 }
 
 impl<'a, 'f> NestEmitter<'a, 'f> {
@@ -81,6 +84,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             excess_precision: false,
             row_cache_slots: Vec::new(),
             pin_slot: None,
+            cols: None,
         }
     }
 
@@ -109,6 +113,22 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
         self.level(nest, plan, 0, begin, end, plan.rows, plan.unroll);
     }
 
+    /// Emits the loops of a two-loop `nest` over the block `rows` × `cols` of its iteration
+    /// space (`begin..end` bounds of the outer and the inner loop): a matmul's epilogue run on
+    /// each block of the product as the host kernel finishes it
+    /// (`crate::gemm::adjoint_sgemm_epilogue`).
+    pub fn emit_block(
+        &mut self,
+        nest: &LoopNest,
+        plan: &NestPlan,
+        rows: (Value, Value),
+        cols: (Value, Value),
+    ) {
+        assert_eq!(nest.vars.len(), 2, "a block is of a two-loop nest");
+        self.cols = Some(cols);
+        self.emit(nest, plan, rows.0, rows.1);
+    }
+
     pub(super) fn extent(&self, v: VarId) -> usize {
         self.k.vars[v.0 as usize]
     }
@@ -130,6 +150,8 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
         let v = nest.vars[i];
         let (start, stop) = if i == 0 {
             (begin, end)
+        } else if let (1, Some(cols)) = (i, self.cols) {
+            cols
         } else {
             let e = self.extent(v) as i64;
             (
@@ -139,7 +161,12 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
         };
         // With known bounds, `runs(step)` says whether a loop of that step, continuing from
         // where the loops before it stopped, runs at all (and records what it leaves).
-        let mut left = (i > 0 || self.whole).then(|| self.extent(v));
+        let known = if i == 0 {
+            self.whole
+        } else {
+            i > 1 || self.cols.is_none()
+        };
+        let mut left = known.then(|| self.extent(v));
         let mut runs = |step: usize| match left.as_mut() {
             None => true,
             Some(l) if *l >= step => {
