@@ -2,7 +2,7 @@
 //! shapes (or others given as `MxNxK`), in each layout the backward pass needs.
 //! `cargo run --release -p adjoint-jit --example gemm_bench [128x1024x784 ...]`
 //! (`GEMM_BENCH_ISA=avx512` limits it to one ISA; `GEMM_BENCH_LAYOUTS=1` adds `Aᵀ·B`, `A·Bᵀ`.)
-//! Each line is followed by the `bf16` product of the same shape (16-bit operands, then `f32`
+//! Each line is followed (unless `GEMM_BENCH_F32=1`) by the `bf16` product of the same shape (16-bit operands, then `f32`
 //! operands rounded while packing, both with a `bf16` result) on the path generated code uses.
 
 use adjoint_jit::gemm::{
@@ -79,6 +79,7 @@ fn main() {
     } else {
         &[(false, false, "A·B")]
     };
+    let f32_only = std::env::var("GEMM_BENCH_F32").is_ok();
     println!("shape, layout, isa: best time, GFLOP/s (one thread)");
     for (m, n, k) in shapes {
         let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
@@ -93,6 +94,9 @@ fn main() {
                     "{m}x{n}x{k} {name} {isa}: {:.1} us, {gflops:.1} GFLOP/s",
                     t * 1e6
                 );
+                if f32_only {
+                    continue;
+                }
                 let bits = |x: &[f32]| -> Vec<u16> {
                     x.iter()
                         .map(|&v| adjoint_ir::bf16::from_f32(v).to_bits())

@@ -84,6 +84,25 @@ pub(super) trait MicroKernel {
     ) -> bool {
         false
     }
+
+    /// Packs one `A` panel of `MR` rows: row `r < rows` is the `kc` values from
+    /// `corner + r·rs` at stride `cs`; `panel[p·MR + r]` gets `A[r, p]`, zero for
+    /// `r >= rows`. Returns false (having written nothing) when the kernel has no faster way
+    /// than the driver's scalar gather for these strides.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel's ISA; the rows must be readable; `panel` holds
+    /// `kc·MR` floats.
+    unsafe fn pack_a_panel(
+        _panel: &mut [f32],
+        _corner: *const f32,
+        _rs: isize,
+        _cs: isize,
+        _kc: usize,
+        _rows: usize,
+    ) -> bool {
+        false
+    }
 }
 
 /// Largest block of `B` (in bytes) read in place rather than packed, for a DIRECT kernel.
@@ -185,7 +204,7 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
             for pc in (0..k).step_by(kstep) {
                 let kc = kstep.min(k - pc);
                 // SAFETY: the block `(0..m, pc..)` is inside `A`.
-                unsafe { pack_a(ap, a, 0, pc, m, kc, K::MR) };
+                unsafe { pack_a::<K>(ap, a, 0, pc, m, kc) };
                 for jr in (0..n).step_by(K::NR) {
                     let t = Tile {
                         kc,
@@ -211,9 +230,9 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
             }
             return;
         }
-        // `A` is read in place when one of its strides is 1 (its values are broadcast one at a
-        // time, so a panel gains little over the rows in place, and packing it costs a pass).
-        let direct_a = K::DIRECT && (a.rs == 1 || a.cs == 1);
+        // `A` is always packed (one pass per row block, cheap against the `nc` columns it
+        // serves): read in place, rows 4 KiB apart, or `Aᵀ`'s columns a page apart, fall in
+        // one L1 set, and fourteen strided streams defeat the prefetchers.
         for jc in (0..n).step_by(K::NC) {
             let nc = K::NC.min(n - jc);
             for pc in (0..k).step_by(kstep) {
@@ -228,26 +247,17 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
                 }
                 for ic in (0..m).step_by(K::MC) {
                     let mc = K::MC.min(m - ic);
-                    if !direct_a {
-                        // SAFETY: the block `(ic.., pc..)` of `A` is inside it.
-                        unsafe { pack_a(ap, a, ic, pc, mc, kc, K::MR) };
-                    }
+                    // SAFETY: the block `(ic.., pc..)` of `A` is inside it.
+                    unsafe { pack_a::<K>(ap, a, ic, pc, mc, kc) };
                     for jr in (0..nc).step_by(K::NR) {
                         for ir in (0..mc).step_by(K::MR) {
                             let ct = (ic + ir) as isize * cs.0 + (jc + jr) as isize * cs.1;
-                            let (pa, rsa, csa) = if direct_a {
-                                let at = (ic + ir) as isize * a.rs + pc as isize * a.cs;
-                                // SAFETY: element `(ic + ir, pc)` is inside `A`.
-                                (unsafe { a.ptr.offset(at) }, a.rs, a.cs)
-                            } else {
-                                // SAFETY: panel `ir / MR` of the packed block.
-                                (unsafe { ap.as_ptr().add(ir * kc) }, 1, K::MR as isize)
-                            };
                             let t = Tile {
                                 kc,
-                                a: pa,
-                                rsa,
-                                csa,
+                                // SAFETY: panel `ir / MR` of the packed block.
+                                a: unsafe { ap.as_ptr().add(ir * kc) },
+                                rsa: 1,
+                                csa: K::MR as isize,
                                 b: if direct_b {
                                     let at = pc as isize * b.rs + (jc + jr) as isize;
                                     // SAFETY: element `(pc, jc + jr)` is inside `B`; a DIRECT
@@ -284,20 +294,20 @@ fn reserve(out: &mut Vec<f32>, len: usize) {
     }
 }
 
-/// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of `a` into panels of `mr` rows: panel `q`
+/// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of `a` into panels of `mr = K::MR` rows: panel `q`
 /// holds, for each `p`, the `mr` values `a[i0 + q·mr + r, p0 + p]` (zero past the last row).
 ///
 /// # Safety
 /// The block must be inside `a`.
-unsafe fn pack_a(
+unsafe fn pack_a<K: MicroKernel>(
     out: &mut Vec<f32>,
     a: Operand,
     i0: usize,
     p0: usize,
     mc: usize,
     kc: usize,
-    mr: usize,
 ) {
+    let mr = K::MR;
     let panels = mc.div_ceil(mr);
     reserve(out, panels * mr * kc);
     for q in 0..panels {
@@ -308,6 +318,10 @@ unsafe fn pack_a(
             a.ptr
                 .offset((i0 + q * mr) as isize * a.rs + p0 as isize * a.cs)
         };
+        // SAFETY: the panel's `rows` rows, `kc` columns each, are inside `a`.
+        if unsafe { K::pack_a_panel(panel, corner, a.rs, a.cs, kc, rows) } {
+            continue;
+        }
         if a.rs == 1 {
             // A transposed in memory (Aᵀ·B): the panel's rows are contiguous for each `p`.
             for (p, dst) in panel.chunks_exact_mut(mr).enumerate() {
