@@ -369,6 +369,28 @@ unsafe fn pack_b<K: MicroKernel>(
     let nr = K::NR;
     let panels = nc.div_ceil(nr);
     reserve(out, panels * nr * kc);
+    if b.cs == 1 {
+        // Row by row across every panel: each row of the block is read as one contiguous
+        // run, which the hardware prefetchers follow (panel by panel, a wide `B`'s rows are
+        // runs of `nr` floats a page apart, read at the latency of memory).
+        let full = nc / nr;
+        for p in 0..kc {
+            // SAFETY: row `p0 + p` holds the block's `nc` contiguous columns.
+            let src = unsafe {
+                std::slice::from_raw_parts(b.ptr.offset((p0 + p) as isize * b.rs + j0 as isize), nc)
+            };
+            for (q, run) in src.chunks_exact(nr).enumerate() {
+                let at = q * nr * kc + p * nr;
+                out[at..at + nr].copy_from_slice(run);
+            }
+            if full < panels {
+                let (at, cols) = (full * nr * kc + p * nr, nc - full * nr);
+                out[at..at + cols].copy_from_slice(&src[full * nr..]);
+                out[at + cols..at + nr].fill(0.0);
+            }
+        }
+        return;
+    }
     for q in 0..panels {
         let cols = nr.min(nc - q * nr);
         let panel = &mut out[q * nr * kc..(q + 1) * nr * kc];
