@@ -41,7 +41,7 @@
 //! `adjoint-jit/tests/deep_chain.rs`: 0.6 kernels per op before, 0.11 after), and W3 and W4
 //! take 96 → 79 and 134 → 120 kernels with the same arenas.
 
-use crate::schedule::{is_row_level, FusionGroup, GroupKind, Schedule};
+use crate::schedule::{is_row_level, FusionGroup, GroupKind, Schedule, ROW_CACHE_LEN};
 use adjoint_ir::{DType, Graph, NodeId, Op, OpClass, Shape};
 use std::collections::{BTreeSet, BinaryHeap};
 
@@ -434,8 +434,14 @@ fn join_rule(
     // In a row-wise group a member read by several members is computed once per reader
     // context (inside a row reduction and again for the row): only cheap ones may be. An
     // `exp` or a division computed two or three times per element cost more than storing it
-    // once (W4's softmax backward ran 35% slower that way).
-    if g.row && users.len() > 1 && op.is_elementwise() && crate::cost::elementwise_flops(op) > 1 {
+    // once (W4's softmax backward ran 35% slower that way) — unless the kernel keeps the
+    // row's values as its reduction computes them ([`row_cached`]).
+    if g.row
+        && users.len() > 1
+        && op.is_elementwise()
+        && crate::cost::elementwise_flops(op) > 1
+        && !row_cached(graph, g, v, users)
+    {
         return None;
     }
     // Row-level members: in a group without an anchor, a value over the root's leading axes
@@ -506,6 +512,40 @@ fn join_rule(
         }
     }
     Some(plain(inherited))
+}
+
+/// True if the member `v` of row-wise group `g` is read by one reduction over its last axis
+/// alone and otherwise only by elementwise members on its shape, the root's, with rows of at
+/// most [`ROW_CACHE_LEN`] `f32` values: softmax's `exp`, summed and then divided by the sum.
+/// The generated kernel keeps a row's values of `v` as the reduction computes them and reads
+/// them back for the row's elements (adjoint-jit's row cache), so `v` is computed once per
+/// element although two members read it.
+fn row_cached(graph: &Graph, g: &Building, v: NodeId, users: &[NodeId]) -> bool {
+    let shape = &graph.ty(v).shape;
+    let dims = shape.dims();
+    let Some(last) = dims.len().checked_sub(1) else {
+        return false;
+    };
+    if *shape != graph.ty(g.root).shape
+        || graph.ty(v).dtype != DType::F32
+        || last == 0
+        || dims[last] > ROW_CACHE_LEN
+    {
+        return false;
+    }
+    let mut reductions = 0;
+    for &u in users {
+        match graph.op(u) {
+            Op::Reduce {
+                axes,
+                keepdims: true,
+                ..
+            } if axes.as_slice() == [last] => reductions += 1,
+            op if op.is_elementwise() && graph.ty(u).shape == *shape => {}
+            _ => return false,
+        }
+    }
+    reductions == 1
 }
 
 /// True if `v` is a cast from `f32` to a 16-bit float type (a mixed-precision operand).

@@ -197,6 +197,13 @@ impl MemoryPlan {
     }
 }
 
+/// The longest row (in `f32` values) whose values of one member a row-wise kernel keeps while
+/// its row reduction runs, to read them back for the row's elements instead of computing the
+/// member again (16 KiB on the generated function's stack). Fusion relies on it to put an
+/// expensive member read by a row reduction and by the row's elements (softmax's `exp`) in
+/// one group; code generation keeps such rows.
+pub const ROW_CACHE_LEN: usize = 4096;
+
 /// True if `shape` is `root`'s shape with some trailing axes reduced to size 1 (and at least
 /// one leading axis kept at its size): the shape of a row-level value of a
 /// [`GroupKind::RowWise`] group whose root has shape `root`.

@@ -2,6 +2,7 @@
 //! graphs; every plan goes through the checker.
 
 use adjoint_ir::{Builder, DType, Graph, Op, Tensor};
+use adjoint_opt::schedule::ROW_CACHE_LEN;
 use adjoint_opt::{
     check_memory_plan, optimize, plan, GroupKind, PassOptions, Placement, Plan, PlanOptions,
 };
@@ -43,23 +44,27 @@ fn a_dense_layer_is_one_matmul_kernel() {
 }
 
 #[test]
-fn softmax_is_two_row_wise_kernels_with_exp_computed_once() {
-    let b = Builder::new("softmax");
-    let x = b.input("x", DType::F32, [4, 10]);
-    b.output("p", x.softmax(-1));
-    let g = b.finish();
-    let p = checked(&g, &PlanOptions::default());
-    // The row max and sum are row-level members, computed once per row. `exp` is read by the
-    // sum and by the division: rather than computing it twice per element, the first kernel
-    // (max, exp) stores it and the second (sum, divide) reads it.
-    let kinds: Vec<GroupKind> = p.schedule.groups.iter().map(|g| g.kind).collect();
-    assert_eq!(kinds, [GroupKind::RowWise, GroupKind::RowWise], "{p}");
-    let exps = p
-        .graph
-        .node_ids()
-        .filter(|&n| matches!(p.graph.op(n), Op::Unary(adjoint_ir::UnaryOp::Exp)))
-        .count();
-    assert_eq!(exps, 1);
+fn softmax_is_one_row_wise_kernel_with_exp_computed_once() {
+    for (n, kernels) in [(10, 1), (ROW_CACHE_LEN, 1), (ROW_CACHE_LEN + 1, 2)] {
+        let b = Builder::new("softmax");
+        let x = b.input("x", DType::F32, [4, n]);
+        b.output("p", x.softmax(-1));
+        let g = b.finish();
+        let p = checked(&g, &PlanOptions::default());
+        // The row max and sum are row-level members, computed once per row. `exp` is read by
+        // the sum and by the division: the kernel keeps a row's `exp` values as the sum
+        // computes them (the row cache of code generation) and divides those. Rows longer than
+        // the cache split in two kernels, the first (max, exp) storing `exp` for the second
+        // (sum, divide), rather than computing `exp` twice per element.
+        let kinds: Vec<GroupKind> = p.schedule.groups.iter().map(|g| g.kind).collect();
+        assert_eq!(kinds, vec![GroupKind::RowWise; kernels], "rows of {n}: {p}");
+        let exps = p
+            .graph
+            .node_ids()
+            .filter(|&n| matches!(p.graph.op(n), Op::Unary(adjoint_ir::UnaryOp::Exp)))
+            .count();
+        assert_eq!(exps, 1);
+    }
 }
 
 #[test]

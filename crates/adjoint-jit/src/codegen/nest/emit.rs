@@ -10,7 +10,7 @@ use crate::kernel::{BufferId, Expr, ExprId, Kernel, LoopNest, Program, Store, Va
 use crate::math::MathOptions;
 use adjoint_ir::DType;
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, InstBuilder, Value};
+use cranelift_codegen::ir::{types, InstBuilder, StackSlot, StackSlotData, StackSlotKind, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use smallvec::SmallVec;
 use std::collections::HashMap;
@@ -43,6 +43,10 @@ pub struct NestEmitter<'a, 'f> {
     /// The outermost loop covers its whole extent (the nest is not split over threads), so
     /// every loop's bounds are known here and loops that would run no iteration are left out.
     whole: bool,
+    /// The plan's row caches and the address of each one's stack buffer.
+    pub(super) row_cache_slots: Vec<(super::RowCache, Value)>,
+    /// The stack slot [`Self::pin`] stores to.
+    pin_slot: Option<StackSlot>,
 }
 
 impl<'a, 'f> NestEmitter<'a, 'f> {
@@ -69,6 +73,8 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             lane: None,
             w: 1,
             whole: false,
+            row_cache_slots: Vec::new(),
+            pin_slot: None,
         }
     }
 
@@ -88,6 +94,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
     /// Emits the loops of `nest` as `plan` says; `begin` and `end` bound its outermost loop.
     pub fn emit(&mut self, nest: &LoopNest, plan: &NestPlan, begin: Value, end: Value) {
         self.load_bases(nest);
+        self.alloc_row_caches(&plan.row_caches);
         if nest.vars.is_empty() {
             self.body(nest, plan, &[Point::new()]);
             return;
@@ -182,7 +189,8 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
         self.with_lanes(None, 1, &mut |s: &mut Self| {
             s.set_point(&Point::new());
             for h in plan.hoisted.iter().filter(|h| h.depth == depth) {
-                s.eval(h.expr);
+                let v = s.eval(h.expr);
+                s.pin(&v);
             }
             for (st, d) in nest.stores.iter().zip(&plan.store_depth) {
                 if *d == Some(depth) {
@@ -191,6 +199,34 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
                 }
             }
         });
+    }
+
+    /// Makes `v` computed here, before the loops that follow. Cranelift places a pure
+    /// instruction where it is first used and hoists it out of a loop only when its operands
+    /// come from a shallower loop depth; a reduction's final combine reads the last values of
+    /// its own loop, as deep as the row's lane loop, so without this the combine (a row max's
+    /// horizontal `fmax` sequence) would run again at every step of the lane loop. A store to
+    /// the stack is not removed, so it forces `v`, and every later use reads that value.
+    fn pin(&mut self, v: &Val) {
+        let values: SmallVec<[Value; 4]> = match v {
+            Val::Uni(x) | Val::Vec(x) => [*x].into_iter().collect(),
+            Val::Lanes(xs) => xs.clone(),
+        };
+        let slot = match self.pin_slot {
+            Some(slot) => slot,
+            None => {
+                let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+                    StackSlotKind::ExplicitSlot,
+                    16,
+                    4,
+                ));
+                self.pin_slot = Some(slot);
+                slot
+            }
+        };
+        for x in values {
+            self.b.ins().stack_store(types::I64, x, slot, 0);
+        }
     }
 
     /// The innermost loop over `v`, `w` lanes × `unroll` vectors per step, computing the tile
@@ -399,6 +435,9 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
     /// widened) and rounded to its type, as the interpreter computes it; a load, a constant or
     /// a select of 16-bit values is one already.
     fn compute(&mut self, e: ExprId) -> Val {
+        if let Some(v) = self.row_cache_load(e) {
+            return v;
+        }
         let node = self.k.expr(e).clone();
         let v = self.compute_wide(e);
         let rounds = matches!(

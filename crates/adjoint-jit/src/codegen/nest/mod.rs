@@ -23,6 +23,8 @@ mod access;
 mod emit;
 mod plan;
 mod reduce;
+mod row_cache;
 
 pub use emit::NestEmitter;
 pub use plan::KernelPlan;
+pub use row_cache::RowCache;

@@ -1,6 +1,7 @@
 //! The decision step: what code a nest gets, decided from the kernel alone, before any code is
 //! emitted. The emitter follows these plans and decides nothing itself.
 
+use super::row_cache::{row_caches, RowCache};
 use crate::kernel::{Expr, ExprId, Ix, Kernel, LoopNest, VarId};
 use crate::math::MathOptions;
 use adjoint_ir::{BinaryOp, DType, ReduceOp, UnaryOp};
@@ -60,6 +61,8 @@ pub struct NestPlan {
     /// For each store of the nest, the loop depth it runs at when it does not depend on the
     /// lane variable (a row-level output stored once per row); `None`: at every element.
     pub store_depth: Vec<Option<usize>>,
+    /// Row reductions whose values the lane loop reads back instead of computing them again.
+    pub row_caches: Vec<RowCache>,
 }
 
 /// A reduction computed outside the innermost loops.
@@ -128,6 +131,7 @@ impl KernelPlan {
                 tile_reductions,
                 hoisted,
                 store_depth: vec![None; nest.stores.len()],
+                row_caches: Vec::new(),
             };
         };
         let width = self.width(k, nest, lane_var, &is_hoisted, &store_depth);
@@ -156,6 +160,8 @@ impl KernelPlan {
         } else {
             1
         };
+        let lane_exprs = self.lane_loop_exprs(k, nest, &is_hoisted, &store_depth);
+        let row_caches = row_caches(self, k, nest, &hoisted, &lane_exprs);
         NestPlan {
             width,
             rows,
@@ -163,7 +169,37 @@ impl KernelPlan {
             tile_reductions,
             hoisted,
             store_depth,
+            row_caches,
         }
+    }
+
+    /// The expressions the lane loop of `nest` evaluates: those its per-element stores read,
+    /// not through a hoisted reduction.
+    fn lane_loop_exprs(
+        &self,
+        k: &Kernel,
+        nest: &LoopNest,
+        is_hoisted: &dyn Fn(ExprId) -> bool,
+        store_depth: &[Option<usize>],
+    ) -> Vec<ExprId> {
+        let mut seen = vec![false; k.exprs.len()];
+        let mut stack: Vec<ExprId> = nest
+            .stores
+            .iter()
+            .zip(store_depth)
+            .filter(|(_, d)| d.is_none())
+            .map(|(s, _)| s.value)
+            .collect();
+        let mut out = Vec::new();
+        while let Some(e) = stack.pop() {
+            if std::mem::replace(&mut seen[e.0 as usize], true) || is_hoisted(e) {
+                continue;
+            }
+            out.push(e);
+            stack.extend(k.expr(e).expr.operands());
+        }
+        out.sort();
+        out
     }
 
     /// True if an expression `nest` stores is computed by a transcendental function (an
@@ -612,6 +648,55 @@ mod tests {
         assert!(p.tile_reductions.is_empty());
         for h in &p.hoisted {
             assert!(kp.reduce(h.expr).along_axis.is_some(), "contiguous rows");
+        }
+        // The sum's body is the row's `e`: its values are kept for the division.
+        assert_eq!(p.row_caches.len(), 1, "{p:?}");
+        assert_eq!(p.row_caches[0].reduce, p.hoisted[1].expr);
+    }
+
+    #[test]
+    fn a_softmax_keeps_its_exp_row_for_the_division() {
+        for (n, cached) in [
+            (16, true),
+            (3, true),
+            (adjoint_opt::schedule::ROW_CACHE_LEN + 1, false),
+        ] {
+            let b = Builder::new("softmax");
+            let x = b.input("x", DType::F32, [2, n]);
+            b.output("p", x.softmax(-1));
+            let g = b.finish();
+            let ps = plans(&g, true);
+            // One kernel whose sum keeps the `exp` values it computes; a row longer than the
+            // cache keeps two kernels, the first storing `exp` for the second.
+            let caches: usize = ps
+                .iter()
+                .flat_map(|(_, nests)| nests.iter().map(|p| p.row_caches.len()))
+                .sum();
+            let with_exp = |k: &Kernel| {
+                k.exprs
+                    .iter()
+                    .filter(|e| {
+                        matches!(
+                            e.expr,
+                            Expr::Unary {
+                                op: UnaryOp::Exp,
+                                ..
+                            }
+                        )
+                    })
+                    .count()
+            };
+            let prog = program(&g);
+            if cached {
+                assert_eq!(ps.len(), 1, "one kernel at rows of {n}");
+                assert_eq!(caches, 1, "rows of {n}");
+                // `exp` appears in the sum's body and at the row's elements; the second reads
+                // the cache.
+                assert_eq!(with_exp(&prog.kernels[0]), 2);
+            } else {
+                assert_eq!(ps.len(), 2, "two kernels at rows of {n}");
+                assert_eq!(caches, 0);
+            }
         }
     }
 }

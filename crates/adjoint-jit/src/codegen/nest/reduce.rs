@@ -69,6 +69,10 @@ impl NestEmitter<'_, '_> {
                 s.set_point(p);
                 s.accumulate(op, d, body, fma, rep, acc);
             }
+            if let [p] = pts {
+                s.set_point(p);
+                s.row_cache_store(e, body);
+            }
         });
         self.offs = saved;
         let totals: Vec<Val> = accs
@@ -153,6 +157,12 @@ impl NestEmitter<'_, '_> {
 
     /// Reduction `e` in a scalar context, vectorized along its innermost reduced variable as
     /// `along` says: vector accumulation along it, then a horizontal combine.
+    ///
+    /// Rows of at least two vectors accumulate into [`ALONG_AXIS_ACCUMULATORS`] vectors (or
+    /// two) in turn, so that consecutive steps do not wait on each other's `fadd` or `fmax`
+    /// (a row max of 64 floats ran at a sixth of the loads' speed with one accumulator); the
+    /// accumulators are combined in a fixed order, so the result depends on the row's
+    /// length only.
     pub(super) fn reduce_along_axis(&mut self, e: ExprId, along: AlongAxis) -> Val {
         let node = self.k.expr(e).clone();
         let Expr::Reduce { op, vars, body } = &node.expr else {
@@ -160,11 +170,24 @@ impl NestEmitter<'_, '_> {
         };
         let (op, body, d) = (*op, *body, node.dtype);
         let (r, wr) = (along.var, along.width);
+        let extent = self.extent(r);
+        let n_acc = if extent >= ALONG_AXIS_ACCUMULATORS * wr as usize {
+            ALONG_AXIS_ACCUMULATORS
+        } else if extent >= 2 * wr as usize {
+            2
+        } else {
+            1
+        };
         let init = self.identity(op, d);
         let vt = vector_type(d, wr);
         let vinit = self.b.ins().splat(vt, init);
-        let accv = self.b.declare_var(vt);
-        self.b.def_var(accv, vinit);
+        let accv: SmallVec<[Variable; 4]> = (0..n_acc)
+            .map(|_| {
+                let var = self.b.declare_var(vt);
+                self.b.def_var(var, vinit);
+                var
+            })
+            .collect();
         let accs = self.b.declare_var(scalar_type(d));
         self.b.def_var(accs, init);
         let fma = self.plan.reduce(e).fma;
@@ -172,22 +195,40 @@ impl NestEmitter<'_, '_> {
         let outer = vars[..vars.len() - 1].to_vec();
         self.reduce_loops(&outer, 0, &mut |s: &mut Self| {
             let start = s.b.ins().iconst(types::I64, 0);
-            let extent = s.extent(r) as i64;
-            let stop = s.b.ins().iconst(types::I64, extent);
+            let stop = s.b.ins().iconst(types::I64, extent as i64);
+            let mut first = Some(start);
             s.with_lanes(Some(r), wr, &mut |s: &mut Self| {
-                s.for_loop(r, Some(start), stop, wr as i64, &mut |s: &mut Self| {
+                if n_acc > 1 {
+                    let step = (wr as usize * n_acc) as i64;
+                    s.for_loop(r, first.take(), stop, step, &mut |s: &mut Self| {
+                        for (u, acc) in accv.iter().enumerate() {
+                            s.set_point(&[(r, (u * wr as usize) as i64)]);
+                            let rep = s.rep(body);
+                            s.accumulate(op, d, body, fma, rep, &[*acc]);
+                            s.row_cache_store(e, body);
+                        }
+                        s.set_point(&[]);
+                    });
+                }
+                s.for_loop(r, first.take(), stop, wr as i64, &mut |s: &mut Self| {
                     let rep = s.rep(body);
-                    s.accumulate(op, d, body, fma, rep, &[accv])
+                    s.accumulate(op, d, body, fma, rep, &[accv[0]]);
+                    s.row_cache_store(e, body);
                 });
             });
             s.with_lanes(Some(r), 1, &mut |s: &mut Self| {
                 s.for_loop(r, None, stop, 1, &mut |s: &mut Self| {
-                    s.accumulate(op, d, body, fma, Rep::Uni, &[accs])
+                    s.accumulate(op, d, body, fma, Rep::Uni, &[accs]);
+                    s.row_cache_store(e, body);
                 });
             });
         });
         self.offs = saved;
-        let v = self.b.use_var(accv);
+        let mut v = self.b.use_var(accv[0]);
+        for acc in &accv[1..] {
+            let x = self.b.use_var(*acc);
+            v = self.combine(op, d, v, x);
+        }
         let mut total = self.b.use_var(accs);
         for l in 0..wr {
             let x = self.b.ins().extractlane(v, l);
@@ -199,3 +240,8 @@ impl NestEmitter<'_, '_> {
         Val::Uni(total)
     }
 }
+
+/// Vector accumulators of a reduction vectorized along its axis, for rows of at least that
+/// many vectors: enough to cover the latency of `fadd` (4 cycles on x86) and most of that of
+/// Cranelift's NaN-propagating `fmax` sequence.
+const ALONG_AXIS_ACCUMULATORS: usize = 4;
