@@ -105,6 +105,10 @@ pub(super) trait MicroKernel {
     }
 }
 
+/// Widest product whose `A` a DIRECT kernel reads in place (when one of its strides is 1)
+/// rather than packs.
+const DIRECT_A_COLUMNS: usize = 128;
+
 /// Largest block of `B` (in bytes) read in place rather than packed, for a DIRECT kernel.
 const DIRECT_B_BYTES: usize = 32 * 1024;
 
@@ -230,9 +234,12 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
             }
             return;
         }
-        // `A` is always packed (one pass per row block, cheap against the `nc` columns it
-        // serves): read in place, rows 4 KiB apart, or `Aᵀ`'s columns a page apart, fall in
-        // one L1 set, and fourteen strided streams defeat the prefetchers.
+        // `A` is packed when its panels serve more than a few column tiles (one pass per row
+        // block, cheap against the `n` columns it serves): read in place, rows 4 KiB apart, or
+        // `Aᵀ`'s columns a page apart, fall in one L1 set, and fourteen strided streams defeat
+        // the prefetchers. For narrower products (W4's attention, `n <= 128`) the pass costs
+        // more than it saves, and `A` is read in place when one of its strides is 1.
+        let direct_a = K::DIRECT && (a.rs == 1 || a.cs == 1) && n <= DIRECT_A_COLUMNS;
         for jc in (0..n).step_by(K::NC) {
             let nc = K::NC.min(n - jc);
             for pc in (0..k).step_by(kstep) {
@@ -247,17 +254,26 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
                 }
                 for ic in (0..m).step_by(K::MC) {
                     let mc = K::MC.min(m - ic);
-                    // SAFETY: the block `(ic.., pc..)` of `A` is inside it.
-                    unsafe { pack_a::<K>(ap, a, ic, pc, mc, kc) };
+                    if !direct_a {
+                        // SAFETY: the block `(ic.., pc..)` of `A` is inside it.
+                        unsafe { pack_a::<K>(ap, a, ic, pc, mc, kc) };
+                    }
                     for jr in (0..nc).step_by(K::NR) {
                         for ir in (0..mc).step_by(K::MR) {
                             let ct = (ic + ir) as isize * cs.0 + (jc + jr) as isize * cs.1;
+                            let (pa, rsa, csa) = if direct_a {
+                                let at = (ic + ir) as isize * a.rs + pc as isize * a.cs;
+                                // SAFETY: element `(ic + ir, pc)` is inside `A`.
+                                (unsafe { a.ptr.offset(at) }, a.rs, a.cs)
+                            } else {
+                                // SAFETY: panel `ir / MR` of the packed block.
+                                (unsafe { ap.as_ptr().add(ir * kc) }, 1, K::MR as isize)
+                            };
                             let t = Tile {
                                 kc,
-                                // SAFETY: panel `ir / MR` of the packed block.
-                                a: unsafe { ap.as_ptr().add(ir * kc) },
-                                rsa: 1,
-                                csa: K::MR as isize,
+                                a: pa,
+                                rsa,
+                                csa,
                                 b: if direct_b {
                                     let at = pc as isize * b.rs + (jc + jr) as isize;
                                     // SAFETY: element `(pc, jc + jr)` is inside `B`; a DIRECT
