@@ -105,9 +105,8 @@ pub(super) trait MicroKernel {
     }
 }
 
-/// Widest product whose `A` a DIRECT kernel reads in place (when one of its strides is 1)
-/// rather than packs.
-const DIRECT_A_COLUMNS: usize = 128;
+/// Widest product whose `A` a DIRECT kernel may read in place rather than pack.
+const DIRECT_A_COLUMNS: usize = 512;
 
 /// Largest block of `B` (in bytes) read in place rather than packed, for a DIRECT kernel.
 const DIRECT_B_BYTES: usize = 32 * 1024;
@@ -234,12 +233,16 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
             }
             return;
         }
-        // `A` is packed when its panels serve more than a few column tiles (one pass per row
-        // block, cheap against the `n` columns it serves): read in place, rows 4 KiB apart, or
-        // `Aᵀ`'s columns a page apart, fall in one L1 set, and fourteen strided streams defeat
-        // the prefetchers. For narrower products (W4's attention, `n <= 128`) the pass costs
-        // more than it saves, and `A` is read in place when one of its strides is 1.
-        let direct_a = K::DIRECT && (a.rs == 1 || a.cs == 1) && n <= DIRECT_A_COLUMNS;
+        // `A` is read in place when one of its strides is 1, the other small, and the product
+        // at most `DIRECT_A_COLUMNS` wide: its values are broadcast one at a time, so rows in
+        // place serve as well as a panel, and for narrow products (W4's attention, `n <= 64`)
+        // the packing pass costs more than it saves. Otherwise it is packed (one pass per row
+        // block, cheap against the many column tiles it serves): in place, `Aᵀ`'s columns 2 KiB
+        // or more apart fall in few L1 sets (1024×1024×128 `Aᵀ·B`: 120 -> 140 GFLOP/s), as do
+        // rows 4 KiB apart, and fourteen strided streams defeat the prefetchers.
+        let direct_a = K::DIRECT
+            && n <= DIRECT_A_COLUMNS
+            && ((a.cs == 1 && a.rs < 1024) || (a.rs == 1 && a.cs < 512));
         for jc in (0..n).step_by(K::NC) {
             let nc = K::NC.min(n - jc);
             for pc in (0..k).step_by(kstep) {
