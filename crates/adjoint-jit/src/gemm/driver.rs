@@ -418,25 +418,6 @@ unsafe fn pack_b<K: MicroKernel>(
             b.ptr
                 .offset(p0 as isize * b.rs + (j0 + q * nr) as isize * b.cs)
         };
-        if b.cs == 1 && cols == nr {
-            for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
-                // SAFETY: row `p0 + p` holds the panel's `nr` contiguous columns.
-                let src =
-                    unsafe { std::slice::from_raw_parts(corner.offset(p as isize * b.rs), nr) };
-                dst.copy_from_slice(src);
-            }
-            continue;
-        }
-        if b.cs == 1 {
-            for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
-                // SAFETY: row `p0 + p` holds the panel's `cols` contiguous columns.
-                let src =
-                    unsafe { std::slice::from_raw_parts(corner.offset(p as isize * b.rs), cols) };
-                dst[..cols].copy_from_slice(src);
-                dst[cols..].fill(0.0);
-            }
-            continue;
-        }
         // SAFETY: the panel's `cols` columns, each `kc` contiguous floats, are inside `b`.
         if b.rs == 1 && unsafe { K::pack_b_columns(panel, corner, b.cs, kc, cols) } {
             continue;
