@@ -1,8 +1,10 @@
 //! GFLOP/s of the host matmul kernel, one thread, for every ISA this CPU runs, on the W2/W4
 //! shapes (or others given as `MxNxK`), in each layout the backward pass needs.
 //! `cargo run --release -p adjoint-jit --example gemm_bench [128x1024x784 ...]`
-//! (`GEMM_BENCH_ISA=avx512` limits it to one ISA; `GEMM_BENCH_LAYOUTS=1` adds `Aᵀ·B`, `A·Bᵀ`.)
-//! Each line is followed by the `bf16` product of the same shape (16-bit operands, then `f32`
+//! (`GEMM_BENCH_ISA=avx512` limits it to one ISA; `GEMM_BENCH_LAYOUTS=1` adds `Aᵀ·B`, `A·Bᵀ`;
+//! `GEMM_BENCH_ATTENTION=1` measures W4's batched attention products instead, with the strides
+//! the compiled step gives them.)
+//! Each line is followed (unless `GEMM_BENCH_F32=1`) by the `bf16` product of the same shape (16-bit operands, then `f32`
 //! operands rounded while packing, both with a `bf16` result) on the path generated code uses.
 
 use adjoint_jit::gemm::{
@@ -45,6 +47,111 @@ fn best_time(mut f: impl FnMut()) -> f64 {
     best
 }
 
+/// W4's batched attention products (8 sequences × 4 heads of 64 positions, head size 32, heads
+/// interleaved in rows of 128), as `adjoint profile W4 --kernels` describes them: name, `m`,
+/// `n`, `k`, strides of `A`, `B`, `C`, batch strides of each of the two batch dimensions.
+#[allow(clippy::type_complexity)]
+const ATTENTION: [(
+    &str,
+    i64,
+    i64,
+    i64,
+    [i64; 2],
+    [i64; 2],
+    [i64; 2],
+    [[i64; 3]; 2],
+); 5] = [
+    (
+        "Q·Kᵀ",
+        64,
+        64,
+        32,
+        [128, 1],
+        [1, 128],
+        [64, 1],
+        [[8192, 8192, 16384], [32, 32, 4096]],
+    ),
+    (
+        "P·V",
+        64,
+        32,
+        64,
+        [64, 1],
+        [128, 1],
+        [32, 1],
+        [[16384, 8192, 8192], [4096, 32, 2048]],
+    ),
+    (
+        "Pᵀ·dO",
+        64,
+        32,
+        64,
+        [1, 64],
+        [128, 1],
+        [32, 1],
+        [[16384, 8192, 8192], [4096, 32, 2048]],
+    ),
+    (
+        "dS·K",
+        64,
+        32,
+        64,
+        [64, 1],
+        [128, 1],
+        [32, 1],
+        [[16384, 8192, 8192], [4096, 32, 2048]],
+    ),
+    (
+        "Qᵀ·dS",
+        32,
+        64,
+        64,
+        [1, 128],
+        [64, 1],
+        [64, 1],
+        [[8192, 16384, 8192], [32, 4096, 2048]],
+    ),
+];
+
+/// Measures the [`ATTENTION`] products on every ISA in `isas`.
+fn attention(isas: &[Isa]) {
+    println!("W4 attention product, isa: best time, GFLOP/s (one thread, batch 8 x 4)");
+    for (name, m, n, k, a, b, c, bs) in ATTENTION {
+        let mut batch_strides = [[0; 3]; MAX_BATCH];
+        batch_strides[0] = bs[0];
+        batch_strides[1] = bs[1];
+        let mut batch = [1; MAX_BATCH];
+        batch[0] = 8;
+        batch[1] = 4;
+        let d = GemmDesc {
+            m,
+            n,
+            k,
+            a,
+            b,
+            c,
+            batch,
+            batch_strides,
+            split_rows: 1,
+            unit: 1,
+            wide: [1; 3],
+        }
+        .with_split();
+        let [la, lb, lc] = d.extents();
+        let av: Vec<f32> = (0..la).map(|i| (i % 7) as f32 * 0.1).collect();
+        let bv: Vec<f32> = (0..lb).map(|i| (i % 5) as f32 * 0.2).collect();
+        let mut cv = vec![0.0f32; lc as usize];
+        for &isa in isas {
+            let t = best_time(|| sgemm_desc(isa, &d, &av, &bv, &mut cv, 0..d.units()));
+            let gflops = 2.0 * (32 * m * n * k) as f64 / t / 1e9;
+            println!(
+                "{name} {m}x{n}x{k} batch 8x4 {isa}: {:.1} us, {gflops:.1} GFLOP/s",
+                t * 1e6
+            );
+        }
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let shapes: Vec<(usize, usize, usize)> = if args.is_empty() {
@@ -70,6 +177,10 @@ fn main() {
         Ok(name) => vec![Isa::parse(&name).expect("avx512, avx2 or generic")],
         Err(_) => Isa::supported_all(),
     };
+    if std::env::var("GEMM_BENCH_ATTENTION").is_ok() {
+        attention(&isas);
+        return;
+    }
     let layouts: &[(bool, bool, &str)] = if std::env::var("GEMM_BENCH_LAYOUTS").is_ok() {
         &[
             (false, false, "A·B"),
@@ -79,6 +190,7 @@ fn main() {
     } else {
         &[(false, false, "A·B")]
     };
+    let f32_only = std::env::var("GEMM_BENCH_F32").is_ok();
     println!("shape, layout, isa: best time, GFLOP/s (one thread)");
     for (m, n, k) in shapes {
         let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
@@ -93,6 +205,9 @@ fn main() {
                     "{m}x{n}x{k} {name} {isa}: {:.1} us, {gflops:.1} GFLOP/s",
                     t * 1e6
                 );
+                if f32_only {
+                    continue;
+                }
                 let bits = |x: &[f32]| -> Vec<u16> {
                     x.iter()
                         .map(|&v| adjoint_ir::bf16::from_f32(v).to_bits())

@@ -77,7 +77,7 @@ fn desc(m: usize, n: usize, k: usize, a: [i64; 2], b: [i64; 2], c: [i64; 2]) -> 
 }
 
 /// Sizes around every ISA's tile, contraction block and row block, and narrow products.
-const SIZES: [(usize, usize, usize); 22] = [
+const SIZES: [(usize, usize, usize); 24] = [
     (1, 1, 1),
     (1, 1, 0),
     (0, 3, 2),
@@ -100,6 +100,9 @@ const SIZES: [(usize, usize, usize); 22] = [
     (4, 257, 100),
     (31, 7, 13),
     (1, 100, 257),
+    // Packed `B` panels reused by a second row block; two column blocks.
+    (200, 70, 300),
+    (20, 4100, 3),
 ];
 
 #[test]

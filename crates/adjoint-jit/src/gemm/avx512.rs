@@ -41,6 +41,28 @@ impl MicroKernel for Avx512 {
         true
     }
 
+    unsafe fn pack_a_panel(
+        panel: &mut [f32],
+        corner: *const f32,
+        rs: isize,
+        cs: isize,
+        kc: usize,
+        rows: usize,
+    ) -> bool {
+        debug_assert!(panel.len() >= kc * MR && rows <= MR);
+        if rs == 1 {
+            // SAFETY: the caller's contract.
+            unsafe { pack_rows_contiguous(panel.as_mut_ptr(), corner, cs, kc, rows) };
+            return true;
+        }
+        if cs == 1 {
+            // SAFETY: the caller's contract.
+            unsafe { pack_rows_transposed(panel.as_mut_ptr(), corner, rs, kc, rows) };
+            return true;
+        }
+        false
+    }
+
     unsafe fn tile(t: &Tile) {
         let packed = t.rsa == 1;
         let wide = t.cols > 16;
@@ -143,6 +165,69 @@ unsafe fn kernel<const R: usize, const V: usize, const UNIT_RS: bool>(t: &Tile) 
             for (r, vals) in tile.iter().enumerate() {
                 let p = t.c.offset(r as isize * t.rs_c + j as isize * t.cs_c);
                 *p = if t.accumulate { *p + vals[j] } else { vals[j] };
+            }
+        }
+    }
+}
+
+/// Packs an `A` panel whose `rows` values at each `p` are contiguous (`Aᵀ` in memory): one
+/// masked load and one masked store per `p`, zero past `rows`.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `corner + p·cs + r` is readable for `p < kc`, `r < rows`;
+/// `panel` holds `kc·MR` writable floats.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_rows_contiguous(
+    panel: *mut f32,
+    corner: *const f32,
+    cs: isize,
+    kc: usize,
+    rows: usize,
+) {
+    let load: __mmask16 = (1u16 << rows) - 1;
+    let store: __mmask16 = (1u16 << MR) - 1;
+    // SAFETY: loads stay inside the rows (masked past `rows`), stores inside the panel.
+    unsafe {
+        for p in 0..kc {
+            let v = _mm512_maskz_loadu_ps(load, corner.offset(p as isize * cs));
+            _mm512_mask_storeu_ps(panel.add(p * MR), store, v);
+        }
+    }
+}
+
+/// Packs an `A` panel from contiguous rows (`A` row-major) by 16×16 transposes in
+/// registers: for each 16 columns, the panel's rows loaded (masked past `kc`, zero past
+/// `rows`), transposed, and each of the 16 columns stored as `MR` values.
+///
+/// # Safety
+/// The CPU must support AVX-512F; row `r < rows` holds `kc` readable floats from
+/// `corner + r·rs`; `panel` holds `kc·MR` writable floats.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_rows_transposed(
+    panel: *mut f32,
+    corner: *const f32,
+    rs: isize,
+    kc: usize,
+    rows: usize,
+) {
+    let store: __mmask16 = (1u16 << MR) - 1;
+    // SAFETY (whole body): loads stay inside the rows (masked past `kc`, none past `rows`),
+    // stores inside the panel's `kc` columns.
+    unsafe {
+        for p in (0..kc).step_by(16) {
+            let cols = (kc - p).min(16);
+            let mask: __mmask16 = if cols == 16 {
+                0xffff
+            } else {
+                (1u16 << cols) - 1
+            };
+            let mut r = [_mm512_setzero_ps(); 16];
+            for (i, v) in r.iter_mut().enumerate().take(rows) {
+                *v = _mm512_maskz_loadu_ps(mask, corner.offset(i as isize * rs).add(p));
+            }
+            let r = transpose16(r);
+            for (pp, v) in r.iter().enumerate().take(cols) {
+                _mm512_mask_storeu_ps(panel.add((p + pp) * MR), store, *v);
             }
         }
     }

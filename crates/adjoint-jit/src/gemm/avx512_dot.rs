@@ -58,15 +58,9 @@ pub(super) unsafe fn sgemm(
         if bt.len() < n * ldbt {
             bt.resize(n * ldbt, 0.0);
         }
-        let dst = bt.as_mut_ptr();
-        for p in 0..k {
-            // SAFETY: row `p` of `B` is inside it.
-            let row = unsafe { b.ptr.offset(p as isize * b.rs) };
-            for j in 0..n {
-                // SAFETY: `(p, j)` is inside `B`; `j·ldbt + p < n·ldbt`, the buffer's length.
-                unsafe { *dst.add(j * ldbt + p) = *row.offset(j as isize * b.cs) };
-            }
-        }
+        // SAFETY: `B`'s elements `(p < k, j < n)` are readable (the caller's contract) and the
+        // buffer holds `n·ldbt` floats; the caller checked the CPU.
+        unsafe { pack_bt(bt.as_mut_ptr(), ldbt, b, n, k) };
         let step = kc_step(k, KC);
         for p0 in (0..k).step_by(step) {
             let t = Dot {
@@ -101,6 +95,48 @@ pub(super) unsafe fn sgemm(
             }
         }
     });
+}
+
+/// Writes `Bᵀ` (`n` rows of `k`, `ldbt` apart, `ldbt` a multiple of 16 at least `k`): row `j`
+/// gathered from column `j` of `B` sixteen elements at a time.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `B`'s elements `(p < k, j < n)` are readable; `dst` holds
+/// `n·ldbt` writable floats.
+#[target_feature(enable = "avx512f")]
+unsafe fn pack_bt(dst: *mut f32, ldbt: usize, b: Operand, n: usize, k: usize) {
+    // Element offsets of sixteen consecutive rows, if they fit the gather's 32-bit indices.
+    let fits = b.rs.checked_mul(15).is_some_and(|x| x <= i32::MAX as isize);
+    // SAFETY (whole body): gathered lanes are rows `p < k` of column `j < n` (lanes past `k`
+    // are masked off and not accessed); stores stay in row `j` of the buffer, whose `ldbt`
+    // floats cover the rounded-up `k`.
+    unsafe {
+        if !fits {
+            for p in 0..k {
+                let row = b.ptr.offset(p as isize * b.rs);
+                for j in 0..n {
+                    *dst.add(j * ldbt + p) = *row.offset(j as isize * b.cs);
+                }
+            }
+            return;
+        }
+        let lanes = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+        let idx = _mm512_mullo_epi32(lanes, _mm512_set1_epi32(b.rs as i32));
+        for j in 0..n {
+            let col = b.ptr.offset(j as isize * b.cs);
+            for p in (0..k).step_by(16) {
+                let left = k - p;
+                let mask: __mmask16 = if left >= 16 {
+                    0xffff
+                } else {
+                    (1u16 << left) - 1
+                };
+                let base = col.offset(p as isize * b.rs);
+                let v = _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, idx, base);
+                _mm512_storeu_ps(dst.add(j * ldbt + p), v);
+            }
+        }
+    }
 }
 
 /// What every row block of one product shares.

@@ -85,7 +85,29 @@ pub(super) trait MicroKernel {
     ) -> bool {
         false
     }
+
+    /// Packs one `A` panel of `MR` rows: row `r < rows` is the `kc` values from
+    /// `corner + r·rs` at stride `cs`; `panel[p·MR + r]` gets `A[r, p]`, zero for
+    /// `r >= rows`. Returns false (having written nothing) when the kernel has no faster way
+    /// than the driver's scalar gather for these strides.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel's ISA; the rows must be readable; `panel` holds
+    /// `kc·MR` floats.
+    unsafe fn pack_a_panel(
+        _panel: &mut [f32],
+        _corner: *const f32,
+        _rs: isize,
+        _cs: isize,
+        _kc: usize,
+        _rows: usize,
+    ) -> bool {
+        false
+    }
 }
+
+/// Widest product whose `A` a DIRECT kernel may read in place rather than pack.
+const DIRECT_A_COLUMNS: usize = 512;
 
 /// Largest block of `B` (in bytes) read in place rather than packed, for a DIRECT kernel.
 const DIRECT_B_BYTES: usize = 32 * 1024;
@@ -215,7 +237,7 @@ pub(super) unsafe fn sgemm_then<K: MicroKernel>(
             for pc in (0..k).step_by(kstep) {
                 let kc = kstep.min(k - pc);
                 // SAFETY: the block `(0..m, pc..)` is inside `A`.
-                unsafe { pack_a(ap, a, 0, pc, m, kc, K::MR) };
+                unsafe { pack_a::<K>(ap, a, 0, pc, m, kc) };
                 for jr in (0..n).step_by(K::NR) {
                     let t = Tile {
                         kc,
@@ -242,9 +264,16 @@ pub(super) unsafe fn sgemm_then<K: MicroKernel>(
             rows_done(0..m);
             return;
         }
-        // `A` is read in place when one of its strides is 1 (its values are broadcast one at a
-        // time, so a panel gains little over the rows in place, and packing it costs a pass).
-        let direct_a = K::DIRECT && (a.rs == 1 || a.cs == 1);
+        // `A` is read in place when one of its strides is 1, the other small, and the product
+        // at most `DIRECT_A_COLUMNS` wide: its values are broadcast one at a time, so rows in
+        // place serve as well as a panel, and for narrow products (W4's attention, `n <= 64`)
+        // the packing pass costs more than it saves. Otherwise it is packed (one pass per row
+        // block, cheap against the many column tiles it serves): in place, `Aᵀ`'s columns 2 KiB
+        // or more apart fall in few L1 sets (1024×1024×128 `Aᵀ·B`: 120 -> 140 GFLOP/s), as do
+        // rows 4 KiB apart, and fourteen strided streams defeat the prefetchers.
+        let direct_a = K::DIRECT
+            && n <= DIRECT_A_COLUMNS
+            && ((a.cs == 1 && a.rs < 1024) || (a.rs == 1 && a.cs < 512));
         for jc in (0..n).step_by(K::NC) {
             let nc = K::NC.min(n - jc);
             for pc in (0..k).step_by(kstep) {
@@ -261,7 +290,7 @@ pub(super) unsafe fn sgemm_then<K: MicroKernel>(
                     let mc = K::MC.min(m - ic);
                     if !direct_a {
                         // SAFETY: the block `(ic.., pc..)` of `A` is inside it.
-                        unsafe { pack_a(ap, a, ic, pc, mc, kc, K::MR) };
+                        unsafe { pack_a::<K>(ap, a, ic, pc, mc, kc) };
                     }
                     for jr in (0..nc).step_by(K::NR) {
                         for ir in (0..mc).step_by(K::MR) {
@@ -323,20 +352,20 @@ fn reserve(out: &mut Vec<f32>, len: usize) {
     }
 }
 
-/// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of `a` into panels of `mr` rows: panel `q`
+/// Packs rows `i0..i0+mc`, columns `p0..p0+kc` of `a` into panels of `mr = K::MR` rows: panel `q`
 /// holds, for each `p`, the `mr` values `a[i0 + q·mr + r, p0 + p]` (zero past the last row).
 ///
 /// # Safety
 /// The block must be inside `a`.
-unsafe fn pack_a(
+unsafe fn pack_a<K: MicroKernel>(
     out: &mut Vec<f32>,
     a: Operand,
     i0: usize,
     p0: usize,
     mc: usize,
     kc: usize,
-    mr: usize,
 ) {
+    let mr = K::MR;
     let panels = mc.div_ceil(mr);
     reserve(out, panels * mr * kc);
     for q in 0..panels {
@@ -347,6 +376,10 @@ unsafe fn pack_a(
             a.ptr
                 .offset((i0 + q * mr) as isize * a.rs + p0 as isize * a.cs)
         };
+        // SAFETY: the panel's `rows` rows, `kc` columns each, are inside `a`.
+        if unsafe { K::pack_a_panel(panel, corner, a.rs, a.cs, kc, rows) } {
+            continue;
+        }
         if a.rs == 1 {
             // A transposed in memory (Aᵀ·B): the panel's rows are contiguous for each `p`.
             for (p, dst) in panel.chunks_exact_mut(mr).enumerate() {
@@ -394,6 +427,28 @@ unsafe fn pack_b<K: MicroKernel>(
     let nr = K::NR;
     let panels = nc.div_ceil(nr);
     reserve(out, panels * nr * kc);
+    if b.cs == 1 {
+        // Row by row across every panel: each row of the block is read as one contiguous
+        // run, which the hardware prefetchers follow (panel by panel, a wide `B`'s rows are
+        // runs of `nr` floats a page apart, read at the latency of memory).
+        let full = nc / nr;
+        for p in 0..kc {
+            // SAFETY: row `p0 + p` holds the block's `nc` contiguous columns.
+            let src = unsafe {
+                std::slice::from_raw_parts(b.ptr.offset((p0 + p) as isize * b.rs + j0 as isize), nc)
+            };
+            for (q, run) in src.chunks_exact(nr).enumerate() {
+                let at = q * nr * kc + p * nr;
+                out[at..at + nr].copy_from_slice(run);
+            }
+            if full < panels {
+                let (at, cols) = (full * nr * kc + p * nr, nc - full * nr);
+                out[at..at + cols].copy_from_slice(&src[full * nr..]);
+                out[at + cols..at + nr].fill(0.0);
+            }
+        }
+        return;
+    }
     for q in 0..panels {
         let cols = nr.min(nc - q * nr);
         let panel = &mut out[q * nr * kc..(q + 1) * nr * kc];
@@ -402,25 +457,6 @@ unsafe fn pack_b<K: MicroKernel>(
             b.ptr
                 .offset(p0 as isize * b.rs + (j0 + q * nr) as isize * b.cs)
         };
-        if b.cs == 1 && cols == nr {
-            for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
-                // SAFETY: row `p0 + p` holds the panel's `nr` contiguous columns.
-                let src =
-                    unsafe { std::slice::from_raw_parts(corner.offset(p as isize * b.rs), nr) };
-                dst.copy_from_slice(src);
-            }
-            continue;
-        }
-        if b.cs == 1 {
-            for (p, dst) in panel.chunks_exact_mut(nr).enumerate() {
-                // SAFETY: row `p0 + p` holds the panel's `cols` contiguous columns.
-                let src =
-                    unsafe { std::slice::from_raw_parts(corner.offset(p as isize * b.rs), cols) };
-                dst[..cols].copy_from_slice(src);
-                dst[cols..].fill(0.0);
-            }
-            continue;
-        }
         // SAFETY: the panel's `cols` columns, each `kc` contiguous floats, are inside `b`.
         if b.rs == 1 && unsafe { K::pack_b_columns(panel, corner, b.cs, kc, cols) } {
             continue;
