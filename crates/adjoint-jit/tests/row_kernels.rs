@@ -77,3 +77,19 @@ fn a_softmax_row_longer_than_the_row_cache() {
     let g = b.finish();
     check_graph(&g, &random_feeds(&g, 9, 10));
 }
+
+#[test]
+fn column_sums_over_leading_axes_of_every_width() {
+    // A bias gradient: the kept axes have one iteration each, so the nest splits (and tiles)
+    // its columns instead.
+    for n in [1, 3, 4, 15, 16, 17, 64, 100, 300] {
+        let b = Builder::new(&format!("column_sums_{n}"));
+        let x = b.input("x", DType::F32, [6, 40, n]);
+        let y = b.input("y", DType::F32, [6, 40, n]);
+        b.output("db", x.sum_keepdims(&[0, 1]));
+        b.output("dg", (x * y).sum_keepdims(&[0, 1]));
+        b.output("dmax", x.max_keepdims(&[0, 1]));
+        let g = b.finish();
+        check_graph(&g, &random_feeds(&g, 13, 10));
+    }
+}

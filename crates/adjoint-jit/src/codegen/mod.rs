@@ -4,7 +4,8 @@
 //! Every generated function receives `ctx`, a table of pointers laid out by [`slot_of`]: the
 //! host's `parallel_for`, the thread pool, the arena, then one pointer per parameter, input
 //! and constant, and last the step's collective context ([`SlotLayout::collective`]). A nest function has the signature `fn(ctx, begin, end)` and runs iterations
-//! `begin..end` of its outermost loop; the entry `fn(ctx)` calls each nest directly over its
+//! `begin..end` of its outermost loop of more than one iteration
+//! ([`crate::kernel::LoopNest::split_position`]); the entry `fn(ctx)` calls each nest directly over its
 //! whole range, or through `parallel_for` (which splits the range over the pool's threads)
 //! when the nest is large enough.
 
@@ -160,7 +161,7 @@ pub struct NativeCode {
     all_reduce_descs: Vec<Box<AllReduceDesc>>,
 }
 
-/// One call the entry point makes: a nest function over its outermost range.
+/// One call the entry point makes: a nest function over the range of its split loop.
 #[derive(Clone, Debug)]
 pub struct NestCall {
     /// The function's name (`k3_matmul_n0`).
@@ -171,7 +172,8 @@ pub struct NestCall {
     pub nest: usize,
     /// Address of the finalized `fn(ctx, begin, end)`.
     pub f: *const u8,
-    /// Extent of the outermost loop (the range the entry point passes).
+    /// Extent of the split loop ([`crate::kernel::LoopNest::split_position`]; units for a
+    /// host matmul): the range the entry point passes.
     pub outer: i64,
     /// Split over the pool's threads.
     pub parallel: bool,
@@ -520,7 +522,10 @@ fn build(
 fn split_over_threads(k: &crate::kernel::Kernel, n: &LoopNest, threads: usize) -> (usize, bool) {
     let outer = match &n.gemm {
         Some(g) => g.desc.units() as usize,
-        None => n.vars.first().map_or(1, |v| k.vars[v.0 as usize]),
+        None => n
+            .vars
+            .get(n.split_position(&k.vars))
+            .map_or(1, |v| k.vars[v.0 as usize]),
     };
     // No reduction inside: the work is the iteration count.
     let iterations: usize = n.vars.iter().map(|v| k.vars[v.0 as usize]).product();

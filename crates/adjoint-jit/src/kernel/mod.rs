@@ -300,6 +300,18 @@ pub struct LoopNest {
 }
 
 impl LoopNest {
+    /// The position in [`LoopNest::vars`] of the loop a call over `begin..end` bounds (the
+    /// loop split over threads): the outermost loop of more than one iteration, the loops
+    /// outside it running once each (a column sum `[1, 1, 512]` of a `[8, 64, 512]` operand
+    /// splits its 512 columns, not its single row). 0 when every loop runs once. `extents`
+    /// are the kernel's variable extents ([`Kernel::vars`]).
+    pub fn split_position(&self, extents: &[usize]) -> usize {
+        self.vars
+            .iter()
+            .position(|v| extents[v.0 as usize] > 1)
+            .unwrap_or(0)
+    }
+
     /// A generated nest over `vars` with `stores` in its body.
     pub fn generated(vars: Vec<VarId>, stores: Vec<Store>, parallel: bool) -> LoopNest {
         LoopNest {

@@ -55,6 +55,8 @@ pub struct NestEmitter<'a, 'f> {
     /// The bounds of the second loop when the nest runs over a block of columns
     /// ([`NestEmitter::emit_block`]); `None`: its whole extent.
     cols: Option<(Value, Value)>,
+    /// The loop `begin..end` bounds ([`LoopNest::split_position`]).
+    split: usize,
 }
 
 impl<'a, 'f> NestEmitter<'a, 'f> {
@@ -85,6 +87,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             row_cache_slots: Vec::new(),
             pin_slot: None,
             cols: None,
+            split: 0,
         }
     }
 
@@ -94,15 +97,22 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
     /// iteration (a vector loop over fewer elements than a vector, a scalar tail after a
     /// multiple of the vector width) are not generated.
     pub fn emit_whole(&mut self, nest: &LoopNest, plan: &NestPlan) {
-        let extent = nest.vars.first().map_or(1, |&v| self.extent(v)) as i64;
+        let split = nest.split_position(&self.k.vars);
+        let extent = nest.vars.get(split).map_or(1, |&v| self.extent(v)) as i64;
         let begin = self.b.ins().iconst(types::I64, 0);
         let end = self.b.ins().iconst(types::I64, extent);
         self.whole = true;
         self.emit(nest, plan, begin, end);
     }
 
-    /// Emits the loops of `nest` as `plan` says; `begin` and `end` bound its outermost loop.
+    /// Emits the loops of `nest` as `plan` says; `begin` and `end` bound its loop at
+    /// [`LoopNest::split_position`] (the outermost one for a block, [`Self::emit_block`]).
     pub fn emit(&mut self, nest: &LoopNest, plan: &NestPlan, begin: Value, end: Value) {
+        self.split = if self.cols.is_some() {
+            0
+        } else {
+            nest.split_position(&self.k.vars)
+        };
         self.load_bases(nest);
         self.alloc_row_caches(&plan.row_caches);
         if nest.vars.is_empty() {
@@ -148,7 +158,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
     ) {
         let n = nest.vars.len();
         let v = nest.vars[i];
-        let (start, stop) = if i == 0 {
+        let (start, stop) = if i == self.split {
             (begin, end)
         } else if let (1, Some(cols)) = (i, self.cols) {
             cols
@@ -161,7 +171,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
         };
         // With known bounds, `runs(step)` says whether a loop of that step, continuing from
         // where the loops before it stopped, runs at all (and records what it leaves).
-        let known = if i == 0 {
+        let known = if i == self.split {
             self.whole
         } else {
             i > 1 || self.cols.is_none()

@@ -137,26 +137,32 @@ impl KernelPlan {
         let width = self.width(k, nest, lane_var, &is_hoisted, &store_depth);
         // A row tile would evaluate hoisted values at rows other than the one they were
         // computed for: no tile in nests with hoisted reductions.
-        let rows = if width > 1
-            && nest.vars.len() >= 2
+        let tiled = width > 1
             && !tile_reductions.is_empty()
             && hoisted.is_empty()
-            && store_depth.iter().all(Option::is_none)
-        {
-            4
-        } else {
-            1
+            && store_depth.iter().all(Option::is_none);
+        // A row variable of one iteration (a column sum's kept axis) has no rows to tile.
+        let row_extent = match nest.vars.len() {
+            0 | 1 => 1,
+            n => k.vars[nest.vars[n - 2].0 as usize],
         };
+        let rows = if tiled && row_extent >= 2 { 4 } else { 1 };
         // Two vectors per step: in a register tile, to reuse each loaded operand; in an
         // elementwise body with a transcendental function, to halve the loop's index
         // arithmetic and branches per element, which compete with the function's long
         // instruction sequence for the vector ports (a sixth of `exp`'s time on Sapphire
         // Rapids). Other elementwise bodies gain too, but not enough to double their code.
         let elementwise = width > 1 && tile_reductions.is_empty();
+        let lane_extent = k.vars[lane_var.0 as usize];
         let unroll = if (rows > 1 || (elementwise && self.has_transcendental(k, nest)))
-            && k.vars[lane_var.0 as usize] >= 2 * width as usize
+            && lane_extent >= 2 * width as usize
         {
             2
+        } else if tiled && rows == 1 && lane_extent >= COLUMN_TILE * width as usize {
+            // Reductions without a row tile (a bias gradient: a sum over rows for each
+            // column): several vectors of columns per step, each its own accumulator, so
+            // the steps of one column's sum do not wait on each other's `fadd`.
+            COLUMN_TILE
         } else {
             1
         };
@@ -332,6 +338,9 @@ impl KernelPlan {
         w
     }
 }
+
+/// Vectors of columns a reduction nest without a row tile computes per step.
+const COLUMN_TILE: usize = 4;
 
 /// How many of the loops `outer` (outermost first) must be open for every variable of `deps`
 /// to be bound; `None` if one is not among them.
@@ -652,6 +661,23 @@ mod tests {
         // The sum's body is the row's `e`: its values are kept for the division.
         assert_eq!(p.row_caches.len(), 1, "{p:?}");
         assert_eq!(p.row_caches[0].reduce, p.hoisted[1].expr);
+    }
+
+    #[test]
+    fn a_column_sum_splits_its_columns_and_sums_four_vectors_of_them_at_once() {
+        let b = Builder::new("bias_grad");
+        let x = b.input("x", DType::F32, [8, 64, 64]);
+        b.output("db", x.sum_keepdims(&[0, 1]));
+        let g = b.finish();
+        let prog = program(&g);
+        let k = &prog.kernels[0];
+        let nest = &k.nests[0];
+        // `[1, 1, 64]`: the two kept axes run once, so threads split the columns.
+        assert_eq!(nest.vars.len(), 3);
+        assert_eq!(nest.split_position(&k.vars), 2);
+        let p = KernelPlan::new(k, MathOptions { fma: true }).nest(k, nest);
+        // No rows to tile: four vectors of columns per step, one accumulator each.
+        assert_eq!((p.width, p.rows, p.unroll), (4, 1, COLUMN_TILE), "{p:?}");
     }
 
     #[test]
