@@ -175,6 +175,8 @@ pub struct NestCall {
     /// Extent of the split loop ([`crate::kernel::LoopNest::split_position`]; units for a
     /// host matmul): the range the entry point passes.
     pub outer: i64,
+    /// Chunks per thread when split ([`chunks_per_thread`]).
+    pub chunks_per_thread: i64,
     /// Split over the pool's threads.
     pub parallel: bool,
 }
@@ -299,7 +301,7 @@ fn build(
     let mut entry_sig = module.make_signature();
     entry_sig.params.push(AbiParam::new(ptr));
     let mut pfor_sig = module.make_signature();
-    pfor_sig.params.extend([AbiParam::new(ptr); 4]);
+    pfor_sig.params.extend([AbiParam::new(ptr); 5]);
 
     let mut gemm_sig = module.make_signature();
     gemm_sig.params.extend([AbiParam::new(ptr); 6]);
@@ -461,7 +463,7 @@ fn build(
         let table = b.block_params(block)[0];
         let pfor_ref = b.import_signature(pfor_sig.clone());
         let mem = value::mem();
-        for &(id, outer, parallel, ..) in &calls {
+        for &(id, outer, parallel, _, ki, ni) in &calls {
             let f = module.declare_func_in_func(id, b.func);
             // Called through its absolute address: a direct call or a PC-relative address
             // reaches only ±2 GiB, and a very large step's code (the 10^6-op chain's is about
@@ -474,8 +476,11 @@ fn build(
                     .load(ptr, mem, table, (SLOT_PARALLEL_FOR * 8) as i32);
                 let pool = b.ins().load(ptr, mem, table, (SLOT_POOL * 8) as i32);
                 let addr = b.ins().func_addr(ptr, f);
+                let per_thread = b
+                    .ins()
+                    .iconst(ptr, chunks_per_thread(&prog.kernels[ki].nests[ni]));
                 b.ins()
-                    .call_indirect(pfor_ref, pfor, &[pool, addr, table, n]);
+                    .call_indirect(pfor_ref, pfor, &[pool, addr, table, n, per_thread]);
             } else {
                 let zero = b.ins().iconst(ptr, 0);
                 b.ins().call(f, &[table, zero, n]);
@@ -500,6 +505,7 @@ fn build(
     code.nests = calls
         .into_iter()
         .map(|(id, outer, parallel, name, kernel, nest)| NestCall {
+            chunks_per_thread: chunks_per_thread(&prog.kernels[kernel].nests[nest]),
             name,
             kernel,
             nest,
@@ -542,6 +548,17 @@ fn split_over_threads(k: &crate::kernel::Kernel, n: &LoopNest, threads: usize) -
     };
     let parallel = n.parallel && threads > 1 && outer >= 2 && k.work(n) >= threshold;
     (outer, parallel)
+}
+
+/// How many chunks per thread the pool cuts a parallel nest's range into: one for a host
+/// matmul (each thread's units then pack their shared operand once), a few for generated
+/// nests.
+fn chunks_per_thread(n: &LoopNest) -> i64 {
+    if n.gemm.is_some() {
+        crate::runtime::pool::GEMM_CHUNKS_PER_THREAD
+    } else {
+        crate::runtime::pool::CHUNKS_PER_THREAD
+    }
 }
 
 /// The body of a host-matmul nest: `adjoint_sgemm(desc, a, b, c, begin, end)` with each

@@ -272,7 +272,7 @@ impl CompiledStep {
                     let f = std::mem::transmute::<*const u8, pool::NestFn>(call.f);
                     let ctx = table.as_ptr() as *const u8;
                     if call.parallel {
-                        self.pool.run(f, ctx, call.outer);
+                        self.pool.run(f, ctx, call.outer, call.chunks_per_thread);
                     } else {
                         f(ctx, 0, call.outer);
                     }

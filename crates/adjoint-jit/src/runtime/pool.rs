@@ -11,8 +11,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
-/// Chunks a parallel range is cut into per thread.
-const CHUNKS_PER_THREAD: i64 = 4;
+/// Chunks a parallel range of a generated nest is cut into per thread: a thread that is late
+/// (descheduled on a busy machine) leaves its share to the others.
+pub const CHUNKS_PER_THREAD: i64 = 4;
+
+/// Chunks per thread for a host matmul's units: one contiguous range per thread, so that the
+/// units of one thread run as one block and pack the operand they share once (with four
+/// chunks per thread each unit packed it again: W4's 128×128×512 weight gradients ran no
+/// faster on two threads than on one).
+pub const GEMM_CHUNKS_PER_THREAD: i64 = 1;
 
 /// A generated nest function: `fn(ctx, begin, end)`.
 pub type NestFn = unsafe extern "C" fn(*const u8, i64, i64);
@@ -122,14 +129,13 @@ impl Pool {
         p
     }
 
-    /// Runs `f(ctx, begin, end)` over `0..n`, split into a few contiguous chunks per thread.
+    /// Runs `f(ctx, begin, end)` over `0..n`, split into `per_thread` contiguous chunks per
+    /// thread (at least 1), claimed in order.
     ///
     /// # Safety
     /// `f` must be safe to call with `ctx` on disjoint ranges from several threads at once.
-    pub unsafe fn run(&self, f: NestFn, ctx: *const u8, n: i64) {
-        // A few chunks per thread, claimed in order: a thread that is late (descheduled on a
-        // busy machine) leaves its share to the others instead of holding everyone up.
-        let chunks = (CHUNKS_PER_THREAD * self.threads as i64).min(n).max(1) as usize;
+    pub unsafe fn run(&self, f: NestFn, ctx: *const u8, n: i64, per_thread: i64) {
+        let chunks = (per_thread.max(1) * self.threads as i64).min(n).max(1) as usize;
         if self.threads == 1 {
             // SAFETY: the caller's contract.
             unsafe { f(ctx, 0, n) };
@@ -246,17 +252,24 @@ fn worker(s: &Shared) {
     }
 }
 
-/// The function generated code calls to run a nest in parallel (slot 0 of the pointer table).
+/// The function generated code calls to run a nest in parallel (slot 0 of the pointer table),
+/// `per_thread` chunks per thread ([`CHUNKS_PER_THREAD`], [`GEMM_CHUNKS_PER_THREAD`]).
 ///
 /// # Safety
 /// `pool` must point to a live [`Pool`], `f` to a nest function of a live module, and `ctx` to
 /// that step's pointer table.
-pub unsafe extern "C" fn parallel_for(pool: *const Pool, f: *const u8, ctx: *const u8, n: i64) {
+pub unsafe extern "C" fn parallel_for(
+    pool: *const Pool,
+    f: *const u8,
+    ctx: *const u8,
+    n: i64,
+    per_thread: i64,
+) {
     // SAFETY: the runtime stores a pointer to a pool it keeps alive (an `Arc`) for as long as
     // the code can run, and `f` is the address of a function with the `NestFn` signature.
     unsafe {
         let f: NestFn = std::mem::transmute::<*const u8, NestFn>(f);
-        (*pool).run(f, ctx, n);
+        (*pool).run(f, ctx, n, per_thread);
     }
 }
 
