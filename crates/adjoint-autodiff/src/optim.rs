@@ -46,8 +46,9 @@ pub enum UpdateRule {
         nesterov: bool,
     },
     /// Adam with bias correction: `t ← t + 1`, `m ← β1·m + (1-β1)·g`, `v ← β2·v + (1-β2)·g²`,
-    /// `w ← w - lr·(m / c1) / (sqrt(v) / c2 + ε)` with `c1 = 1-β1^t` and `c2 = sqrt(1-β2^t)`
-    /// (PyTorch's arrangement). The corrections `c1` and `c2` are computed in f64 and cast once
+    /// `w ← w - (lr / c1)·(m / (sqrt(v) / c2 + ε))` with `c1 = 1-β1^t` and `c2 = sqrt(1-β2^t)`
+    /// (PyTorch's arrangement: the step size `lr / c1` is one scalar, so each element takes two
+    /// divisions). The corrections `c1` and `c2` are computed in f64 and cast once
     /// to the parameter's dtype, as PyTorch computes them in Python floats: in f32 they would be
     /// off by up to 1e-5 relative (β2 = 0.999 rounds to 0.99900001), and every early update with
     /// them. State: `<param>.adam_m`, `<param>.adam_v` and one shared step counter `adam.step`
@@ -588,18 +589,20 @@ impl<'b> Step<'b, '_> {
                     .try_add(w.scalar_like(1.0 - beta2).try_mul(g.try_square()?)?)?;
                 self.b.update(m, m_next);
                 self.b.update(v, v_next);
-                let m_hat = m_next.try_div(c1)?;
+                // PyTorch's `step_size = lr / c1`, a scalar, then `w - step_size·m / denom`:
+                // two divisions per element (the denominator's and the step's), not three.
+                let step_size = lr.try_div(c1)?;
                 let denom = v_next
                     .try_sqrt()?
                     .try_div(c2)?
                     .try_add(w.scalar_like(eps))?;
-                let step = m_hat.try_div(denom)?;
+                let step = m_next.try_div(denom)?;
                 let decayed = if wd != 0.0 {
                     w.try_sub(lr.try_mul(w.scalar_like(wd))?.try_mul(w)?)?
                 } else {
                     w
                 };
-                decayed.try_sub(lr.try_mul(step)?)?
+                decayed.try_sub(step_size.try_mul(step)?)?
             }
         })
     }
