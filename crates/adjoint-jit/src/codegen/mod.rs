@@ -344,13 +344,7 @@ fn build(
             let (outer, parallel) = split_over_threads(k, n, opts.threads);
             let name = format!("{}_n{ni}", k.name);
             if let Some(id) = block_epilogue.take() {
-                ctx.func.signature = block_sig.clone();
-                ctx.func.name = UserFuncName::user(0, id.as_u32());
-                let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-                let entry = b.create_block();
-                b.append_block_params_for_function_params(entry);
-                b.switch_to_block(entry);
-                let p = b.block_params(entry).to_vec();
+                let (b, p) = begin_function(&mut ctx, &mut fctx, &block_sig, id);
                 let nest_plan = plan.nest(k, n);
                 let mut e = nest::NestEmitter::new(b, k, prog, math, &plan, p[0]);
                 e.emit_block(n, &nest_plan, (p[1], p[2]), (p[3], p[4]));
@@ -383,14 +377,8 @@ fn build(
             let id = module
                 .declare_function(&name, Linkage::Local, &nest_sig)
                 .map_err(err)?;
-            ctx.func.signature = nest_sig.clone();
-            ctx.func.name = UserFuncName::user(0, id.as_u32());
             {
-                let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-                let entry = b.create_block();
-                b.append_block_params_for_function_params(entry);
-                b.switch_to_block(entry);
-                let p = b.block_params(entry).to_vec();
+                let (mut b, p) = begin_function(&mut ctx, &mut fctx, &nest_sig, id);
                 let mut b = match (&n.gemm, &n.all_reduce) {
                     (Some(g), _) => {
                         let desc = Box::new(g.desc);
@@ -453,14 +441,9 @@ fn build(
     let entry_id = module
         .declare_function("step", Linkage::Local, &entry_sig)
         .map_err(err)?;
-    ctx.func.signature = entry_sig.clone();
-    ctx.func.name = UserFuncName::user(0, entry_id.as_u32());
     {
-        let mut b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let block = b.create_block();
-        b.append_block_params_for_function_params(block);
-        b.switch_to_block(block);
-        let table = b.block_params(block)[0];
+        let (mut b, p) = begin_function(&mut ctx, &mut fctx, &entry_sig, entry_id);
+        let table = p[0];
         let pfor_ref = b.import_signature(pfor_sig.clone());
         let mem = value::mem();
         for &(id, outer, parallel, _, ki, ni) in &calls {
@@ -548,6 +531,24 @@ fn split_over_threads(k: &crate::kernel::Kernel, n: &LoopNest, threads: usize) -
     };
     let parallel = n.parallel && threads > 1 && outer >= 2 && k.work(n) >= threshold;
     (outer, parallel)
+}
+
+/// Starts building function `id` with signature `sig` in `ctx`: a builder positioned in the
+/// entry block, and the entry block's parameters (the function's arguments).
+fn begin_function<'a>(
+    ctx: &'a mut Context,
+    fctx: &'a mut FunctionBuilderContext,
+    sig: &cranelift_codegen::ir::Signature,
+    id: FuncId,
+) -> (FunctionBuilder<'a>, Vec<cranelift_codegen::ir::Value>) {
+    ctx.func.signature = sig.clone();
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
+    let mut b = FunctionBuilder::new(&mut ctx.func, fctx);
+    let entry = b.create_block();
+    b.append_block_params_for_function_params(entry);
+    b.switch_to_block(entry);
+    let p = b.block_params(entry).to_vec();
+    (b, p)
 }
 
 /// How many chunks per thread the pool cuts a parallel nest's range into: one for a host

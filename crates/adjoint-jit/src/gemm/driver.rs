@@ -123,25 +123,6 @@ pub(super) fn kc_step(k: usize, kc_max: usize) -> usize {
     k.div_ceil(k.div_ceil(kc_max).max(1)).max(1)
 }
 
-/// `C = A·B` for an `m×k` `A` and a `k×n` `B`, `C` with strides `cs`: [`sgemm_then`] with no
-/// hook.
-///
-/// # Safety
-/// As [`sgemm_then`].
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn sgemm<K: MicroKernel>(
-    a: Operand,
-    b: Operand,
-    c: *mut f32,
-    cs: (isize, isize),
-    m: usize,
-    n: usize,
-    k: usize,
-) {
-    // SAFETY: the caller's contract.
-    unsafe { sgemm_then::<K>(a, b, c, cs, m, n, k, &mut |_| {}) }
-}
-
 /// `C = A·B` for an `m×k` `A` and a `k×n` `B`, `C` with strides `cs`; `rows_done(r)` is
 /// called, on this thread, as soon as rows `r` of `C` (all `n` columns) hold their final
 /// values, each row exactly once, rows in increasing order. In the blocked path that is after
@@ -160,7 +141,7 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
 /// Every element `(i < m, p < k)` of `a`, `(p < k, j < n)` of `b` must be readable and every
 /// element `(i < m, j < n)` of `c` writable and exclusively owned; the CPU must support `K`.
 #[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn sgemm_then<K: MicroKernel>(
+pub(super) unsafe fn sgemm<K: MicroKernel>(
     a: Operand,
     b: Operand,
     c: *mut f32,
@@ -195,7 +176,7 @@ pub(super) unsafe fn sgemm_then<K: MicroKernel>(
             cs: a.rs,
         };
         // SAFETY: the same elements, addressed transposed.
-        unsafe { sgemm::<K>(bt, at, c, (cs.1, cs.0), n, m, k) };
+        unsafe { sgemm::<K>(bt, at, c, (cs.1, cs.0), n, m, k, &mut |_| {}) };
         rows_done(0..m);
         return;
     }

@@ -318,6 +318,7 @@ pub(super) unsafe fn run_units(
                     m,
                     n,
                     k,
+                    &mut |_| {},
                 )
             };
             if !cb.wide {

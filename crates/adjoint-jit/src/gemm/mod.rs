@@ -293,7 +293,7 @@ pub unsafe extern "C" fn adjoint_sgemm_epilogue(
 }
 
 /// Units `begin..end` of `d` on `isa`; `block_done(rows, cols)` is called as soon as that
-/// block of a batch element's `C` is final (see [`driver::sgemm_then`]), each element once.
+/// block of a batch element's `C` is final (see [`driver::sgemm`]), each element once.
 ///
 /// # Safety
 /// As [`adjoint_sgemm`]; the CPU must support `isa`.
@@ -324,7 +324,7 @@ unsafe fn run_units(
         // SAFETY: the offsets stay inside the buffers by the caller's contract (the unit's
         // rows or columns and the batch index are within the described extents).
         unsafe {
-            sgemm_on_then(
+            sgemm_on(
                 isa,
                 dot,
                 Operand {
@@ -350,33 +350,14 @@ unsafe fn run_units(
 }
 
 /// `C = A·B` (see [`driver::sgemm`]) with `isa`'s kernel, or its dot-product path for narrow
-/// products when `dot` (decided by [`run_units`] for the whole product).
+/// products when `dot` (decided by [`run_units`] for the whole product), calling
+/// `rows_done(rows)` as soon as rows of `C` are final (the dot-product path calls it once, at
+/// the end).
 ///
 /// # Safety
 /// As [`driver::sgemm`]; the CPU must support `isa`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn sgemm_on(
-    isa: Isa,
-    dot: bool,
-    a: Operand,
-    b: Operand,
-    c: *mut f32,
-    cs: (isize, isize),
-    m: usize,
-    n: usize,
-    k: usize,
-) {
-    // SAFETY: the caller's contract.
-    unsafe { sgemm_on_then(isa, dot, a, b, c, cs, m, n, k, &mut |_| {}) }
-}
-
-/// [`sgemm_on`], calling `rows_done(rows)` as soon as rows of `C` are final (see
-/// [`driver::sgemm_then`]; the dot-product path calls it once, at the end).
-///
-/// # Safety
-/// As [`driver::sgemm`]; the CPU must support `isa`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn sgemm_on_then(
     isa: Isa,
     dot: bool,
     a: Operand,
@@ -398,12 +379,10 @@ unsafe fn sgemm_on_then(
             rows_done(0..m);
         }
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe {
-            driver::sgemm_then::<avx512::Avx512>(a, b, c, cs, m, n, k, rows_done)
-        },
+        Isa::Avx512 => unsafe { driver::sgemm::<avx512::Avx512>(a, b, c, cs, m, n, k, rows_done) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { driver::sgemm_then::<avx2::Avx2>(a, b, c, cs, m, n, k, rows_done) },
-        _ => unsafe { driver::sgemm_then::<generic::Generic>(a, b, c, cs, m, n, k, rows_done) },
+        Isa::Avx2 => unsafe { driver::sgemm::<avx2::Avx2>(a, b, c, cs, m, n, k, rows_done) },
+        _ => unsafe { driver::sgemm::<generic::Generic>(a, b, c, cs, m, n, k, rows_done) },
     }
 }
 
