@@ -348,10 +348,7 @@ fn build(
                 let nest_plan = plan.nest(k, n);
                 let mut e = nest::NestEmitter::new(b, k, prog, math, &plan, p[0]);
                 e.emit_block(n, &nest_plan, (p[1], p[2]), (p[3], p[4]));
-                let mut b = e.b;
-                b.ins().return_(&[]);
-                b.seal_all_blocks();
-                b.finalize(tcfg);
+                end_function(e.b, tcfg);
                 lowering += t.elapsed();
                 let f = take_function(&mut ctx, id, &name, opts.keep_text, code);
                 batches.push(module, f)?;
@@ -379,7 +376,7 @@ fn build(
                 .map_err(err)?;
             {
                 let (mut b, p) = begin_function(&mut ctx, &mut fctx, &nest_sig, id);
-                let mut b = match (&n.gemm, &n.all_reduce) {
+                let b = match (&n.gemm, &n.all_reduce) {
                     (Some(g), _) => {
                         let desc = Box::new(g.desc);
                         // By the product's 16-bit type, if any of its buffers has one (the
@@ -426,9 +423,7 @@ fn build(
                         e.b
                     }
                 };
-                b.ins().return_(&[]);
-                b.seal_all_blocks();
-                b.finalize(tcfg);
+                end_function(b, tcfg);
             }
             lowering += t.elapsed();
             let f = take_function(&mut ctx, id, &name, opts.keep_text, code);
@@ -469,9 +464,7 @@ fn build(
                 b.ins().call(f, &[table, zero, n]);
             }
         }
-        b.ins().return_(&[]);
-        b.seal_all_blocks();
-        b.finalize(tcfg);
+        end_function(b, tcfg);
     }
     let f = take_function(&mut ctx, entry_id, "step", opts.keep_text, code);
     lowering += t.elapsed();
@@ -549,6 +542,14 @@ fn begin_function<'a>(
     b.switch_to_block(entry);
     let p = b.block_params(entry).to_vec();
     (b, p)
+}
+
+/// Ends a function started with [`begin_function`]: returns, seals its blocks and finalizes
+/// it under `tcfg`.
+fn end_function(mut b: FunctionBuilder<'_>, tcfg: cranelift_codegen::isa::TargetFrontendConfig) {
+    b.ins().return_(&[]);
+    b.seal_all_blocks();
+    b.finalize(tcfg);
 }
 
 /// How many chunks per thread the pool cuts a parallel nest's range into: one for a host

@@ -59,21 +59,13 @@ pub fn emit_exp(b: &mut FunctionBuilder<'_>, opts: MathOptions, x: Value) -> Val
 
 /// `e^x` with results below the smallest normal number flushed to `+0` (see [`emit_exp`]).
 fn exp_flush(l: &mut Lanes<'_, '_>, x: Value) -> Value {
-    let prec = l.prec();
     let lower = l.c(MIN_NORMAL_ARG_F32, MIN_NORMAL_ARG_F64);
     let upper = l.c(MAX_FINITE_ARG_F32, MAX_FINITE_ARG_F64);
     let tiny = l.cmp(FloatCC::LessThan, x, lower);
     let huge_or_nan = l.cmp(FloatCC::UnorderedOrGreaterThan, x, upper);
 
-    // t = x·log2(e) + 1.5·2^m rounds x·log2(e) to the integer n in the low mantissa bits.
-    let magic = l.cf(magic(prec));
-    let log2e = l.c(std::f32::consts::LOG2_E, std::f64::consts::LOG2_E);
-    let t = l.mul_add(x, log2e, magic);
-    let n = l.sub(t, magic);
-    // r = x - n·ln2, in two steps; the first is exact.
-    let neg_ln2_hi = l.c(-LN2_HI_F32, -LN2_HI_F64);
+    let (t, n, r) = reduce_by_ln2(l, x);
     let neg_ln2_lo = l.c(-LN2_LO_F32, -LN2_LO_F64);
-    let r = l.mul_add(n, neg_ln2_hi, x);
     let r = l.mul_add(n, neg_ln2_lo, r);
     let er = exp_poly(l, r);
 
@@ -87,6 +79,20 @@ fn exp_flush(l: &mut Lanes<'_, '_>, x: Value) -> Value {
     let saturated = l.add(x, inf);
     let y = l.select(huge_or_nan, saturated, scaled);
     l.and_not(y, tiny)
+}
+
+/// The argument reduction of `e^x`: `t = x·log2(e) + 1.5·2^m`, which rounds `x·log2(e)` to
+/// the integer `n` in its low mantissa bits; `n` as a float; and the exact first step of
+/// `r = x - n·ln2`, `x - n·ln2_hi` (the caller subtracts `n·ln2_lo`, with or without a
+/// correction of its own).
+fn reduce_by_ln2(l: &mut Lanes<'_, '_>, x: Value) -> (Value, Value, Value) {
+    let magic = l.cf(magic(l.prec()));
+    let log2e = l.c(std::f32::consts::LOG2_E, std::f64::consts::LOG2_E);
+    let t = l.mul_add(x, log2e, magic);
+    let n = l.sub(t, magic);
+    let neg_ln2_hi = l.c(-LN2_HI_F32, -LN2_HI_F64);
+    let r = l.mul_add(n, neg_ln2_hi, x);
+    (t, n, r)
 }
 
 /// `e^r` for `|r| <= 1.01 · ln2/2` as `1 + r·(1 + r·P(r))` by Horner's rule (one rounding
@@ -162,16 +168,8 @@ pub(crate) fn exp_vector(l: &mut Lanes<'_, '_>, x: Value, lo: Option<Value>) -> 
     });
     let x = l.clamp(x, lower, upper);
 
-    // t = x·log2(e) + 1.5·2^m rounds x·log2(e) to the integer n in the low mantissa bits.
-    let magic = l.cf(magic(prec));
-    let log2e = l.c(std::f32::consts::LOG2_E, std::f64::consts::LOG2_E);
-    let t = l.mul_add(x, log2e, magic);
-    let n = l.sub(t, magic);
-
-    // r = x - n·ln2, in two steps; the first is exact.
-    let neg_ln2_hi = l.c(-LN2_HI_F32, -LN2_HI_F64);
+    let (t, n, r) = reduce_by_ln2(l, x);
     let neg_ln2_lo = l.c(-LN2_LO_F32, -LN2_LO_F64);
-    let r = l.mul_add(n, neg_ln2_hi, x);
     let r = match lo {
         None => l.mul_add(n, neg_ln2_lo, r),
         Some(lo) => {
