@@ -5,8 +5,9 @@
 //! *Free* nodes — constants, iota and movement ops — cost nothing inside a kernel (a constant
 //! is an immediate, a movement op an index map), so [`unshare_free_nodes`] first gives every
 //! user its own copy of them. After that, a **computed** node (an elementwise op or an anchor)
-//! is never duplicated: it is either fused into the one group that reads it, or materialized
-//! (written to memory as its group's output). This is what keeps softmax's shared
+//! is never duplicated here: it is either fused into the one group that reads it, or
+//! materialized (written to memory as its group's output). (The planner then gives readers
+//! their own copies of cheap stored values and fuses again: [`crate::recompute`].) This is what keeps softmax's shared
 //! `x - max` from being computed twice, and what keeps an expensive producer out of a matmul
 //! operand load or out from under a broadcast that would re-read it.
 //!
@@ -71,14 +72,8 @@ pub fn unshare_free_nodes(graph: &Graph) -> Graph {
     let bound = graph.node_ids().map(|n| n.index() + 1).max().unwrap_or(0);
     let mut map: Vec<Option<NodeId>> = vec![None; bound];
     let mut out = Graph::new(graph.name());
-    let copy_node = |out: &mut Graph, id: NodeId, operands: &[NodeId]| {
-        let n = graph.node(id);
-        let new = out.add_unchecked(n.op.clone(), operands, n.ty.clone());
-        if let Some(l) = &n.label {
-            out.set_label(new, l);
-        }
-        new
-    };
+    let copy_node =
+        |out: &mut Graph, id: NodeId, operands: &[NodeId]| copy_node(graph, out, id, operands);
     for &id in graph.inputs().iter().chain(graph.parameters()) {
         map[id.index()] = Some(copy_node(&mut out, id, &[]));
     }
@@ -117,6 +112,23 @@ pub fn unshare_free_nodes(graph: &Graph) -> Graph {
             .collect();
         map[id.index()] = Some(copy_node(&mut out, id, &ops));
     }
+    copy_roles(graph, &mut out, &map);
+    out
+}
+
+/// Adds to `out` a copy of node `id` of `graph` (its op, type and label) on `operands`.
+pub(crate) fn copy_node(graph: &Graph, out: &mut Graph, id: NodeId, operands: &[NodeId]) -> NodeId {
+    let n = graph.node(id);
+    let new = out.add_unchecked(n.op.clone(), operands, n.ty.clone());
+    if let Some(l) = &n.label {
+        out.set_label(new, l);
+    }
+    new
+}
+
+/// Sets `graph`'s outputs and parameter updates on `out`, through `map` (node index in `graph`
+/// to its copy in `out`).
+pub(crate) fn copy_roles(graph: &Graph, out: &mut Graph, map: &[Option<NodeId>]) {
     for (name, id) in graph.outputs() {
         out.set_output(name, map[id.index()].expect("outputs are copied"));
     }
@@ -127,7 +139,6 @@ pub fn unshare_free_nodes(graph: &Graph) -> Graph {
         );
         out.set_update(p, v).expect("types are unchanged");
     }
-    out
 }
 
 /// Where a member sits relative to its group's anchor.

@@ -33,6 +33,7 @@ mod manager;
 pub mod memory;
 pub mod passes;
 mod plan;
+pub mod recompute;
 pub mod remat;
 pub mod rewrite;
 pub mod schedule;

@@ -5,6 +5,7 @@ use crate::budget::{plan_within_budget, BudgetReport};
 use crate::fusion::{fuse, unshare_free_nodes};
 use crate::listing::{node_line, value_ref};
 use crate::memory::plan_memory;
+use crate::recompute::recompute_cheap_outputs;
 use crate::remat::{rematerialize_with, RematPolicy, RematReport};
 use crate::schedule::{MemoryPlan, Placement, Schedule};
 use adjoint_ir::Graph;
@@ -88,13 +89,25 @@ pub fn plan(graph: &Graph, options: &PlanOptions) -> Plan {
     plan_with_policy(graph, options, &policy)
 }
 
+/// Most rounds of [`recompute_cheap_outputs`] and fusion after the first fusion.
+const RECOMPUTE_ROUNDS: usize = 3;
+
 /// [`plan`] with an explicit rematerialization policy (`keep_all` and `memory_budget` are not
 /// looked at).
 pub fn plan_with_policy(graph: &Graph, options: &PlanOptions, policy: &RematPolicy) -> Plan {
     let (g, remat) = rematerialize_with(graph, &options.loss_output, policy);
     let (g, schedule) = if options.fuse {
-        let g = unshare_free_nodes(&g);
-        let s = fuse(&g);
+        let mut g = unshare_free_nodes(&g);
+        let mut s = fuse(&g);
+        // Cheap values stored only for other kernels are computed again there instead; the
+        // new grouping can expose more (a value whose readers changed).
+        for _ in 0..RECOMPUTE_ROUNDS {
+            let Some(again) = recompute_cheap_outputs(&g, &s) else {
+                break;
+            };
+            g = unshare_free_nodes(&again);
+            s = fuse(&g);
+        }
         (g, s)
     } else {
         let s = Schedule::unfused(&g);

@@ -360,3 +360,42 @@ fn remat_prices_recomputation_by_flops() {
     assert_eq!(free.recompute_flops, 8 * 16 * 3 * 16);
     assert!(free.saved.iter().any(|s| !s.kept));
 }
+
+/// GELU's shape of reuse: `a = 0.5·x` and `c = 1 + tanh(x)` feed `y = a·c` (a matmul operand,
+/// so stored) and a later kernel reading the matmul's result. The later kernel computes `a`
+/// and `c` again from `x` and `tanh(x)` (which it reads anyway) instead of loading them, so
+/// neither is stored, and the planned graph computes the same bits.
+#[test]
+fn cheap_values_are_recomputed_by_their_readers_not_stored() {
+    let b = Builder::new("gelu-like");
+    let x = b.input("x", DType::F32, [32, 32]);
+    let w = b.parameter("w", DType::F32, [32, 32]);
+    let t = x.tanh();
+    let a = x * 0.5;
+    let c = t + 1.0;
+    let y = a * c;
+    let m = y.matmul(w);
+    b.output("z", m * a * c + t);
+    let g = b.finish();
+    let p = checked(&g, &PlanOptions::default());
+    let stored: Vec<&str> = p
+        .schedule
+        .groups
+        .iter()
+        .flat_map(|gr| gr.outputs.iter().map(|&n| p.graph.op(n).name()))
+        .collect();
+    // `y`, `tanh(x)` and `z` (the matmul's epilogue); neither `0.5·x` nor `1 + tanh(x)`.
+    assert_eq!(stored, ["mul", "tanh", "add"], "{p}");
+    assert_eq!(p.memory.arena_bytes, 3 * 32 * 32 * 4, "{p}");
+    let mut feeds = adjoint_ir::Feeds::new();
+    let xs: Vec<f32> = (0..32 * 32).map(|i| ((i as f32) * 0.37).sin()).collect();
+    let ws: Vec<f32> = (0..32 * 32).map(|i| ((i as f32) * 0.11).cos()).collect();
+    feeds.insert("x".into(), adjoint_ir::HostTensor::from_f32([32, 32], xs).unwrap());
+    feeds.insert("w".into(), adjoint_ir::HostTensor::from_f32([32, 32], ws).unwrap());
+    let bits = |graph: &Graph| -> Vec<u64> {
+        let out = adjoint_interp::run(graph, &feeds).unwrap();
+        let (_, z) = out.outputs.iter().find(|(name, _)| name == "z").unwrap();
+        z.to_f64_vec().iter().map(|v| v.to_bits()).collect()
+    };
+    assert_eq!(bits(&g), bits(&p.graph));
+}
