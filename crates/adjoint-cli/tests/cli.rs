@@ -366,6 +366,16 @@ fn profile_prints_the_per_kernel_table_of_a_workload_or_a_file() {
     let printed = text(&out.stdout);
     assert!(printed.contains("== kernels =="), "{printed}");
 
+    // One line per loop nest: W1's matmul kernels each have a product and an epilogue nest.
+    let out = adjoint(&["profile", "W1", "--steps", "1", "--nests"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(printed.contains(" loop nests, fusion on"), "{printed}");
+    assert!(
+        printed.contains("_matmul_n0 ") && printed.contains("_matmul_n1 "),
+        "{printed}"
+    );
+
     let out = adjoint(&["profile", "W9"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -390,8 +390,14 @@ fn cheap_values_are_recomputed_by_their_readers_not_stored() {
     let mut feeds = adjoint_ir::Feeds::new();
     let xs: Vec<f32> = (0..32 * 32).map(|i| ((i as f32) * 0.37).sin()).collect();
     let ws: Vec<f32> = (0..32 * 32).map(|i| ((i as f32) * 0.11).cos()).collect();
-    feeds.insert("x".into(), adjoint_ir::HostTensor::from_f32([32, 32], xs).unwrap());
-    feeds.insert("w".into(), adjoint_ir::HostTensor::from_f32([32, 32], ws).unwrap());
+    feeds.insert(
+        "x".into(),
+        adjoint_ir::HostTensor::from_f32([32, 32], xs).unwrap(),
+    );
+    feeds.insert(
+        "w".into(),
+        adjoint_ir::HostTensor::from_f32([32, 32], ws).unwrap(),
+    );
     let bits = |graph: &Graph| -> Vec<u64> {
         let out = adjoint_interp::run(graph, &feeds).unwrap();
         let (_, z) = out.outputs.iter().find(|(name, _)| name == "z").unwrap();

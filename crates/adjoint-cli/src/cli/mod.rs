@@ -180,6 +180,10 @@ enum Command {
         /// Also print the kernel IR (the loop nests the JIT generated code for).
         #[arg(long)]
         kernels: bool,
+        /// One line per loop nest instead of per kernel (a matmul kernel's product and its
+        /// epilogue apart; names `k3_matmul_n0`, as in `--kernels`).
+        #[arg(long)]
+        nests: bool,
     },
     /// Differentiate: print the graph with the gradients of LOSS with respect to the WRT nodes
     /// appended (outputs `NAME.grad`).
@@ -321,6 +325,7 @@ pub fn main() -> Result<(), CliError> {
             runs,
             top,
             kernels,
+            nests,
         } => profile_cmd::profile(&profile_cmd::ProfileOptions {
             target,
             fuse: !no_fusion,
@@ -331,6 +336,7 @@ pub fn main() -> Result<(), CliError> {
             steps: runs.steps,
             seed: runs.seed,
             kernels,
+            nests,
             top,
         }),
         Command::Grad {

@@ -30,18 +30,20 @@ pub struct ProfileOptions {
     pub seed: u64,
     /// Print the kernel IR after the table.
     pub kernels: bool,
+    /// One line per loop nest instead of per kernel.
+    pub nests: bool,
     /// Show only this many kernels (0: all).
     pub top: usize,
 }
 
-/// One kernel's line of the table.
+/// One kernel's (or nest's) line of the table.
 struct Row {
     name: String,
     time: Duration,
     /// Matmul multiply-adds per run (the host gemm's m·n·k), if the kernel has a matmul nest.
     gemm_work: usize,
-    /// Bytes of every buffer the kernel reads or writes, each counted once: the least memory
-    /// traffic a run needs.
+    /// Bytes of every buffer the kernel (or nest) reads or writes, each counted once: the
+    /// least memory traffic a run needs.
     bytes: usize,
 }
 
@@ -64,10 +66,11 @@ pub fn profile(opts: &ProfileOptions) -> Result<(), CliError> {
     let profile = profile_runs(&mut step, &feeds, opts.warmup, runs)
         .map_err(|e| CliError::general(format!("{what}: {e}")))?;
     let peak = measured_peak(opts.threads)?;
-    let rows = rows(&profile, step.program());
+    let rows = rows(&profile, step.program(), opts.nests);
     println!(
-        "{what}: {} kernels, fusion {}, {} thread{}, {runs} profiled runs after {} warm-up",
+        "{what}: {} {}, fusion {}, {} thread{}, {runs} profiled runs after {} warm-up",
         rows.len(),
+        if opts.nests { "loop nests" } else { "kernels" },
         if opts.fuse { "on" } else { "off" },
         opts.threads,
         if opts.threads == 1 { "" } else { "s" },
@@ -79,7 +82,8 @@ pub fn profile(opts: &ProfileOptions) -> Result<(), CliError> {
         opts.threads,
         if opts.threads == 1 { "" } else { "s" }
     );
-    print!("{}", table(&rows, runs, peak, opts.top));
+    let unit = if opts.nests { "loop nests" } else { "kernels" };
+    print!("{}", table(&rows, runs, peak, opts.top, unit));
     if opts.kernels {
         println!("\n== kernels ==\n{}", step.kernels());
     }
@@ -171,28 +175,29 @@ fn measured_peak(threads: usize) -> Result<f64, CliError> {
     Ok(2.0 * (N * N * N) as f64 / best / 1e9)
 }
 
-/// One row per kernel (its nests summed), from the most expensive down.
-fn rows(profile: &Profile, program: &Program) -> Vec<Row> {
-    let mut rows: Vec<(usize, Row)> = Vec::new();
+/// One row per kernel (its nests summed), or per nest with `by_nest`, from the most expensive
+/// down.
+fn rows(profile: &Profile, program: &Program, by_nest: bool) -> Vec<Row> {
+    let mut rows: Vec<((usize, usize), Row)> = Vec::new();
     for e in &profile.entries {
         let is_gemm = program
             .kernels
             .get(e.kernel)
             .and_then(|k| k.nests.get(e.nest))
             .is_some_and(|n| n.gemm.is_some());
-        let i = match rows.iter().position(|(k, _)| *k == e.kernel) {
+        let key = (e.kernel, if by_nest { e.nest } else { 0 });
+        let i = match rows.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => {
-                let name = program
-                    .kernels
-                    .get(e.kernel)
-                    .map_or_else(|| e.name.clone(), |k| k.name.clone());
-                let bytes = program
-                    .kernels
-                    .get(e.kernel)
-                    .map_or(0, |k| touched_bytes(program, k));
+                let kernel = program.kernels.get(e.kernel);
+                let name = match kernel {
+                    Some(k) if !by_nest => k.name.clone(),
+                    _ => e.name.clone(),
+                };
+                let nest = by_nest.then_some(e.nest);
+                let bytes = kernel.map_or(0, |k| touched_bytes(program, k, nest));
                 rows.push((
-                    e.kernel,
+                    key,
                     Row {
                         name,
                         time: Duration::ZERO,
@@ -214,16 +219,26 @@ fn rows(profile: &Profile, program: &Program) -> Vec<Row> {
     rows
 }
 
-/// The bytes of the distinct buffers `kernel` loads from or stores to (matmul operands
-/// included).
-fn touched_bytes(program: &Program, kernel: &Kernel) -> usize {
+/// The bytes of the distinct buffers `kernel` (or only its nest `nest`) loads from or stores
+/// to (matmul operands included).
+fn touched_bytes(program: &Program, kernel: &Kernel, nest: Option<usize>) -> usize {
     let mut buffers: BTreeSet<u32> = BTreeSet::new();
-    for node in &kernel.exprs {
-        if let Expr::Load { buffer, .. } = node.expr {
+    let nests: Vec<_> = match nest {
+        Some(n) => kernel.nests.get(n).into_iter().collect(),
+        None => kernel.nests.iter().collect(),
+    };
+    let loads: Vec<_> = match nest {
+        Some(_) => nests.iter().flat_map(|n| kernel.exprs_of(n)).collect(),
+        None => (0..kernel.exprs.len())
+            .map(|e| adjoint::jit::kernel::ExprId(e as u32))
+            .collect(),
+    };
+    for e in loads {
+        if let Expr::Load { buffer, .. } = kernel.expr(e).expr {
             buffers.insert(buffer.0);
         }
     }
-    for nest in &kernel.nests {
+    for nest in nests {
         buffers.extend(nest.stores.iter().map(|s| s.buffer.0));
         if let Some(g) = &nest.gemm {
             buffers.extend([g.a.0, g.b.0, g.c.0].map(|b: BufferId| b.0));
@@ -238,7 +253,8 @@ fn touched_bytes(program: &Program, kernel: &Kernel) -> usize {
 
 /// The table: time per run, share, and the rate — GFLOP/s (and % of `peak`) for kernels with a
 /// matmul, GB/s of compulsory traffic (every buffer touched, once) for the rest.
-fn table(rows: &[Row], runs: usize, peak: f64, top: usize) -> String {
+/// `unit` names the rows in the last line (`kernels`, `loop nests`).
+fn table(rows: &[Row], runs: usize, peak: f64, top: usize, unit: &str) -> String {
     let total: Duration = rows.iter().map(|r| r.time).sum();
     let mut out = format!(
         "{:<32} {:>11} {:>7} {:>7} {:>16}\n",
@@ -279,7 +295,7 @@ fn table(rows: &[Row], runs: usize, peak: f64, top: usize) -> String {
     }
     if shown < rows.len() {
         out.push_str(&format!(
-            "… {} more kernels (--top 0 for all)\n",
+            "… {} more {unit} (--top 0 for all)\n",
             rows.len() - shown
         ));
     }
@@ -313,7 +329,7 @@ mod tests {
                 bytes: 400_000,
             },
         ];
-        let t = table(&rows, 1, 20.0, 0);
+        let t = table(&rows, 1, 20.0, 0, "kernels");
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("kernel"), "{t}");
         // 2e6 flops in 300 µs = 6.7 GFLOP/s, a third of the 20 GFLOP/s peak.
@@ -326,7 +342,7 @@ mod tests {
             lines[2].contains("4.00 GB/s") && lines[2].contains("100.0%"),
             "{t}"
         );
-        let top1 = table(&rows, 1, 20.0, 1);
+        let top1 = table(&rows, 1, 20.0, 1, "kernels");
         assert!(top1.contains("… 1 more kernels"), "{top1}");
     }
 }
