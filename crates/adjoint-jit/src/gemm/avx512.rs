@@ -50,17 +50,25 @@ impl MicroKernel for Avx512 {
         rows: usize,
     ) -> bool {
         debug_assert!(panel.len() >= kc * MR && rows <= MR);
-        if rs == 1 {
-            // SAFETY: the caller's contract.
-            unsafe { pack_rows_contiguous(panel.as_mut_ptr(), corner, cs, kc, rows) };
-            return true;
-        }
         if cs == 1 {
             // SAFETY: the caller's contract.
             unsafe { pack_rows_transposed(panel.as_mut_ptr(), corner, rs, kc, rows) };
             return true;
         }
         false
+    }
+
+    unsafe fn pack_a_block_transposed(
+        out: &mut [f32],
+        corner: *const f32,
+        cs: isize,
+        kc: usize,
+        mc: usize,
+    ) -> bool {
+        debug_assert!(out.len() >= mc.div_ceil(MR) * MR * kc);
+        // SAFETY: the caller's contract.
+        unsafe { pack_block_transposed(out.as_mut_ptr(), corner, cs, kc, mc) };
+        true
     }
 
     unsafe fn tile(t: &Tile) {
@@ -185,27 +193,33 @@ unsafe fn kernel<const R: usize, const V: usize, const UNIT_RS: bool, const FULL
     }
 }
 
-/// Packs an `A` panel whose `rows` values at each `p` are contiguous (`Aᵀ` in memory): one
-/// masked load and one masked store per `p`, zero past `rows`.
+/// Packs a block of `A` whose `mc` values at each `p` are contiguous (`Aᵀ` in memory), row by
+/// row of `Aᵀ`: for each `p`, one masked load and one masked store per panel of `MR` rows
+/// (zero past `mc`), the loads walking the row in order.
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `corner + p·cs + r` is readable for `p < kc`, `r < rows`;
-/// `panel` holds `kc·MR` writable floats.
+/// The CPU must support AVX-512F; `corner + p·cs + r` is readable for `p < kc`, `r < mc`;
+/// `out` holds `mc.div_ceil(MR)·MR·kc` writable floats.
 #[target_feature(enable = "avx512f")]
-unsafe fn pack_rows_contiguous(
-    panel: *mut f32,
+unsafe fn pack_block_transposed(
+    out: *mut f32,
     corner: *const f32,
     cs: isize,
     kc: usize,
-    rows: usize,
+    mc: usize,
 ) {
-    let load: __mmask16 = (1u16 << rows) - 1;
     let store: __mmask16 = (1u16 << MR) - 1;
-    // SAFETY: loads stay inside the rows (masked past `rows`), stores inside the panel.
+    let panels = mc.div_ceil(MR);
+    // SAFETY: loads stay inside the rows (masked past `mc`), stores inside the panels.
     unsafe {
         for p in 0..kc {
-            let v = _mm512_maskz_loadu_ps(load, corner.offset(p as isize * cs));
-            _mm512_mask_storeu_ps(panel.add(p * MR), store, v);
+            let row = corner.offset(p as isize * cs);
+            for q in 0..panels {
+                let rows = (mc - q * MR).min(MR);
+                let load: __mmask16 = (1u16 << rows) - 1;
+                let v = _mm512_maskz_loadu_ps(load, row.add(q * MR));
+                _mm512_mask_storeu_ps(out.add(q * MR * kc + p * MR), store, v);
+            }
         }
     }
 }
