@@ -257,6 +257,10 @@ fn gather_and_scatter_add() {
         b.output("scatter", upd.scatter_add(idx, 0, 5));
         let upd1 = b.input("upd1", d, [5, 3, 4]);
         b.output("scatter1", upd1.scatter_add(idx, 1, 6));
+        // Rows long enough for the unrolled vector body, the vector body and the tail: a
+        // scatter-add of whole rows adds a vector at a time (repeated indices in order).
+        let upd2 = b.input("upd2", d, [3, 4, 29]);
+        b.output("scatter_rows", upd2.scatter_add(idx, 0, 5));
         let g = b.finish();
         check_graph(&g, &random_feeds(&g, 10, 8));
     }

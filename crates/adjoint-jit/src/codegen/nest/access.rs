@@ -153,42 +153,45 @@ impl NestEmitter<'_, '_> {
     }
 
     pub(super) fn store(&mut self, s: &Store, v: Val) {
-        let d = self.prog.buffers[s.buffer.0 as usize].dtype;
-        let w = self.w;
         if let Some(g) = s.guard {
-            // Guarded stores only occur in scalar nests.
+            // The guard is the same for every lane (the plan vectorizes a guarded store only
+            // then): lane 0's decides.
             let gv = self.eval(g);
             let c = lane(&mut self.b, &gv, DType::Bool, 0);
             let yes = self.b.create_block();
             let done = self.b.create_block();
             self.b.ins().brif(c, yes, &[], done, &[]);
             self.b.switch_to_block(yes);
-            if d.is_half() {
-                let saved = self.w;
-                self.w = 1;
-                self.store_half(s, &v, d);
-                self.w = saved;
-            } else {
-                self.store_scalar(s, &v, d, 0);
-            }
+            self.store_unguarded(s, v);
             self.b.ins().jump(done, &[]);
             self.b.switch_to_block(done);
             return;
         }
+        self.store_unguarded(s, v);
+    }
+
+    /// [`Self::store`] once its guard holds: every lane of `v`, added to what the buffer holds
+    /// for an accumulating store.
+    fn store_unguarded(&mut self, s: &Store, v: Val) {
+        let d = self.prog.buffers[s.buffer.0 as usize].dtype;
+        let w = self.w;
         if d.is_half() {
             self.store_half(s, &v, d);
             return;
         }
         // A vector store only where the vector has exactly `w` lanes of `d`: an `f32` or `i32`
         // store in a 2-lane (`f64`) loop would write 4 lanes, past the end of the row.
-        if w > 1
-            && d != DType::Bool
-            && is_native(d, w)
-            && !s.accumulate
-            && self.lane_stride(&s.offset) == Some(1)
-        {
+        if w > 1 && d != DType::Bool && is_native(d, w) && self.lane_stride(&s.offset) == Some(1) {
             let a = self.address(s.buffer, &s.offset, 0);
-            let x = to_vec(&mut self.b, &v, d, w);
+            let mut x = to_vec(&mut self.b, &v, d, w);
+            if s.accumulate {
+                let old = self.b.ins().load(vector_type(d, w), mem(), a, 0);
+                x = if d.is_float() {
+                    self.b.ins().fadd(old, x)
+                } else {
+                    self.b.ins().iadd(old, x)
+                };
+            }
             self.b.ins().store(mem(), x, a, 0);
             return;
         }

@@ -269,7 +269,10 @@ impl KernelPlan {
 
     /// The vector width of the lane loop: 4 (2 with an `f64`) when the lane variable is long
     /// enough and memory is more often contiguous along it than along an inner reduced axis;
-    /// 1 for accumulating or guarded stores.
+    /// 1 for accumulating or guarded stores, unless each is contiguous along the lane variable
+    /// with a guard that does not depend on it (a scatter-add of whole rows: the lanes of a
+    /// vector add into distinct elements, each element's additions stay in order, and the
+    /// guard holds for all of them or none).
     fn width(
         &self,
         k: &Kernel,
@@ -278,10 +281,15 @@ impl KernelPlan {
         is_hoisted: &dyn Fn(ExprId) -> bool,
         store_depth: &[Option<usize>],
     ) -> u8 {
+        let whole_rows = |s: &crate::kernel::Store| {
+            self.stride(&s.offset, lane_var) == Some(1)
+                && s.guard
+                    .is_none_or(|g| !self.deps[g.0 as usize].contains(&lane_var))
+        };
         if nest
             .stores
             .iter()
-            .any(|s| s.accumulate || s.guard.is_some())
+            .any(|s| (s.accumulate || s.guard.is_some()) && !whole_rows(s))
         {
             return 1;
         }
