@@ -155,27 +155,21 @@ impl GemmDesc {
     }
 
     /// Chooses how to cut the product into units: along the larger of `m` and `n` (the
-    /// operand packed by every thread is then the smaller one), in blocks the size of the
-    /// selected ISA's packing blocks. The cut changes which thread computes an element, never
-    /// its value.
+    /// operand packed by every thread is then the smaller one), one tile of the selected
+    /// ISA's kernel (`MR` rows or `NR` columns) per unit. The pool hands each thread one
+    /// contiguous run of units, which runs as one block packing the shared operand once, so
+    /// fine units cost nothing and keep the threads' shares within a tile of each other
+    /// (units of 42 rows split W4's 128-row products 84 + 44 between two threads; of 140, its
+    /// 512-row ones 280 + 232). The cut changes which thread computes an element, never its
+    /// value.
     pub fn with_split(mut self) -> GemmDesc {
-        let (mr, nr, mc) = blocking(selected_isa());
-        let round = |x: i64, to: usize| (x.max(1) + to as i64 - 1) / to as i64 * to as i64;
+        let (mr, nr, _) = blocking(selected_isa());
         if self.m >= self.n {
             self.split_rows = 1;
-            self.unit = (mc as i64).min(round(self.m, mr));
-            // Four near-equal units keep two threads balanced up to four row blocks (blocks
-            // of `mc` would leave W4's 512 rows as 168 + 168 + 168 + 8 with the AVX-512
-            // kernel); each unit packs `B` again, so not more.
-            if self.m > 2 * mr as i64 && self.m <= 4 * mc as i64 {
-                self.unit = round(self.m / 4, mr);
-            }
+            self.unit = mr as i64;
         } else {
             self.split_rows = 0;
-            self.unit = 256.min(round(self.n, nr));
-            if self.n > 2 * nr as i64 && self.n <= 512 {
-                self.unit = round(self.n / 4, nr);
-            }
+            self.unit = nr as i64;
         }
         self
     }
