@@ -108,6 +108,9 @@ fn compare_select_cast() {
             b.output(&format!("{name}_as_{d}"), c.cast(d));
         }
         b.output("sel", x.lt(y).select(x, y * 2.0));
+        // A bool tensor read from memory: four lanes at a time in the vector body.
+        let m = b.input("m", DType::Bool, SHAPE);
+        b.output("sel_fed", m.select(x, y));
         b.output("eqb", x.lt(y).eq(y.lt(x)));
         for to in DType::ALL {
             if to != d {

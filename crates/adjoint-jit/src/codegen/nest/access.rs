@@ -92,6 +92,18 @@ impl NestEmitter<'_, '_> {
             let a = self.address(buf, ix, 0);
             return Val::Vec(self.b.ins().load(vector_type(d, w), mem(), a, 0));
         }
+        if rep == Rep::Vec && d == DType::Bool && w == 4 && self.lane_stride(ix) == Some(1) {
+            // Four contiguous bools (bytes 0 or 1) in one 32-bit load, widened to the lanes
+            // of an `i32x4` and negated into the vector's all-ones masks: five instructions
+            // where a load and an insert per lane took twelve (W4's causal mask).
+            let a = self.address(buf, ix, 0);
+            let bytes = self.b.ins().load(types::I32, mem(), a, 0);
+            let v = self.b.ins().scalar_to_vector(types::I32X4, bytes);
+            let v = self.b.ins().bitcast(types::I8X16, little(), v);
+            let v = self.b.ins().uwiden_low(v);
+            let v = self.b.ins().uwiden_low(v);
+            return Val::Vec(self.b.ins().ineg(v));
+        }
         let lanes: SmallVec<[Value; 4]> = (0..w as i64)
             .map(|l| {
                 let a = self.address(buf, ix, l);
