@@ -95,12 +95,7 @@ pub fn unshare_free_nodes(graph: &Graph) -> Graph {
             map[o.index()].expect("operands are copied first")
         }
     }
-    let roles: BTreeSet<NodeId> = graph
-        .outputs()
-        .iter()
-        .map(|&(_, v)| v)
-        .chain(graph.updates().iter().map(|&(_, v)| v))
-        .collect();
+    let roles = stored_regardless(graph);
     for id in graph.topo_order() {
         if map[id.index()].is_some() || (is_free(graph.op(id)) && !roles.contains(&id)) {
             continue;
@@ -114,6 +109,16 @@ pub fn unshare_free_nodes(graph: &Graph) -> Graph {
     }
     copy_roles(graph, &mut out, &map);
     out
+}
+
+/// The values a plan stores whatever the grouping: graph outputs and parameter updates.
+pub(crate) fn stored_regardless(graph: &Graph) -> BTreeSet<NodeId> {
+    graph
+        .outputs()
+        .iter()
+        .map(|&(_, v)| v)
+        .chain(graph.updates().iter().map(|&(_, v)| v))
+        .collect()
 }
 
 /// Adds to `out` a copy of node `id` of `graph` (its op, type and label) on `operands`.
@@ -192,12 +197,7 @@ fn fuse_with(graph: &Graph, extra_outputs: bool) -> Option<Schedule> {
     let mut group_of: Vec<Option<usize>> = vec![None; bound];
     let mut region = vec![Region::Plain; bound];
     let mut groups: Vec<Building> = Vec::new();
-    let materialized: BTreeSet<NodeId> = graph
-        .outputs()
-        .iter()
-        .map(|&(_, v)| v)
-        .chain(graph.updates().iter().map(|&(_, v)| v))
-        .collect();
+    let materialized = stored_regardless(graph);
     for &v in topo.iter().rev() {
         let op = graph.op(v);
         if matches!(op, Op::Input { .. } | Op::Parameter { .. }) {

@@ -75,12 +75,7 @@ pub fn recompute_cheap_outputs(graph: &Graph, schedule: &Schedule) -> Option<Gra
         .iter()
         .flat_map(|g| g.outputs.iter().copied())
         .collect();
-    let roles: BTreeSet<NodeId> = graph
-        .outputs()
-        .iter()
-        .map(|&(_, v)| v)
-        .chain(graph.updates().iter().map(|&(_, v)| v))
-        .collect();
+    let roles = crate::fusion::stored_regardless(graph);
     let mut recompute: BTreeSet<NodeId> = BTreeSet::new();
     for &v in &stored {
         if roles.contains(&v)
