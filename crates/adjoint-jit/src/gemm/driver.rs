@@ -410,18 +410,6 @@ unsafe fn pack_a<K: MicroKernel>(
         if unsafe { K::pack_a_panel(panel, corner, a.rs, a.cs, kc, rows) } {
             continue;
         }
-        if a.rs == 1 {
-            // A transposed in memory (Aᵀ·B): the panel's rows are contiguous for each `p`.
-            for (p, dst) in panel.chunks_exact_mut(mr).enumerate() {
-                // SAFETY: the `rows` elements of column `p0 + p` from row `i0 + q·mr` are
-                // inside `a`.
-                let src =
-                    unsafe { std::slice::from_raw_parts(corner.offset(p as isize * a.cs), rows) };
-                dst[..rows].copy_from_slice(src);
-                dst[rows..].fill(0.0);
-            }
-            continue;
-        }
         for r in 0..mr {
             if r >= rows {
                 for p in 0..kc {

@@ -163,7 +163,7 @@ impl GemmDesc {
     /// 512-row ones 280 + 232). The cut changes which thread computes an element, never its
     /// value.
     pub fn with_split(mut self) -> GemmDesc {
-        let (mr, nr, _) = blocking(selected_isa());
+        let (mr, nr) = tile_shape(selected_isa());
         if self.m >= self.n {
             self.split_rows = 1;
             self.unit = mr as i64;
@@ -198,18 +198,14 @@ impl GemmDesc {
     }
 }
 
-/// Tile rows, tile columns and row block of `isa`'s kernel.
-fn blocking(isa: Isa) -> (usize, usize, usize) {
+/// Tile rows and tile columns of `isa`'s kernel.
+fn tile_shape(isa: Isa) -> (usize, usize) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => (avx512::Avx512::MR, avx512::Avx512::NR, avx512::Avx512::MC),
+        Isa::Avx512 => (avx512::Avx512::MR, avx512::Avx512::NR),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => (avx2::Avx2::MR, avx2::Avx2::NR, avx2::Avx2::MC),
-        _ => (
-            generic::Generic::MR,
-            generic::Generic::NR,
-            generic::Generic::MC,
-        ),
+        Isa::Avx2 => (avx2::Avx2::MR, avx2::Avx2::NR),
+        _ => (generic::Generic::MR, generic::Generic::NR),
     }
 }
 
