@@ -89,11 +89,24 @@ pub fn recompute_cheap_outputs(graph: &Graph, schedule: &Schedule) -> Option<Gra
         if !users.iter().any(|u| group_of[u.index()] == home) {
             continue;
         }
-        let readers: BTreeSet<usize> = users
+        // Readers elsewhere must compute on it elementwise (or in a reduction's prologue): a
+        // matmul, gather or scatter operand, or a movement op feeding one, is a load, so a
+        // copy there would be stored by a kernel of its own.
+        let outside: Vec<NodeId> = users
             .iter()
-            .map(|u| group_of[u.index()])
-            .filter(|&h| h != home)
+            .copied()
+            .filter(|u| group_of[u.index()] != home)
             .collect();
+        let computes_on = |u: &NodeId| {
+            matches!(
+                graph.op(*u).class(),
+                OpClass::Elementwise | OpClass::Reduction
+            )
+        };
+        if !outside.iter().all(computes_on) {
+            continue;
+        }
+        let readers: BTreeSet<usize> = outside.iter().map(|u| group_of[u.index()]).collect();
         let mut reads: Vec<NodeId> = Vec::new();
         let available = graph
             .operands(v)

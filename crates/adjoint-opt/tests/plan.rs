@@ -405,3 +405,24 @@ fn cheap_values_are_recomputed_by_their_readers_not_stored() {
     };
     assert_eq!(bits(&g), bits(&p.graph));
 }
+
+/// A cheap value that a matmul reads as its operand stays stored: a matmul's operands are
+/// loads, so a copy for the matmul's kernel would be one more kernel storing the same values.
+#[test]
+fn a_cheap_value_a_matmul_reads_is_not_recomputed() {
+    let b = Builder::new("operand");
+    let x = b.input("x", DType::F32, [16, 16]);
+    let w = b.parameter("w", DType::F32, [16, 16]);
+    let h = x * 0.5;
+    b.output("t", h.tanh());
+    b.output("y", h.matmul(w));
+    let g = b.finish();
+    let p = checked(&g, &PlanOptions::default());
+    let muls = p
+        .graph
+        .node_ids()
+        .filter(|&n| p.graph.op(n).name() == "mul")
+        .count();
+    assert_eq!(muls, 1, "{p}");
+    assert_eq!(p.schedule.groups.len(), 2, "{p}");
+}
