@@ -17,7 +17,7 @@ mod value;
 
 use crate::collective::AllReduceDesc;
 use crate::gemm::GemmDesc;
-use crate::kernel::{AllReduceNest, BufferId, GemmNest, LoopNest, Program, Storage};
+use crate::kernel::{AllReduceNest, BufferId, GemmNest, LoopNest, Program, Scalar, Storage};
 use crate::math::MathOptions;
 use crate::JitError;
 use cranelift_codegen::ir::{types, AbiParam, InstBuilder, UserFuncName};
@@ -204,6 +204,8 @@ impl Drop for NativeCode {
 const GEMM_SYMBOL: &str = "adjoint_sgemm";
 /// Its entry that runs the epilogue on each block of the product.
 const GEMM_EPILOGUE_SYMBOL: &str = "adjoint_sgemm_epilogue";
+/// Its entry that lands the product as a step of `C` in place.
+const GEMM_STEP_SYMBOL: &str = "adjoint_sgemm_step";
 /// The host all-reduce's symbol in the module.
 const ALL_REDUCE_SYMBOL: &str = "adjoint_all_reduce";
 /// Its entries for `bf16` and `f16` operands (an `f32` result).
@@ -255,6 +257,10 @@ pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCo
     jb.symbol(
         GEMM_EPILOGUE_SYMBOL,
         crate::gemm::adjoint_sgemm_epilogue as *const u8,
+    );
+    jb.symbol(
+        GEMM_STEP_SYMBOL,
+        crate::gemm::adjoint_sgemm_step as *const u8,
     );
     jb.symbol(
         ALL_REDUCE_SYMBOL,
@@ -318,6 +324,11 @@ fn build(
     gemm_epilogue_sig.params.extend([AbiParam::new(ptr); 8]);
     let gemm_epilogue_fn = module
         .declare_function(GEMM_EPILOGUE_SYMBOL, Linkage::Import, &gemm_epilogue_sig)
+        .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+    let mut gemm_step_sig = gemm_sig.clone();
+    gemm_step_sig.params.push(AbiParam::new(types::F32));
+    let gemm_step_fn = module
+        .declare_function(GEMM_STEP_SYMBOL, Linkage::Import, &gemm_step_sig)
         .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
     let gemm_bf16_fn = declare(module, GEMM_BF16_SYMBOL)?;
     let gemm_f16_fn = declare(module, GEMM_F16_SYMBOL)?;
@@ -385,6 +396,7 @@ fn build(
                             (Some(adjoint_ir::DType::Bf16), _) => gemm_bf16_fn,
                             (Some(_), _) => gemm_f16_fn,
                             (None, Some(_)) => gemm_epilogue_fn,
+                            (None, None) if g.step.is_some() => gemm_step_fn,
                             (None, None) => gemm_fn,
                         };
                         let f = module.declare_func_in_func(callee, b.func);
@@ -566,7 +578,8 @@ fn chunks_per_thread(n: &LoopNest) -> i64 {
 /// The body of a host-matmul nest: `adjoint_sgemm(desc, a, b, c, begin, end)` with each
 /// operand's address of element 0 — or, with the address of an `epilogue` function
 /// `fn(ctx, row0, row1, col0, col1)`, `adjoint_sgemm_epilogue(desc, a, b, c, begin, end,
-/// epilogue, ctx)`, which runs it on each block of the product as it becomes final.
+/// epilogue, ctx)`, which runs it on each block of the product as it becomes final; or, for a
+/// product that steps `C`, `adjoint_sgemm_step(desc, a, b, c, begin, end, scale)`.
 fn emit_gemm_call(
     b: &mut FunctionBuilder<'_>,
     prog: &Program,
@@ -589,6 +602,24 @@ fn emit_gemm_call(
     args.extend([params[1], params[2]]);
     if let Some(e) = epilogue {
         args.extend([e, params[0]]);
+    }
+    if let Some(step) = &g.step {
+        let scale = match step.scale {
+            Scalar::Const(x) => b.ins().f32const(x),
+            Scalar::Load { buffer, offset } => {
+                let (slot, bytes) = slot_of(prog, buffer);
+                let base = b
+                    .ins()
+                    .load(ptr, value::mem(), params[0], (slot * 8) as i32);
+                let at = b.ins().iadd_imm_s(base, bytes as i64 + offset * 4);
+                b.ins().load(types::F32, value::mem(), at, 0)
+            }
+        };
+        args.push(if step.negate {
+            b.ins().fneg(scale)
+        } else {
+            scale
+        });
     }
     b.ins().call(f, &args);
 }

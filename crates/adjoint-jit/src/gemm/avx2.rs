@@ -4,7 +4,7 @@
 //! Cranelift's x64 backend emits 128-bit vectors only, so this kernel, written with
 //! `std::arch` intrinsics, does twice the work per instruction of a generated one.
 
-use super::driver::{MicroKernel, Tile};
+use super::driver::{Land, MicroKernel, Tile};
 use std::arch::x86_64::*;
 
 /// The AVX2 + FMA kernel and its blocking.
@@ -27,24 +27,12 @@ impl MicroKernel for Avx2 {
     unsafe fn tile(t: &Tile) {
         debug_assert!(t.rsa == 1 && t.csa == MR as isize && t.ldb == NR as isize);
         // SAFETY: the caller's contract; a kernel without DIRECT gets packed panels only.
-        unsafe {
-            kernel_6x16(
-                t.kc,
-                t.a,
-                t.b,
-                t.c,
-                t.rs_c,
-                t.cs_c,
-                t.rows,
-                t.cols,
-                t.accumulate,
-            )
-        }
+        unsafe { kernel_6x16(t.kc, t.a, t.b, t.c, t.rs_c, t.cs_c, t.rows, t.cols, t.land) }
     }
 }
 
-/// `C[r, j] (+)= Σ_p a[p·MR + r] · b[p·NR + j]` for `r < rows`, `j < cols`; with
-/// `accumulate` false the tile is overwritten. The sum of each element runs over `p` in order,
+/// `C[r, j] = Σ_p a[p·MR + r] · b[p·NR + j]` for `r < rows`, `j < cols`, landing in `C` as
+/// `land` says. The sum of each element runs over `p` in order,
 /// one `fma` per step, whatever the tile's position, so results do not depend on how the
 /// product was split between threads.
 ///
@@ -63,7 +51,7 @@ unsafe fn kernel_6x16(
     cs_c: isize,
     rows: usize,
     cols: usize,
-    accumulate: bool,
+    land: Land,
 ) {
     // SAFETY (whole body): the caller's contract bounds every pointer used below; loads and
     // stores are unaligned forms.
@@ -84,13 +72,18 @@ unsafe fn kernel_6x16(
         if rows == MR && cols == NR && cs_c == 1 {
             for (r, row) in acc.iter().enumerate() {
                 let p = c.offset(r as isize * rs_c);
-                let (mut v0, mut v1) = (row[0], row[1]);
-                if accumulate {
-                    v0 = _mm256_add_ps(_mm256_loadu_ps(p), v0);
-                    v1 = _mm256_add_ps(_mm256_loadu_ps(p.add(8)), v1);
+                for (v, &x) in row.iter().enumerate() {
+                    let q = p.add(8 * v);
+                    let x = match land {
+                        Land::Write => x,
+                        Land::Add => _mm256_add_ps(_mm256_loadu_ps(q), x),
+                        Land::Step { scale } => _mm256_add_ps(
+                            _mm256_loadu_ps(q),
+                            _mm256_mul_ps(_mm256_set1_ps(scale), x),
+                        ),
+                    };
+                    _mm256_storeu_ps(q, x);
                 }
-                _mm256_storeu_ps(p, v0);
-                _mm256_storeu_ps(p.add(8), v1);
             }
             return;
         }
@@ -101,9 +94,10 @@ unsafe fn kernel_6x16(
         }
         for r in 0..rows {
             for j in 0..cols {
-                let p = c.offset(r as isize * rs_c + j as isize * cs_c);
-                let v = tile[r * NR + j];
-                *p = if accumulate { *p + v } else { v };
+                land.store(
+                    c.offset(r as isize * rs_c + j as isize * cs_c),
+                    tile[r * NR + j],
+                );
             }
         }
     }

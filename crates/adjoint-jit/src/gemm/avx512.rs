@@ -8,7 +8,7 @@
 //! place past their last column. `A` is read through any strides (a packed panel is the case
 //! `rsa = 1`, `csa = 14`, compiled with those constants).
 
-use super::driver::{MicroKernel, Tile};
+use super::driver::{Land, MicroKernel, Tile};
 use std::arch::x86_64::*;
 
 /// The AVX-512F kernel and its blocking.
@@ -169,10 +169,14 @@ unsafe fn kernel<const R: usize, const V: usize, const UNIT_RS: bool, const FULL
             for (r, row) in acc.iter().enumerate() {
                 let p = t.c.offset(r as isize * t.rs_c);
                 for v in 0..V {
-                    let mut x = row[v];
-                    if t.accumulate {
-                        x = _mm512_add_ps(_mm512_maskz_loadu_ps(masks[v], p.add(16 * v)), x);
-                    }
+                    let old = || _mm512_maskz_loadu_ps(masks[v], p.add(16 * v));
+                    let x = match t.land {
+                        Land::Write => row[v],
+                        Land::Add => _mm512_add_ps(old(), row[v]),
+                        Land::Step { scale } => {
+                            _mm512_add_ps(old(), _mm512_mul_ps(_mm512_set1_ps(scale), row[v]))
+                        }
+                    };
                     _mm512_mask_storeu_ps(p.add(16 * v), masks[v], x);
                 }
             }
@@ -186,8 +190,10 @@ unsafe fn kernel<const R: usize, const V: usize, const UNIT_RS: bool, const FULL
         }
         for j in 0..t.cols {
             for (r, vals) in tile.iter().enumerate() {
-                let p = t.c.offset(r as isize * t.rs_c + j as isize * t.cs_c);
-                *p = if t.accumulate { *p + vals[j] } else { vals[j] };
+                t.land.store(
+                    t.c.offset(r as isize * t.rs_c + j as isize * t.cs_c),
+                    vals[j],
+                );
             }
         }
     }

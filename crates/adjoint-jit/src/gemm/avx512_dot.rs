@@ -14,7 +14,7 @@
 //! results do not depend on how rows are cut between threads. The caller decides to take this
 //! path from the whole product, so that every unit of one product takes the same path.
 
-use super::driver::{kc_step, Operand};
+use super::driver::{kc_step, Land, Operand};
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
@@ -23,6 +23,7 @@ pub(super) const MAX_N: usize = 16;
 /// Longest contraction block: a block of `Bᵀ` (at most 16 KiB) stays in L1 while rows of `A`
 /// stream past it.
 const KC: usize = 256;
+const _: () = assert!(KC >= super::driver::ONE_BLOCK_K);
 
 thread_local! {
     /// `Bᵀ` of this thread's current product, reused across calls.
@@ -35,11 +36,13 @@ pub(super) fn suits(n: usize, k: usize, a_cs: isize) -> bool {
     n <= MAX_N && a_cs == 1 && k >= 64
 }
 
-/// `C = A·B` for an `m×k` `A` with contiguous rows (`a.cs == 1`) and a `k×n` `B`, `n <= 16`.
+/// `C = A·B` for an `m×k` `A` with contiguous rows (`a.cs == 1`) and a `k×n` `B`, `n <= 16`,
+/// landing in `C` as `land` says (a [`Land::Step`] only for `k <= 256`, one block).
 ///
 /// # Safety
 /// The CPU must support AVX-512F; every element `(i < m, p < k)` of `a`, `(p < k, j < n)` of
 /// `b` must be readable and every `(i < m, j < n)` of `c` writable and exclusively owned.
+#[allow(clippy::too_many_arguments)]
 pub(super) unsafe fn sgemm(
     a: Operand,
     b: Operand,
@@ -48,8 +51,10 @@ pub(super) unsafe fn sgemm(
     m: usize,
     n: usize,
     k: usize,
+    land: Land,
 ) {
     debug_assert!(a.cs == 1 && n <= MAX_N && n > 0);
+    debug_assert!(land == Land::Write || k <= KC);
     BT.with(|cell| {
         let mut bt = cell.borrow_mut();
         // Rows of `Bᵀ` an odd number of cache lines apart, so that the `N` rows read at the
@@ -66,7 +71,7 @@ pub(super) unsafe fn sgemm(
             let t = Dot {
                 p0,
                 kc: step.min(k - p0),
-                accumulate: p0 > 0,
+                land: land.at(p0),
                 ldbt,
                 bt: bt.as_ptr(),
                 c,
@@ -144,8 +149,8 @@ struct Dot {
     /// The contraction block: `p0..p0 + kc`.
     p0: usize,
     kc: usize,
-    /// Add to `C` (a later block) instead of overwriting it.
-    accumulate: bool,
+    /// How the block's sums land in `C`.
+    land: Land,
     /// Distance between rows of `Bᵀ`.
     ldbt: usize,
     /// `Bᵀ`: `N` rows of `k`, `ldbt` apart.
@@ -197,8 +202,7 @@ unsafe fn dot<const R: usize, const N: usize>(t: &Dot, a: *const f32, lda: isize
             for j in 0..N {
                 let at = (i0 + r) as isize * t.cs.0 + j as isize * t.cs.1;
                 let sum = _mm512_reduce_add_ps(acc[r][j]);
-                let p = t.c.offset(at);
-                *p = if t.accumulate { *p + sum } else { sum };
+                t.land.store(t.c.offset(at), sum);
             }
         }
     }

@@ -39,9 +39,55 @@ pub(super) struct Tile {
     /// The tile's extent (`rows <= MR`, `cols <= NR`).
     pub rows: usize,
     pub cols: usize,
-    /// Add to `C` (a later contraction block) instead of overwriting it.
-    pub accumulate: bool,
+    /// How the sums land in `C`.
+    pub land: Land,
 }
+
+/// How a tile's sums `s` land in `C`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Land {
+    /// `C = s`: the first contraction block.
+    Write,
+    /// `C = C + s`: a later contraction block.
+    Add,
+    /// `C = C + scale·s`, the product `scale·s` rounded before the sum: an SGD step
+    /// `w − lr·g` fused into the product of its gradient `g` (`scale = −lr`; `w + (−lr)·g` is
+    /// `w − lr·g` to the bit), rounded as the unfused update rounds it. Only for products of
+    /// one contraction block ([`ONE_BLOCK_K`]), whose sums are final when they land.
+    Step { scale: f32 },
+}
+
+impl Land {
+    /// The contraction block from `p`: the product's own landing for the first block, `Add`
+    /// for the later ones.
+    pub fn at(self, p: usize) -> Land {
+        if p > 0 {
+            Land::Add
+        } else {
+            self
+        }
+    }
+
+    /// Lands the sum `s` at `p`.
+    ///
+    /// # Safety
+    /// `p` is valid for reads and writes and exclusively owned.
+    #[inline(always)]
+    pub unsafe fn store(self, p: *mut f32, s: f32) {
+        // SAFETY: the caller's contract.
+        unsafe {
+            *p = match self {
+                Land::Write => s,
+                Land::Add => *p + s,
+                Land::Step { scale } => *p + scale * s,
+            }
+        }
+    }
+}
+
+/// Longest contraction every kernel computes in one block ([`MicroKernel::KC`] of each ISA's
+/// kernel and of the dot-product path): the longest product a [`Land::Step`] may land.
+pub(super) const ONE_BLOCK_K: usize = 256;
 
 /// A micro-kernel and the blocking that suits it.
 pub(super) trait MicroKernel {
@@ -60,7 +106,7 @@ pub(super) trait MicroKernel {
     const DIRECT: bool;
 
     /// Computes one tile. Each element's sum runs over `p` in order, one multiply-add per
-    /// step starting from zero, then is added to `C` when `accumulate`, whatever the tile's
+    /// step starting from zero, then lands in `C` as [`Tile::land`] says, whatever the tile's
     /// position: results do not depend on how a product is cut.
     ///
     /// # Safety
@@ -142,7 +188,8 @@ pub(super) fn kc_step(k: usize, kc_max: usize) -> usize {
     k.div_ceil(k.div_ceil(kc_max).max(1)).max(1)
 }
 
-/// `C = A·B` for an `m×k` `A` and a `k×n` `B`, `C` with strides `cs`; `rows_done(r)` is
+/// `C = A·B` for an `m×k` `A` and a `k×n` `B`, `C` with strides `cs` — or, with `land` a
+/// [`Land::Step`] (`k <= ONE_BLOCK_K`), `C = C + scale·(A·B)`; `rows_done(r)` is
 /// called, on this thread, as soon as rows `r` of `C` (all `n` columns) hold their final
 /// values, each row exactly once, rows in increasing order. In the blocked path that is after
 /// the last contraction block of each row block of [`MicroKernel::MC`] rows (of the last
@@ -168,8 +215,10 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
     m: usize,
     n: usize,
     k: usize,
+    land: Land,
     rows_done: &mut dyn FnMut(Range<usize>),
 ) {
+    debug_assert!(K::KC >= ONE_BLOCK_K && (land == Land::Write || k <= ONE_BLOCK_K));
     if m == 0 || n == 0 {
         return;
     }
@@ -177,7 +226,7 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
         for i in 0..m {
             for j in 0..n {
                 // SAFETY: `(i, j)` is inside `C` (the caller's contract).
-                unsafe { *c.offset(i as isize * cs.0 + j as isize * cs.1) = 0.0 };
+                unsafe { land.store(c.offset(i as isize * cs.0 + j as isize * cs.1), 0.0) };
             }
         }
         rows_done(0..m);
@@ -195,7 +244,7 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
             cs: a.rs,
         };
         // SAFETY: the same elements, addressed transposed.
-        unsafe { sgemm::<K>(bt, at, c, (cs.1, cs.0), n, m, k, &mut |_| {}) };
+        unsafe { sgemm::<K>(bt, at, c, (cs.1, cs.0), n, m, k, land, &mut |_| {}) };
         rows_done(0..m);
         return;
     }
@@ -223,7 +272,7 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
                         cs_c: cs.1,
                         rows: K::MR.min(m - ir),
                         cols: n,
-                        accumulate: pc > 0,
+                        land: land.at(pc),
                     };
                     // SAFETY: the tile's rows of `A` and `C` are inside them, the packed
                     // panel holds `kc·NR` floats; the caller checked the CPU.
@@ -253,7 +302,7 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
                         cs_c: cs.1,
                         rows: m,
                         cols: K::NR.min(n - jr),
-                        accumulate: pc > 0,
+                        land: land.at(pc),
                     };
                     // SAFETY: the tile's columns of `B` (contiguous, only `cols` read by a
                     // DIRECT kernel) and of `C` are inside them; the packed panel holds
@@ -324,7 +373,7 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
                                 cs_c: cs.1,
                                 rows: K::MR.min(mc - ir),
                                 cols: K::NR.min(nc - jr),
-                                accumulate: pc > 0,
+                                land: land.at(pc),
                             };
                             // SAFETY: the packed panels hold `kc·MR` and `kc·NR` floats;
                             // the tile's elements are inside `C`; the caller checked the CPU.

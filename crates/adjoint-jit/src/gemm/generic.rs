@@ -46,8 +46,8 @@ impl MicroKernel for Generic {
             for (j, &v) in row.iter().enumerate().take(t.cols) {
                 // SAFETY: `(r, j)` is inside the tile, which the caller owns.
                 unsafe {
-                    let p = t.c.offset(r as isize * t.rs_c + j as isize * t.cs_c);
-                    *p = if t.accumulate { *p + v } else { v };
+                    t.land
+                        .store(t.c.offset(r as isize * t.rs_c + j as isize * t.cs_c), v)
                 }
             }
         }

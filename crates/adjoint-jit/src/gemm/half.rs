@@ -12,7 +12,7 @@
 //! in the per-thread packing memory. The sums are those of the `f32` kernel, in the same order
 //! whatever the split into units.
 
-use super::driver::Operand;
+use super::driver::{Land, Operand};
 use super::{sgemm_on, GemmDesc, Isa};
 use std::cell::RefCell;
 
@@ -318,6 +318,7 @@ pub(super) unsafe fn run_units(
                     m,
                     n,
                     k,
+                    Land::Write,
                     &mut |_| {},
                 )
             };

@@ -39,7 +39,7 @@ pub use half::{
 };
 pub use isa::{select_isa, selected_isa, Isa};
 
-use driver::{MicroKernel, Operand};
+use driver::{Land, MicroKernel, Operand};
 use std::ops::Range;
 
 /// Most batch dimensions a [`GemmDesc`] describes.
@@ -233,7 +233,54 @@ pub unsafe extern "C" fn adjoint_sgemm(
     // SAFETY: the caller's contract: `desc` is valid.
     let d = unsafe { *desc };
     // SAFETY: the caller's contract; `selected_isa` only returns ISAs the CPU supports.
-    unsafe { run_units(selected_isa(), &d, a, b, c, begin, end, &mut |_, _| {}) };
+    unsafe {
+        run_units(
+            selected_isa(),
+            &d,
+            a,
+            b,
+            c,
+            begin,
+            end,
+            None,
+            &mut |_, _| {},
+        )
+    };
+}
+
+/// [`adjoint_sgemm`] landing the product as a step of `C` itself: `C = C + scale·(A·B)`, each
+/// element's product `scale·(A·B)` rounded before the sum, which is to the bit how an unfused
+/// SGD update `w − lr·g` (with `scale = −lr`) rounds. `C` is read and written in place, tile
+/// by tile while the tile's sums are in registers, so the gradient `A·B` is never stored.
+///
+/// # Safety
+/// As [`adjoint_sgemm`]; `c` must also be readable.
+pub unsafe extern "C" fn adjoint_sgemm_step(
+    desc: *const GemmDesc,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    begin: i64,
+    end: i64,
+    scale: f32,
+) {
+    // SAFETY: the caller's contract: `desc` is valid.
+    let d = unsafe { *desc };
+    let step = Some(scale);
+    // SAFETY: the caller's contract; `selected_isa` only returns ISAs the CPU supports.
+    unsafe {
+        run_units(
+            selected_isa(),
+            &d,
+            a,
+            b,
+            c,
+            begin,
+            end,
+            step,
+            &mut |_, _| {},
+        )
+    };
 }
 
 /// A matmul's epilogue compiled over a block of the product's output:
@@ -279,11 +326,18 @@ pub unsafe extern "C" fn adjoint_sgemm_epilogue(
         };
     };
     // SAFETY: the caller's contract; `selected_isa` only returns ISAs the CPU supports.
-    unsafe { run_units(selected_isa(), &d, a, b, c, begin, end, &mut done) };
+    unsafe { run_units(selected_isa(), &d, a, b, c, begin, end, None, &mut done) };
+}
+
+thread_local! {
+    /// This thread's sums of a stepped product too long to land in one block.
+    static STEP_SUMS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Units `begin..end` of `d` on `isa`; `block_done(rows, cols)` is called as soon as that
-/// block of a batch element's `C` is final (see [`driver::sgemm`]), each element once.
+/// block of a batch element's `C` is final (see [`driver::sgemm`]), each element once. With
+/// `step = Some(scale)`, `C = C + scale·(A·B)` ([`adjoint_sgemm_step`]): on the tiles when the
+/// contraction is one block, otherwise through a buffer of the block's sums.
 ///
 /// # Safety
 /// As [`adjoint_sgemm`]; the CPU must support `isa`.
@@ -296,8 +350,15 @@ unsafe fn run_units(
     c: *mut f32,
     begin: i64,
     end: i64,
+    step: Option<f32>,
     block_done: &mut dyn FnMut(Range<usize>, Range<usize>),
 ) {
+    let k = d.k.max(0) as usize;
+    let land = match step {
+        None => Land::Write,
+        Some(scale) => Land::Step { scale },
+    };
+    let on_tiles = k <= driver::ONE_BLOCK_K;
     // Decided on the whole product, so that every unit of it sums in the same order.
     #[cfg(target_arch = "x86_64")]
     let dot = isa == Isa::Avx512 && avx512_dot::suits(d.n as usize, d.k as usize, d.a[1] as isize);
@@ -313,33 +374,70 @@ unsafe fn run_units(
             |r: Range<usize>| block_done(blk.row0 + r.start..blk.row0 + r.end, cols.clone());
         // SAFETY: the offsets stay inside the buffers by the caller's contract (the unit's
         // rows or columns and the batch index are within the described extents).
-        unsafe {
-            sgemm_on(
-                isa,
-                dot,
-                Operand {
-                    ptr: a.offset(blk.a as isize),
-                    rs: d.a[0] as isize,
-                    cs: d.a[1] as isize,
-                },
-                Operand {
-                    ptr: b.offset(blk.b as isize),
-                    rs: d.b[0] as isize,
-                    cs: d.b[1] as isize,
-                },
+        let ((ao, bo), cb) = unsafe {
+            (
+                (
+                    Operand {
+                        ptr: a.offset(blk.a as isize),
+                        rs: d.a[0] as isize,
+                        cs: d.a[1] as isize,
+                    },
+                    Operand {
+                        ptr: b.offset(blk.b as isize),
+                        rs: d.b[0] as isize,
+                        cs: d.b[1] as isize,
+                    },
+                ),
                 c.offset(blk.c as isize),
-                (d.c[0] as isize, d.c[1] as isize),
-                blk.m,
-                blk.n,
-                d.k as usize,
-                &mut rows_done,
-            );
+            )
+        };
+        let cs = (d.c[0] as isize, d.c[1] as isize);
+        let (m, n) = (blk.m, blk.n);
+        if land == Land::Write || on_tiles {
+            // SAFETY: the caller's contract, for the block's elements.
+            unsafe { sgemm_on(isa, dot, ao, bo, cb, cs, m, n, k, land, &mut rows_done) };
+        } else {
+            STEP_SUMS.with(|cell| {
+                let mut sums = cell.borrow_mut();
+                if sums.len() < m * n {
+                    sums.resize(m * n, 0.0);
+                }
+                let out = (sums.as_mut_ptr(), (n as isize, 1));
+                // SAFETY: the caller's contract for `A` and `B`; `sums` holds the block's
+                // `m×n` sums row-major.
+                unsafe {
+                    sgemm_on(
+                        isa,
+                        dot,
+                        ao,
+                        bo,
+                        out.0,
+                        out.1,
+                        m,
+                        n,
+                        k,
+                        Land::Write,
+                        &mut |_| {},
+                    )
+                };
+                for i in 0..m {
+                    for j in 0..n {
+                        // SAFETY: `(i, j)` is an element of the block of `C` (the caller's
+                        // contract) and of `sums`.
+                        unsafe {
+                            let at = cb.offset(i as isize * cs.0 + j as isize * cs.1);
+                            land.store(at, sums[i * n + j]);
+                        }
+                    }
+                }
+            });
+            rows_done(0..m);
         }
         u = blk.next;
     }
 }
 
-/// `C = A·B` (see [`driver::sgemm`]) with `isa`'s kernel, or its dot-product path for narrow
+/// `C = A·B`, landing as `land` says (see [`driver::sgemm`]), with `isa`'s kernel, or its dot-product path for narrow
 /// products when `dot` (decided by [`run_units`] for the whole product), calling
 /// `rows_done(rows)` as soon as rows of `C` are final (the dot-product path calls it once, at
 /// the end).
@@ -357,6 +455,7 @@ unsafe fn sgemm_on(
     m: usize,
     n: usize,
     k: usize,
+    land: Land,
     rows_done: &mut dyn FnMut(Range<usize>),
 ) {
     #[cfg(not(target_arch = "x86_64"))]
@@ -365,14 +464,16 @@ unsafe fn sgemm_on(
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 if dot && m > 0 && n > 0 => {
-            unsafe { avx512_dot::sgemm(a, b, c, cs, m, n, k) };
+            unsafe { avx512_dot::sgemm(a, b, c, cs, m, n, k, land) };
             rows_done(0..m);
         }
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { driver::sgemm::<avx512::Avx512>(a, b, c, cs, m, n, k, rows_done) },
+        Isa::Avx512 => unsafe {
+            driver::sgemm::<avx512::Avx512>(a, b, c, cs, m, n, k, land, rows_done)
+        },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { driver::sgemm::<avx2::Avx2>(a, b, c, cs, m, n, k, rows_done) },
-        _ => unsafe { driver::sgemm::<generic::Generic>(a, b, c, cs, m, n, k, rows_done) },
+        Isa::Avx2 => unsafe { driver::sgemm::<avx2::Avx2>(a, b, c, cs, m, n, k, land, rows_done) },
+        _ => unsafe { driver::sgemm::<generic::Generic>(a, b, c, cs, m, n, k, land, rows_done) },
     }
 }
 
@@ -391,6 +492,28 @@ pub fn sgemm_desc(
     units: Range<i64>,
 ) {
     sgemm_desc_then(isa, desc, a, b, c, units, &mut |_, _, _| {});
+}
+
+/// [`sgemm_desc`] landing the product as a step of `C`: `C = C + scale·(A·B)`, as generated
+/// code runs an SGD update fused into its gradient's product ([`adjoint_sgemm_step`]).
+///
+/// # Panics
+/// As [`sgemm_desc`].
+pub fn sgemm_desc_step(
+    isa: Isa,
+    desc: &GemmDesc,
+    a: &[f32],
+    b: &[f32],
+    c: &mut [f32],
+    units: Range<i64>,
+    scale: f32,
+) {
+    check_desc(isa, desc, a.len(), b.len(), c.len(), &units);
+    let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+    let (u0, u1) = (units.start, units.end);
+    // SAFETY: as in `sgemm_desc_then`: the slices hold every element `desc` addresses, `c` is
+    // borrowed mutably, and the CPU supports `isa` (checked above).
+    unsafe { run_units(isa, desc, ap, bp, cp, u0, u1, Some(scale), &mut |_, _| {}) };
 }
 
 /// The hook of [`sgemm_desc_then`]: `(C, rows, columns)` of a block that has become final.
@@ -432,6 +555,7 @@ pub fn sgemm_desc_then(
             cp,
             units.start,
             units.end,
+            None,
             &mut done,
         )
     };

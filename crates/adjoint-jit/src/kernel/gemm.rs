@@ -88,6 +88,7 @@ impl GroupLower<'_> {
                 b: (b.buffer, b.offset),
                 c: (c, 0),
                 desc: desc.with_split(),
+                step: None,
             }),
             all_reduce: None,
         });

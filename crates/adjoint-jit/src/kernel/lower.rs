@@ -65,6 +65,7 @@ pub fn lower_program(
         let b = add_buffer(&mut prog, graph, a.value, storage);
         values.insert(a.value, b);
     }
+    let planned: HashSet<BufferId> = values.values().copied().collect();
     let scratch_base = align(plan.arena_bytes);
     prog.arena_bytes = plan.arena_bytes;
     let mut constants: HashMap<NodeId, BufferId> = HashMap::new();
@@ -87,7 +88,7 @@ pub fn lower_program(
             scratch_base,
             host_gemm,
         );
-        let kernel = g.lower()?;
+        let mut kernel = g.lower()?;
         if let Some(n) = g.in_place_hazard(&kernel) {
             return Err(JitError::Plan(format!(
                 "group {gi} writes {} into its parameter's storage while still reading the \
@@ -95,11 +96,39 @@ pub fn lower_program(
                 graph.describe(n)
             )));
         }
-        let used = g.scratch_end;
+        let mut used = g.scratch_end;
+        if host_gemm {
+            used = fold_steps(&prog, &mut kernel, &planned, used);
+        }
         prog.arena_bytes = prog.arena_bytes.max(used);
         prog.kernels.push(kernel);
     }
     Ok(prog)
+}
+
+/// Folds each SGD step of a host matmul's product into the matmul
+/// ([`super::epilogue::fold_step`]), and returns the kernel's scratch end, `used` less the
+/// product's scratch when that was the last scratch the kernel took.
+fn fold_steps(
+    prog: &Program,
+    kernel: &mut Kernel,
+    planned: &HashSet<BufferId>,
+    mut used: usize,
+) -> usize {
+    let scratch = |b: BufferId| !planned.contains(&b);
+    for ni in (0..kernel.nests.len()).rev() {
+        let Some(freed) = super::epilogue::fold_step(prog, kernel, ni, &scratch) else {
+            continue;
+        };
+        let b = &prog.buffers[freed.0 as usize];
+        if let Storage::Arena { offset } = b.storage {
+            let end = align(offset + (b.shape.numel() * b.dtype.size_bytes()).max(1));
+            if end == used {
+                used = offset;
+            }
+        }
+    }
+    used
 }
 
 fn add_buffer(prog: &mut Program, graph: &Graph, id: NodeId, storage: Storage) -> BufferId {

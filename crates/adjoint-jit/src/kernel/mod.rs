@@ -352,6 +352,44 @@ pub struct GemmNest {
     pub c: (BufferId, i64),
     /// Sizes, strides and the split into units.
     pub desc: GemmDesc,
+    /// `Some`: the product lands as a step of `C` in place, `C = C + scale·(A·B)`
+    /// ([`crate::kernel::epilogue::fold_step`]) instead of overwriting it.
+    pub step: Option<GemmStep>,
+}
+
+/// The scale of a [`GemmNest`] that steps `C`: `scale` or its negation (an SGD update
+/// `w − lr·g` steps `w` by `−lr`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GemmStep {
+    /// Where the scale comes from.
+    pub scale: Scalar,
+    /// Step by `−scale` rather than `scale`.
+    pub negate: bool,
+}
+
+/// An `f32` scalar a nest reads once: a constant, or one element of a buffer (a fed learning
+/// rate).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scalar {
+    /// A constant.
+    Const(f32),
+    /// The element at element offset `offset` of `buffer`.
+    Load {
+        /// The buffer read.
+        buffer: BufferId,
+        /// Element offset.
+        offset: i64,
+    },
+}
+
+impl fmt::Display for GemmStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.negate { "-" } else { "" };
+        match self.scale {
+            Scalar::Const(x) => write!(f, "{sign}{x:?}"),
+            Scalar::Load { buffer, offset } => write!(f, "{sign}{buffer}[{offset}]"),
+        }
+    }
 }
 
 impl GemmNest {
@@ -507,21 +545,15 @@ impl fmt::Display for Kernel {
                     d.unit,
                     if d.split_rows != 0 { "rows" } else { "columns" }
                 )?;
+                let c = format!("{}[{} + {}*i + {}*j]", g.c.0, g.c.1, d.c[0], d.c[1]);
+                let lands = match &g.step {
+                    None => format!("{c} ="),
+                    Some(s) => format!("{c} = {c} + ({s}) *"),
+                };
                 writeln!(
                     f,
-                    "    {}[{} + {}*i + {}*j] = {}[{} + {}*i + {}*k] . {}[{} + {}*k + {}*j]",
-                    g.c.0,
-                    g.c.1,
-                    d.c[0],
-                    d.c[1],
-                    g.a.0,
-                    g.a.1,
-                    d.a[0],
-                    d.a[1],
-                    g.b.0,
-                    g.b.1,
-                    d.b[0],
-                    d.b[1]
+                    "    {lands} {}[{} + {}*i + {}*k] . {}[{} + {}*k + {}*j]",
+                    g.a.0, g.a.1, d.a[0], d.a[1], g.b.0, g.b.1, d.b[0], d.b[1]
                 )?;
                 continue;
             }

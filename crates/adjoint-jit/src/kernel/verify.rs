@@ -768,6 +768,23 @@ impl<'a> KernelCheck<'a> {
             .map(|&b| self.buffer(b).map(|x| x.dtype))
             .collect::<Result<_, _>>()?;
         let half = types.iter().copied().find(|d| d.is_half());
+        if let Some(step) = &g.step {
+            if let Some(h) = half {
+                return Err(Problem::BadGemm(format!(
+                    "steps C in place but is a {h} product (only f32 products step)"
+                )));
+            }
+            if let super::Scalar::Load { buffer, offset } = step.scale {
+                let dtype = self.buffer(buffer)?.dtype;
+                let len = self.lens[buffer.0 as usize];
+                if dtype != DType::F32 || offset < 0 || offset as u128 >= len as u128 {
+                    return Err(Problem::BadGemm(format!(
+                        "steps by element {offset} of {buffer} ({dtype}, {len} elements), not \
+                         an f32 element inside it"
+                    )));
+                }
+            }
+        }
         for (name, (buffer, base), dims, which) in operands {
             let dtype = types[which];
             let wide = d.wide[which];
