@@ -286,3 +286,32 @@ fn updates_that_are_not_a_step_of_the_product_keep_their_nest() {
         assert_close(&format!("update {name}"), &step.param(name).unwrap(), t);
     }
 }
+
+/// A fuzzer's case: the step's only scratch is the folded product's (the kernel IR's check
+/// once found the scratch outside an arena shrunk without it).
+#[test]
+fn a_folded_product_that_was_the_only_scratch_still_checks() {
+    let b = Builder::new("tiny-sgd");
+    let w = b.parameter("w", DType::F32, [2, 3]);
+    let x = b.input("x", DType::F32, [2, 1]);
+    let y = b.input("y", DType::F32, [1, 3]);
+    b.update(w, w - x.matmul(y) * 0.1);
+    let g = b.finish();
+    let feeds = random_feeds(&g, 1, 4);
+    let want = adjoint_interp::run(&g, &feeds).unwrap();
+    for threads in [1, 2] {
+        let opts = Options {
+            threads,
+            check_ir: true,
+            cache: false,
+            ..Options::default()
+        };
+        let (step, _) = run_jit(&g, &feeds, &opts);
+        assert_eq!(steps(step.program()).len(), 1);
+        assert_close(
+            "update w",
+            &step.param("w").unwrap(),
+            updated(&want.updates, "w"),
+        );
+    }
+}

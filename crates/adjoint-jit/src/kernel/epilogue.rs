@@ -111,7 +111,8 @@ pub fn block_epilogue(prog: &Program, k: &Kernel, gemm: usize) -> bool {
 ///
 /// Conditions besides the form: an `f32` product without batch dimensions, `C` kernel scratch
 /// (`scratch(C)`) that no other nest reads, every store element distinct, and `W` sharing no
-/// storage with `A`, `B` or the scalar. Returns `C`, which the kernel no longer uses.
+/// storage with `A`, `B` or the scalar. Returns `C`, which no nest of the kernel reads or
+/// writes any more.
 pub fn fold_step(
     prog: &Program,
     k: &mut Kernel,

@@ -96,9 +96,9 @@ pub fn lower_program(
                 graph.describe(n)
             )));
         }
-        let mut used = g.scratch_end;
+        let used = g.scratch_end;
         if host_gemm {
-            used = fold_steps(&prog, &mut kernel, &planned, used);
+            fold_steps(&prog, &mut kernel, &planned);
         }
         prog.arena_bytes = prog.arena_bytes.max(used);
         prog.kernels.push(kernel);
@@ -107,28 +107,13 @@ pub fn lower_program(
 }
 
 /// Folds each SGD step of a host matmul's product into the matmul
-/// ([`super::epilogue::fold_step`]), and returns the kernel's scratch end, `used` less the
-/// product's scratch when that was the last scratch the kernel took.
-fn fold_steps(
-    prog: &Program,
-    kernel: &mut Kernel,
-    planned: &HashSet<BufferId>,
-    mut used: usize,
-) -> usize {
+/// ([`super::epilogue::fold_step`]). The product's scratch stays allocated: the removed
+/// epilogue's expressions, left in the kernel's expression list, still name it.
+fn fold_steps(prog: &Program, kernel: &mut Kernel, planned: &HashSet<BufferId>) {
     let scratch = |b: BufferId| !planned.contains(&b);
     for ni in (0..kernel.nests.len()).rev() {
-        let Some(freed) = super::epilogue::fold_step(prog, kernel, ni, &scratch) else {
-            continue;
-        };
-        let b = &prog.buffers[freed.0 as usize];
-        if let Storage::Arena { offset } = b.storage {
-            let end = align(offset + (b.shape.numel() * b.dtype.size_bytes()).max(1));
-            if end == used {
-                used = offset;
-            }
-        }
+        super::epilogue::fold_step(prog, kernel, ni, &scratch);
     }
-    used
 }
 
 fn add_buffer(prog: &mut Program, graph: &Graph, id: NodeId, storage: Storage) -> BufferId {
