@@ -77,7 +77,7 @@ fn desc(m: usize, n: usize, k: usize, a: [i64; 2], b: [i64; 2], c: [i64; 2]) -> 
 }
 
 /// Sizes around every ISA's tile, contraction block and row block, and narrow products.
-const SIZES: [(usize, usize, usize); 24] = [
+const SIZES: [(usize, usize, usize); 27] = [
     (1, 1, 1),
     (1, 1, 0),
     (0, 3, 2),
@@ -96,6 +96,10 @@ const SIZES: [(usize, usize, usize); 24] = [
     (100, 10, 784),
     (257, 10, 31),
     (128, 10, 1024),
+    // The dot-product path with one row at a time: `N` of 11 to 16, and an odd `M`.
+    (33, 16, 100),
+    (9, 13, 70),
+    (37, 7, 65),
     (10, 100, 33),
     (4, 257, 100),
     (31, 7, 13),

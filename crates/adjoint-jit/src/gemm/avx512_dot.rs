@@ -198,12 +198,51 @@ unsafe fn dot<const R: usize, const N: usize>(t: &Dot, a: *const f32, lda: isize
             let mask: __mmask16 = (1u16 << (k - full)) - 1;
             step!(full, mask);
         }
+        // Each accumulator's sixteen lanes summed, four accumulators at a time.
+        let mut sums = [0.0f32; 2 * MAX_N + 4];
+        for q in (0..R * N).step_by(4) {
+            let v = |x: usize| {
+                let a = q + x;
+                if a < R * N {
+                    acc[a / N][a % N]
+                } else {
+                    _mm512_setzero_ps()
+                }
+            };
+            _mm_storeu_ps(sums.as_mut_ptr().add(q), reduce4(v(0), v(1), v(2), v(3)));
+        }
         for r in 0..R {
             for j in 0..N {
                 let at = (i0 + r) as isize * t.cs.0 + j as isize * t.cs.1;
-                let sum = _mm512_reduce_add_ps(acc[r][j]);
-                t.land.store(t.c.offset(at), sum);
+                t.land.store(t.c.offset(at), sums[r * N + j]);
             }
         }
     }
+}
+
+/// The lane sums of four vectors, `[Σa, Σb, Σc, Σd]`, in a fixed tree: within each 128-bit
+/// lane, lanes 0 + 2 and 1 + 3, then those two; then the four 128-bit lanes, upper half of
+/// the vector onto the lower, then upper quarter onto the lower. Eight shuffles for four
+/// sums, where summing each vector on its own takes sixteen.
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn reduce4(a: __m512, b: __m512, c: __m512, d: __m512) -> __m128 {
+    // Per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3] and the same for c, d.
+    let ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    let cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+    // Per 128-bit lane: [Σa, Σb, Σc, Σd] of that lane.
+    // (The shuffles move pairs of f32 as one f64; the additions are f32.)
+    let (ab, cd) = (_mm512_castps_pd(ab), _mm512_castps_pd(cd));
+    let abcd = _mm512_add_ps(
+        _mm512_castpd_ps(_mm512_unpacklo_pd(ab, cd)),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(ab, cd)),
+    );
+    let half = _mm256_add_ps(
+        _mm512_castps512_ps256(abcd),
+        _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(abcd))),
+    );
+    _mm_add_ps(
+        _mm256_castps256_ps128(half),
+        _mm256_extractf128_ps::<1>(half),
+    )
 }
