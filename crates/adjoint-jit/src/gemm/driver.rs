@@ -232,7 +232,14 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
         rows_done(0..m);
         return;
     }
-    if K::DIRECT && m <= K::MR && n > m && b.cs != 1 {
+    // One panel of `A` rows (`m <= MR`) with a `B` whose rows are not contiguous, or one
+    // panel's worth of columns (`n <= MR`) with an `A` stored transposed (a weight gradient
+    // `xᵀ·dy` of a classifier layer): computed as `Cᵀ = Bᵀ·Aᵀ`, whose one panel of rows reads
+    // the other operand's contiguous rows in place, every vector lane used (the direct
+    // orientation fills `n` of 16 lanes). Each element is the same multiply-add chain either
+    // way, so the bits do not depend on which units take this path.
+    let transposed = (m <= K::MR && n > m && b.cs != 1) || (n <= K::MR && m > n && a.rs == 1);
+    if K::DIRECT && transposed {
         let bt = Operand {
             ptr: b.ptr,
             rs: b.cs,
