@@ -12,9 +12,7 @@ mod common;
 
 use adjoint_autodiff::Optimizer;
 use adjoint_ir::{Builder, DType, Feeds, Graph};
-use adjoint_jit::gemm::{
-    select_isa, selected_isa, sgemm_desc, sgemm_desc_then, GemmDesc, Isa, MAX_BATCH,
-};
+use adjoint_jit::gemm::{select_isa, selected_isa, sgemm_desc, sgemm_desc_then, GemmDesc, Isa};
 use adjoint_jit::kernel::epilogue::block_epilogue;
 use adjoint_jit::kernel::lower::lower_program;
 use adjoint_jit::kernel::{Expr, ExprId, ExprNode, Ix, Program};
@@ -29,20 +27,9 @@ static ISA_LOCK: Mutex<()> = Mutex::new(());
 
 /// A row-major `m×n×k` product with `A` transposed in memory when `at`, split for the pool.
 fn desc(m: usize, n: usize, k: usize, at: bool) -> GemmDesc {
-    GemmDesc {
-        m: m as i64,
-        n: n as i64,
-        k: k as i64,
-        a: if at { [1, m as i64] } else { [k as i64, 1] },
-        b: [n as i64, 1],
-        c: [n as i64, 1],
-        batch: [1; MAX_BATCH],
-        batch_strides: [[0; 3]; MAX_BATCH],
-        split_rows: 1,
-        unit: 1,
-        wide: [1; 3],
-    }
-    .with_split()
+    let (mi, ni, ki) = (m as i64, n as i64, k as i64);
+    let a = if at { [1, mi] } else { [ki, 1] };
+    common::gemm_desc(m, n, k, a, [ni, 1], [ni, 1])
 }
 
 #[test]

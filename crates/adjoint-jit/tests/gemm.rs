@@ -60,20 +60,7 @@ fn layout(x: &[f32], rows: usize, cols: usize, t: bool) -> (Vec<f32>, [i64; 2]) 
 
 /// The descriptor of one `m×n×k` product with the given strides, split for the thread pool.
 fn desc(m: usize, n: usize, k: usize, a: [i64; 2], b: [i64; 2], c: [i64; 2]) -> GemmDesc {
-    GemmDesc {
-        m: m as i64,
-        n: n as i64,
-        k: k as i64,
-        a,
-        b,
-        c,
-        batch: [1; MAX_BATCH],
-        batch_strides: [[0; 3]; MAX_BATCH],
-        split_rows: 1,
-        unit: 1,
-        wide: [1; 3],
-    }
-    .with_split()
+    common::gemm_desc(m, n, k, a, b, c)
 }
 
 /// Sizes around every ISA's tile, contraction block and row block, and narrow products.

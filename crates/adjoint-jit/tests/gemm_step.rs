@@ -12,7 +12,7 @@ mod common;
 
 use adjoint_ir::{Builder, DType, Feeds, Graph, HostTensor};
 use adjoint_jit::gemm::{select_isa, selected_isa, sgemm_desc, sgemm_desc_step};
-use adjoint_jit::gemm::{GemmDesc, Isa, MAX_BATCH};
+use adjoint_jit::gemm::{GemmDesc, Isa};
 use adjoint_jit::kernel::{Program, Scalar};
 use adjoint_jit::{Options, Step};
 use common::{assert_close, random_feeds, run_jit};
@@ -23,21 +23,10 @@ static ISA_LOCK: Mutex<()> = Mutex::new(());
 
 /// An `m×n×k` product with `A` and `B` transposed in memory when `at` and `bt`.
 fn desc(m: usize, n: usize, k: usize, at: bool, bt: bool) -> GemmDesc {
-    let (m, n, k) = (m as i64, n as i64, k as i64);
-    GemmDesc {
-        m,
-        n,
-        k,
-        a: if at { [1, m] } else { [k, 1] },
-        b: if bt { [1, k] } else { [n, 1] },
-        c: [n, 1],
-        batch: [1; MAX_BATCH],
-        batch_strides: [[0; 3]; MAX_BATCH],
-        split_rows: 1,
-        unit: 1,
-        wide: [1; 3],
-    }
-    .with_split()
+    let (mi, ni, ki) = (m as i64, n as i64, k as i64);
+    let a = if at { [1, mi] } else { [ki, 1] };
+    let b = if bt { [1, ki] } else { [ni, 1] };
+    common::gemm_desc(m, n, k, a, b, [ni, 1])
 }
 
 #[test]

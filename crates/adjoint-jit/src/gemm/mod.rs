@@ -230,22 +230,8 @@ pub unsafe extern "C" fn adjoint_sgemm(
     begin: i64,
     end: i64,
 ) {
-    // SAFETY: the caller's contract: `desc` is valid.
-    let d = unsafe { *desc };
-    // SAFETY: the caller's contract; `selected_isa` only returns ISAs the CPU supports.
-    unsafe {
-        run_units(
-            selected_isa(),
-            &d,
-            a,
-            b,
-            c,
-            begin,
-            end,
-            None,
-            &mut |_, _| {},
-        )
-    };
+    // SAFETY: the caller's contract.
+    unsafe { run_entry(desc, a, b, c, begin, end, None) };
 }
 
 /// [`adjoint_sgemm`] landing the product as a step of `C` itself: `C = C + scale·(A·B)`, each
@@ -264,9 +250,26 @@ pub unsafe extern "C" fn adjoint_sgemm_step(
     end: i64,
     scale: f32,
 ) {
+    // SAFETY: the caller's contract.
+    unsafe { run_entry(desc, a, b, c, begin, end, Some(scale)) };
+}
+
+/// The body of [`adjoint_sgemm`] (`step` `None`) and [`adjoint_sgemm_step`]: units
+/// `begin..end` on the [`selected_isa`].
+///
+/// # Safety
+/// As [`adjoint_sgemm_step`] when `step` is `Some`, as [`adjoint_sgemm`] otherwise.
+unsafe fn run_entry(
+    desc: *const GemmDesc,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    begin: i64,
+    end: i64,
+    step: Option<f32>,
+) {
     // SAFETY: the caller's contract: `desc` is valid.
     let d = unsafe { *desc };
-    let step = Some(scale);
     // SAFETY: the caller's contract; `selected_isa` only returns ISAs the CPU supports.
     unsafe {
         run_units(

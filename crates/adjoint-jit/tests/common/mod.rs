@@ -124,3 +124,30 @@ pub fn check_graph_in(g: &Graph, feeds: &Feeds, modes: &[Options]) {
         }
     }
 }
+
+/// The descriptor of one unbatched `m×n×k` product with the given element strides of `A`
+/// (`[row, column]`), `B` and `C`, split for the thread pool.
+pub fn gemm_desc(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: [i64; 2],
+    b: [i64; 2],
+    c: [i64; 2],
+) -> adjoint_jit::gemm::GemmDesc {
+    use adjoint_jit::gemm::{GemmDesc, MAX_BATCH};
+    GemmDesc {
+        m: m as i64,
+        n: n as i64,
+        k: k as i64,
+        a,
+        b,
+        c,
+        batch: [1; MAX_BATCH],
+        batch_strides: [[0; 3]; MAX_BATCH],
+        split_rows: 1,
+        unit: 1,
+        wide: [1; 3],
+    }
+    .with_split()
+}
