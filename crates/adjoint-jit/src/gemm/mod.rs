@@ -377,20 +377,18 @@ unsafe fn run_units(
             |r: Range<usize>| block_done(blk.row0 + r.start..blk.row0 + r.end, cols.clone());
         // SAFETY: the offsets stay inside the buffers by the caller's contract (the unit's
         // rows or columns and the batch index are within the described extents).
-        let ((ao, bo), cb) = unsafe {
+        let (ao, bo, cb) = unsafe {
             (
-                (
-                    Operand {
-                        ptr: a.offset(blk.a as isize),
-                        rs: d.a[0] as isize,
-                        cs: d.a[1] as isize,
-                    },
-                    Operand {
-                        ptr: b.offset(blk.b as isize),
-                        rs: d.b[0] as isize,
-                        cs: d.b[1] as isize,
-                    },
-                ),
+                Operand {
+                    ptr: a.offset(blk.a as isize),
+                    rs: d.a[0] as isize,
+                    cs: d.a[1] as isize,
+                },
+                Operand {
+                    ptr: b.offset(blk.b as isize),
+                    rs: d.b[0] as isize,
+                    cs: d.b[1] as isize,
+                },
                 c.offset(blk.c as isize),
             )
         };

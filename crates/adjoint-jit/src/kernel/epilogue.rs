@@ -111,28 +111,30 @@ pub fn block_epilogue(prog: &Program, k: &Kernel, gemm: usize) -> bool {
 ///
 /// Conditions besides the form: an `f32` product without batch dimensions, `C` kernel scratch
 /// (`scratch(C)`) that no other nest reads, every store element distinct, and `W` sharing no
-/// storage with `A`, `B` or the scalar. Returns `C`, which no nest of the kernel reads or
-/// writes any more.
+/// storage with `A`, `B` or the scalar. Returns whether it folded. (`C` stays allocated: the
+/// removed nest's expressions remain in the kernel's list and name it.)
 pub fn fold_step(
     prog: &Program,
     k: &mut Kernel,
     gemm: usize,
     scratch: &dyn Fn(BufferId) -> bool,
-) -> Option<BufferId> {
-    let step = step_of(prog, k, gemm, scratch)?;
-    let (store, at) = {
-        let s = &k.nests[gemm + 1].stores[0];
-        (s.buffer, s.offset.clone())
+) -> bool {
+    let Some(step) = step_of(prog, k, gemm, scratch) else {
+        return false;
     };
-    let (v0, v1) = (k.nests[gemm + 1].vars[0], k.nests[gemm + 1].vars[1]);
-    let (s0, s1, constant) = affine_in(&at, v0, v1)?;
-    let g = k.nests[gemm].gemm.as_mut()?;
-    let freed = g.c.0;
+    let e = &k.nests[gemm + 1];
+    let store = e.stores[0].buffer;
+    let Some((s0, s1, constant)) = affine_in(&e.stores[0].offset, e.vars[0], e.vars[1]) else {
+        return false;
+    };
+    let Some(g) = k.nests[gemm].gemm.as_mut() else {
+        return false;
+    };
     g.c = (store, constant);
     g.desc.c = [s0, s1];
     g.step = Some(step);
     k.nests.remove(gemm + 1);
-    Some(freed)
+    true
 }
 
 /// The step of [`fold_step`] when nest `gemm + 1` of `k` is one (see there).

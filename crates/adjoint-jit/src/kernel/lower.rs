@@ -107,8 +107,7 @@ pub fn lower_program(
 }
 
 /// Folds each SGD step of a host matmul's product into the matmul
-/// ([`super::epilogue::fold_step`]). The product's scratch stays allocated: the removed
-/// epilogue's expressions, left in the kernel's expression list, still name it.
+/// ([`super::epilogue::fold_step`]).
 fn fold_steps(prog: &Program, kernel: &mut Kernel, planned: &HashSet<BufferId>) {
     let scratch = |b: BufferId| !planned.contains(&b);
     for ni in (0..kernel.nests.len()).rev() {
