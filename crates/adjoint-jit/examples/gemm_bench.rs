@@ -15,21 +15,10 @@ use std::time::{Duration, Instant};
 
 /// The descriptor of an `m×n×k` product; `at`/`bt` read `A`/`B` transposed in memory.
 fn desc(m: usize, n: usize, k: usize, at: bool, bt: bool) -> GemmDesc {
-    let (m, n, k) = (m as i64, n as i64, k as i64);
-    GemmDesc {
-        m,
-        n,
-        k,
-        a: if at { [1, m] } else { [k, 1] },
-        b: if bt { [1, k] } else { [n, 1] },
-        c: [n, 1],
-        batch: [1; MAX_BATCH],
-        batch_strides: [[0; 3]; MAX_BATCH],
-        split_rows: 1,
-        unit: 1,
-        wide: [1; 3],
-    }
-    .with_split()
+    let (mi, ni, ki) = (m as i64, n as i64, k as i64);
+    let a = if at { [1, mi] } else { [ki, 1] };
+    let b = if bt { [1, ki] } else { [ni, 1] };
+    GemmDesc::unbatched(m, n, k, a, b, [ni, 1])
 }
 
 /// Best time of repeated runs over at least ~0.2 s (and at least 20 runs).

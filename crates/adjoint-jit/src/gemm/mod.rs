@@ -99,6 +99,26 @@ pub(crate) struct UnitBlock {
 }
 
 impl GemmDesc {
+    /// An unbatched `m×n×k` product of `f32` operands with the given element strides of `A`
+    /// (`[row, column]`), `B` and `C`, cut into units for the thread pool
+    /// ([`GemmDesc::with_split`]).
+    pub fn unbatched(m: usize, n: usize, k: usize, a: [i64; 2], b: [i64; 2], c: [i64; 2]) -> Self {
+        GemmDesc {
+            m: m as i64,
+            n: n as i64,
+            k: k as i64,
+            a,
+            b,
+            c,
+            batch: [1; MAX_BATCH],
+            batch_strides: [[0; 3]; MAX_BATCH],
+            split_rows: 1,
+            unit: 1,
+            wide: [1; 3],
+        }
+        .with_split()
+    }
+
     /// Units of one batch element.
     pub fn units_per_batch(&self) -> i64 {
         let along = if self.split_rows != 0 { self.m } else { self.n };
@@ -623,19 +643,7 @@ pub fn sgemm_row_major_on(
     k: usize,
 ) {
     assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    let desc = GemmDesc {
-        m: m as i64,
-        n: n as i64,
-        k: k as i64,
-        a: [k as i64, 1],
-        b: [n as i64, 1],
-        c: [n as i64, 1],
-        batch: [1; MAX_BATCH],
-        batch_strides: [[0; 3]; MAX_BATCH],
-        split_rows: 1,
-        unit: 1,
-        wide: [1; 3],
-    }
-    .with_split();
+    let (ni, ki) = (n as i64, k as i64);
+    let desc = GemmDesc::unbatched(m, n, k, [ki, 1], [ni, 1], [ni, 1]);
     sgemm_desc(isa, &desc, a, b, c, 0..desc.units());
 }

@@ -135,19 +135,5 @@ pub fn gemm_desc(
     b: [i64; 2],
     c: [i64; 2],
 ) -> adjoint_jit::gemm::GemmDesc {
-    use adjoint_jit::gemm::{GemmDesc, MAX_BATCH};
-    GemmDesc {
-        m: m as i64,
-        n: n as i64,
-        k: k as i64,
-        a,
-        b,
-        c,
-        batch: [1; MAX_BATCH],
-        batch_strides: [[0; 3]; MAX_BATCH],
-        split_rows: 1,
-        unit: 1,
-        wide: [1; 3],
-    }
-    .with_split()
+    adjoint_jit::gemm::GemmDesc::unbatched(m, n, k, a, b, c)
 }
