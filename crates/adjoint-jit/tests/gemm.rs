@@ -64,7 +64,7 @@ fn desc(m: usize, n: usize, k: usize, a: [i64; 2], b: [i64; 2], c: [i64; 2]) -> 
 }
 
 /// Sizes around every ISA's tile, contraction block and row block, and narrow products.
-const SIZES: [(usize, usize, usize); 27] = [
+const SIZES: [(usize, usize, usize); 28] = [
     (1, 1, 1),
     (1, 1, 0),
     (0, 3, 2),
@@ -94,6 +94,8 @@ const SIZES: [(usize, usize, usize); 27] = [
     // Packed `B` panels reused by a second row block; two column blocks.
     (200, 70, 300),
     (20, 4100, 3),
+    // `A·Bᵀ` packing each panel of `B` for every contraction block at once.
+    (20, 1000, 513),
 ];
 
 #[test]
