@@ -117,8 +117,13 @@ impl MicroKernel for Avx512 {
 /// exclusively owned.
 #[target_feature(enable = "avx512f")]
 #[inline]
-// The `asm!` below only hides a pointer's value from the optimizer; it reads no memory.
-#[allow(clippy::needless_range_loop, clippy::pointers_in_nomem_asm_block)]
+// The `asm!` below only hides a pointer's value from the optimizer; it reads no memory. The
+// last step's pointer updates are not read.
+#[allow(
+    clippy::needless_range_loop,
+    clippy::pointers_in_nomem_asm_block,
+    unused_assignments
+)]
 unsafe fn kernel<const R: usize, const V: usize, const UNIT_RS: bool, const FULL: bool>(t: &Tile) {
     let (rsa, csa) = if UNIT_RS { (1, t.csa) } else { (t.rsa, t.csa) };
     // Lanes of each vector inside the tile's columns.
@@ -139,31 +144,42 @@ unsafe fn kernel<const R: usize, const V: usize, const UNIT_RS: bool, const FULL
         // Rows `7..` of `A` (only dereferenced when `R > 7`) from a second base that the
         // compiler cannot derive from the first (see below).
         let (mut pa, mut pa7, mut pb) = (t.a, t.a.wrapping_offset(7 * rsa), t.b);
-        for _ in 0..t.kc {
-            let mut bv = [_mm512_setzero_ps(); V];
-            for v in 0..V {
-                bv[v] = _mm512_maskz_loadu_ps(masks[v], pb.add(16 * v));
-            }
-            for (r, row) in acc.iter_mut().enumerate() {
-                let x = if UNIT_RS || r < 7 {
-                    _mm512_set1_ps(*pa.offset(r as isize * rsa))
-                } else {
-                    _mm512_set1_ps(*pa7.offset((r - 7) as isize * rsa))
-                };
+        macro_rules! step {
+            () => {{
+                let mut bv = [_mm512_setzero_ps(); V];
                 for v in 0..V {
-                    row[v] = _mm512_fmadd_ps(x, bv[v], row[v]);
+                    bv[v] = _mm512_maskz_loadu_ps(masks[v], pb.add(16 * v));
                 }
-            }
-            pa = pa.offset(csa);
-            pb = pb.offset(t.ldb);
-            if !UNIT_RS && R > 7 {
-                pa7 = pa7.wrapping_offset(csa);
-                // An empty instruction that "changes" `pa7` (it touches no memory): without
-                // it, the compiler walks all fourteen rows with one chain of additions of
-                // `rsa` per step, a chain as long as the step's multiply-adds take, which then
-                // bounds the loop; from two bases the chains are half as long.
-                std::arch::asm!("/* {0} */", inout(reg) pa7, options(pure, nomem, nostack, preserves_flags));
-            }
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let x = if UNIT_RS || r < 7 {
+                        _mm512_set1_ps(*pa.offset(r as isize * rsa))
+                    } else {
+                        _mm512_set1_ps(*pa7.offset((r - 7) as isize * rsa))
+                    };
+                    for v in 0..V {
+                        row[v] = _mm512_fmadd_ps(x, bv[v], row[v]);
+                    }
+                }
+                pa = pa.offset(csa);
+                pb = pb.offset(t.ldb);
+                if !UNIT_RS && R > 7 {
+                    pa7 = pa7.wrapping_offset(csa);
+                    // An empty instruction that "changes" `pa7` (it touches no memory): without
+                    // it, the compiler walks all fourteen rows with one chain of additions of
+                    // `rsa` per step, a chain as long as the step's multiply-adds take, which then
+                    // bounds the loop; from two bases the chains are half as long.
+                    std::arch::asm!("/* {0} */", inout(reg) pa7, options(pure, nomem, nostack, preserves_flags));
+                }
+            }};
+        }
+        // Two steps per iteration: the loop's pointer updates and branch, half as often,
+        // take fewer slots from the multiply-adds' ports.
+        for _ in 0..t.kc / 2 {
+            step!();
+            step!();
+        }
+        if t.kc % 2 == 1 {
+            step!();
         }
         if t.cs_c == 1 {
             for (r, row) in acc.iter().enumerate() {
