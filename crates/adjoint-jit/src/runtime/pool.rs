@@ -1,13 +1,15 @@
 //! A small persistent thread pool for splitting one loop nest over cores.
 //!
 //! Written on `std` alone: the job is always "run this native function over `begin..end` for
-//! each of a few chunks", so a mutex, two condition variables and a chunk counter are all it
-//! takes; no thread is started per call. Workers and the waiting caller poll an atomic for a
-//! few tens of microseconds before they block, so consecutive nests hand over without a
-//! sleep and wake-up. One pool per thread count is created on first use and shared by every
-//! compiled step of the process.
+//! each of a few chunks". A job is published by storing its fields and then a new *epoch* in
+//! the claim word (`epoch << 32 | next chunk`); threads claim chunks by compare-and-swap on
+//! that word and count them done on an atomic, so handing a nest to the pool takes no lock.
+//! Workers and the waiting caller poll for a few tens of microseconds before they block on a
+//! condition variable, so consecutive nests hand over without a sleep and wake-up; the lock
+//! and the notification are only taken when a thread is actually asleep. One pool per thread
+//! count is created on first use and shared by every compiled step of the process.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
@@ -24,29 +26,87 @@ pub const GEMM_CHUNKS_PER_THREAD: i64 = 1;
 /// A generated nest function: `fn(ctx, begin, end)`.
 pub type NestFn = unsafe extern "C" fn(*const u8, i64, i64);
 
-#[derive(Clone, Copy)]
-struct Job {
-    f: NestFn,
-    ctx: usize,
-    n: i64,
-    chunks: usize,
+/// The epoch of a claim word.
+fn epoch(word: u64) -> u64 {
+    word >> 32
 }
 
-#[derive(Default)]
-struct State {
-    job: Option<Job>,
-    next_chunk: usize,
-    remaining: usize,
-}
+/// The chunk index of a closed epoch (also the mask of a word's chunk index, and of epochs).
+const CLOSED: u64 = 0xffff_ffff;
 
 struct Shared {
-    state: Mutex<State>,
+    /// The current job: its function, context, range and chunk count. Written by the
+    /// submitting thread before it publishes the job's epoch in `claim`, and not again until
+    /// every chunk of the job is finished; read by a thread that then claims a chunk of that
+    /// epoch (a successful claim proves the fields it read were the job's).
+    f: AtomicUsize,
+    ctx: AtomicUsize,
+    n: AtomicI64,
+    chunks: AtomicUsize,
+    /// `epoch << 32 | next chunk to claim` ([`CLOSED`] while the next job's fields are
+    /// written).
+    claim: AtomicU64,
+    /// Chunks of the current job not finished yet.
+    remaining: AtomicUsize,
+    /// Workers blocked (or about to block) on `work`.
+    sleepers: AtomicUsize,
+    /// The submitting thread is blocked (or about to block) on `done`.
+    waiting: AtomicBool,
+    /// Guards the sleeps on `work` and `done` (no data: the state is in the atomics).
+    lock: Mutex<()>,
     work: Condvar,
     done: Condvar,
-    /// A job has chunks left to claim (a hint read while spinning; `state` decides).
-    available: AtomicBool,
-    /// Chunks of the current job not finished yet (mirrors `State::remaining`).
-    remaining: AtomicUsize,
+}
+
+impl Shared {
+    /// Claims and runs chunks of the job of epoch `e` until none is left to claim (or a later
+    /// job replaced it).
+    fn run_chunks(&self, e: u64) {
+        loop {
+            let word = self.claim.load(Ordering::Acquire);
+            if epoch(word) != e {
+                return;
+            }
+            let c = (word & CLOSED) as usize;
+            let chunks = self.chunks.load(Ordering::Acquire);
+            if c >= chunks {
+                return;
+            }
+            let (f, ctx, n) = (
+                self.f.load(Ordering::Acquire),
+                self.ctx.load(Ordering::Acquire),
+                self.n.load(Ordering::Acquire),
+            );
+            if self
+                .claim
+                .compare_exchange_weak(word, word + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue;
+            }
+            let begin = n * c as i64 / chunks as i64;
+            let end = n * (c as i64 + 1) / chunks as i64;
+            // SAFETY: the claim succeeded on epoch `e`, so chunk `c` of that job was unclaimed
+            // and the job unfinished: its fields, read above, are the job's (the next job's
+            // are written after the epoch is closed, and reading any of them would have made
+            // the close visible to the claim). `f` is the `NestFn` the submitter stored, which
+            // `Pool::run`'s caller guaranteed may run on disjoint ranges at once; the
+            // submitter waits for every chunk before `ctx` can go away.
+            unsafe {
+                let f = std::mem::transmute::<usize, NestFn>(f);
+                f(ctx as *const u8, begin, end);
+            }
+            // Sequentially consistent with the submitter's store of `waiting` and load of
+            // `remaining` before it sleeps: either it sees this chunk finished or this thread
+            // sees it waiting and wakes it.
+            if self.remaining.fetch_sub(1, Ordering::SeqCst) == 1
+                && self.waiting.load(Ordering::SeqCst)
+            {
+                let _g = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+                self.done.notify_all();
+            }
+        }
+    }
 }
 
 /// Polls of an atomic before blocking on a condition variable (tens of microseconds): the
@@ -79,11 +139,17 @@ pub struct Pool {
 impl Pool {
     fn new(threads: usize) -> Pool {
         let shared = Arc::new(Shared {
-            state: Mutex::new(State::default()),
+            f: AtomicUsize::new(0),
+            ctx: AtomicUsize::new(0),
+            n: AtomicI64::new(0),
+            chunks: AtomicUsize::new(0),
+            claim: AtomicU64::new(0),
+            remaining: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            waiting: AtomicBool::new(false),
+            lock: Mutex::new(()),
             work: Condvar::new(),
             done: Condvar::new(),
-            available: AtomicBool::new(false),
-            remaining: AtomicUsize::new(0),
         });
         // A worker the system refuses to start (thread limit, memory) is not an error: the
         // pool runs with the threads it got, and chunks are claimed by whoever is there.
@@ -136,67 +202,45 @@ impl Pool {
     /// `f` must be safe to call with `ctx` on disjoint ranges from several threads at once.
     pub unsafe fn run(&self, f: NestFn, ctx: *const u8, n: i64, per_thread: i64) {
         let chunks = (per_thread.max(1) * self.threads as i64).min(n).max(1) as usize;
-        if self.threads == 1 {
-            // SAFETY: the caller's contract.
-            unsafe { f(ctx, 0, n) };
-            return;
-        }
-        if chunks == 1 {
+        if self.threads == 1 || chunks == 1 {
             // SAFETY: the caller's contract.
             unsafe { f(ctx, 0, n) };
             return;
         }
         let _turn = self.submit.lock().unwrap_or_else(|e| e.into_inner());
-        {
-            let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            st.job = Some(Job {
-                f,
-                ctx: ctx as usize,
-                n,
-                chunks,
-            });
-            st.next_chunk = 0;
-            st.remaining = chunks;
-            self.shared.remaining.store(chunks, Ordering::Release);
-            self.shared.available.store(true, Ordering::Release);
+        let s = &*self.shared;
+        // The previous job is finished (its submitter waited for it under `submit`), but a
+        // thread may still hold its last claim word (every chunk claimed) and be about to read
+        // the fields. Closing that epoch first (no chunk index is below `CLOSED`) makes its
+        // claim fail once it has read any field written below: the fields are released after
+        // the close and acquired before the claim.
+        let previous = epoch(s.claim.load(Ordering::Relaxed));
+        s.claim.store(previous << 32 | CLOSED, Ordering::SeqCst);
+        s.f.store(f as usize, Ordering::Release);
+        s.ctx.store(ctx as usize, Ordering::Release);
+        s.n.store(n, Ordering::Release);
+        s.chunks.store(chunks, Ordering::Release);
+        s.remaining.store(chunks, Ordering::Relaxed);
+        let e = (previous + 1) & CLOSED;
+        // Publishes the fields above with the new epoch (and chunk 0 next). Sequentially
+        // consistent with the load of `sleepers` below and the worker's store of it and load
+        // of `claim` before it sleeps: either the worker sees this epoch or this thread sees
+        // the worker asleep and wakes it.
+        s.claim.store(e << 32, Ordering::SeqCst);
+        if s.sleepers.load(Ordering::SeqCst) > 0 {
+            let _g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            s.work.notify_all();
         }
-        self.shared.work.notify_all();
-        run_chunks(&self.shared);
-        spin_until(|| self.shared.remaining.load(Ordering::Acquire) == 0);
-        let mut st = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        while st.remaining > 0 {
-            st = self.shared.done.wait(st).unwrap_or_else(|e| e.into_inner());
-        }
-        st.job = None;
-    }
-}
-
-/// Claims and runs chunks of the current job until none is left.
-fn run_chunks(s: &Shared) {
-    loop {
-        let (job, c) = {
-            let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
-            match st.job {
-                Some(job) if st.next_chunk < job.chunks => {
-                    st.next_chunk += 1;
-                    if st.next_chunk == job.chunks {
-                        s.available.store(false, Ordering::Release);
-                    }
-                    (job, st.next_chunk - 1)
-                }
-                _ => return,
+        s.run_chunks(e);
+        let finished = || s.remaining.load(Ordering::SeqCst) == 0;
+        if !spin_until(finished) {
+            s.waiting.store(true, Ordering::SeqCst);
+            let mut g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            while !finished() {
+                g = s.done.wait(g).unwrap_or_else(|e| e.into_inner());
             }
-        };
-        let begin = job.n * c as i64 / job.chunks as i64;
-        let end = job.n * (c as i64 + 1) / job.chunks as i64;
-        // SAFETY: `Pool::run`'s caller guaranteed that `f` may run on disjoint ranges at once;
-        // the submitting thread waits for every chunk before `ctx` can go away.
-        unsafe { (job.f)(job.ctx as *const u8, begin, end) };
-        let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
-        st.remaining -= 1;
-        s.remaining.store(st.remaining, Ordering::Release);
-        if st.remaining == 0 {
-            s.done.notify_all();
+            drop(g);
+            s.waiting.store(false, Ordering::SeqCst);
         }
     }
 }
@@ -240,15 +284,20 @@ fn pin_worker(i: usize, threads: usize) {
 }
 
 fn worker(s: &Shared) {
+    let mut seen = 0;
     loop {
-        spin_until(|| s.available.load(Ordering::Acquire));
-        {
-            let mut st = s.state.lock().unwrap_or_else(|e| e.into_inner());
-            while !matches!(st.job, Some(j) if st.next_chunk < j.chunks) {
-                st = s.work.wait(st).unwrap_or_else(|e| e.into_inner());
+        let fresh = || epoch(s.claim.load(Ordering::SeqCst)) != seen;
+        if !spin_until(fresh) {
+            s.sleepers.fetch_add(1, Ordering::SeqCst);
+            let mut g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
+            while !fresh() {
+                g = s.work.wait(g).unwrap_or_else(|e| e.into_inner());
             }
+            drop(g);
+            s.sleepers.fetch_sub(1, Ordering::SeqCst);
         }
-        run_chunks(s);
+        seen = epoch(s.claim.load(Ordering::Acquire));
+        s.run_chunks(seen);
     }
 }
 
@@ -317,5 +366,69 @@ mod tests {
         assert_eq!(unpinned, cpus);
         // The caller's own thread was never touched.
         assert_eq!(allowed_cpus(), cpus);
+    }
+}
+
+#[cfg(test)]
+mod job_tests {
+    use super::*;
+    use std::sync::atomic::AtomicU32;
+
+    /// `ctx` points to a slice of counters; the chunk adds 1 to each of its indices.
+    unsafe extern "C" fn count(ctx: *const u8, begin: i64, end: i64) {
+        // SAFETY: the test passes a live `[AtomicU32]` of at least `end` elements.
+        let counters = unsafe { &*(ctx as *const Vec<AtomicU32>) };
+        for i in begin..end {
+            counters[i as usize].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn every_index_runs_exactly_once_in_every_job() {
+        for threads in [2, 3] {
+            let pool = Pool::shared(threads);
+            for job in 0..3000usize {
+                let n = (job * 7919 % 300) as i64 + 1;
+                let counters: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(0)).collect();
+                let per_thread = [1, 4][job % 2];
+                // Now and then a pause longer than the spinning, so that the workers block
+                // and are woken by the next job.
+                if job % 500 == 499 {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                // SAFETY: `count` only touches its own indices of the live `counters`.
+                unsafe { pool.run(count, &counters as *const _ as *const u8, n, per_thread) };
+                assert!(
+                    counters.iter().all(|c| c.load(Ordering::Relaxed) == 1),
+                    "{threads} threads, job {job} over {n}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn pools_shared_by_several_submitting_threads() {
+        let pool = Pool::shared(2);
+        std::thread::scope(|scope| {
+            for t in 0..3 {
+                let pool = Arc::clone(&pool);
+                scope.spawn(move || {
+                    for job in 0..500i64 {
+                        let n = 1 + (job + t) % 97;
+                        let counters: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(0)).collect();
+                        // SAFETY: as above.
+                        unsafe {
+                            pool.run(
+                                count,
+                                &counters as *const _ as *const u8,
+                                n,
+                                CHUNKS_PER_THREAD,
+                            )
+                        };
+                        assert!(counters.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+                    }
+                });
+            }
+        });
     }
 }
