@@ -194,14 +194,15 @@ pub(super) fn kc_step(k: usize, kc_max: usize) -> usize {
 /// values, each row exactly once, rows in increasing order. In the blocked path that is after
 /// the last contraction block of each row block of [`MicroKernel::MC`] rows (of the last
 /// column block), while the block is still in L2: the hook a matmul's epilogue runs from
-/// (`crate::gemm::adjoint_sgemm_epilogue`). The narrow paths call it once, for all `m` rows,
-/// at the end.
+/// (`crate::gemm::adjoint_sgemm_epilogue`). The narrow paths and [`sgemm_columns_b`] call it
+/// once, for all `m` rows, at the end.
 ///
 /// Narrow products (with a [`MicroKernel::DIRECT`] kernel): when `B` fits one panel
 /// (`n <= NR`, a classifier layer) each `A` panel would be used once, so `A` is read in place;
 /// when `A` fits one panel (`m <= MR`) `B` is read in place if its rows are contiguous, and
 /// otherwise the product is computed transposed (`Cᵀ = Bᵀ·Aᵀ`, the same sums) so that it is
-/// the first case.
+/// the first case. A `B` stored transposed, longer than one contraction block, with at most
+/// [`MicroKernel::MC`] rows, is packed a panel at a time for every block ([`sgemm_columns_b`]).
 ///
 /// # Safety
 /// Every element `(i < m, p < k)` of `a`, `(p < k, j < n)` of `b` must be readable and every
