@@ -443,26 +443,29 @@ unsafe fn sgemm_columns_b<K: MicroKernel>(
     land: Land,
 ) {
     let kstep = kc_step(k, K::KC);
-    let blocks: Vec<(usize, usize)> = (0..k)
-        .step_by(kstep)
-        .map(|pc| (pc, kstep.min(k - pc)))
-        .collect();
+    // Contraction block `i`: its start and length.
+    let blocks = || {
+        (0..k)
+            .step_by(kstep)
+            .map(|pc| (pc, kstep.min(k - pc)))
+            .enumerate()
+    };
     let a_block = m.div_ceil(K::MR) * K::MR * kstep;
-    reserve(ap, blocks.len() * a_block);
-    for (i, &(pc, kc)) in blocks.iter().enumerate() {
+    reserve(ap, k.div_ceil(kstep) * a_block);
+    for (i, (pc, kc)) in blocks() {
         // SAFETY: the block `(0..m, pc..)` is inside `A`.
         unsafe { pack_a::<K>(&mut ap[i * a_block..], a, 0, pc, m, kc) };
     }
     let b_block = K::NR * kstep;
-    reserve(bp, blocks.len() * b_block);
+    reserve(bp, k.div_ceil(kstep) * b_block);
     for jr in (0..n).step_by(K::NR) {
         let cols = K::NR.min(n - jr);
-        for (i, &(pc, kc)) in blocks.iter().enumerate() {
+        for (i, (pc, kc)) in blocks() {
             let panel = &mut bp[i * b_block..i * b_block + K::NR * kc];
             // SAFETY: the panel's block of `B` is inside it.
             unsafe { pack_b_panel::<K>(panel, b, pc, jr, kc, cols) };
         }
-        for (i, &(pc, kc)) in blocks.iter().enumerate() {
+        for (i, (pc, kc)) in blocks() {
             for ir in (0..m).step_by(K::MR) {
                 let t = Tile {
                     kc,

@@ -21,7 +21,7 @@ enum Allocation {
     Empty,
     /// `std::alloc` with this layout.
     Heap(Layout),
-    /// An anonymous mapping: its start and length, guard pages included.
+    /// An anonymous mapping: its start and length (guard pages included, for a guarded one).
     #[cfg(unix)]
     Mapped { base: *mut u8, len: usize },
 }
