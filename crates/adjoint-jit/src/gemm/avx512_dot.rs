@@ -14,7 +14,7 @@
 //! results do not depend on how rows are cut between threads. The caller decides to take this
 //! path from the whole product, so that every unit of one product takes the same path.
 
-use super::driver::{kc_step, Land, Operand};
+use super::driver::{kc_step, Land, Operand, Product};
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
@@ -42,17 +42,17 @@ pub(super) fn suits(n: usize, k: usize, a_cs: isize) -> bool {
 /// # Safety
 /// The CPU must support AVX-512F; every element `(i < m, p < k)` of `a`, `(p < k, j < n)` of
 /// `b` must be readable and every `(i < m, j < n)` of `c` writable and exclusively owned.
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn sgemm(
-    a: Operand,
-    b: Operand,
-    c: *mut f32,
-    cs: (isize, isize),
-    m: usize,
-    n: usize,
-    k: usize,
-    land: Land,
-) {
+pub(super) unsafe fn sgemm(p: Product) {
+    let Product {
+        a,
+        b,
+        c,
+        cs,
+        m,
+        n,
+        k,
+        land,
+    } = p;
     debug_assert!(a.cs == 1 && n <= MAX_N && n > 0);
     debug_assert!(land == Land::Write || k <= KC);
     BT.with(|cell| {

@@ -19,6 +19,20 @@ pub(super) struct Operand {
     pub cs: isize,
 }
 
+/// A product `C (+)= A·B` as the layers of the host kernel pass it down: `A` is `m×k`, `B`
+/// `k×n`, `C`'s element `(i, j)` at `c + i·cs.0 + j·cs.1`, the sums landing as `land` says.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Product {
+    pub a: Operand,
+    pub b: Operand,
+    pub c: *mut f32,
+    pub cs: (isize, isize),
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub land: Land,
+}
+
 /// One call of a micro-kernel: `C[r, j] (+)= Σ_p A[r, p]·B[p, j]` for `r < rows`, `j < cols`.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Tile {
@@ -207,18 +221,17 @@ pub(super) fn kc_step(k: usize, kc_max: usize) -> usize {
 /// # Safety
 /// Every element `(i < m, p < k)` of `a`, `(p < k, j < n)` of `b` must be readable and every
 /// element `(i < m, j < n)` of `c` writable and exclusively owned; the CPU must support `K`.
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn sgemm<K: MicroKernel>(
-    a: Operand,
-    b: Operand,
-    c: *mut f32,
-    cs: (isize, isize),
-    m: usize,
-    n: usize,
-    k: usize,
-    land: Land,
-    rows_done: &mut dyn FnMut(Range<usize>),
-) {
+pub(super) unsafe fn sgemm<K: MicroKernel>(p: Product, rows_done: &mut dyn FnMut(Range<usize>)) {
+    let Product {
+        a,
+        b,
+        c,
+        cs,
+        m,
+        n,
+        k,
+        land,
+    } = p;
     debug_assert!(K::KC >= ONE_BLOCK_K && (land == Land::Write || k <= ONE_BLOCK_K));
     if m == 0 || n == 0 {
         return;
@@ -251,8 +264,16 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
             rs: a.cs,
             cs: a.rs,
         };
+        let pt = Product {
+            a: bt,
+            b: at,
+            cs: (cs.1, cs.0),
+            m: n,
+            n: m,
+            ..p
+        };
         // SAFETY: the same elements, addressed transposed.
-        unsafe { sgemm::<K>(bt, at, c, (cs.1, cs.0), n, m, k, land, &mut |_| {}) };
+        unsafe { sgemm::<K>(pt, &mut |_| {}) };
         rows_done(0..m);
         return;
     }
@@ -324,7 +345,7 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
         }
         if b.rs == 1 && b.cs != 1 && m <= K::MC && k > kstep {
             // SAFETY: the caller's contract.
-            unsafe { sgemm_columns_b::<K>(ap, bp, a, b, c, cs, m, n, k, land) };
+            unsafe { sgemm_columns_b::<K>(ap, bp, p) };
             rows_done(0..m);
             return;
         }
@@ -429,19 +450,17 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(
 ///
 /// # Safety
 /// As [`sgemm`]'s, with `b.rs == 1`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn sgemm_columns_b<K: MicroKernel>(
-    ap: &mut Vec<f32>,
-    bp: &mut Vec<f32>,
-    a: Operand,
-    b: Operand,
-    c: *mut f32,
-    cs: (isize, isize),
-    m: usize,
-    n: usize,
-    k: usize,
-    land: Land,
-) {
+unsafe fn sgemm_columns_b<K: MicroKernel>(ap: &mut Vec<f32>, bp: &mut Vec<f32>, p: Product) {
+    let Product {
+        a,
+        b,
+        c,
+        cs,
+        m,
+        n,
+        k,
+        land,
+    } = p;
     let kstep = kc_step(k, K::KC);
     // Contraction block `i`: its start and length.
     let blocks = || {

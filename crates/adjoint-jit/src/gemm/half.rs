@@ -12,7 +12,7 @@
 //! in the per-thread packing memory. The sums are those of the `f32` kernel, in the same order
 //! whatever the split into units.
 
-use super::driver::{Land, Operand};
+use super::driver::{Land, Operand, Product};
 use super::{sgemm_on, GemmDesc, Isa};
 use std::cell::RefCell;
 
@@ -303,22 +303,24 @@ pub(super) unsafe fn run_units(
                 sgemm_on(
                     isa,
                     dot,
-                    Operand {
-                        ptr: wa.as_ptr(),
-                        rs: sa.0,
-                        cs: sa.1,
+                    Product {
+                        a: Operand {
+                            ptr: wa.as_ptr(),
+                            rs: sa.0,
+                            cs: sa.1,
+                        },
+                        b: Operand {
+                            ptr: wb.as_ptr(),
+                            rs: sb.0,
+                            cs: sb.1,
+                        },
+                        c: sums,
+                        cs: sums_cs,
+                        m,
+                        n,
+                        k,
+                        land: Land::Write,
                     },
-                    Operand {
-                        ptr: wb.as_ptr(),
-                        rs: sb.0,
-                        cs: sb.1,
-                    },
-                    sums,
-                    sums_cs,
-                    m,
-                    n,
-                    k,
-                    Land::Write,
                     &mut |_| {},
                 )
             };

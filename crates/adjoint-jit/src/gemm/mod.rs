@@ -39,7 +39,7 @@ pub use half::{
 };
 pub use isa::{select_isa, selected_isa, Isa};
 
-use driver::{Land, MicroKernel, Operand};
+use driver::{Land, MicroKernel, Operand, Product};
 use std::ops::Range;
 
 /// Most batch dimensions a [`GemmDesc`] describes.
@@ -414,9 +414,19 @@ unsafe fn run_units(
         };
         let cs = (d.c[0] as isize, d.c[1] as isize);
         let (m, n) = (blk.m, blk.n);
+        let product = Product {
+            a: ao,
+            b: bo,
+            c: cb,
+            cs,
+            m,
+            n,
+            k,
+            land,
+        };
         if land == Land::Write || on_tiles {
             // SAFETY: the caller's contract, for the block's elements.
-            unsafe { sgemm_on(isa, dot, ao, bo, cb, cs, m, n, k, land, &mut rows_done) };
+            unsafe { sgemm_on(isa, dot, product, &mut rows_done) };
         } else {
             STEP_SUMS.with(|cell| {
                 let mut sums = cell.borrow_mut();
@@ -430,14 +440,12 @@ unsafe fn run_units(
                     sgemm_on(
                         isa,
                         dot,
-                        ao,
-                        bo,
-                        out.0,
-                        out.1,
-                        m,
-                        n,
-                        k,
-                        Land::Write,
+                        Product {
+                            c: out.0,
+                            cs: out.1,
+                            land: Land::Write,
+                            ..product
+                        },
                         &mut |_| {},
                     )
                 };
@@ -465,36 +473,21 @@ unsafe fn run_units(
 ///
 /// # Safety
 /// As [`driver::sgemm`]; the CPU must support `isa`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn sgemm_on(
-    isa: Isa,
-    dot: bool,
-    a: Operand,
-    b: Operand,
-    c: *mut f32,
-    cs: (isize, isize),
-    m: usize,
-    n: usize,
-    k: usize,
-    land: Land,
-    rows_done: &mut dyn FnMut(Range<usize>),
-) {
+unsafe fn sgemm_on(isa: Isa, dot: bool, p: Product, rows_done: &mut dyn FnMut(Range<usize>)) {
     #[cfg(not(target_arch = "x86_64"))]
     let _ = dot;
     // SAFETY (every arm): the caller's contract.
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if dot && m > 0 && n > 0 => {
-            unsafe { avx512_dot::sgemm(a, b, c, cs, m, n, k, land) };
-            rows_done(0..m);
+        Isa::Avx512 if dot && p.m > 0 && p.n > 0 => {
+            unsafe { avx512_dot::sgemm(p) };
+            rows_done(0..p.m);
         }
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe {
-            driver::sgemm::<avx512::Avx512>(a, b, c, cs, m, n, k, land, rows_done)
-        },
+        Isa::Avx512 => unsafe { driver::sgemm::<avx512::Avx512>(p, rows_done) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { driver::sgemm::<avx2::Avx2>(a, b, c, cs, m, n, k, land, rows_done) },
-        _ => unsafe { driver::sgemm::<generic::Generic>(a, b, c, cs, m, n, k, land, rows_done) },
+        Isa::Avx2 => unsafe { driver::sgemm::<avx2::Avx2>(p, rows_done) },
+        _ => unsafe { driver::sgemm::<generic::Generic>(p, rows_done) },
     }
 }
 
