@@ -15,6 +15,7 @@
 //! path from the whole product, so that every unit of one product takes the same path.
 
 use super::driver::{kc_step, Land, Operand, Product};
+use super::lines::Lines;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
@@ -27,7 +28,7 @@ const _: () = assert!(KC >= super::driver::ONE_BLOCK_K);
 
 thread_local! {
     /// `Bᵀ` of this thread's current product, reused across calls.
-    static BT: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    static BT: RefCell<Lines> = const { RefCell::new(Lines::new()) };
 }
 
 /// True when the product of the whole `m×n×k` descriptor (`A` with column stride `a_cs`)
@@ -60,9 +61,7 @@ pub(super) unsafe fn sgemm(p: Product) {
         // Rows of `Bᵀ` an odd number of cache lines apart, so that the `N` rows read at the
         // same `p` do not fall in one L1 set when `k` is a multiple of a page.
         let ldbt = (k.div_ceil(16) * 16) | 16;
-        if bt.len() < n * ldbt {
-            bt.resize(n * ldbt, 0.0);
-        }
+        bt.reserve(n * ldbt);
         // SAFETY: `B`'s elements `(p < k, j < n)` are readable (the caller's contract) and the
         // buffer holds `n·ldbt` floats; the caller checked the CPU.
         unsafe { pack_bt(bt.as_mut_ptr(), ldbt, b, n, k) };

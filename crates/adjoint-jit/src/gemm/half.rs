@@ -13,6 +13,7 @@
 //! whatever the split into units.
 
 use super::driver::{Land, Operand, Product};
+use super::lines::Lines;
 use super::{sgemm_on, GemmDesc, Isa};
 use std::cell::RefCell;
 
@@ -119,7 +120,7 @@ impl Dst {
 thread_local! {
     /// The widened `A` rows and `B` columns of this thread's current block, and its `f32`
     /// sums when the result is 16-bit.
-    static WIDE: RefCell<[Vec<f32>; 3]> = const { RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
+    static WIDE: RefCell<[Lines; 3]> = const { RefCell::new([Lines::new(), Lines::new(), Lines::new()]) };
 }
 
 /// The symbol generated code calls for a `bf16` product: units `begin..end` of `desc`, `a`,
@@ -292,8 +293,7 @@ pub(super) unsafe fn run_units(
             let (sums, sums_cs) = if cb.wide {
                 (cb.ptr as *mut f32, cs)
             } else {
-                wc.clear();
-                wc.resize(m * n, 0.0);
+                wc.reserve(m * n);
                 (wc.as_mut_ptr(), (n as isize, 1))
             };
             // SAFETY: the widened blocks are contiguous `m × k` and `k × n` matrices; the
@@ -349,15 +349,14 @@ unsafe fn widen_block(
     (rs, cs): (isize, isize),
     rows: usize,
     cols: usize,
-    out: &mut Vec<f32>,
+    out: &mut Lines,
 ) -> (isize, isize) {
     let (lines, len, line_stride, along, strides) = if cs == 1 || rs != 1 {
         (rows, cols, rs, cs, (cols as isize, 1))
     } else {
         (cols, rows, cs, rs, (1, rows as isize))
     };
-    out.clear();
-    out.resize(rows * cols, 0.0);
+    out.reserve(rows * cols);
     for l in 0..lines {
         // SAFETY: line `l` of the block is inside the operand.
         let src = unsafe { s.at(l as isize * line_stride) };

@@ -32,6 +32,7 @@ mod driver;
 mod generic;
 mod half;
 mod isa;
+mod lines;
 
 pub use half::{
     adjoint_gemm_bf16, adjoint_gemm_f16, gemm_half_desc, HalfOperand, HalfPath, HalfResult,
@@ -40,6 +41,7 @@ pub use half::{
 pub use isa::{select_isa, selected_isa, Isa};
 
 use driver::{Land, MicroKernel, Operand, Product};
+use lines::Lines;
 use std::ops::Range;
 
 /// Most batch dimensions a [`GemmDesc`] describes.
@@ -354,7 +356,7 @@ pub unsafe extern "C" fn adjoint_sgemm_epilogue(
 
 thread_local! {
     /// This thread's sums of a stepped product too long to land in one block.
-    static STEP_SUMS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static STEP_SUMS: std::cell::RefCell<Lines> = const { std::cell::RefCell::new(Lines::new()) };
 }
 
 /// Units `begin..end` of `d` on `isa`; `block_done(rows, cols)` is called as soon as that
@@ -430,9 +432,7 @@ unsafe fn run_units(
         } else {
             STEP_SUMS.with(|cell| {
                 let mut sums = cell.borrow_mut();
-                if sums.len() < m * n {
-                    sums.resize(m * n, 0.0);
-                }
+                sums.reserve(m * n);
                 let out = (sums.as_mut_ptr(), (n as isize, 1));
                 // SAFETY: the caller's contract for `A` and `B`; `sums` holds the block's
                 // `m×n` sums row-major.
