@@ -127,11 +127,12 @@ fn attention(isas: &[Isa]) {
         }
         .with_split();
         let [la, lb, lc] = d.extents();
-        let av: Vec<f32> = (0..la).map(|i| (i % 7) as f32 * 0.1).collect();
-        let bv: Vec<f32> = (0..lb).map(|i| (i % 5) as f32 * 0.2).collect();
-        let mut cv = vec![0.0f32; lc as usize];
+        let (av, ar) = on_a_line(la as usize, |i| (i % 7) as f32 * 0.1);
+        let (bv, br) = on_a_line(lb as usize, |i| (i % 5) as f32 * 0.2);
+        let (mut cv, cr) = on_a_line(lc as usize, |_| 0.0);
+        let (av, bv, cv) = (&av[ar], &bv[br], &mut cv[cr]);
         for &isa in isas {
-            let t = best_time(|| sgemm_desc(isa, &d, &av, &bv, &mut cv, 0..d.units()));
+            let t = best_time(|| sgemm_desc(isa, &d, av, bv, cv, 0..d.units()));
             let gflops = 2.0 * (32 * m * n * k) as f64 / t / 1e9;
             println!(
                 "{name} {m}x{n}x{k} batch 8x4 {isa}: {:.1} us, {gflops:.1} GFLOP/s",
@@ -139,6 +140,18 @@ fn attention(isas: &[Isa]) {
             );
         }
     }
+}
+
+/// `len` floats `f(i)` in a buffer, and the range of them, which starts on a cache line as
+/// the arenas' tensors (and PyTorch's) do: a `Vec<f32>` from glibc starts 16 bytes past one,
+/// so that every vector load of a row would straddle two lines.
+fn on_a_line(len: usize, f: impl Fn(usize) -> f32) -> (Vec<f32>, std::ops::Range<usize>) {
+    let mut v = vec![0.0f32; len + 15];
+    let at = v.as_ptr().align_offset(64);
+    for (i, x) in v[at..at + len].iter_mut().enumerate() {
+        *x = f(i);
+    }
+    (v, at..at + len)
 }
 
 fn main() {
@@ -182,13 +195,14 @@ fn main() {
     let f32_only = std::env::var("GEMM_BENCH_F32").is_ok();
     println!("shape, layout, isa: best time, GFLOP/s (one thread)");
     for (m, n, k) in shapes {
-        let a: Vec<f32> = (0..m * k).map(|i| (i % 7) as f32 * 0.1).collect();
-        let b: Vec<f32> = (0..k * n).map(|i| (i % 5) as f32 * 0.2).collect();
-        let mut c = vec![0.0f32; m * n];
+        let (av, ar) = on_a_line(m * k, |i| (i % 7) as f32 * 0.1);
+        let (bv, br) = on_a_line(k * n, |i| (i % 5) as f32 * 0.2);
+        let (mut cv, cr) = on_a_line(m * n, |_| 0.0);
+        let (a, b, c) = (&av[ar], &bv[br], &mut cv[cr]);
         for &(at, bt, name) in layouts {
             let d = desc(m, n, k, at, bt);
             for &isa in &isas {
-                let t = best_time(|| sgemm_desc(isa, &d, &a, &b, &mut c, 0..d.units()));
+                let t = best_time(|| sgemm_desc(isa, &d, a, b, c, 0..d.units()));
                 let gflops = 2.0 * (m * n * k) as f64 / t / 1e9;
                 println!(
                     "{m}x{n}x{k} {name} {isa}: {:.1} us, {gflops:.1} GFLOP/s",
@@ -202,11 +216,11 @@ fn main() {
                         .map(|&v| adjoint_ir::bf16::from_f32(v).to_bits())
                         .collect()
                 };
-                let (ha, hb) = (bits(&a), bits(&b));
+                let (ha, hb) = (bits(a), bits(b));
                 let mut hc = vec![0u16; m * n];
                 for (what, oa, ob) in [
                     ("bf16", HalfOperand::Half(&ha), HalfOperand::Half(&hb)),
-                    ("f32->bf16", HalfOperand::Wide(&a), HalfOperand::Wide(&b)),
+                    ("f32->bf16", HalfOperand::Wide(a), HalfOperand::Wide(b)),
                 ] {
                     let t = best_time(|| {
                         gemm_half_desc(
