@@ -64,7 +64,7 @@ fn desc(m: usize, n: usize, k: usize, a: [i64; 2], b: [i64; 2], c: [i64; 2]) -> 
 }
 
 /// Sizes around every ISA's tile, contraction block and row block, and narrow products.
-const SIZES: [(usize, usize, usize); 28] = [
+const SIZES: [(usize, usize, usize); 29] = [
     (1, 1, 1),
     (1, 1, 0),
     (0, 3, 2),
@@ -96,6 +96,9 @@ const SIZES: [(usize, usize, usize); 28] = [
     (20, 4100, 3),
     // `A·Bᵀ` packing each panel of `B` for every contraction block at once.
     (20, 1000, 513),
+    // `B` packed by the first tile of each panel as it reads it (AVX-512), the last panel
+    // 26 columns wide; (29, 65, 513) and (200, 70, 300) have last panels of 1 and 6.
+    (40, 90, 300),
 ];
 
 #[test]
