@@ -3,7 +3,8 @@
 //! `cargo run --release -p adjoint-jit --example gemm_bench [128x1024x784 ...]`
 //! (`GEMM_BENCH_ISA=avx512` limits it to one ISA; `GEMM_BENCH_LAYOUTS=1` adds `Aᵀ·B`, `A·Bᵀ`;
 //! `GEMM_BENCH_ATTENTION=1` measures W4's batched attention products instead, with the strides
-//! the compiled step gives them.)
+//! the compiled step gives them; `GEMM_BENCH_COLD=1` times each product with its operands
+//! evicted from cache, as in a step.)
 //! Each line is followed (unless `GEMM_BENCH_F32=1`) by the `bf16` product of the same shape (16-bit operands, then `f32`
 //! operands rounded while packing, both with a `bf16` result) on the path generated code uses.
 
@@ -21,8 +22,12 @@ fn desc(m: usize, n: usize, k: usize, at: bool, bt: bool) -> GemmDesc {
     GemmDesc::unbatched(m, n, k, a, b, [ni, 1])
 }
 
-/// Best time of repeated runs over at least ~0.2 s (and at least 20 runs).
+/// Best time of repeated runs over at least ~0.2 s (and at least 20 runs), the operands warm
+/// in cache; with `GEMM_BENCH_COLD`, [`cold_time`] instead.
 fn best_time(mut f: impl FnMut()) -> f64 {
+    if std::env::var("GEMM_BENCH_COLD").is_ok() {
+        return cold_time(f);
+    }
     f();
     let start = Instant::now();
     let mut best = f64::INFINITY;
@@ -34,6 +39,26 @@ fn best_time(mut f: impl FnMut()) -> f64 {
         runs += 1;
     }
     best
+}
+
+/// Median time of 15 runs, each after writing 64 MiB elsewhere, so that the operands and the
+/// result come from memory, as a step's usually do (`GEMM_BENCH_COLD`): the rates `adjoint
+/// profile` reports for a step's products are these, not the warm best.
+fn cold_time(mut f: impl FnMut()) -> f64 {
+    let mut other = vec![1.0f32; 16 << 20];
+    let mut times: Vec<f64> = (0..15)
+        .map(|_| {
+            for x in other.iter_mut() {
+                *x += 1.0;
+            }
+            std::hint::black_box(&other);
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 /// W4's batched attention products (8 sequences × 4 heads of 64 positions, head size 32, heads
