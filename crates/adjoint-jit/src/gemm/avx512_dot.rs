@@ -61,7 +61,7 @@ pub(super) unsafe fn sgemm(p: Product) {
         // Rows of `Bᵀ` an odd number of cache lines apart, so that the `N` rows read at the
         // same `p` do not fall in one L1 set when `k` is a multiple of a page.
         let ldbt = (k.div_ceil(16) * 16) | 16;
-        bt.reserve(n * ldbt);
+        bt.grow(n * ldbt);
         // SAFETY: `B`'s elements `(p < k, j < n)` are readable (the caller's contract) and the
         // buffer holds `n·ldbt` floats; the caller checked the CPU.
         unsafe { pack_bt(bt.as_mut_ptr(), ldbt, b, n, k) };

@@ -331,7 +331,7 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(p: Product, rows_done: &mut dyn FnMut
         if K::DIRECT && m <= K::MR && b.cs == 1 {
             for pc in (0..k).step_by(kstep) {
                 let kc = kstep.min(k - pc);
-                ap.reserve(m.div_ceil(K::MR) * K::MR * kc);
+                ap.grow(m.div_ceil(K::MR) * K::MR * kc);
                 // SAFETY: the block `(0..m, pc..)` is inside `A`.
                 unsafe { pack_a::<K>(ap, a, 0, pc, m, kc) };
                 for jr in (0..n).step_by(K::NR) {
@@ -395,7 +395,7 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(p: Product, rows_done: &mut dyn FnMut
                 let tile_packs =
                     !direct_b && K::DIRECT && K::TILE_PACKS_B && b.cs == 1 && m >= K::MR;
                 if tile_packs {
-                    bp.reserve(nc.div_ceil(K::NR) * b_panel_stride::<K>(kc));
+                    bp.grow(nc.div_ceil(K::NR) * b_panel_stride::<K>(kc));
                 } else if !direct_b {
                     // SAFETY: the block `(pc.., jc..)` of `B` is inside it.
                     unsafe { pack_b::<K>(bp, b, pc, jc, kc, nc) };
@@ -404,7 +404,7 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(p: Product, rows_done: &mut dyn FnMut
                 for ic in (0..m).step_by(K::MC) {
                     let mc = K::MC.min(m - ic);
                     if !direct_a {
-                        ap.reserve(mc.div_ceil(K::MR) * K::MR * kc);
+                        ap.grow(mc.div_ceil(K::MR) * K::MR * kc);
                         // SAFETY: the block `(ic.., pc..)` of `A` is inside it.
                         unsafe { pack_a::<K>(ap, a, ic, pc, mc, kc) };
                     }
@@ -512,13 +512,13 @@ unsafe fn sgemm_columns_b<K: MicroKernel>(ap: &mut Lines, bp: &mut Lines, p: Pro
             .enumerate()
     };
     let a_block = m.div_ceil(K::MR) * K::MR * kstep;
-    ap.reserve(k.div_ceil(kstep) * a_block);
+    ap.grow(k.div_ceil(kstep) * a_block);
     for (i, (pc, kc)) in blocks() {
         // SAFETY: the block `(0..m, pc..)` is inside `A`.
         unsafe { pack_a::<K>(&mut ap[i * a_block..], a, 0, pc, m, kc) };
     }
     let b_block = K::NR * kstep;
-    bp.reserve(k.div_ceil(kstep) * b_block);
+    bp.grow(k.div_ceil(kstep) * b_block);
     for jr in (0..n).step_by(K::NR) {
         let cols = K::NR.min(n - jr);
         for (i, (pc, kc)) in blocks() {
@@ -644,7 +644,7 @@ unsafe fn pack_b<K: MicroKernel>(
     let nr = K::NR;
     let panels = nc.div_ceil(nr);
     let ps = b_panel_stride::<K>(kc);
-    out.reserve(panels * ps);
+    out.grow(panels * ps);
     if b.cs == 1 {
         // Row by row across every panel: each row of the block is read as one contiguous
         // run, which the hardware prefetchers follow (panel by panel, a wide `B`'s rows are

@@ -293,7 +293,7 @@ pub(super) unsafe fn run_units(
             let (sums, sums_cs) = if cb.wide {
                 (cb.ptr as *mut f32, cs)
             } else {
-                wc.reserve(m * n);
+                wc.grow(m * n);
                 (wc.as_mut_ptr(), (n as isize, 1))
             };
             // SAFETY: the widened blocks are contiguous `m × k` and `k × n` matrices; the
@@ -356,7 +356,7 @@ unsafe fn widen_block(
     } else {
         (cols, rows, cs, rs, (1, rows as isize))
     };
-    out.reserve(rows * cols);
+    out.grow(rows * cols);
     for l in 0..lines {
         // SAFETY: line `l` of the block is inside the operand.
         let src = unsafe { s.at(l as isize * line_stride) };

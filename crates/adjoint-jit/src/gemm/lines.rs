@@ -23,7 +23,7 @@ impl Lines {
 
     /// Grows the buffer to at least `len` floats, new ones zero; never shrinks it and never
     /// clears it (packing writes every float it later reads).
-    pub fn reserve(&mut self, len: usize) {
+    pub fn grow(&mut self, len: usize) {
         let lines = len.div_ceil(16);
         if self.0.len() < lines {
             self.0.resize(lines, Line([0.0; 16]));
@@ -58,16 +58,16 @@ mod tests {
     fn starts_on_a_cache_line_and_keeps_what_it_holds() {
         let mut b = Lines::new();
         assert!(b.is_empty());
-        b.reserve(5);
+        b.grow(5);
         assert_eq!(b.len(), 16);
         assert_eq!(b.as_ptr() as usize % 64, 0);
         b[3] = 7.0;
-        b.reserve(1000);
+        b.grow(1000);
         assert_eq!(b.len(), 1008);
         assert_eq!(b.as_ptr() as usize % 64, 0);
         assert_eq!(b[3], 7.0);
         assert!(b[16..].iter().all(|&x| x == 0.0));
-        b.reserve(10);
+        b.grow(10);
         assert_eq!(b.len(), 1008);
     }
 }

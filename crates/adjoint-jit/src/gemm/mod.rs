@@ -432,7 +432,7 @@ unsafe fn run_units(
         } else {
             STEP_SUMS.with(|cell| {
                 let mut sums = cell.borrow_mut();
-                sums.reserve(m * n);
+                sums.grow(m * n);
                 let out = (sums.as_mut_ptr(), (n as isize, 1));
                 // SAFETY: the caller's contract for `A` and `B`; `sums` holds the block's
                 // `m×n` sums row-major.
