@@ -20,8 +20,9 @@ const MR: usize = 14;
 const NR: usize = 32;
 /// Rows of `B` ahead of its reads that a tile packing `B` prefetches. 8 to 16 measured alike
 /// on 128×512×512 `A·B` (Sapphire Rapids, `B` in L2 and L3); 4 was slower, and none at all
-/// much slower (the reads then wait on each row). A step's weight may come from memory, so
-/// the far end.
+/// much slower (the reads then wait on each row). With `B` in memory (`gemm_bench`'s cold
+/// mode) 32 to 64 gained on that product (108 -> 117–121 GFLOP/s), but W2–W4's steps did not
+/// change with 48.
 const PACK_AHEAD: isize = 16;
 
 impl MicroKernel for Avx512 {
