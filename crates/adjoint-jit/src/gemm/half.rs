@@ -220,7 +220,7 @@ pub(super) unsafe fn run_units(
         } else {
             d.m.max(2) as isize
         };
-        isa == Isa::Avx512 && super::avx512_dot::suits(d.n as usize, k, a_cs)
+        super::dot_suits(isa, d.n as usize, k, a_cs)
     };
     #[cfg(not(target_arch = "x86_64"))]
     let dot = false;

@@ -23,6 +23,8 @@ mod amx_bf16;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
+mod avx2_dot;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod avx512_bf16;
@@ -386,7 +388,7 @@ unsafe fn run_units(
     let on_tiles = k <= driver::ONE_BLOCK_K;
     // Decided on the whole product, so that every unit of it sums in the same order.
     #[cfg(target_arch = "x86_64")]
-    let dot = isa == Isa::Avx512 && avx512_dot::suits(d.n as usize, d.k as usize, d.a[1] as isize);
+    let dot = dot_suits(isa, d.n as usize, d.k as usize, d.a[1] as isize);
     #[cfg(not(target_arch = "x86_64"))]
     let dot = false;
     let mut u = begin;
@@ -466,6 +468,17 @@ unsafe fn run_units(
     }
 }
 
+/// True when `isa` has a dot-product path for narrow products and the whole product (`n`
+/// columns, contraction `k`, `A`'s column stride `a_cs`) suits it.
+#[cfg(target_arch = "x86_64")]
+fn dot_suits(isa: Isa, n: usize, k: usize, a_cs: isize) -> bool {
+    match isa {
+        Isa::Avx512 => avx512_dot::suits(n, k, a_cs),
+        Isa::Avx2 => avx2_dot::suits(n, k, a_cs),
+        Isa::Generic => false,
+    }
+}
+
 /// `C = A·B`, landing as `land` says (see [`driver::sgemm`]), with `isa`'s kernel, or its dot-product path for narrow
 /// products when `dot` (decided by [`run_units`] for the whole product), calling
 /// `rows_done(rows)` as soon as rows of `C` are final (the dot-product path calls it once, at
@@ -485,6 +498,11 @@ unsafe fn sgemm_on(isa: Isa, dot: bool, p: Product, rows_done: &mut dyn FnMut(Ra
         }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { driver::sgemm::<avx512::Avx512>(p, rows_done) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 if dot && p.m > 0 && p.n > 0 => {
+            unsafe { avx2_dot::sgemm(p) };
+            rows_done(0..p.m);
+        }
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { driver::sgemm::<avx2::Avx2>(p, rows_done) },
         _ => unsafe { driver::sgemm::<generic::Generic>(p, rows_done) },
