@@ -215,6 +215,42 @@ fn results_do_not_depend_on_the_cut_into_units() {
     }
 }
 
+/// AVX2's path for narrow products whose `A` is stored transposed (a classifier's weight
+/// gradient) sums each output as the tile kernels do: over each contraction block (equal
+/// blocks of at most 256) in order, one fused multiply-add per step from zero, the blocks'
+/// sums then added in order.
+#[test]
+fn avx2_narrow_products_of_a_transposed_a_sum_in_the_tiles_order() {
+    if !Isa::supported_all().contains(&Isa::Avx2) {
+        return;
+    }
+    for (m, n, k) in [(100, 10, 784), (37, 7, 300), (9, 12, 64)] {
+        let (a, b) = rounding_operands(m, n, k);
+        let (ab, sa) = layout(&a, m, k, true);
+        let d = desc(m, n, k, sa, [n as i64, 1], [n as i64, 1]);
+        let mut c = vec![f32::NAN; m * n];
+        sgemm_desc(Isa::Avx2, &d, &ab, &b, &mut c, 0..d.units());
+        let block = k.div_ceil(k.div_ceil(256));
+        for i in 0..m {
+            for j in 0..n {
+                let mut total = 0.0f32;
+                for (q, p0) in (0..k).step_by(block).enumerate() {
+                    let mut s = 0.0f32;
+                    for p in p0..(p0 + block).min(k) {
+                        s = a[i * k + p].mul_add(b[p * n + j], s);
+                    }
+                    total = if q == 0 { s } else { total + s };
+                }
+                assert_eq!(
+                    c[i * n + j].to_bits(),
+                    total.to_bits(),
+                    "{m}x{n}x{k} at ({i}, {j})"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn row_major_entry_runs_every_isa() {
     let (m, n, k) = (37, 45, 70);

@@ -9,8 +9,14 @@
 //! and run at a third of this path's rate (128×10×1024, one thread, Sapphire Rapids under
 //! `ADJOINT_ISA=avx2`: about 28 GFLOP/s).
 //!
-//! Each output's sum, per contraction block (of at most 256, the blocks depending on `k`
-//! only): lane `l` accumulates the products of `p ≡ l (mod 8)` in order with one `fma` each,
+//! When `A` is stored transposed instead (a classifier's weight gradient `xᵀ·dy`, `A`'s
+//! columns contiguous), eight rows of `C` are vectorized at once along `m`: each step loads
+//! eight values of a column of `A` and multiplies them by each of the row's `N` values of `B`
+//! ([`outer`]). Each output then sums over `p` in order with one `fma` per step from zero, as
+//! the tile kernel does, so those results are the tile kernel's to the bit.
+//!
+//! Each output's sum of [`dot`], per contraction block (of at most 256, the blocks depending
+//! on `k` only): lane `l` accumulates the products of `p ≡ l (mod 8)` in order with one `fma` each,
 //! the 8 lanes are added in a fixed tree, and the blocks' sums are added in order. That depends
 //! on `k` only, so results do not depend on how rows are cut between threads. The caller
 //! decides to take this path from the whole product, so that every unit of one product takes
@@ -34,14 +40,15 @@ thread_local! {
     static BT: RefCell<Lines> = const { RefCell::new(Lines::new()) };
 }
 
-/// True when the product of the whole `m×n×k` descriptor (`A` with column stride `a_cs`)
+/// True when the product of the whole `m×n×k` descriptor (`A` with strides `a_rs`, `a_cs`)
 /// should take this path.
-pub(super) fn suits(n: usize, k: usize, a_cs: isize) -> bool {
-    n <= MAX_N && a_cs == 1 && k >= 64
+pub(super) fn suits(n: usize, k: usize, a_rs: isize, a_cs: isize) -> bool {
+    n <= MAX_N && (a_cs == 1 || a_rs == 1) && k >= 64
 }
 
-/// `C = A·B` for an `m×k` `A` with contiguous rows (`a.cs == 1`) and a `k×n` `B`, `n <= 12`,
-/// landing in `C` as `land` says (a [`Land::Step`] only for `k <= 256`, one block).
+/// `C = A·B` for an `m×k` `A` with contiguous rows (`a.cs == 1`) or columns (`a.rs == 1`)
+/// and a `k×n` `B`, `n <= 12`, landing in `C` as `land` says (a [`Land::Step`] only for
+/// `k <= 256`, one block).
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA; every element `(i < m, p < k)` of `a`, `(p < k, j < n)`
@@ -57,8 +64,28 @@ pub(super) unsafe fn sgemm(p: Product) {
         k,
         land,
     } = p;
-    debug_assert!(a.cs == 1 && n <= MAX_N && n > 0);
+    debug_assert!((a.cs == 1 || a.rs == 1) && n <= MAX_N && n > 0);
     debug_assert!(land == Land::Write || k <= KC);
+    if a.cs != 1 {
+        let step = kc_step(k, KC);
+        for p0 in (0..k).step_by(step) {
+            let kc = step.min(k - p0);
+            for i0 in (0..m).step_by(8) {
+                macro_rules! columns {
+                    ($($n:literal)*) => {
+                        match n {
+                            // SAFETY: rows `i0..` of `A` and `C`, the block's rows of `B`, are
+                            // inside them; the caller checked the CPU.
+                            $($n => unsafe { outer::<$n>(&p, i0, 8.min(m - i0), p0, kc) },)*
+                            _ => unreachable!("{n} columns"),
+                        }
+                    };
+                }
+                columns!(1 2 3 4 5 6 7 8 9 10 11 12);
+            }
+        }
+        return;
+    }
     BT.with(|cell| {
         let mut bt = cell.borrow_mut();
         // Rows of `Bᵀ` an odd number of cache lines apart, so that the `N` rows read at the
@@ -183,6 +210,44 @@ unsafe fn dot<const N: usize>(t: &Dot, a: *const f32, i: usize) {
         for (j, &s) in sums.iter().enumerate().take(N) {
             let at = i as isize * t.cs.0 + j as isize * t.cs.1;
             t.land.store(t.c.offset(at), s);
+        }
+    }
+}
+
+/// Rows `i0..i0 + rows` (`rows <= 8`) of `C`'s `N` columns over the contraction block
+/// `p0..p0 + kc`, for an `A` stored transposed (`a.rs == 1`): eight rows in the lanes of each
+/// of `N` accumulators, one column of `A` loaded and one value of `B` broadcast per step.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `A`'s elements `(i0 + r, p)` for `r < rows` and `B`'s
+/// `(p, j < N)` are readable for `p` in the block, and `C`'s rows `i0..i0 + rows` are writable
+/// and exclusively owned.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn outer<const N: usize>(t: &Product, i0: usize, rows: usize, p0: usize, kc: usize) {
+    let (a, b) = (t.a, t.b);
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(rows as i32), lanes);
+    // SAFETY (whole body): the caller's contract bounds every address; `A`'s lanes past `rows`
+    // are masked off and not accessed.
+    unsafe {
+        let mut acc = [_mm256_setzero_ps(); N];
+        for p in p0..p0 + kc {
+            let av = _mm256_maskload_ps(a.ptr.offset(i0 as isize + p as isize * a.cs), mask);
+            let row = b.ptr.offset(p as isize * b.rs);
+            for (j, x) in acc.iter_mut().enumerate() {
+                let bv = _mm256_broadcast_ss(&*row.offset(j as isize * b.cs));
+                *x = _mm256_fmadd_ps(av, bv, *x);
+            }
+        }
+        let land = t.land.at(p0);
+        for (j, x) in acc.iter().enumerate() {
+            let mut v = [0.0f32; 8];
+            _mm256_storeu_ps(v.as_mut_ptr(), *x);
+            for (r, &s) in v.iter().enumerate().take(rows) {
+                let at = (i0 + r) as isize * t.cs.0 + j as isize * t.cs.1;
+                land.store(t.c.offset(at), s);
+            }
         }
     }
 }

@@ -215,12 +215,12 @@ pub(super) unsafe fn run_units(
     // The widened A keeps rows contiguous unless A is transposed in memory (`widen_block`).
     #[cfg(target_arch = "x86_64")]
     let dot = {
-        let a_cs = if d.a[1] == 1 || d.a[0] != 1 {
-            1
+        let (a_rs, a_cs) = if d.a[1] == 1 || d.a[0] != 1 {
+            (k.max(2) as isize, 1)
         } else {
-            d.m.max(2) as isize
+            (1, d.m.max(2) as isize)
         };
-        super::dot_suits(isa, d.n as usize, k, a_cs)
+        super::dot_suits(isa, d.n as usize, k, a_rs, a_cs)
     };
     #[cfg(not(target_arch = "x86_64"))]
     let dot = false;

@@ -388,7 +388,13 @@ unsafe fn run_units(
     let on_tiles = k <= driver::ONE_BLOCK_K;
     // Decided on the whole product, so that every unit of it sums in the same order.
     #[cfg(target_arch = "x86_64")]
-    let dot = dot_suits(isa, d.n as usize, d.k as usize, d.a[1] as isize);
+    let dot = dot_suits(
+        isa,
+        d.n as usize,
+        d.k as usize,
+        d.a[0] as isize,
+        d.a[1] as isize,
+    );
     #[cfg(not(target_arch = "x86_64"))]
     let dot = false;
     let mut u = begin;
@@ -469,12 +475,12 @@ unsafe fn run_units(
 }
 
 /// True when `isa` has a dot-product path for narrow products and the whole product (`n`
-/// columns, contraction `k`, `A`'s column stride `a_cs`) suits it.
+/// columns, contraction `k`, `A`'s strides `a_rs`, `a_cs`) suits it.
 #[cfg(target_arch = "x86_64")]
-fn dot_suits(isa: Isa, n: usize, k: usize, a_cs: isize) -> bool {
+fn dot_suits(isa: Isa, n: usize, k: usize, a_rs: isize, a_cs: isize) -> bool {
     match isa {
         Isa::Avx512 => avx512_dot::suits(n, k, a_cs),
-        Isa::Avx2 => avx2_dot::suits(n, k, a_cs),
+        Isa::Avx2 => avx2_dot::suits(n, k, a_rs, a_cs),
         Isa::Generic => false,
     }
 }
