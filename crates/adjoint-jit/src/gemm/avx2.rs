@@ -29,6 +29,87 @@ impl MicroKernel for Avx2 {
         // SAFETY: the caller's contract; a kernel without DIRECT gets packed panels only.
         unsafe { kernel_6x16(t.kc, t.a, t.b, t.c, t.rs_c, t.cs_c, t.rows, t.cols, t.land) }
     }
+
+    unsafe fn pack_b_columns(
+        panel: &mut [f32],
+        corner: *const f32,
+        cs: isize,
+        kc: usize,
+        cols: usize,
+    ) -> bool {
+        debug_assert!(panel.len() >= kc * NR && cols <= NR);
+        // SAFETY: the caller's contract.
+        unsafe { pack_columns(panel.as_mut_ptr(), corner, cs, kc, cols) };
+        true
+    }
+}
+
+/// Packs a `B` panel from contiguous columns (`A·Bᵀ`) by 8×8 transposes in registers: for
+/// each half of the panel (8 columns) and each 8 rows, eight column loads (zero past `cols`),
+/// a transpose, eight row stores; the last `kc % 8` rows element by element. It replaced a
+/// scalar gather (128×512×512 `A·Bᵀ` under `ADJOINT_ISA=avx2`: see `docs/jit.md`).
+///
+/// # Safety
+/// The CPU must support AVX2; column `j < cols` holds `kc` readable floats from
+/// `corner + j·cs`; `panel` holds `kc·NR` writable floats.
+#[target_feature(enable = "avx2")]
+unsafe fn pack_columns(panel: *mut f32, corner: *const f32, cs: isize, kc: usize, cols: usize) {
+    let full = kc / 8 * 8;
+    // SAFETY (whole body): loads stay inside the columns (none past `cols` or `kc`), stores
+    // inside the panel's `kc` rows.
+    unsafe {
+        for j0 in (0..NR).step_by(8) {
+            let column = |jj: usize| corner.offset((j0 + jj) as isize * cs);
+            for p in (0..full).step_by(8) {
+                let mut r = [_mm256_setzero_ps(); 8];
+                for (jj, v) in r.iter_mut().enumerate() {
+                    if j0 + jj < cols {
+                        *v = _mm256_loadu_ps(column(jj).add(p));
+                    }
+                }
+                for (pp, v) in transpose8(r).iter().enumerate() {
+                    _mm256_storeu_ps(panel.add((p + pp) * NR + j0), *v);
+                }
+            }
+            for p in full..kc {
+                for jj in 0..8 {
+                    *panel.add(p * NR + j0 + jj) = if j0 + jj < cols {
+                        *column(jj).add(p)
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// The transpose of an 8×8 block held as eight rows: pairs of rows interleaved, then
+/// quadruples, then 128-bit halves exchanged.
+#[target_feature(enable = "avx2")]
+fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    // Per 128-bit half, rows 2i and 2i + 1 interleaved: [a0 b0 a1 b1] and [a2 b2 a3 b3].
+    let mut t = [_mm256_setzero_ps(); 8];
+    for i in 0..4 {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // Per 128-bit half, column c of rows 4i..4i + 4 (for c = 0..4 in the low half, 4..8 in
+    // the high one).
+    let mut s = [_mm256_setzero_ps(); 8];
+    for i in 0..2 {
+        let (lo, hi) = (4 * i, 4 * i + 2);
+        s[4 * i] = _mm256_shuffle_ps::<0x44>(t[lo], t[hi]);
+        s[4 * i + 1] = _mm256_shuffle_ps::<0xEE>(t[lo], t[hi]);
+        s[4 * i + 2] = _mm256_shuffle_ps::<0x44>(t[lo + 1], t[hi + 1]);
+        s[4 * i + 3] = _mm256_shuffle_ps::<0xEE>(t[lo + 1], t[hi + 1]);
+    }
+    let mut out = [_mm256_setzero_ps(); 8];
+    for c in 0..4 {
+        out[c] = _mm256_permute2f128_ps::<0x20>(s[c], s[4 + c]);
+        out[4 + c] = _mm256_permute2f128_ps::<0x31>(s[c], s[4 + c]);
+    }
+    out
 }
 
 /// `C[r, j] = Σ_p a[p·MR + r] · b[p·NR + j]` for `r < rows`, `j < cols`, landing in `C` as
