@@ -119,6 +119,10 @@ pub(super) trait MicroKernel {
     /// True when [`MicroKernel::tile`] reads `A` through any strides and reads no column of
     /// `B` past `cols`, so that operands can be read in place.
     const DIRECT: bool;
+    /// For a DIRECT kernel: `A` stored transposed (`Aᵀ·B`) is read in place in the blocked
+    /// path when its columns are fewer than this many floats apart (see `direct_a` in
+    /// [`sgemm`]); packed otherwise.
+    const DIRECT_AT_COLUMNS: isize = 512;
 
     /// Computes one tile. Each element's sum runs over `p` in order, one multiply-add per
     /// step starting from zero, then lands in `C` as [`Tile::land`] says, whatever the tile's
@@ -376,7 +380,7 @@ pub(super) unsafe fn sgemm<K: MicroKernel>(p: Product, rows_done: &mut dyn FnMut
         // columns packing already wins (128×512×512: 3–7% in every layout).
         let direct_a = K::DIRECT
             && n <= DIRECT_A_COLUMNS
-            && ((a.cs == 1 && a.rs < 1024) || (a.rs == 1 && a.cs < 512));
+            && ((a.cs == 1 && a.rs < 1024) || (a.rs == 1 && a.cs < K::DIRECT_AT_COLUMNS));
         for jc in (0..n).step_by(K::NC) {
             let nc = K::NC.min(n - jc);
             for pc in (0..k).step_by(kstep) {
