@@ -22,7 +22,7 @@
 //! decides to take this path from the whole product, so that every unit of one product takes
 //! the same path.
 
-use super::driver::{kc_step, Land, Operand, Product};
+use super::driver::{bt_stride, kc_step, DotBlock, Land, Operand, Product};
 use super::lines::Lines;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
@@ -88,16 +88,14 @@ pub(super) unsafe fn sgemm(p: Product) {
     }
     BT.with(|cell| {
         let mut bt = cell.borrow_mut();
-        // Rows of `Bᵀ` an odd number of cache lines apart, so that the `N` rows read at the
-        // same `p` do not fall in one L1 set when `k` is a multiple of a page.
-        let ldbt = (k.div_ceil(16) * 16) | 16;
+        let ldbt = bt_stride(k);
         bt.grow(n * ldbt);
         // SAFETY: `B`'s elements are readable (the caller's contract); the buffer holds
         // `n·ldbt` floats.
         unsafe { pack_bt(&mut bt, ldbt, b, n, k) };
         let step = kc_step(k, KC);
         for p0 in (0..k).step_by(step) {
-            let t = Dot {
+            let t = DotBlock {
                 p0,
                 kc: step.min(k - p0),
                 land: land.at(p0),
@@ -147,21 +145,6 @@ unsafe fn pack_bt(bt: &mut [f32], ldbt: usize, b: Operand, n: usize, k: usize) {
     }
 }
 
-/// What every row of one product shares.
-struct Dot {
-    /// The contraction block: `p0..p0 + kc`.
-    p0: usize,
-    kc: usize,
-    /// How the block's sums land in `C`.
-    land: Land,
-    /// Distance between rows of `Bᵀ`.
-    ldbt: usize,
-    /// `Bᵀ`: `N` rows of `k`, `ldbt` apart.
-    bt: *const f32,
-    c: *mut f32,
-    cs: (isize, isize),
-}
-
 /// Row `i` of `C` (`N` columns) from the row of `A` at `a`, over the contraction block of `t`.
 ///
 /// # Safety
@@ -171,7 +154,7 @@ struct Dot {
 #[target_feature(enable = "avx2,fma")]
 #[inline]
 #[allow(clippy::needless_range_loop)]
-unsafe fn dot<const N: usize>(t: &Dot, a: *const f32, i: usize) {
+unsafe fn dot<const N: usize>(t: &DotBlock, a: *const f32, i: usize) {
     // SAFETY (whole body): the caller's contract bounds every address; the tail of `k` is
     // loaded under a mask (masked-off lanes are not accessed).
     unsafe {

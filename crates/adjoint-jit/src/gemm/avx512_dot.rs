@@ -14,7 +14,7 @@
 //! results do not depend on how rows are cut between threads. The caller decides to take this
 //! path from the whole product, so that every unit of one product takes the same path.
 
-use super::driver::{kc_step, Land, Operand, Product};
+use super::driver::{bt_stride, kc_step, DotBlock, Land, Operand, Product};
 use super::lines::Lines;
 use std::arch::x86_64::*;
 use std::cell::RefCell;
@@ -58,16 +58,14 @@ pub(super) unsafe fn sgemm(p: Product) {
     debug_assert!(land == Land::Write || k <= KC);
     BT.with(|cell| {
         let mut bt = cell.borrow_mut();
-        // Rows of `Bᵀ` an odd number of cache lines apart, so that the `N` rows read at the
-        // same `p` do not fall in one L1 set when `k` is a multiple of a page.
-        let ldbt = (k.div_ceil(16) * 16) | 16;
+        let ldbt = bt_stride(k);
         bt.grow(n * ldbt);
         // SAFETY: `B`'s elements `(p < k, j < n)` are readable (the caller's contract) and the
         // buffer holds `n·ldbt` floats; the caller checked the CPU.
         unsafe { pack_bt(bt.as_mut_ptr(), ldbt, b, n, k) };
         let step = kc_step(k, KC);
         for p0 in (0..k).step_by(step) {
-            let t = Dot {
+            let t = DotBlock {
                 p0,
                 kc: step.min(k - p0),
                 land: land.at(p0),
@@ -143,21 +141,6 @@ unsafe fn pack_bt(dst: *mut f32, ldbt: usize, b: Operand, n: usize, k: usize) {
     }
 }
 
-/// What every row block of one product shares.
-struct Dot {
-    /// The contraction block: `p0..p0 + kc`.
-    p0: usize,
-    kc: usize,
-    /// How the block's sums land in `C`.
-    land: Land,
-    /// Distance between rows of `Bᵀ`.
-    ldbt: usize,
-    /// `Bᵀ`: `N` rows of `k`, `ldbt` apart.
-    bt: *const f32,
-    c: *mut f32,
-    cs: (isize, isize),
-}
-
 /// Rows `i0..i0+R` of `C` (`N` columns) from rows of `A` starting at `a` (`lda` apart), over
 /// the contraction block of `t`.
 ///
@@ -168,7 +151,7 @@ struct Dot {
 #[target_feature(enable = "avx512f")]
 #[inline]
 #[allow(clippy::needless_range_loop)]
-unsafe fn dot<const R: usize, const N: usize>(t: &Dot, a: *const f32, lda: isize, i0: usize) {
+unsafe fn dot<const R: usize, const N: usize>(t: &DotBlock, a: *const f32, lda: isize, i0: usize) {
     // SAFETY (whole body): the caller's contract bounds every address; the tail of `k` is
     // loaded under a mask (masked-off lanes are not accessed).
     unsafe {

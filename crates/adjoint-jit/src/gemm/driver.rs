@@ -58,6 +58,29 @@ pub(super) struct Tile {
     pub land: Land,
 }
 
+/// One contraction block of a dot-product path (`avx512_dot`, `avx2_dot`: outputs as dot
+/// products of rows of `A` with rows of a packed `Bᵀ`), shared by every row of the product.
+pub(super) struct DotBlock {
+    /// The contraction block: `p0..p0 + kc`.
+    pub p0: usize,
+    pub kc: usize,
+    /// How the block's sums land in `C`.
+    pub land: Land,
+    /// Distance between rows of `Bᵀ` ([`bt_stride`]).
+    pub ldbt: usize,
+    /// `Bᵀ`: `N` rows of `k`, `ldbt` apart.
+    pub bt: *const f32,
+    pub c: *mut f32,
+    pub cs: (isize, isize),
+}
+
+/// Distance between the rows of a dot-product path's packed `Bᵀ` for a contraction of `k`:
+/// an odd number of cache lines, so that the `N` rows read at the same `p` do not fall in
+/// one L1 set when `k` is a multiple of a page.
+pub(super) fn bt_stride(k: usize) -> usize {
+    (k.div_ceil(16) * 16) | 16
+}
+
 /// How a tile's sums `s` land in `C`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) enum Land {
