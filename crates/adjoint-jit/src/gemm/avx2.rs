@@ -40,7 +40,7 @@ impl MicroKernel for Avx2 {
             // are valid).
             unsafe {
                 if packed && t.csa == MR as isize && t.ldb == NR as isize {
-                    kernel_6x16(t.kc, t.a, t.b, t.c, t.rs_c, t.cs_c, t.rows, t.cols, t.land)
+                    kernel_6x16(t)
                 } else if packed {
                     kernel::<MR, true, true>(t)
                 } else {
@@ -124,6 +124,27 @@ unsafe fn kernel<const R: usize, const UNIT_RS: bool, const FULL: bool>(t: &Tile
             pa = pa.offset(csa);
             pb = pb.offset(ldb);
         }
+        land::<R, FULL>(t, &acc, &masks);
+    }
+}
+
+/// Lands the sums `acc` of an `R`-row tile in `C` as `t.land` says: by rows of two vectors
+/// when `C`'s rows are contiguous (whole when `FULL`, under `masks` otherwise), element by
+/// element through a buffer when not.
+///
+/// # Safety
+/// The CPU must support AVX2; `C[r < R, j < t.cols]` is writable and exclusively owned, and
+/// `masks` covers lanes `j < t.cols` of the two vectors unless `FULL`.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn land<const R: usize, const FULL: bool>(
+    t: &Tile,
+    acc: &[[__m256; 2]; R],
+    masks: &[__m256i; 2],
+) {
+    // SAFETY (whole body): the caller's contract bounds every address; masked-off lanes are
+    // not accessed.
+    unsafe {
         if t.cs_c == 1 {
             for (r, row) in acc.iter().enumerate() {
                 let p = t.c.offset(r as isize * t.rs_c);
@@ -168,34 +189,20 @@ unsafe fn kernel<const R: usize, const UNIT_RS: bool, const FULL: bool>(t: &Tile
     }
 }
 
-/// `C[r, j] = Σ_p a[p·MR + r] · b[p·NR + j]` for `r < rows`, `j < cols` from packed panels (whole tiles of packed panels take it), landing in `C` as
-/// `land` says. The sum of each element runs over `p` in order,
-/// one `fma` per step, whatever the tile's position, so results do not depend on how the
-/// product was split between threads.
+/// A whole tile (`MR` rows, `NR` columns) from packed panels (`t.a` `kc·MR` floats, `t.b`
+/// `kc·NR`), stepping through them by constants, landing in `C` as `t.land` says. The sum
+/// of each element runs over `p` in order, one `fma` per step from zero, as in [`kernel`].
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA. `a` must hold `kc·MR` and `b` `kc·NR` readable `f32`s;
-/// `c + r·rs_c + j·cs_c` must be a valid, exclusively owned `f32` for every `r < rows`,
-/// `j < cols`, with `rows <= MR` and `cols <= NR`.
+/// The CPU must support AVX2 and FMA; `t` is a whole tile of packed panels, its elements of
+/// `C` writable and exclusively owned.
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel_6x16(
-    kc: usize,
-    a: *const f32,
-    b: *const f32,
-    c: *mut f32,
-    rs_c: isize,
-    cs_c: isize,
-    rows: usize,
-    cols: usize,
-    land: Land,
-) {
-    // SAFETY (whole body): the caller's contract bounds every pointer used below; loads and
-    // stores are unaligned forms.
+unsafe fn kernel_6x16(t: &Tile) {
+    // SAFETY (whole body): the caller's contract bounds every pointer used below.
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-        let (mut pa, mut pb) = (a, b);
-        for _ in 0..kc {
+        let (mut pa, mut pb) = (t.a, t.b);
+        for _ in 0..t.kc {
             let b0 = _mm256_loadu_ps(pb);
             let b1 = _mm256_loadu_ps(pb.add(8));
             for (r, row) in acc.iter_mut().enumerate() {
@@ -206,37 +213,8 @@ unsafe fn kernel_6x16(
             pa = pa.add(MR);
             pb = pb.add(NR);
         }
-        if rows == MR && cols == NR && cs_c == 1 {
-            for (r, row) in acc.iter().enumerate() {
-                let p = c.offset(r as isize * rs_c);
-                for (v, &x) in row.iter().enumerate() {
-                    let q = p.add(8 * v);
-                    let x = match land {
-                        Land::Write => x,
-                        Land::Add => _mm256_add_ps(_mm256_loadu_ps(q), x),
-                        Land::Step { scale } => _mm256_add_ps(
-                            _mm256_loadu_ps(q),
-                            _mm256_mul_ps(_mm256_set1_ps(scale), x),
-                        ),
-                    };
-                    _mm256_storeu_ps(q, x);
-                }
-            }
-            return;
-        }
-        let mut tile = [0.0f32; MR * NR];
-        for (r, row) in acc.iter().enumerate() {
-            _mm256_storeu_ps(tile.as_mut_ptr().add(r * NR), row[0]);
-            _mm256_storeu_ps(tile.as_mut_ptr().add(r * NR + 8), row[1]);
-        }
-        for r in 0..rows {
-            for j in 0..cols {
-                land.store(
-                    c.offset(r as isize * rs_c + j as isize * cs_c),
-                    tile[r * NR + j],
-                );
-            }
-        }
+        let all = _mm256_set1_epi32(-1);
+        land::<MR, true>(t, &acc, &[all, all]);
     }
 }
 
