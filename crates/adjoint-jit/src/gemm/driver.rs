@@ -60,6 +60,7 @@ pub(super) struct Tile {
 
 /// One contraction block of a dot-product path (`avx512_dot`, `avx2_dot`: outputs as dot
 /// products of rows of `A` with rows of a packed `Bᵀ`), shared by every row of the product.
+#[cfg(target_arch = "x86_64")]
 pub(super) struct DotBlock {
     /// The contraction block: `p0..p0 + kc`.
     pub p0: usize,
@@ -77,6 +78,7 @@ pub(super) struct DotBlock {
 /// Distance between the rows of a dot-product path's packed `Bᵀ` for a contraction of `k`:
 /// an odd number of cache lines, so that the `N` rows read at the same `p` do not fall in
 /// one L1 set when `k` is a multiple of a page.
+#[cfg(target_arch = "x86_64")]
 pub(super) fn bt_stride(k: usize) -> usize {
     (k.div_ceil(16) * 16) | 16
 }
