@@ -30,9 +30,16 @@
 //! an edge from the source whose capacity is its FLOPs ([`crate::cost`]) times a price in bytes
 //! per FLOP, so the cut minimizes kept bytes plus priced recomputation. At the default price
 //! ([`DEFAULT_FLOP_PRICE`]) a chain of cheap arithmetic is recomputed rather than kept, while a
-//! transcendental (`tanh`, `exp`: [`crate::cost::TRANSCENDENTAL_FLOPS`] each) is kept. Under a memory budget ([`crate::budget`]) the price
-//! is lowered and anchors become recomputable too; [`RematPolicy::Segments`] keeps an
-//! explicit set of checkpoints and recomputes everything else from them, segment by segment.
+//! transcendental (`tanh`, `exp`: [`crate::cost::TRANSCENDENTAL_FLOPS`] each) is kept. A
+//! value that a matmul reads in the forward and another in the backward (a hidden layer's
+//! activation, read again by its weight gradient) is kept like an anchor: the forward writes it
+//! to memory for its matmul anyway, and a copy recomputed for the backward's matmul would be a
+//! pass of its own that writes it again, not arithmetic fused into a reader (W4's GELU outputs:
+//! two such passes of 160 µs each, against about 190 µs more in the kernels that then read the
+//! kept values and the operands of the GELU gradient from memory; W1's step 8% faster, W3's
+//! 3%). Under a memory budget ([`crate::budget`]) the price is lowered and anchors become
+//! recomputable too; [`RematPolicy::Segments`] keeps an explicit set of checkpoints and
+//! recomputes everything else from them, segment by segment.
 //!
 //! The recomputation is made explicit in the graph: backward readers of a recomputed value get
 //! a fresh copy of the forward nodes between the kept values and it (copies are not merged with
@@ -94,7 +101,8 @@ pub enum RematPolicy {
     KeepAll,
     /// A minimum cut of kept bytes plus `flop_price` × recomputed FLOPs. With
     /// `recompute_anchors` false, matmul, reduction, gather and scatter-add outputs are never
-    /// recomputed (the default planner: recomputing an anchor does not fuse into its reader).
+    /// recomputed (the default planner: recomputing an anchor does not fuse into its reader),
+    /// nor are values that a matmul reads both in the forward and in the backward.
     MinCut {
         /// Bytes one recomputed FLOP is worth (0: recomputation is free).
         flop_price: f64,
@@ -366,17 +374,25 @@ fn min_cut(
         // The edge from the source is cut when `v` is recomputed: its priced FLOPs.
         // A collective is communication: recomputing it would repeat it on every replica.
         let collective = op.class() == adjoint_ir::OpClass::Collective;
-        let recompute_cap =
-            if is_leaf_value(op) || collective || (never_recomputed(op) && !recompute_anchors) {
+        // A matmul operand in both parts is written to memory by the forward anyway; a
+        // recomputation would be a second pass that writes it again for the backward's matmul.
+        let written_twice = !recompute_anchors
+            && feeds_matmul(graph, v, &|u| fwd.contains(&u))
+            && feeds_matmul(graph, v, &|u| !fwd.contains(&u));
+        let recompute_cap = if is_leaf_value(op)
+            || collective
+            || written_twice
+            || (never_recomputed(op) && !recompute_anchors)
+        {
+            INF
+        } else {
+            let c = recompute_flops(graph, v) as f64 * price * (2 * CAP_SCALE) as f64;
+            if c >= INF as f64 {
                 INF
             } else {
-                let c = recompute_flops(graph, v) as f64 * price * (2 * CAP_SCALE) as f64;
-                if c >= INF as f64 {
-                    INF
-                } else {
-                    c.round() as u64
-                }
-            };
+                c.round() as u64
+            }
+        };
         if recompute_cap > 0 {
             net.add_edge(0, vin(i), recompute_cap);
         }
@@ -403,6 +419,21 @@ fn min_cut(
         .filter(|v| !source_side[vin(idx[v])])
         .collect();
     (kept, recompute)
+}
+
+/// True when a matmul that `users` accepts reads `v`, directly or through movement ops.
+fn feeds_matmul(graph: &Graph, v: NodeId, users: &dyn Fn(NodeId) -> bool) -> bool {
+    let mut stack = vec![v];
+    while let Some(x) = stack.pop() {
+        for u in graph.users(x) {
+            match graph.op(u) {
+                Op::MatMul if users(u) => return true,
+                op if is_free(op) => stack.push(u),
+                _ => {}
+            }
+        }
+    }
+    false
 }
 
 /// Emits a copy of a node of the input graph with new operands and a label suffix.

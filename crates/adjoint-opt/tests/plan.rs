@@ -426,3 +426,36 @@ fn a_cheap_value_a_matmul_reads_is_not_recomputed() {
     assert_eq!(muls, 1, "{p}");
     assert_eq!(p.schedule.groups.len(), 2, "{p}");
 }
+
+#[test]
+fn remat_keeps_an_activation_that_matmuls_read_in_both_parts() {
+    // `h = relu(x @ w1)` feeds `h @ w2` in the forward and `hᵀ · dy` (w2's gradient) in the
+    // backward: the forward writes `h` for its matmul, so a recomputed copy would only be a
+    // second pass writing it again. `h` is kept, not recomputed.
+    let b = Builder::new("mlp");
+    let x = b.input("x", DType::F32, [8, 4]);
+    let w1 = b.parameter("w1", DType::F32, [4, 16]);
+    let w2 = b.parameter("w2", DType::F32, [16, 3]);
+    let h = x.matmul(w1).relu().named("h");
+    let loss = h.matmul(w2).square().sum_all();
+    b.output("loss", loss);
+    let (loss, params) = (loss.id(), [w1.id(), w2.id()]);
+    let g = adjoint_autodiff::training_step(
+        b.finish(),
+        loss,
+        &params,
+        &adjoint_autodiff::Optimizer::sgd(0.1),
+    )
+    .unwrap()
+    .graph;
+    let p = checked(&g, &PlanOptions::default());
+    let label = |n| g.node(n).label.as_deref();
+    assert!(
+        p.remat.kept.iter().any(|&(n, _)| label(n) == Some("h")),
+        "{p}"
+    );
+    assert!(
+        !p.remat.recomputed.iter().any(|&n| label(n) == Some("h")),
+        "{p}"
+    );
+}
