@@ -64,11 +64,16 @@ impl<'b> Tensor<'b> {
     }
 
     /// Softmax, or an error.
+    ///
+    /// `exp(x - max)` times the reciprocal of its sum, as PyTorch's CPU kernel computes it:
+    /// one division per row rather than per element, in the forward and in the gradient (whose
+    /// rules then multiply by the row's reciprocal instead of dividing by its sum). Each result
+    /// is rounded twice (the reciprocal, the product) instead of once.
     #[track_caller]
     pub fn try_softmax(self, axis: isize) -> Result<Tensor<'b>, BuildError> {
         let shifted = self.try_sub(self.try_shift(&[axis])?)?;
         let e = shifted.try_exp()?;
-        e.try_div(e.try_sum_keepdims(&[axis])?)
+        e.try_mul(e.try_sum_keepdims(&[axis])?.try_recip()?)
     }
 
     /// Softmax with zeros for empty rows, or an error.
@@ -79,10 +84,15 @@ impl<'b> Tensor<'b> {
         let finite = m.try_gt(self.scalar_like(f64::NEG_INFINITY))?;
         let m = finite.try_select(m, self.scalar_like(0.0))?;
         let e = self.try_sub(m)?.try_exp()?;
-        // A row of -inf has total 0: divide its zeros by 1 instead.
+        // A row of -inf has total 0: scale its zeros by 1 instead. One division per row, as in
+        // `softmax`.
         let total = e.try_sum_keepdims(&[axis])?;
         let nonzero = total.try_gt(self.scalar_like(0.0))?;
-        e.try_div(nonzero.try_select(total, self.scalar_like(1.0))?)
+        e.try_mul(
+            nonzero
+                .try_select(total, self.scalar_like(1.0))?
+                .try_recip()?,
+        )
     }
 
     /// Log-softmax, or an error.
