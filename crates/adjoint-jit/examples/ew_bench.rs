@@ -1,7 +1,9 @@
 //! Nanoseconds per element of a few elementwise kernels (exp, tanh, GELU, add) on 256×512,
 //! one thread: `run` is a whole `CompiledStep::run` (feeds checked, kernel, output copied out),
 //! `kernel` the kernel's own time (`Options::profile`). Each figure is the minimum over many
-//! runs, so other load on the machine inflates it less.
+//! runs, so other load on the machine inflates it less. With `EW_BENCH_INLINE=1` the steps
+//! compute `exp` and `tanh` inline on 128-bit vectors even where the host's 512-bit routines
+//! would run (`Options::host_math` off).
 //! `cargo run --release -p adjoint-jit --example ew_bench`
 
 use adjoint_ir::{Builder, DType, Feeds, HostTensor};
@@ -69,6 +71,7 @@ fn step(name: &str, profile: bool) -> CompiledStep {
     let opts = Options {
         threads: 1,
         profile,
+        host_math: std::env::var_os("EW_BENCH_INLINE").is_none(),
         ..Options::default()
     };
     compile(&g, &opts).expect("compiled")

@@ -29,7 +29,7 @@ pub fn key(graph: &Graph, options: &Options, threads: usize) -> String {
     let pos: HashMap<NodeId, usize> = order.iter().enumerate().map(|(i, &n)| (n, i)).collect();
     let mut s = format!(
         "fusion={} passes={} threads={threads} verifier={} keep_all={} matmul={:?} regalloc={:?} \
-         excess_precision={} block_epilogue={}\n",
+         excess_precision={} block_epilogue={} host_math={} isa={}\n",
         options.fusion,
         options.passes,
         options.verifier,
@@ -37,7 +37,9 @@ pub fn key(graph: &Graph, options: &Options, threads: usize) -> String {
         options.matmul,
         options.register_allocator,
         options.excess_precision,
-        options.block_epilogue
+        options.block_epilogue,
+        options.host_math,
+        crate::gemm::selected_isa()
     );
     for &n in &order {
         let ops: Vec<usize> = graph.operands(n).iter().map(|o| pos[o]).collect();

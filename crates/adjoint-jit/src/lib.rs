@@ -143,6 +143,12 @@ pub struct Options {
     /// machine it was measured on it was no faster (W2's weight-gradient + SGD kernels 1–7%
     /// slower, the others within noise; see `docs/jit.md`, *Epilogues on the block of C*).
     pub block_epilogue: bool,
+    /// Compute `f32` `exp` and `tanh` in the lane loops of long rows (at least 64 elements)
+    /// with the host's 512-bit routines ([`math::host`]) rather than inline on 128-bit
+    /// vectors, a chunk of the row at a time, where the CPU has AVX-512F and the selected ISA
+    /// is AVX-512 (not under `ADJOINT_ISA=avx2|generic`). The results are the same bits.
+    /// Default: on.
+    pub host_math: bool,
 }
 
 /// Cranelift's register allocator for a step's functions. The allocator only decides which
@@ -213,6 +219,7 @@ impl Default for Options {
             register_allocator: RegisterAllocator::default(),
             excess_precision: true,
             block_epilogue: false,
+            host_math: true,
         }
     }
 }
@@ -313,6 +320,9 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
                 .single_pass(function_count(&program)),
             excess_precision: options.excess_precision,
             block_epilogue: options.block_epilogue,
+            host_math: options.host_math
+                && math::host::has_wide_routines()
+                && gemm::selected_isa() == gemm::Isa::Avx512,
         },
     )?;
     let stats = runtime::CompileStats {

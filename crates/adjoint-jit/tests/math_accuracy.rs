@@ -975,3 +975,50 @@ fn pow_special_values() {
         .unzip();
     check_sweep(Func::Pow, &ox, &oy, f64::powf, 1);
 }
+
+// ---- the host routines -------------------------------------------------------------------------
+
+/// The host routines that generated kernels call on chunks of a row (`math::host`, 512-bit on
+/// a CPU with AVX-512F, one `f32` at a time elsewhere) return the same bits as the inline
+/// `f32x4` code with FMA, over dense sweeps, range edges and special values (NaN: a NaN).
+#[test]
+fn host_routines_return_the_inline_bits() {
+    if !std::arch::is_x86_feature_detected!("fma") {
+        return; // the routines mirror the FMA form of the inline code
+    }
+    use adjoint_jit::math::host::{adjoint_exp_f32, adjoint_tanh_f32, RowFn};
+    let config = Config {
+        ty: types::F32X4,
+        opts: MathOptions { fma: true },
+        native: true,
+    };
+    let mut xs: Vec<f32> = linspace(-110.0, 110.0, 400_000);
+    xs.extend(linspace::<f32>(-12.0, 12.0, 400_000));
+    xs.extend(around::<f32>(
+        &[-87.336_54, 88.722_83, 0.625, -0.625, 10.0, -10.0, 0.0],
+        300,
+    ));
+    xs.extend(special_f32());
+    xs.extend(nans_f32());
+    while !xs.len().is_multiple_of(4) {
+        xs.push(0.5);
+    }
+    let cases: [(Func, RowFn); 2] = [(Func::Exp, adjoint_exp_f32), (Func::Tanh, adjoint_tanh_f32)];
+    for (func, routine) in cases {
+        let mut inline = vec![0.0f32; xs.len()];
+        Kernel::compile(func, config).run(&xs, &xs, &mut inline);
+        // Odd lengths from odd offsets: whole vectors and masked tails.
+        for (start, len) in [(0, xs.len()), (3, 37), (1, 16), (5, 15), (2, 1)] {
+            let mut host = xs[start..start + len].to_vec();
+            // SAFETY: `host` holds `len` floats.
+            unsafe { routine(host.as_mut_ptr(), len as i64) };
+            for (i, &y) in host.iter().enumerate() {
+                let (x, want) = (xs[start + i], inline[start + i]);
+                assert!(
+                    y.to_bits() == want.to_bits() || (y.is_nan() && want.is_nan()),
+                    "{func:?}({x:e}): host {y:e}, inline {want:e}"
+                );
+            }
+        }
+    }
+}

@@ -119,6 +119,9 @@ pub struct CodegenOptions {
     /// kernel when [`crate::kernel::epilogue::block_epilogue`] allows it (see
     /// [`crate::Options::block_epilogue`]).
     pub block_epilogue: bool,
+    /// Send long rows' `exp` and `tanh` to the host's 512-bit routines (`nest::wide`); set
+    /// only where they run (see [`crate::Options::host_math`]).
+    pub host_math: bool,
 }
 
 /// Time spent in each phase of code generation.
@@ -211,6 +214,9 @@ const ALL_REDUCE_SYMBOL: &str = "adjoint_all_reduce";
 /// Its entries for `bf16` and `f16` operands (an `f32` result).
 const GEMM_BF16_SYMBOL: &str = "adjoint_gemm_bf16";
 const GEMM_F16_SYMBOL: &str = "adjoint_gemm_f16";
+/// The host routines for rows of `exp` and `tanh` (`math::host`).
+const EXP_ROW_SYMBOL: &str = "adjoint_exp_f32";
+const TANH_ROW_SYMBOL: &str = "adjoint_tanh_f32";
 
 /// Work (multiply-adds) below which a nest with reductions runs on one thread.
 const PARALLEL_WORK: usize = 1 << 15;
@@ -271,6 +277,14 @@ pub fn compile_program(prog: &Program, opts: &CodegenOptions) -> Result<NativeCo
         crate::gemm::adjoint_gemm_bf16 as *const u8,
     );
     jb.symbol(GEMM_F16_SYMBOL, crate::gemm::adjoint_gemm_f16 as *const u8);
+    jb.symbol(
+        EXP_ROW_SYMBOL,
+        crate::math::host::adjoint_exp_f32 as *const u8,
+    );
+    jb.symbol(
+        TANH_ROW_SYMBOL,
+        crate::math::host::adjoint_tanh_f32 as *const u8,
+    );
     let mut module = JITModule::new(jb);
     crate::runtime::LIVE_MODULES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let mut code = NativeCode {
@@ -338,6 +352,16 @@ fn build(
         .declare_function(ALL_REDUCE_SYMBOL, Linkage::Import, &all_reduce_sig)
         .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
 
+    // `fn(values, n)`: a row routine of `math::host`.
+    let mut row_sig = module.make_signature();
+    row_sig.params.extend([AbiParam::new(ptr); 2]);
+    let exp_row_fn = module
+        .declare_function(EXP_ROW_SYMBOL, Linkage::Import, &row_sig)
+        .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+    let tanh_row_fn = module
+        .declare_function(TANH_ROW_SYMBOL, Linkage::Import, &row_sig)
+        .map_err(|e| JitError::Codegen(format!("{e:?}")))?;
+
     let mut fctx = FunctionBuilderContext::new();
     let mut ctx = module.make_context();
     ctx.set_disasm(opts.keep_text);
@@ -347,7 +371,7 @@ fn build(
     let mut batches = parallel::Batches::new(opts.compile_threads, opts.keep_text);
     let err = |e: cranelift_module::ModuleError| JitError::Codegen(format!("{e:?}"));
     for (ki, k) in prog.kernels.iter().enumerate() {
-        let plan = nest::KernelPlan::new(k, math);
+        let plan = nest::KernelPlan::new(k, math).with_host_math(opts.host_math);
         // The epilogue the previous nest (a host matmul) runs block by block, declared there.
         let mut block_epilogue: Option<FuncId> = None;
         for (ni, n) in k.nests.iter().enumerate() {
@@ -424,8 +448,13 @@ fn build(
                     }
                     (None, None) => {
                         let nest_plan = plan.nest(k, n);
+                        let host_math = (!nest_plan.wide.is_empty()).then(|| nest::HostMath {
+                            exp: module.declare_func_in_func(exp_row_fn, b.func),
+                            tanh: module.declare_func_in_func(tanh_row_fn, b.func),
+                        });
                         let mut e = nest::NestEmitter::new(b, k, prog, math, &plan, p[0]);
                         e.excess_precision = opts.excess_precision;
+                        e.host_math = host_math;
                         if parallel {
                             e.emit(n, &nest_plan, p[1], p[2]);
                         } else {

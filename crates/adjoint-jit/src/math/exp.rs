@@ -10,7 +10,7 @@ use super::MathOptions;
 
 /// `(e^r - 1 - r) / r²` on `|r| <= 1.01 · ln2/2`, near-minimax (Chebyshev) fits.
 /// Truncation error of `1 + r + r² P(r)`: 2^-26.5 relative (f32), 2^-61.2 (f64).
-const EXP_F32: [f32; 5] = [5.0e-1, 1.6666573e-1, 4.166655e-2, 8.363774e-3, 1.3926927e-3];
+pub(crate) const EXP_F32: [f32; 5] = [5.0e-1, 1.6666573e-1, 4.166655e-2, 8.363774e-3, 1.3926927e-3];
 const EXP_F64: [f64; 11] = [
     0.5,
     0.1666666666666667,

@@ -10,11 +10,11 @@ use super::MathOptions;
 
 /// Below this `|x|`, `tanh` is the odd polynomial; above, `1 - 2/(e^{2|x|} + 1)`, whose
 /// cancellation at this point costs less than one ulp.
-const TANH_SMALL: f64 = 0.625;
+pub(crate) const TANH_SMALL: f64 = 0.625;
 
 /// `(tanh(√z) - √z) / z^{3/2}` on `z` in `[0, 0.625²]`, near-minimax fits.
 /// Truncation error of `x + x³ P(x²)`: 2^-25.8 relative (f32), 2^-54.1 (f64).
-const TANH_F32: [f32; 5] = [
+pub(crate) const TANH_F32: [f32; 5] = [
     -3.3333328e-1,
     1.333277e-1,
     -5.3850908e-2,
@@ -58,7 +58,7 @@ pub fn emit_tanh(b: &mut FunctionBuilder<'_>, opts: MathOptions, x: Value) -> Va
 
 /// `|x|` from which `tanh` rounds to 1: `1 - 2e^{-2|x|}` is within half an ulp of 1 from about
 /// 9.01 in f32 and 19.06 in f64.
-const TANH_SATURATED_F32: f32 = 10.0;
+pub(crate) const TANH_SATURATED_F32: f32 = 10.0;
 const TANH_SATURATED_F64: f64 = 20.0;
 
 fn tanh_vector(l: &mut Lanes<'_, '_>, x: Value) -> Value {

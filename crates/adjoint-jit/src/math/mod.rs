@@ -6,6 +6,10 @@
 //! body of a kernel loop) or `f32` / `f64` (its scalar tail, computed in lane 0 of a vector), at
 //! the builder's current position, and returns the result value of the same type.
 //!
+//! [`host`] has `exp` and `tanh` as host routines over whole arrays, on 512-bit vectors where
+//! the CPU has AVX-512F, returning the same bits as the inline `f32x4` code with FMA; generated
+//! kernels call them on chunks of long rows (`crate::Options::host_math`).
+//!
 //! Every function is range reduction plus a polynomial: the reductions split off a power of two
 //! or a multiple of `π/2` with Cody–Waite constants, the integer parts are obtained by the
 //! "add `1.5·2^mantissa`" rounding trick (so no float-to-int conversion is needed, and none of
@@ -80,6 +84,7 @@
 //! ```
 
 mod exp;
+pub mod host;
 mod lanes;
 mod log;
 mod logistic;

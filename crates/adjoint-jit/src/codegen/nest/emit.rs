@@ -10,7 +10,9 @@ use crate::kernel::{BufferId, Expr, ExprId, Kernel, LoopNest, Program, Store, Va
 use crate::math::MathOptions;
 use adjoint_ir::DType;
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, InstBuilder, StackSlot, StackSlotData, StackSlotKind, Value};
+use cranelift_codegen::ir::{
+    types, FuncRef, InstBuilder, StackSlot, StackSlotData, StackSlotKind, Value,
+};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use smallvec::SmallVec;
 use std::collections::HashMap;
@@ -57,6 +59,24 @@ pub struct NestEmitter<'a, 'f> {
     cols: Option<(Value, Value)>,
     /// The loop `begin..end` bounds ([`LoopNest::split_position`]).
     split: usize,
+    /// The host routines the plan's [`NestPlan::wide`] expressions call; `None`: they are
+    /// computed inline.
+    pub host_math: Option<HostMath>,
+    /// The stack buffer of each of the plan's wide expressions, and how many of them hold the
+    /// current chunk's values (`wide.rs`).
+    pub(super) wide_slots: Vec<(ExprId, Value)>,
+    pub(super) wide_ready: usize,
+    /// The lane variable and its first value in the chunk being emitted (`wide.rs`).
+    pub(super) chunk: Option<(VarId, Value)>,
+}
+
+/// The host routines a nest function calls, imported into it.
+#[derive(Clone, Copy, Debug)]
+pub struct HostMath {
+    /// [`crate::math::host::adjoint_exp_f32`].
+    pub exp: FuncRef,
+    /// [`crate::math::host::adjoint_tanh_f32`].
+    pub tanh: FuncRef,
 }
 
 impl<'a, 'f> NestEmitter<'a, 'f> {
@@ -88,6 +108,10 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             pin_slot: None,
             cols: None,
             split: 0,
+            host_math: None,
+            wide_slots: Vec::new(),
+            wide_ready: 0,
+            chunk: None,
         }
     }
 
@@ -115,6 +139,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
         };
         self.load_bases(nest);
         self.alloc_row_caches(&plan.row_caches);
+        self.alloc_wide(&plan.wide);
         if nest.vars.is_empty() {
             self.body(nest, plan, &[Point::new()]);
             return;
@@ -176,36 +201,17 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
         } else {
             i > 1 || self.cols.is_none()
         };
-        let mut left = known.then(|| self.extent(v));
-        let mut runs = |step: usize| match left.as_mut() {
-            None => true,
-            Some(l) if *l >= step => {
-                *l %= step;
-                true
-            }
-            Some(_) => false,
-        };
+        let left = known.then(|| self.extent(v));
         if i == n - 1 {
-            // The lane loop: vector body (unrolled), vector body, scalar tail.
-            let row_var = (n >= 2).then(|| nest.vars[n - 2]);
-            let w = plan.width;
-            let mut first = Some(start);
-            if w > 1 {
-                if unroll > 1 && runs(w as usize * unroll) {
-                    let pts = tile(row_var, v, rows, unroll, w);
-                    self.lane_loop(nest, plan, v, first.take(), stop, w, unroll, &pts);
-                }
-                if runs(w as usize) {
-                    let pts = tile(row_var, v, rows, 1, w);
-                    self.lane_loop(nest, plan, v, first.take(), stop, w, 1, &pts);
-                }
-            }
-            if runs(1) {
-                let pts = tile(row_var, v, rows, 1, 1);
-                self.lane_loop(nest, plan, v, first.take(), stop, 1, 1, &pts);
+            if self.host_math.is_some() && !plan.wide.is_empty() {
+                self.wide_lane_loops(nest, plan, (start, stop), left, rows, unroll);
+            } else {
+                self.lane_loops(nest, plan, (start, stop), left, rows, unroll);
             }
             return;
         }
+        let mut left = left;
+        let mut runs = |step: usize| runs(&mut left, step);
         if rows > 1 && i == n - 2 {
             let mut first = Some(start);
             if runs(rows) {
@@ -224,6 +230,39 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             s.hoist(nest, plan, i + 1);
             s.level(nest, plan, i + 1, begin, end, rows, unroll)
         });
+    }
+
+    /// The lane loop of `nest` over `range`: vector body (unrolled), vector body, scalar tail.
+    /// `left`: the number of elements in the range, when known here (loops that would run no
+    /// iteration are then left out).
+    pub(super) fn lane_loops(
+        &mut self,
+        nest: &LoopNest,
+        plan: &NestPlan,
+        (start, stop): (Value, Value),
+        mut left: Option<usize>,
+        rows: usize,
+        unroll: usize,
+    ) {
+        let n = nest.vars.len();
+        let v = nest.vars[n - 1];
+        let row_var = (n >= 2).then(|| nest.vars[n - 2]);
+        let w = plan.width;
+        let mut first = Some(start);
+        if w > 1 {
+            if unroll > 1 && runs(&mut left, w as usize * unroll) {
+                let pts = tile(row_var, v, rows, unroll, w);
+                self.lane_loop(nest, plan, v, first.take(), stop, w, unroll, &pts);
+            }
+            if runs(&mut left, w as usize) {
+                let pts = tile(row_var, v, rows, 1, w);
+                self.lane_loop(nest, plan, v, first.take(), stop, w, 1, &pts);
+            }
+        }
+        if runs(&mut left, 1) {
+            let pts = tile(row_var, v, rows, 1, 1);
+            self.lane_loop(nest, plan, v, first.take(), stop, 1, 1, &pts);
+        }
     }
 
     /// Computes the plan's hoisted reductions at `depth` (scalar, at the loops' current
@@ -483,6 +522,9 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
         if let Some(v) = self.row_cache_load(e) {
             return v;
         }
+        if let Some(v) = self.wide_load(e) {
+            return v;
+        }
         let node = self.k.expr(e).clone();
         let v = self.compute_wide(e);
         let rounds = match node.expr {
@@ -686,6 +728,19 @@ fn index_as(b: &mut FunctionBuilder<'_>, i: Value, d: DType) -> Value {
         DType::F32 | DType::F64 => b.ins().fcvt_from_sint(scalar_type(d), i),
         DType::Bool => b.ins().icmp_imm_s(IntCC::NotEqual, i, 0),
         DType::Bf16 | DType::F16 => unreachable!("an index is converted to f32 first"),
+    }
+}
+
+/// Whether a loop of `step` elements per iteration runs at all after the loops before it, when
+/// `left` elements are known to remain (then updated to what it leaves); always with `None`.
+pub(super) fn runs(left: &mut Option<usize>, step: usize) -> bool {
+    match left.as_mut() {
+        None => true,
+        Some(l) if *l >= step => {
+            *l %= step;
+            true
+        }
+        Some(_) => false,
     }
 }
 

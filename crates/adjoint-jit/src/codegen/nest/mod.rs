@@ -24,7 +24,8 @@ mod emit;
 mod plan;
 mod reduce;
 mod row_cache;
+mod wide;
 
-pub use emit::NestEmitter;
+pub use emit::{HostMath, NestEmitter};
 pub use plan::KernelPlan;
 pub use row_cache::RowCache;

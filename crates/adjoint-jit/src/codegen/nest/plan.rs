@@ -19,6 +19,10 @@ pub struct KernelPlan {
     pub deps: Vec<Deps>,
     /// For each expression that is a reduction, how it accumulates; `None` for the others.
     pub reduces: Vec<Option<ReducePlan>>,
+    /// Whether the lane loops may compute `exp` and `tanh` a chunk of a row at a time with
+    /// the host routines of [`crate::math::host`] ([`NestPlan::wide`]); set where they run on
+    /// 512-bit vectors.
+    pub host_math: bool,
 }
 
 /// How one reduction accumulates.
@@ -63,7 +67,19 @@ pub struct NestPlan {
     pub store_depth: Vec<Option<usize>>,
     /// Row reductions whose values the lane loop reads back instead of computing them again.
     pub row_caches: Vec<RowCache>,
+    /// `f32` `exp` and `tanh` expressions of the lane loop computed by a host routine
+    /// ([`crate::math::host`]) over a chunk of the row at a time, in dependency order: for each
+    /// chunk the emitter stores the operand's values on the stack, calls the routine on them,
+    /// and the lane loop reads the results back (see `wide.rs`). Empty unless
+    /// [`KernelPlan::host_math`], the lane loop is a vector loop of at least [`WIDE_MIN_LANES`]
+    /// elements, and the nest has no register tile.
+    pub wide: Vec<ExprId>,
 }
+
+/// The shortest lane loop whose `exp` and `tanh` go to the host routines: a call and two
+/// passes over a stack buffer per chunk cost about what the inline code takes for a few
+/// elements.
+pub const WIDE_MIN_LANES: usize = 64;
 
 /// A reduction computed outside the innermost loops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,7 +97,17 @@ impl KernelPlan {
         let reduces = (0..k.exprs.len())
             .map(|i| reduce_plan(k, &deps, m, ExprId(i as u32)))
             .collect();
-        KernelPlan { deps, reduces }
+        KernelPlan {
+            deps,
+            reduces,
+            host_math: false,
+        }
+    }
+
+    /// This plan with [`KernelPlan::host_math`] set to `on`.
+    pub fn with_host_math(mut self, on: bool) -> Self {
+        self.host_math = on;
+        self
     }
 
     /// True if expression `e` depends on loop variable `v`.
@@ -132,6 +158,7 @@ impl KernelPlan {
                 hoisted,
                 store_depth: vec![None; nest.stores.len()],
                 row_caches: Vec::new(),
+                wide: Vec::new(),
             };
         };
         let width = self.width(k, nest, lane_var, &is_hoisted, &store_depth);
@@ -168,6 +195,33 @@ impl KernelPlan {
         };
         let lane_exprs = self.lane_loop_exprs(k, nest, &is_hoisted, &store_depth);
         let row_caches = row_caches(self, k, nest, &hoisted, &lane_exprs);
+        let wide = if self.host_math
+            && width == 4
+            && rows == 1
+            && tile_reductions.is_empty()
+            && lane_extent >= WIDE_MIN_LANES
+        {
+            lane_exprs
+                .iter()
+                .copied()
+                .filter(|&e| {
+                    let node = k.expr(e);
+                    let function = matches!(
+                        node.expr,
+                        Expr::Unary {
+                            op: UnaryOp::Exp | UnaryOp::Tanh,
+                            ..
+                        }
+                    );
+                    function
+                        && node.dtype == DType::F32
+                        && self.uses(e, lane_var)
+                        && !row_caches.iter().any(|c| c.lane_expr == e)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         NestPlan {
             width,
             rows,
@@ -176,6 +230,7 @@ impl KernelPlan {
             hoisted,
             store_depth,
             row_caches,
+            wide,
         }
     }
 
@@ -591,6 +646,33 @@ mod tests {
         let along = r.along_axis.expect("vectorized along the reduced axis");
         assert_eq!(along.width, 4);
         assert!(r.fma.is_none(), "a sum of loads has no product");
+    }
+
+    #[test]
+    fn long_rows_send_exp_and_tanh_to_the_host_routines() {
+        let wide_of = |n: usize, host_math: bool| {
+            let b = Builder::new("wide");
+            let x = b.input("x", DType::F32, [3, n]);
+            b.output("y", x.tanh().exp() + x.sin());
+            let g = b.finish();
+            let prog = program(&g);
+            let k = &prog.kernels[0];
+            let kp = KernelPlan::new(k, MathOptions { fma: true }).with_host_math(host_math);
+            let p = kp.nest(k, &k.nests[0]);
+            let ops: Vec<UnaryOp> = p
+                .wide
+                .iter()
+                .map(|&e| match k.expr(e).expr {
+                    Expr::Unary { op, .. } => op,
+                    _ => panic!("a wide expression that is not a function"),
+                })
+                .collect();
+            ops
+        };
+        // tanh before the exp that reads it; sin stays inline.
+        assert_eq!(wide_of(WIDE_MIN_LANES, true), [UnaryOp::Tanh, UnaryOp::Exp]);
+        assert!(wide_of(WIDE_MIN_LANES - 1, true).is_empty());
+        assert!(wide_of(300, false).is_empty());
     }
 
     #[test]

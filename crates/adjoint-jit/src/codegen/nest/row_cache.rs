@@ -203,7 +203,12 @@ impl NestEmitter<'_, '_> {
             return;
         };
         let v = self.eval(body);
-        let at = self.row_cache_address(base, c.var);
+        let at = self.stack_address(base, c.var, None);
+        self.stack_store(at, v);
+    }
+
+    /// Stores the `f32` value `v` (of the current lanes) at `at` on the stack, lane after lane.
+    pub(super) fn stack_store(&mut self, at: Value, v: Val) {
         match v {
             Val::Vec(x) => {
                 self.b.ins().store(mem(), x, at, 0);
@@ -228,10 +233,16 @@ impl NestEmitter<'_, '_> {
             .row_cache_slots
             .iter()
             .find(|(c, _)| c.lane_expr == e)?;
-        let at = self.row_cache_address(base, lane_var);
+        let at = self.stack_address(base, lane_var, None);
+        Some(self.stack_load(at, e))
+    }
+
+    /// The `f32` value of `e` (in its form at the current lanes) stored at `at` on the stack by
+    /// [`Self::stack_store`].
+    pub(super) fn stack_load(&mut self, at: Value, e: ExprId) -> Val {
         let rep = self.rep(e);
         let w = self.w;
-        Some(match rep {
+        match rep {
             Rep::Uni => Val::Uni(self.b.ins().load(types::F32, mem(), at, 0)),
             Rep::Vec if w == 4 => {
                 Val::Vec(self.b.ins().load(vector_type(DType::F32, w), mem(), at, 0))
@@ -251,13 +262,17 @@ impl NestEmitter<'_, '_> {
                     v
                 }
             }
-        })
+        }
     }
 
-    /// The address of the cache element at loop variable `v`'s current value (with the tile
-    /// point's offset; lanes follow at 4-byte steps).
-    fn row_cache_address(&mut self, base: Value, v: VarId) -> Value {
-        let i = self.ix_value(&Ix::var(v), 0);
+    /// The address of the `f32` element of a stack buffer at `base` for loop variable `v`'s
+    /// current value (with the tile point's offset; lanes follow at 4-byte steps), counted
+    /// from `start` (or from 0).
+    pub(super) fn stack_address(&mut self, base: Value, v: VarId, start: Option<Value>) -> Value {
+        let mut i = self.ix_value(&Ix::var(v), 0);
+        if let Some(s) = start {
+            i = self.b.ins().isub(i, s);
+        }
         let bytes = self.b.ins().imul_imm_s(i, 4);
         self.b.ins().iadd(base, bytes)
     }
