@@ -144,10 +144,9 @@ pub struct Options {
     /// slower, the others within noise; see `docs/jit.md`, *Epilogues on the block of C*).
     pub block_epilogue: bool,
     /// Compute `f32` `exp` and `tanh` in the lane loops of long rows (at least 64 elements)
-    /// with the host's 512-bit routines ([`math::host`]) rather than inline on 128-bit
-    /// vectors, a chunk of the row at a time, where the CPU has AVX-512F and the selected ISA
-    /// is AVX-512 (not under `ADJOINT_ISA=avx2|generic`). The results are the same bits.
-    /// Default: on.
+    /// with the host routines of [`math::host`], on the selected ISA's vectors (512-bit for
+    /// AVX-512, 256-bit for AVX2; not for the generic ISA), rather than inline on 128-bit
+    /// vectors, a chunk of the row at a time. The results are the same bits. Default: on.
     pub host_math: bool,
 }
 
@@ -320,9 +319,7 @@ pub fn compile(graph: &Graph, options: &Options) -> Result<CompiledStep, JitErro
                 .single_pass(function_count(&program)),
             excess_precision: options.excess_precision,
             block_epilogue: options.block_epilogue,
-            host_math: options.host_math
-                && math::host::has_wide_routines()
-                && gemm::selected_isa() == gemm::Isa::Avx512,
+            host_math: options.host_math && math::host::has_wide_routines(gemm::selected_isa()),
         },
     )?;
     let stats = runtime::CompileStats {

@@ -978,9 +978,10 @@ fn pow_special_values() {
 
 // ---- the host routines -------------------------------------------------------------------------
 
-/// The host routines that generated kernels call on chunks of a row (`math::host`, 512-bit on
-/// a CPU with AVX-512F, one `f32` at a time elsewhere) return the same bits as the inline
-/// `f32x4` code with FMA, over dense sweeps, range edges and special values (NaN: a NaN).
+/// The host routines that generated kernels call on chunks of a row (`math::host`, on the
+/// selected ISA's vectors: 512-bit, 256-bit, or one `f32` at a time) return the same bits as
+/// the inline `f32x4` code with FMA, over dense sweeps, range edges and special values (NaN: a
+/// NaN). Run under `ADJOINT_ISA=avx2` and `generic` too for the other paths.
 #[test]
 fn host_routines_return_the_inline_bits() {
     if !std::arch::is_x86_feature_detected!("fma") {

@@ -1,8 +1,9 @@
-//! `exp` and `tanh` of long rows computed by the host's 512-bit routines a chunk at a time
+//! `exp` and `tanh` of long rows computed by the host routines a chunk at a time
 //! (`Options::host_math`, `codegen/nest/wide.rs`), against the interpreter and, bit for bit,
 //! against the inline code: row lengths around the chunk (256) and the vector widths, chains
 //! of routines, a routine after a hoisted row reduction, and a one-dimensional nest split over
-//! two threads inside its lane loop. On a CPU without AVX-512F both runs are inline.
+//! two threads inside its lane loop. The routines run on the selected ISA's vectors (run the
+//! suite under `ADJOINT_ISA=avx2` for the 256-bit ones); under `generic` both runs are inline.
 
 mod common;
 

@@ -119,7 +119,7 @@ pub struct CodegenOptions {
     /// kernel when [`crate::kernel::epilogue::block_epilogue`] allows it (see
     /// [`crate::Options::block_epilogue`]).
     pub block_epilogue: bool,
-    /// Send long rows' `exp` and `tanh` to the host's 512-bit routines (`nest::wide`); set
+    /// Send long rows' `exp` and `tanh` to the host routines (`nest::wide`); set
     /// only where they run (see [`crate::Options::host_math`]).
     pub host_math: bool,
 }

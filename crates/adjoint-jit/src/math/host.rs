@@ -1,20 +1,22 @@
-//! `exp` and `tanh` of `f32` arrays as host routines, on 512-bit vectors where the CPU has
-//! AVX-512F, for generated kernels to call on a chunk of a row (`codegen::nest::wide`).
+//! `exp` and `tanh` of `f32` arrays as host routines on the widest vectors the selected ISA
+//! has (512-bit with AVX-512F, 256-bit with AVX2 and FMA), for generated kernels to call on a
+//! chunk of a row (`codegen::nest::wide`).
 //!
 //! Cranelift's x64 backend has 128-bit vectors only, so the inline functions of this module's
 //! siblings compute four lanes per instruction. Their instruction sequences are long (about 20
-//! arithmetic instructions for `exp`, 30 for `tanh`) and bound by the vector ports; on a CPU
-//! with AVX-512 the same instructions on sixteen lanes do about 2.5 times the work per cycle.
+//! arithmetic instructions for `exp`, 30 for `tanh`) and bound by the vector ports; the same
+//! instructions on sixteen (or eight) lanes do more work per cycle.
 //!
 //! Each routine applies the same operations, in the same order and with the same constants, as
 //! the inline `f32x4` code with FMA ([`super::emit_exp`], [`super::emit_tanh`]), so it returns
 //! the same bits for every input (NaN inputs give a NaN). The algorithm is written once over
-//! `Wide`, the operations of one vector, with two implementations: sixteen AVX-512 lanes,
-//! and one `f32` (the portable fallback, for a CPU without AVX-512F, which the code generator
-//! does not send here).
+//! `Wide`, the operations of one vector, with three implementations: sixteen AVX-512 lanes,
+//! eight AVX2 lanes, and one `f32` (the portable fallback, for the generic ISA, which the code
+//! generator does not send here).
 
 use super::exp::{EXP_F32, LN2_HI_F32, LN2_LO_F32, MAX_FINITE_ARG_F32, MIN_NORMAL_ARG_F32};
 use super::logistic::{TANH_F32, TANH_SATURATED_F32, TANH_SMALL};
+use crate::gemm::Isa;
 
 /// A host routine over an array: replaces `n` floats at `p` with their function values.
 pub type RowFn = unsafe extern "C" fn(*mut f32, i64);
@@ -57,17 +59,10 @@ impl Function {
     }
 }
 
-/// True when this CPU runs the 512-bit routines (what the code generator asks before it
-/// sends rows here).
-pub fn has_wide_routines() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+/// True when the routines run on vectors wider than the inline code's for `isa` (AVX-512 or
+/// AVX2): what the code generator asks before it sends rows here.
+pub fn has_wide_routines(isa: Isa) -> bool {
+    isa != Isa::Generic && isa.supported()
 }
 
 /// # Safety
@@ -75,12 +70,27 @@ pub fn has_wide_routines() -> bool {
 /// As [`adjoint_exp_f32`].
 unsafe fn map(p: *mut f32, n: i64, f: Function) {
     let Ok(n) = usize::try_from(n) else { return };
-    #[cfg(target_arch = "x86_64")]
-    if has_wide_routines() {
+    // The selected ISA is one this CPU supports (`gemm::selected_isa` falls back otherwise).
+    match crate::gemm::selected_isa() {
+        #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU has AVX-512F; the caller's contract covers the array.
-        unsafe { avx512::map(p, n, f) };
-        return;
+        Isa::Avx512 => unsafe { avx512::map(p, n, f) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the CPU has AVX2 and FMA; the caller's contract covers the array.
+        Isa::Avx2 => unsafe { avx2::map(p, n, f) },
+        _ => {
+            // SAFETY: the caller's contract.
+            unsafe { map_scalar(p, n, f) }
+        }
     }
+}
+
+/// [`map`] one `f32` at a time.
+///
+/// # Safety
+///
+/// `p` is valid for reads and writes of `n` floats.
+unsafe fn map_scalar(p: *mut f32, n: usize, f: Function) {
     for i in 0..n {
         // SAFETY: `i < n`, within the caller's array.
         unsafe {
@@ -390,12 +400,130 @@ mod avx512 {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::{Function, Wide};
+    use std::arch::x86_64::*;
+
+    /// Eight lanes in a 256-bit register; a mask is a vector of all-ones or all-zeros lanes.
+    /// Its operations are plain intrinsics, inlined into [`map`], which is compiled for AVX2
+    /// and FMA.
+    #[derive(Clone, Copy)]
+    pub(super) struct Ymm(__m256);
+
+    /// `f` of `n` floats at `p`, in place: whole vectors, then the tail through a copy.
+    ///
+    /// # Safety
+    ///
+    /// The CPU has AVX2 and FMA, and `p` is valid for reads and writes of `n` floats.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn map(p: *mut f32, n: usize, f: Function) {
+        let whole = n / 8 * 8;
+        let mut i = 0;
+        while i < whole {
+            // SAFETY: `i + 8 <= n`.
+            unsafe {
+                let x = Ymm(_mm256_loadu_ps(p.add(i)));
+                _mm256_storeu_ps(p.add(i), f.apply(x).0);
+            }
+            i += 8;
+        }
+        if whole < n {
+            let mut tail = [0.0f32; 8];
+            let rest = n - whole;
+            // SAFETY: the `rest` floats after `whole` are the caller's; `tail` holds 8.
+            unsafe {
+                std::ptr::copy_nonoverlapping(p.add(whole), tail.as_mut_ptr(), rest);
+                let y = f.apply(Ymm(_mm256_loadu_ps(tail.as_ptr())));
+                _mm256_storeu_ps(tail.as_mut_ptr(), y.0);
+                std::ptr::copy_nonoverlapping(tail.as_ptr(), p.add(whole), rest);
+            }
+        }
+    }
+
+    // SAFETY (every `unsafe` block below): the intrinsics need AVX2 (and FMA for
+    // `mul_add`), which `map` (their only caller, inlined) is compiled for and its caller
+    // checked.
+    impl Wide for Ymm {
+        type Mask = __m256;
+        #[inline(always)]
+        fn splat(x: f32) -> Self {
+            Ymm(unsafe { _mm256_set1_ps(x) })
+        }
+        #[inline(always)]
+        fn splat_bits(bits: u32) -> Self {
+            Ymm(unsafe { _mm256_castsi256_ps(_mm256_set1_epi32(bits as i32)) })
+        }
+        #[inline(always)]
+        fn add(self, o: Self) -> Self {
+            Ymm(unsafe { _mm256_add_ps(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn sub(self, o: Self) -> Self {
+            Ymm(unsafe { _mm256_sub_ps(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn mul(self, o: Self) -> Self {
+            Ymm(unsafe { _mm256_mul_ps(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn div(self, o: Self) -> Self {
+            Ymm(unsafe { _mm256_div_ps(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn mul_add(self, b: Self, c: Self) -> Self {
+            Ymm(unsafe { _mm256_fmadd_ps(self.0, b.0, c.0) })
+        }
+        #[inline(always)]
+        fn and(self, o: Self) -> Self {
+            Ymm(unsafe { _mm256_and_ps(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn or(self, o: Self) -> Self {
+            Ymm(unsafe { _mm256_or_ps(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn xor(self, o: Self) -> Self {
+            Ymm(unsafe { _mm256_xor_ps(self.0, o.0) })
+        }
+        #[inline(always)]
+        fn zero_where(self, m: __m256) -> Self {
+            Ymm(unsafe { _mm256_andnot_ps(m, self.0) })
+        }
+        #[inline(always)]
+        fn lt(self, o: Self) -> __m256 {
+            unsafe { _mm256_cmp_ps::<_CMP_LT_OQ>(self.0, o.0) }
+        }
+        #[inline(always)]
+        fn lt_or_nan(self, o: Self) -> __m256 {
+            unsafe { _mm256_cmp_ps::<_CMP_NGE_UQ>(self.0, o.0) }
+        }
+        #[inline(always)]
+        fn gt_or_nan(self, o: Self) -> __m256 {
+            unsafe { _mm256_cmp_ps::<_CMP_NLE_UQ>(self.0, o.0) }
+        }
+        #[inline(always)]
+        fn select(m: __m256, t: Self, f: Self) -> Self {
+            Ymm(unsafe { _mm256_blendv_ps(f.0, t.0, m) })
+        }
+        #[inline(always)]
+        fn add_shifted_bits(self, t: Self, s: u32) -> Self {
+            unsafe {
+                let shifted =
+                    _mm256_sll_epi32(_mm256_castps_si256(t.0), _mm_cvtsi32_si128(s as i32));
+                let sum = _mm256_add_epi32(_mm256_castps_si256(self.0), shifted);
+                Ymm(_mm256_castsi256_ps(sum))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The two implementations agree to the bit (NaN with NaN) over a sweep, in whole vectors
-    /// and masked tails.
+    /// The vector implementations agree with the scalar one to the bit (NaN with NaN) over a
+    /// sweep, in whole vectors and tails.
     #[test]
     fn wide_and_scalar_routines_agree() {
         let mut xs: Vec<f32> = (-40_000..40_000).map(|i| i as f32 * 0.0037).collect();
@@ -417,16 +545,29 @@ mod tests {
             -0.625,
         ]);
         xs.push(0.3); // an odd length: a masked tail
-        for f in [Function::Exp, Function::Tanh] {
-            let mut wide = xs.clone();
-            // SAFETY: `wide` holds `xs.len()` floats.
-            unsafe { map(wide.as_mut_ptr(), wide.len() as i64, f) };
-            for (i, (&x, &y)) in xs.iter().zip(&wide).enumerate() {
-                let want = f.apply(x);
-                assert!(
-                    want.to_bits() == y.to_bits() || (want.is_nan() && y.is_nan()),
-                    "{f:?}({x:e}) at {i}: {y:e}, scalar {want:e}"
-                );
+        type Map = unsafe fn(*mut f32, usize, Function);
+        let mut paths: Vec<(&str, Map)> = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if Isa::Avx512.supported() {
+                paths.push(("avx512", avx512::map));
+            }
+            if Isa::Avx2.supported() {
+                paths.push(("avx2", avx2::map));
+            }
+        }
+        for (isa, path) in paths {
+            for f in [Function::Exp, Function::Tanh] {
+                let mut wide = xs.clone();
+                // SAFETY: the CPU supports the path; `wide` holds `xs.len()` floats.
+                unsafe { path(wide.as_mut_ptr(), wide.len(), f) };
+                for (i, (&x, &y)) in xs.iter().zip(&wide).enumerate() {
+                    let want = f.apply(x);
+                    assert!(
+                        want.to_bits() == y.to_bits() || (want.is_nan() && y.is_nan()),
+                        "{isa} {f:?}({x:e}) at {i}: {y:e}, scalar {want:e}"
+                    );
+                }
             }
         }
     }

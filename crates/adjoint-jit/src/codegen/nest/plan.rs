@@ -21,7 +21,7 @@ pub struct KernelPlan {
     pub reduces: Vec<Option<ReducePlan>>,
     /// Whether the lane loops may compute `exp` and `tanh` a chunk of a row at a time with
     /// the host routines of [`crate::math::host`] ([`NestPlan::wide`]); set where they run on
-    /// 512-bit vectors.
+    /// wider vectors than the inline code (AVX-512, AVX2).
     pub host_math: bool,
 }
 

@@ -1,6 +1,6 @@
 //! Wide math: a lane loop whose `exp` and `tanh` ([`super::plan::NestPlan::wide`]) are computed
-//! by host routines on 512-bit vectors ([`crate::math::host`]) instead of inline on 128-bit
-//! ones, a chunk of the row at a time.
+//! by host routines on 512- or 256-bit vectors ([`crate::math::host`]) instead of inline on
+//! 128-bit ones, a chunk of the row at a time.
 //!
 //! For each chunk of at most [`CHUNK`] elements of the lane loop's range, the emitter
 //!
