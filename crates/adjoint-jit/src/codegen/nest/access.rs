@@ -1,17 +1,85 @@
 //! Memory access from a nest: index arithmetic, addresses, loads and stores in the lane form
 //! of the current loop.
 
-use super::emit::NestEmitter;
+use super::emit::{NestEmitter, RowKey};
 use crate::codegen::half;
 use crate::codegen::value::{
     convert, is_native, lane, little, mem, scalar_type, to_vec, vector_type, Rep, Val,
 };
-use crate::kernel::{Atom, BufferId, Ix, Store};
+use crate::kernel::{Atom, BufferId, Expr, Ix, LoopNest, Store, VarId};
 use adjoint_ir::DType;
 use cranelift_codegen::ir::{types, InstBuilder, Value};
 use smallvec::SmallVec;
 
+/// The shortest row (lane loop) whose accesses get row addresses
+/// ([`NestEmitter::with_row_bases`]): two vectors.
+const ROW_BASE_MIN_LANES: usize = 8;
+
+/// The terms of `ix` over the variables `vars`, in `ix`'s order.
+fn terms_over(ix: &Ix, vars: &[VarId]) -> SmallVec<[(VarId, i64); 4]> {
+    ix.terms
+        .iter()
+        .filter_map(|(a, c)| match a {
+            Atom::Var(v) if vars.contains(v) => Some((*v, *c)),
+            _ => None,
+        })
+        .collect()
+}
+
 impl NestEmitter<'_, '_> {
+    /// Runs `f` (the emission of a row: the loops inside the next-to-innermost loop of
+    /// `nest`) with the address of every access's row computed once at the row's start: the
+    /// buffer's base plus its index's terms over the outer loop variables. The row's loops
+    /// then add only their own terms per step. The addresses are pinned there
+    /// ([`Self::pin_words`]): Cranelift would otherwise place their arithmetic at its uses,
+    /// in the innermost loop, and did not hoist it out.
+    pub(super) fn with_row_bases(&mut self, nest: &LoopNest, f: &mut dyn FnMut(&mut Self)) {
+        // A short row would pay a store per access for little: its arithmetic stays where it
+        // is used.
+        let lane = nest.vars.last().map_or(0, |&v| self.extent(v));
+        if lane < ROW_BASE_MIN_LANES {
+            return f(self);
+        }
+        let outer: SmallVec<[VarId; 8]> = nest.vars[..nest.vars.len().saturating_sub(1)]
+            .iter()
+            .copied()
+            .collect();
+        let mut keys: Vec<RowKey> = Vec::new();
+        let mut add = |buffer: BufferId, ix: &Ix| {
+            let key = (buffer, terms_over(ix, &outer));
+            if !key.1.is_empty() && !keys.contains(&key) {
+                keys.push(key);
+            }
+        };
+        for e in self.k.exprs_of(nest) {
+            if let Expr::Load { buffer, offset } = &self.k.expr(e).expr {
+                add(*buffer, offset);
+            }
+        }
+        for s in &nest.stores {
+            add(s.buffer, &s.offset);
+        }
+        let saved = (
+            std::mem::take(&mut self.row_bases),
+            std::mem::replace(&mut self.row_vars, outer),
+        );
+        for (buffer, key) in keys {
+            let esize = self.prog.buffers[buffer.0 as usize].dtype.size_bytes() as i64;
+            let mut ptr = self.bases[&buffer];
+            for &(v, c) in &key {
+                let var = self.vars[v.0 as usize].expect("an outer loop variable in scope");
+                let x = self.b.use_var(var);
+                let bytes = self.b.ins().imul_imm_s(x, c * esize);
+                ptr = self.b.ins().iadd(ptr, bytes);
+            }
+            self.row_bases.push(((buffer, key), ptr));
+        }
+        let ptrs: SmallVec<[Value; 8]> = self.row_bases.iter().map(|&(_, p)| p).collect();
+        self.pin_words(&ptrs);
+        f(self);
+        (self.row_bases, self.row_vars) = saved;
+    }
+
     /// The `i64` value of an index expression at lane `l` of the current point.
     pub(super) fn ix_value(&mut self, ix: &Ix, l: i64) -> Value {
         let mut constant = ix.constant;
@@ -65,9 +133,31 @@ impl NestEmitter<'_, '_> {
 
     fn address(&mut self, buf: BufferId, ix: &Ix, l: i64) -> Value {
         let esize = self.prog.buffers[buf.0 as usize].dtype.size_bytes() as i64;
-        let i = self.ix_value(ix, l);
+        let key = (buf, terms_over(ix, &self.row_vars));
+        let row = self
+            .row_bases
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|&(_, ptr)| ptr);
+        let (base, ix) = match row {
+            // The row's address, and the terms of the loops inside it (the tile offsets of
+            // the outer variables go into the constant).
+            Some(ptr) => {
+                let mut rest = Ix::constant(ix.constant);
+                for (a, c) in &ix.terms {
+                    match a {
+                        Atom::Var(v) if self.row_vars.contains(v) => {
+                            rest.constant += c * self.offs[v.0 as usize];
+                        }
+                        _ => rest.terms.push((a.clone(), *c)),
+                    }
+                }
+                (ptr, std::borrow::Cow::Owned(rest))
+            }
+            None => (self.bases[&buf], std::borrow::Cow::Borrowed(ix)),
+        };
+        let i = self.ix_value(&ix, l);
         let bytes = self.b.ins().imul_imm_s(i, esize);
-        let base = self.bases[&buf];
         self.b.ins().iadd(base, bytes)
     }
 

@@ -59,6 +59,11 @@ pub struct NestEmitter<'a, 'f> {
     cols: Option<(Value, Value)>,
     /// The loop `begin..end` bounds ([`LoopNest::split_position`]).
     split: usize,
+    /// While a row is emitted (the loops inside the next-to-innermost one): the row's address
+    /// of each access, computed once at the row's start (`access.rs`), and the outer
+    /// variables.
+    pub(super) row_bases: Vec<RowBase>,
+    pub(super) row_vars: SmallVec<[VarId; 8]>,
     /// The host routines the plan's [`NestPlan::wide`] expressions call; `None`: they are
     /// computed inline.
     pub host_math: Option<HostMath>,
@@ -69,6 +74,13 @@ pub struct NestEmitter<'a, 'f> {
     /// The lane variable and its first value in the chunk being emitted (`wide.rs`).
     pub(super) chunk: Option<(VarId, Value)>,
 }
+
+/// A row's address of a buffer's accesses ([`NestEmitter::with_row_bases`]): the buffer, the
+/// terms of the outer loop variables in the index, and the base plus those terms in bytes.
+pub(super) type RowBase = (RowKey, Value);
+
+/// A buffer and the terms of the outer loop variables in an index of it.
+pub(super) type RowKey = (BufferId, SmallVec<[(VarId, i64); 4]>);
 
 /// The host routines a nest function calls, imported into it.
 #[derive(Clone, Copy, Debug)]
@@ -108,6 +120,8 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             pin_slot: None,
             cols: None,
             split: 0,
+            row_bases: Vec::new(),
+            row_vars: SmallVec::new(),
             host_math: None,
             wide_slots: Vec::new(),
             wide_ready: 0,
@@ -216,19 +230,30 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             let mut first = Some(start);
             if runs(rows) {
                 self.for_loop(v, first.take(), stop, rows as i64, &mut |s: &mut Self| {
-                    s.level(nest, plan, i + 1, begin, end, rows, unroll)
+                    s.with_row_bases(nest, &mut |s: &mut Self| {
+                        s.level(nest, plan, i + 1, begin, end, rows, unroll)
+                    })
                 });
             }
             if runs(1) {
                 self.for_loop(v, first.take(), stop, 1, &mut |s: &mut Self| {
-                    s.level(nest, plan, i + 1, begin, end, 1, 1)
+                    s.with_row_bases(nest, &mut |s: &mut Self| {
+                        s.level(nest, plan, i + 1, begin, end, 1, 1)
+                    })
                 });
             }
             return;
         }
         self.for_loop(v, Some(start), stop, 1, &mut |s: &mut Self| {
-            s.hoist(nest, plan, i + 1);
-            s.level(nest, plan, i + 1, begin, end, rows, unroll)
+            let body = &mut |s: &mut Self| {
+                s.hoist(nest, plan, i + 1);
+                s.level(nest, plan, i + 1, begin, end, rows, unroll)
+            };
+            if i + 2 == n {
+                s.with_row_bases(nest, body);
+            } else {
+                body(s);
+            }
         });
     }
 
@@ -311,6 +336,22 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
         }
     }
 
+    /// [`Self::pin`] for `i64` values (addresses), each to its own word of a slot of their
+    /// own: stores to one place, one after the other, would leave only the last one.
+    pub(super) fn pin_words(&mut self, values: &[Value]) {
+        if values.is_empty() {
+            return;
+        }
+        let slot = self.b.create_sized_stack_slot(StackSlotData::new(
+            StackSlotKind::ExplicitSlot,
+            8 * values.len() as u32,
+            3,
+        ));
+        for (i, &x) in values.iter().enumerate() {
+            self.b.ins().stack_store(types::I64, x, slot, 8 * i as i32);
+        }
+    }
+
     /// The innermost loop over `v`, `w` lanes × `unroll` vectors per step, computing the tile
     /// points `pts` each step.
     #[allow(clippy::too_many_arguments)]
@@ -370,6 +411,14 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
         let next = self.b.ins().iadd_imm_s(i, step);
         let go = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, next, stop);
         self.b.ins().brif(go, block, &[], exit, &[]);
+        // Each block is sealed as soon as its predecessors are all known, the header once
+        // its back edge exists: an inner loop's header is then sealed before the outer ones,
+        // and the SSA builder finds that an outer variable reaches it unchanged around the
+        // loop, so it passes no block parameter for it (sealing every block at the end left
+        // one per outer variable in every inner loop header, so to Cranelift each was
+        // defined anew in each loop).
+        self.b.seal_block(block);
+        self.b.seal_block(exit);
         self.b.switch_to_block(block);
         self.memo.push(HashMap::new());
         body(self);
@@ -378,6 +427,7 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
         let next = self.b.ins().iadd_imm_s(i, step);
         self.b.def_var(var, next);
         self.b.ins().jump(header, &[]);
+        self.b.seal_block(header);
         self.b.switch_to_block(exit);
     }
 
