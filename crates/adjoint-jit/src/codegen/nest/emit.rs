@@ -399,6 +399,19 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
                 var
             }
         };
+        self.counted_loop(var, start, stop, step, body);
+    }
+
+    /// [`Self::for_loop`] over the Cranelift variable `var` (a loop counter of the emitter's
+    /// own, or a loop variable's).
+    pub(super) fn counted_loop(
+        &mut self,
+        var: Variable,
+        start: Option<Value>,
+        stop: Value,
+        step: i64,
+        body: &mut dyn FnMut(&mut Self),
+    ) {
         if let Some(s) = start {
             self.b.def_var(var, s);
         }

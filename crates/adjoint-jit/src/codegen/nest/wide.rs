@@ -19,7 +19,6 @@ use super::plan::NestPlan;
 use crate::codegen::value::Val;
 use crate::kernel::{Expr, ExprId, LoopNest};
 use adjoint_ir::UnaryOp;
-use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, StackSlotData, StackSlotKind, Value};
 
 /// Elements of the lane loop per chunk: enough that a call costs little against the chunk's
@@ -64,21 +63,11 @@ impl NestEmitter<'_, '_> {
         let c = self.b.declare_var(types::I64);
         self.b.def_var(c, start);
         if left.is_none_or(|l| l >= CHUNK) {
-            let header = self.b.create_block();
-            let body = self.b.create_block();
-            let exit = self.b.create_block();
-            self.b.ins().jump(header, &[]);
-            self.b.switch_to_block(header);
-            let c0 = self.b.use_var(c);
-            let next = self.b.ins().iadd_imm_s(c0, CHUNK as i64);
-            let go = self.b.ins().icmp(IntCC::SignedLessThanOrEqual, next, stop);
-            self.b.ins().brif(go, body, &[], exit, &[]);
-            self.b.switch_to_block(body);
-            let len = self.b.ins().iconst(types::I64, CHUNK as i64);
-            self.wide_chunk(nest, plan, (c0, len), Some(CHUNK), rows, unroll);
-            self.b.def_var(c, next);
-            self.b.ins().jump(header, &[]);
-            self.b.switch_to_block(exit);
+            self.counted_loop(c, None, stop, CHUNK as i64, &mut |s: &mut Self| {
+                let c0 = s.b.use_var(c);
+                let len = s.b.ins().iconst(types::I64, CHUNK as i64);
+                s.wide_chunk(nest, plan, (c0, len), Some(CHUNK), rows, unroll);
+            });
         }
         let rest = left.map(|l| l % CHUNK);
         if rest != Some(0) {
