@@ -31,7 +31,7 @@ impl NestEmitter<'_, '_> {
     /// `nest`) with the address of every access's row computed once at the row's start: the
     /// buffer's base plus its index's terms over the outer loop variables. The row's loops
     /// then add only their own terms per step. The addresses are pinned there
-    /// ([`Self::pin_words`]): Cranelift would otherwise place their arithmetic at its uses,
+    /// ([`Self::pin_values`]): Cranelift would otherwise place their arithmetic at its uses,
     /// in the innermost loop, and did not hoist it out.
     pub(super) fn with_row_bases(&mut self, nest: &LoopNest, f: &mut dyn FnMut(&mut Self)) {
         // A short row would pay a store per access for little: its arithmetic stays where it
@@ -75,7 +75,7 @@ impl NestEmitter<'_, '_> {
             self.row_bases.push(((buffer, key), ptr));
         }
         let ptrs: SmallVec<[Value; 8]> = self.row_bases.iter().map(|&(_, p)| p).collect();
-        self.pin_words(&ptrs);
+        self.pin_values(&ptrs);
         f(self);
         (self.row_bases, self.row_vars) = saved;
     }

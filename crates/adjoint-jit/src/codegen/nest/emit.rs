@@ -10,9 +10,7 @@ use crate::kernel::{BufferId, Expr, ExprId, Kernel, LoopNest, Program, Store, Va
 use crate::math::MathOptions;
 use adjoint_ir::DType;
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{
-    types, FuncRef, InstBuilder, StackSlot, StackSlotData, StackSlotKind, Value,
-};
+use cranelift_codegen::ir::{types, FuncRef, InstBuilder, StackSlotData, StackSlotKind, Value};
 use cranelift_frontend::{FunctionBuilder, Variable};
 use smallvec::SmallVec;
 use std::collections::HashMap;
@@ -52,8 +50,6 @@ pub struct NestEmitter<'a, 'f> {
     pub excess_precision: bool,
     /// The plan's row caches and the address of each one's stack buffer.
     pub(super) row_cache_slots: Vec<(super::RowCache, Value)>,
-    /// The stack slot [`Self::pin`] stores to.
-    pin_slot: Option<StackSlot>,
     /// The bounds of the second loop when the nest runs over a block of columns
     /// ([`NestEmitter::emit_block`]); `None`: its whole extent.
     cols: Option<(Value, Value)>,
@@ -117,7 +113,6 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
             whole: false,
             excess_precision: false,
             row_cache_slots: Vec::new(),
-            pin_slot: None,
             cols: None,
             split: 0,
             row_bases: Vec::new(),
@@ -308,47 +303,34 @@ impl<'a, 'f> NestEmitter<'a, 'f> {
         });
     }
 
-    /// Makes `v` computed here, before the loops that follow. Cranelift places a pure
-    /// instruction where it is first used and hoists it out of a loop only when its operands
-    /// come from a shallower loop depth; a reduction's final combine reads the last values of
-    /// its own loop, as deep as the row's lane loop, so without this the combine (a row max's
-    /// horizontal `fmax` sequence) would run again at every step of the lane loop. A store to
-    /// the stack is not removed, so it forces `v`, and every later use reads that value.
+    /// Makes `v` computed here, before the loops that follow ([`Self::pin_values`]).
     fn pin(&mut self, v: &Val) {
-        let values: SmallVec<[Value; 4]> = match v {
-            Val::Uni(x) | Val::Vec(x) => [*x].into_iter().collect(),
-            Val::Lanes(xs) => xs.clone(),
-        };
-        let slot = match self.pin_slot {
-            Some(slot) => slot,
-            None => {
-                let slot = self.b.create_sized_stack_slot(StackSlotData::new(
-                    StackSlotKind::ExplicitSlot,
-                    16,
-                    4,
-                ));
-                self.pin_slot = Some(slot);
-                slot
-            }
-        };
-        for x in values {
-            self.b.ins().stack_store(types::I64, x, slot, 0);
+        match v {
+            Val::Uni(x) | Val::Vec(x) => self.pin_values(&[*x]),
+            Val::Lanes(xs) => self.pin_values(xs),
         }
     }
 
-    /// [`Self::pin`] for `i64` values (addresses), each to its own word of a slot of their
-    /// own: stores to one place, one after the other, would leave only the last one.
-    pub(super) fn pin_words(&mut self, values: &[Value]) {
+    /// Makes `values` computed here, before the loops that follow. Cranelift places a pure
+    /// instruction where it is first used and hoists it out of a loop only when its operands
+    /// come from a shallower loop depth: a reduction's final combine reads the last values of
+    /// its own loop, as deep as the row's lane loop, so without this the combine (a row max's
+    /// horizontal `fmax` sequence) would run again at every step of the lane loop, and a row's
+    /// address arithmetic ([`Self::with_row_bases`]) would run at every access. A store to the
+    /// stack forces a value, and every later use reads it. Each value gets its own 16 bytes of
+    /// a slot of its own: of several stores to one place only the last one is kept, and the
+    /// values of the others went back to their uses.
+    pub(super) fn pin_values(&mut self, values: &[Value]) {
         if values.is_empty() {
             return;
         }
         let slot = self.b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
-            8 * values.len() as u32,
-            3,
+            16 * values.len() as u32,
+            4,
         ));
         for (i, &x) in values.iter().enumerate() {
-            self.b.ins().stack_store(types::I64, x, slot, 8 * i as i32);
+            self.b.ins().stack_store(types::I64, x, slot, 16 * i as i32);
         }
     }
 
