@@ -65,7 +65,8 @@ pub fn is_free(op: &Op) -> bool {
 
 /// A copy of `graph` in which every free node ([`is_free`]) has exactly one user: each user gets
 /// its own copy. A free node that is a graph output or a parameter update keeps one more copy
-/// for that role. Other nodes are copied one for one, without merging equal nodes (so nodes a
+/// for that role; a permute that a product is stored through ([`stores_product_permuted`]) is
+/// copied once and shared by its users. Other nodes are copied one for one, without merging equal nodes (so nodes a
 /// rematerialization duplicated on purpose stay apart). Inputs, parameters (names and order),
 /// outputs, updates and labels carry over.
 pub fn unshare_free_nodes(graph: &Graph) -> Graph {
@@ -77,18 +78,23 @@ pub fn unshare_free_nodes(graph: &Graph) -> Graph {
     for &id in graph.inputs().iter().chain(graph.parameters()) {
         map[id.index()] = Some(copy_node(&mut out, id, &[]));
     }
+    let shared: BTreeSet<NodeId> = graph
+        .node_ids()
+        .filter(|&p| stores_product_permuted(graph, p))
+        .collect();
     fn operand(
         graph: &Graph,
         out: &mut Graph,
         map: &[Option<NodeId>],
+        shared: &BTreeSet<NodeId>,
         o: NodeId,
         copy_node: &dyn Fn(&mut Graph, NodeId, &[NodeId]) -> NodeId,
     ) -> NodeId {
-        if is_free(graph.op(o)) {
+        if is_free(graph.op(o)) && !shared.contains(&o) {
             let ops: Vec<NodeId> = graph
                 .operands(o)
                 .iter()
-                .map(|&x| operand(graph, out, map, x, copy_node))
+                .map(|&x| operand(graph, out, map, shared, x, copy_node))
                 .collect();
             copy_node(out, o, &ops)
         } else {
@@ -97,18 +103,45 @@ pub fn unshare_free_nodes(graph: &Graph) -> Graph {
     }
     let roles = stored_regardless(graph);
     for id in graph.topo_order() {
-        if map[id.index()].is_some() || (is_free(graph.op(id)) && !roles.contains(&id)) {
+        let own_copies = is_free(graph.op(id)) && !roles.contains(&id) && !shared.contains(&id);
+        if map[id.index()].is_some() || own_copies {
             continue;
         }
         let ops: Vec<NodeId> = graph
             .operands(id)
             .iter()
-            .map(|&o| operand(graph, &mut out, &map, o, &copy_node))
+            .map(|&o| operand(graph, &mut out, &map, &shared, o, &copy_node))
             .collect();
         map[id.index()] = Some(copy_node(&mut out, id, &ops));
     }
     copy_roles(graph, &mut out, &map);
     out
+}
+
+/// True if `p` is a permute that its operand, a matmul, is stored through: the product is
+/// read by `p` alone, is neither a graph output nor a parameter update, and `p` puts one of
+/// the product's two matrix axes last (its columns, or its rows: a transposed product). Such a
+/// product is stored in the permuted layout, as `p` — the host kernel writes `C` at the
+/// permuted strides, whole tile rows at a time, at no cost — so the kernels reading `p` (attention's heads concatenated for the output
+/// projection, the query, key and value gradients for their weight and input products) read
+/// it in place instead of each copying it into a panel first. Free nodes are otherwise given
+/// to their readers ([`unshare_free_nodes`]); `p` is shared by them and is the root of the
+/// product's group.
+pub fn stores_product_permuted(graph: &Graph, p: NodeId) -> bool {
+    let Op::Permute { perm } = graph.op(p) else {
+        return false;
+    };
+    let rank = perm.len();
+    let identity = perm.iter().enumerate().all(|(i, &a)| i == a);
+    let [m] = graph.operands(p)[..] else {
+        return false;
+    };
+    !identity
+        && rank >= 2
+        && perm[rank - 1] + 2 >= rank
+        && matches!(graph.op(m), Op::MatMul)
+        && graph.users(m) == [p]
+        && !stored_regardless(graph).contains(&m)
 }
 
 /// The values a plan stores whatever the grouping: graph outputs and parameter updates.
@@ -197,7 +230,12 @@ fn fuse_with(graph: &Graph, extra_outputs: bool) -> Option<Schedule> {
     let mut group_of: Vec<Option<usize>> = vec![None; bound];
     let mut region = vec![Region::Plain; bound];
     let mut groups: Vec<Building> = Vec::new();
-    let materialized = stored_regardless(graph);
+    let mut materialized = stored_regardless(graph);
+    materialized.extend(
+        graph
+            .node_ids()
+            .filter(|&p| stores_product_permuted(graph, p)),
+    );
     for &v in topo.iter().rev() {
         let op = graph.op(v);
         if matches!(op, Op::Input { .. } | Op::Parameter { .. }) {
@@ -478,7 +516,10 @@ fn join_rule(
             return None;
         }
         let shape = &graph.ty(v).shape;
-        let users_elementwise = users.iter().all(|&u| graph.op(u).is_elementwise());
+        // A product stored through a permute is that permute's group: its root.
+        let users_elementwise = users.iter().all(|&u| {
+            graph.op(u).is_elementwise() || (u == g.root && stores_product_permuted(graph, u))
+        });
         let members_fit = g.members.iter().all(|&m| {
             let mop = graph.op(m);
             if mop.is_elementwise() {
@@ -808,6 +849,44 @@ fn reachable(succ: &[BTreeSet<usize>], from: usize) -> Vec<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use adjoint_ir::Builder;
+
+    /// A per-head product concatenated back into rows and read by two products is stored once,
+    /// through the permute, by the product's own group; a product that something else reads
+    /// too, or a permute that puts a batch axis last, keeps the row-major product.
+    #[test]
+    fn products_are_stored_through_the_permute_their_readers_want() {
+        let b = Builder::new("heads");
+        let p = b.input("p", DType::F32, [2, 3, 4, 4]);
+        let v = b.input("v", DType::F32, [2, 3, 4, 5]);
+        let w = b.input("w", DType::F32, [15, 6]);
+        let x = b.input("x", DType::F32, [8, 7]);
+        let heads = p.matmul(v).permute(&[0, 2, 1, 3]).reshape([8, 15]);
+        b.output("proj", heads.matmul(w));
+        b.output("grad", x.transpose(0, 1).matmul(heads));
+        let (p2, p3) = (p * 2.0, p * 3.0);
+        let shared = p2.matmul(v);
+        b.output("shared", shared);
+        b.output(
+            "shared_t",
+            shared.permute(&[0, 2, 1, 3]).reshape([8, 15]).matmul(w),
+        );
+        b.output("batch_last", p3.matmul(v).permute(&[0, 2, 3, 1]) * 2.0);
+        let g = unshare_free_nodes(&b.finish());
+        let permuted: Vec<NodeId> = g
+            .node_ids()
+            .filter(|&n| stores_product_permuted(&g, n))
+            .collect();
+        assert_eq!(permuted.len(), 1, "{}", adjoint_ir::text::print(&g));
+        let root = permuted[0];
+        assert_eq!(g.users(root).len(), 2, "the readers share the permute");
+        let s = fuse(&g);
+        s.check(&g).unwrap();
+        let group = s.groups.iter().find(|gr| gr.nodes.contains(&root)).unwrap();
+        assert_eq!(group.kind, GroupKind::MatMul);
+        assert_eq!(group.outputs, vec![root]);
+        assert_eq!(group.anchor, Some(g.operands(root)[0]));
+    }
 
     /// A fuzz case (minimized): a row sum read by two row-wise groups, one of which already
     /// reads the other's extra output. Storing the sum from the first group would make the

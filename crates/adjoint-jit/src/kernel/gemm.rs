@@ -44,6 +44,29 @@ impl GroupLower<'_> {
     /// Pushes the host-kernel nest computing matmul node `n` into `c`, a row-major buffer of
     /// `n`'s shape, after the nests that store its operands' panels.
     pub(super) fn host_matmul_into(&mut self, n: NodeId, c: BufferId) -> Result<(), JitError> {
+        let strides: Vec<i64> = self
+            .graph
+            .ty(n)
+            .shape
+            .strides()
+            .iter()
+            .map(|&s| s as i64)
+            .collect();
+        self.host_matmul_at(n, c, &strides)
+    }
+
+    /// [`Self::host_matmul_into`], writing element `[b…, i, j]` of the product at
+    /// `Σ cs[d]·index[d]` in `c` (non-negative strides of a one-to-one layout: a permute of
+    /// the row-major one). When the product's rows are the contiguous axis of `c` (`cs` is 1
+    /// along `i`, not along `j`), the kernel computes `Cᵀ = Bᵀ·Aᵀ` instead, reading the
+    /// operands with their strides swapped, so that it still writes whole rows of its tiles:
+    /// the same sums over `k`, in the same order.
+    pub(super) fn host_matmul_at(
+        &mut self,
+        n: NodeId,
+        c: BufferId,
+        cs: &[i64],
+    ) -> Result<(), JitError> {
         let g = self.graph;
         let ops = g.operands(n);
         let out = g.ty(n).shape.clone();
@@ -58,15 +81,32 @@ impl GroupLower<'_> {
         };
         let a = self.gemm_operand(ops[0], &at(i, k))?;
         let b = self.gemm_operand(ops[1], &at(k, j))?;
-        let cs = out.strides();
+        let transposed = cs[r - 1] != 1 && cs[r - 2] == 1;
+        // Operands, extents and `C` strides as the kernel sees them.
+        let (a, b, m, n, c_rc) = if transposed {
+            let swap = |v: View| View {
+                strides: v
+                    .strides
+                    .iter()
+                    .copied()
+                    .take(nb)
+                    .chain([v.strides[nb + 1], v.strides[nb]])
+                    .collect(),
+                ..v
+            };
+            let (m, n) = (out.dim(r - 1), out.dim(r - 2));
+            (swap(b), swap(a), m, n, [cs[r - 1], cs[r - 2]])
+        } else {
+            (a, b, out.dim(r - 2), out.dim(r - 1), [cs[r - 2], cs[r - 1]])
+        };
         let stride = |v: &View, d: usize| v.strides[d];
         let mut desc = GemmDesc {
-            m: out.dim(r - 2) as i64,
-            n: out.dim(r - 1) as i64,
+            m: m as i64,
+            n: n as i64,
             k: kdim as i64,
             a: [stride(&a, nb), stride(&a, nb + 1)],
             b: [stride(&b, nb), stride(&b, nb + 1)],
-            c: [cs[r - 2] as i64, cs[r - 1] as i64],
+            c: c_rc,
             batch: [1; MAX_BATCH],
             batch_strides: [[0; 3]; MAX_BATCH],
             split_rows: 1,
@@ -74,10 +114,10 @@ impl GroupLower<'_> {
             wide: [a.buffer, b.buffer, c]
                 .map(|x| i64::from(self.prog.buffers[x.0 as usize].dtype == DType::F32)),
         };
-        for d in 0..nb {
+        for (d, &c_stride) in cs.iter().enumerate().take(nb) {
             let slot = MAX_BATCH - nb + d;
             desc.batch[slot] = out.dim(d) as i64;
-            desc.batch_strides[slot] = [stride(&a, d), stride(&b, d), cs[d] as i64];
+            desc.batch_strides[slot] = [stride(&a, d), stride(&b, d), c_stride];
         }
         self.kernel.nests.push(LoopNest {
             vars: Vec::new(),

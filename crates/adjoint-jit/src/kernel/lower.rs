@@ -209,17 +209,24 @@ impl<'a> GroupLower<'a> {
         // scatter-add, which accumulates into memory); otherwise it is inlined into its
         // epilogue, which reads it at the index the epilogue stores (the fusion planner's
         // epilogue rule), as the bias and activation of a matmul or mean's division.
+        // A product stored through a permute (the planner's root is the permute) is written
+        // by the host kernel straight into the root's buffer, at the permuted strides.
+        let permuted = self.permuted_product();
         let heavy: Vec<NodeId> = self
             .group
             .anchor
-            .filter(|&a| outputs.contains(&a) || matches!(g.op(a), Op::ScatterAdd { .. }))
+            .filter(|&a| {
+                outputs.contains(&a)
+                    || matches!(g.op(a), Op::ScatterAdd { .. })
+                    || permuted.is_some_and(|(_, m)| m == a)
+            })
             .into_iter()
             .collect();
         for &n in &heavy {
-            let b = if outputs.contains(&n) {
-                self.values[&n]
-            } else {
-                self.scratch(n)
+            let b = match permuted {
+                Some((p, m)) if m == n => self.values[&p],
+                _ if outputs.contains(&n) => self.values[&n],
+                _ => self.scratch(n),
             };
             self.local.insert(n, b);
         }
@@ -230,7 +237,7 @@ impl<'a> GroupLower<'a> {
         }
         let mut elementwise: Vec<(usize, NodeId)> = Vec::new();
         for &n in &self.group.nodes {
-            if heavy.contains(&n) {
+            if heavy.contains(&n) || permuted.is_some_and(|(p, _)| p == n) {
                 continue;
             }
             let s = g
@@ -297,6 +304,21 @@ impl<'a> GroupLower<'a> {
         ))
     }
 
+    /// `(root, product)` when the group's root is a permute that its product, an `f32` host
+    /// matmul and the group's anchor, is stored through
+    /// ([`adjoint_opt::fusion::stores_product_permuted`]).
+    fn permuted_product(&self) -> Option<(NodeId, NodeId)> {
+        let g = self.graph;
+        let root = self.group.root()?;
+        let m = self.group.anchor?;
+        let plain = g.ty(m).dtype == DType::F32 && self.host_contraction(m);
+        (self.group.outputs.len() == 1
+            && g.operands(root)[..] == [m]
+            && adjoint_opt::fusion::stores_product_permuted(g, root)
+            && plain)
+            .then_some((root, m))
+    }
+
     pub(super) fn scratch(&mut self, n: NodeId) -> BufferId {
         let bytes = self.graph.ty(n).size_bytes();
         let offset = self.scratch_end;
@@ -322,7 +344,10 @@ impl<'a> GroupLower<'a> {
 
     /// The buffer stores of `n` go to.
     fn target(&self, n: NodeId) -> BufferId {
-        self.local.get(&n).copied().unwrap_or(self.values[&n])
+        self.local
+            .get(&n)
+            .copied()
+            .unwrap_or_else(|| self.values[&n])
     }
 
     fn elementwise_nest(&mut self, shape: &Shape, nodes: &[NodeId]) -> Result<(), JitError> {
@@ -396,7 +421,21 @@ impl<'a> GroupLower<'a> {
         let ty = g.ty(n).clone();
         let buffer = self.target(n);
         if matches!(g.op(n), Op::MatMul) && self.host_contraction(n) {
-            return self.host_matmul_into(n, buffer);
+            return match self.permuted_product() {
+                Some((p, m)) if m == n => {
+                    // Axis `perm[i]` of the product is axis `i` of the stored permute.
+                    let Op::Permute { perm } = g.op(p) else {
+                        unreachable!("a permuted product's root is a permute")
+                    };
+                    let stored = g.ty(p).shape.strides();
+                    let mut strides = vec![0; perm.len()];
+                    for (i, &axis) in perm.iter().enumerate() {
+                        strides[axis] = stored[i] as i64;
+                    }
+                    self.host_matmul_at(n, buffer, &strides)
+                }
+                _ => self.host_matmul_into(n, buffer),
+            };
         }
         if let Op::AllReduce { kind, replicas } = *g.op(n) {
             // The host reads the operand's buffer: a collective's group holds nothing else.
