@@ -81,8 +81,8 @@ fn a_softmax_row_longer_than_the_row_cache() {
 #[test]
 fn column_sums_over_leading_axes_of_every_width() {
     // A bias gradient: the kept axes have one iteration each, so the nest splits (and tiles)
-    // its columns instead.
-    for n in [1, 3, 4, 15, 16, 17, 64, 100, 300] {
+    // its columns instead: widths around the column tile (16 vectors, 64 columns) and two.
+    for n in [1, 3, 4, 15, 16, 17, 63, 64, 65, 100, 128, 129, 300] {
         let b = Builder::new(&format!("column_sums_{n}"));
         let x = b.input("x", DType::F32, [6, 40, n]);
         let y = b.input("y", DType::F32, [6, 40, n]);
