@@ -1,6 +1,7 @@
-//! Re-emitting a graph in f64, for gradient checking (finite differences need the precision).
+//! Re-emitting a graph in f64, for gradient checking (finite differences need the precision),
+//! and with its `f32` functions rounded from `f64` (the fuzzer's reference for them).
 
-use adjoint_ir::{DType, Feeds, Graph, Literal, NodeId, Op, TensorType};
+use adjoint_ir::{BinaryOp, DType, Feeds, Graph, Literal, NodeId, Op, TensorType, UnaryOp};
 use std::collections::HashMap;
 
 /// A graph re-emitted with every `f32`, `bf16` and `f16` value turned into `f64`, and where
@@ -53,6 +54,58 @@ pub fn widen_to_f64(graph: &Graph) -> Result<WidenedGraph, adjoint_ir::VerifyErr
             .expect("a parameter and its update widen to the same type");
     }
     Ok(WidenedGraph { graph: out, map })
+}
+
+/// Re-emits `graph` node by node with every `f32` `exp`, `log`, `tanh`, `sin`, `cos` and `pow`
+/// computed in `f64` from its widened operands and rounded to `f32` once: the correctly
+/// rounded values (but for rare double roundings), of which the interpreter's `f32` libm
+/// functions and the JIT's are each within an ulp or two. Everything else is copied as it
+/// is. A comparison, a floor or a cast to `i32` downstream of such a function turns a
+/// last-bit difference between two faithful implementations into an arbitrary one; the
+/// fuzzer (`adjoint::fuzz`) takes this graph's values as a second reference for them.
+///
+/// Errors: the graph does not verify.
+pub fn round_functions_from_f64(graph: &Graph) -> Result<Graph, adjoint_ir::VerifyError> {
+    graph.verify()?;
+    let mut out = Graph::new(graph.name());
+    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
+    let add = |out: &mut Graph, op: Op, operands: &[NodeId]| {
+        out.add(op, operands)
+            .expect("a copy, or a function of widened operands, keeps every type rule satisfied")
+    };
+    for id in graph.topo_order() {
+        let operands: Vec<NodeId> = graph.operands(id).iter().map(|o| map[o]).collect();
+        let op = graph.op(id).clone();
+        let function = matches!(
+            op,
+            Op::Unary(UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sin | UnaryOp::Cos)
+                | Op::Binary(BinaryOp::Pow)
+        );
+        let new_id = if function && graph.ty(id).dtype == DType::F32 {
+            let wide: Vec<NodeId> = operands
+                .iter()
+                .map(|&o| add(&mut out, Op::Cast { to: DType::F64 }, &[o]))
+                .collect();
+            let y = add(&mut out, op, &wide);
+            add(&mut out, Op::Cast { to: DType::F32 }, &[y])
+        } else {
+            add(&mut out, op, &operands)
+        };
+        if let Some(label) = &graph.node(id).label {
+            if out.node(new_id).label.is_none() {
+                out.set_label(new_id, label);
+            }
+        }
+        map.insert(id, new_id);
+    }
+    for (name, id) in graph.outputs() {
+        out.set_output(name, map[id]);
+    }
+    for (param, value) in graph.updates() {
+        out.set_update(map[param], map[value])
+            .expect("a parameter and its update keep their types");
+    }
+    Ok(out)
 }
 
 /// [`widen_feeds`], with a refused allocation as an error instead of an abort.
