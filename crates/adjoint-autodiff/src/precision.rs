@@ -28,17 +28,29 @@ impl WidenedGraph {
 ///
 /// Errors: the graph does not verify.
 pub fn widen_to_f64(graph: &Graph) -> Result<WidenedGraph, adjoint_ir::VerifyError> {
+    let (graph, map) = re_emit(graph, |out, id, operands| match widen_op(graph.op(id)) {
+        Op::Cast { to } if out.ty(operands[0]).dtype == to => operands[0],
+        op => out
+            .add(op, operands)
+            .expect("widening keeps every type rule satisfied"),
+    })?;
+    Ok(WidenedGraph { graph, map })
+}
+
+/// A new graph built from `graph` in topological order: `emit(out, id, operands)` adds what
+/// node `id` becomes (given its operands' new nodes) and returns its node. Labels, outputs
+/// and parameter updates carry over; the map says where each node went. Errors: `graph`
+/// does not verify.
+fn re_emit(
+    graph: &Graph,
+    mut emit: impl FnMut(&mut Graph, NodeId, &[NodeId]) -> NodeId,
+) -> Result<(Graph, HashMap<NodeId, NodeId>), adjoint_ir::VerifyError> {
     graph.verify()?;
     let mut out = Graph::new(graph.name());
     let mut map: HashMap<NodeId, NodeId> = HashMap::new();
     for id in graph.topo_order() {
         let operands: Vec<NodeId> = graph.operands(id).iter().map(|o| map[o]).collect();
-        let new_id = match widen_op(graph.op(id)) {
-            Op::Cast { to } if out.ty(operands[0]).dtype == to => operands[0],
-            op => out
-                .add(op, &operands)
-                .expect("widening keeps every type rule satisfied"),
-        };
+        let new_id = emit(&mut out, id, &operands);
         if let Some(label) = &graph.node(id).label {
             if out.node(new_id).label.is_none() {
                 out.set_label(new_id, label);
@@ -51,9 +63,9 @@ pub fn widen_to_f64(graph: &Graph) -> Result<WidenedGraph, adjoint_ir::VerifyErr
     }
     for (param, value) in graph.updates() {
         out.set_update(map[param], map[value])
-            .expect("a parameter and its update widen to the same type");
+            .expect("a parameter and its update are re-emitted with the same type");
     }
-    Ok(WidenedGraph { graph: out, map })
+    Ok((out, map))
 }
 
 /// Re-emits `graph` node by node with every `f32` `exp`, `log`, `tanh`, `sin`, `cos` and `pow`
@@ -66,46 +78,35 @@ pub fn widen_to_f64(graph: &Graph) -> Result<WidenedGraph, adjoint_ir::VerifyErr
 ///
 /// Errors: the graph does not verify.
 pub fn round_functions_from_f64(graph: &Graph) -> Result<Graph, adjoint_ir::VerifyError> {
-    graph.verify()?;
-    let mut out = Graph::new(graph.name());
-    let mut map: HashMap<NodeId, NodeId> = HashMap::new();
     let add = |out: &mut Graph, op: Op, operands: &[NodeId]| {
         out.add(op, operands)
             .expect("a copy, or a function of widened operands, keeps every type rule satisfied")
     };
-    for id in graph.topo_order() {
-        let operands: Vec<NodeId> = graph.operands(id).iter().map(|o| map[o]).collect();
+    let (out, _) = re_emit(graph, |out, id, operands| {
         let op = graph.op(id).clone();
-        let function = matches!(
-            op,
-            Op::Unary(UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sin | UnaryOp::Cos)
-                | Op::Binary(BinaryOp::Pow)
-        );
-        let new_id = if function && graph.ty(id).dtype == DType::F32 {
+        if is_f32_function(graph, id) {
             let wide: Vec<NodeId> = operands
                 .iter()
-                .map(|&o| add(&mut out, Op::Cast { to: DType::F64 }, &[o]))
+                .map(|&o| add(out, Op::Cast { to: DType::F64 }, &[o]))
                 .collect();
-            let y = add(&mut out, op, &wide);
-            add(&mut out, Op::Cast { to: DType::F32 }, &[y])
+            let y = add(out, op, &wide);
+            add(out, Op::Cast { to: DType::F32 }, &[y])
         } else {
-            add(&mut out, op, &operands)
-        };
-        if let Some(label) = &graph.node(id).label {
-            if out.node(new_id).label.is_none() {
-                out.set_label(new_id, label);
-            }
+            add(out, op, operands)
         }
-        map.insert(id, new_id);
-    }
-    for (name, id) in graph.outputs() {
-        out.set_output(name, map[id]);
-    }
-    for (param, value) in graph.updates() {
-        out.set_update(map[param], map[value])
-            .expect("a parameter and its update keep their types");
-    }
+    })?;
     Ok(out)
+}
+
+/// True if node `id` of `graph` is an `f32` function that [`round_functions_from_f64`] rounds
+/// from `f64`: `exp`, `log`, `tanh`, `sin`, `cos` or `pow`.
+pub fn is_f32_function(graph: &Graph, id: NodeId) -> bool {
+    let function = matches!(
+        graph.op(id),
+        Op::Unary(UnaryOp::Exp | UnaryOp::Log | UnaryOp::Tanh | UnaryOp::Sin | UnaryOp::Cos)
+            | Op::Binary(BinaryOp::Pow)
+    );
+    function && graph.ty(id).dtype == DType::F32
 }
 
 /// [`widen_feeds`], with a refused allocation as an error instead of an abort.

@@ -23,7 +23,7 @@
 use adjoint_autodiff::{training_step, Optimizer};
 use adjoint_interp::Evaluation;
 use adjoint_ir::random_graph::{random_feeds, random_graph_with, RandomGraphConfig};
-use adjoint_ir::{BinaryOp, DType, Feeds, Graph, HostTensor, UnaryOp};
+use adjoint_ir::{DType, Feeds, Graph, HostTensor};
 use adjoint_jit::{compile, MatmulKernel, Options};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -174,8 +174,50 @@ pub fn check_config(
     }
 }
 
+/// A result of a graph: an output or a parameter's update, by name.
+#[derive(Clone, Copy)]
+enum Named<'n> {
+    Output(&'n str),
+    Update(&'n str),
+}
+
+/// An evaluation of a variant of a graph (by `make`, from the graph and its feeds), computed
+/// on first need: the reference of a second or third opinion.
+struct Opinion<'a> {
+    graph: &'a Graph,
+    feeds: &'a Feeds,
+    make: fn(&Graph, &Feeds) -> Option<Evaluation>,
+    eval: Option<Option<Evaluation>>,
+}
+
+impl<'a> Opinion<'a> {
+    fn new(
+        graph: &'a Graph,
+        feeds: &'a Feeds,
+        make: fn(&Graph, &Feeds) -> Option<Evaluation>,
+    ) -> Self {
+        Opinion {
+            graph,
+            feeds,
+            make,
+            eval: None,
+        }
+    }
+
+    /// The variant's value of result `which`, or `None` when the variant does not exist for
+    /// this graph or does not run.
+    fn result(&mut self, which: Named<'_>) -> Option<&HostTensor> {
+        let (g, feeds, make) = (self.graph, self.feeds, self.make);
+        let eval = self.eval.get_or_insert_with(|| make(g, feeds)).as_ref()?;
+        match which {
+            Named::Output(name) => eval.output(name),
+            Named::Update(name) => eval.update(name),
+        }
+    }
+}
+
 /// The second opinion on an `f32` result that [`close`] refused: the graph evaluated in `f64`
-/// (`adjoint_autodiff::precision::widen_to_f64`, by the interpreter), computed on first need.
+/// (`adjoint_autodiff::precision::widen_to_f64`, by the interpreter).
 ///
 /// The interpreter and the JIT add long `f32` sums in different orders (the JIT in several
 /// vector accumulators), and a sum of `n` terms may drift by up to `n·ε·Σ|x|` either way — far
@@ -185,43 +227,18 @@ pub fn check_config(
 /// tolerance: it is then as accurate as the oracle, only rounded differently. Graphs with a
 /// 16-bit value get no second opinion (their rounding is part of their meaning), nor do
 /// non-`f32` results.
-struct WideReference<'a> {
-    graph: &'a Graph,
-    feeds: &'a Feeds,
-    eval: Option<Option<Evaluation>>,
-}
-
-/// A result of a graph: an output or a parameter's update, by name.
-#[derive(Clone, Copy)]
-enum Named<'n> {
-    Output(&'n str),
-    Update(&'n str),
-}
+struct WideReference<'a>(Opinion<'a>);
 
 impl<'a> WideReference<'a> {
     fn new(graph: &'a Graph, feeds: &'a Feeds) -> Self {
-        WideReference {
-            graph,
-            feeds,
-            eval: None,
-        }
-    }
-
-    /// The `f64` evaluation, or `None` for a graph with 16-bit values or one that does not
-    /// widen or run.
-    fn evaluation(&mut self) -> Option<&Evaluation> {
-        let (g, feeds) = (self.graph, self.feeds);
-        self.eval
-            .get_or_insert_with(|| {
-                let half = g.node_ids().any(|n| g.ty(n).dtype.is_half());
-                if half {
-                    return None;
-                }
-                let wide = adjoint_autodiff::precision::widen_to_f64(g).ok()?;
-                let feeds = adjoint_autodiff::precision::try_widen_feeds(feeds).ok()?;
-                adjoint_interp::run(&wide.graph, &feeds).ok()
-            })
-            .as_ref()
+        WideReference(Opinion::new(graph, feeds, |g, feeds| {
+            if g.node_ids().any(|n| g.ty(n).dtype.is_half()) {
+                return None;
+            }
+            let wide = adjoint_autodiff::precision::widen_to_f64(g).ok()?;
+            let feeds = adjoint_autodiff::precision::try_widen_feeds(feeds).ok()?;
+            adjoint_interp::run(&wide.graph, &feeds).ok()
+        }))
     }
 
     /// True if the `f32` result `got`, which [`close`] refused against the interpreter's
@@ -230,14 +247,7 @@ impl<'a> WideReference<'a> {
         if want.dtype() != DType::F32 || got.ty() != want.ty() {
             return false;
         }
-        let Some(eval) = self.evaluation() else {
-            return false;
-        };
-        let exact = match which {
-            Named::Output(name) => eval.output(name),
-            Named::Update(name) => eval.updates.iter().find(|(n, _)| n == name).map(|(_, t)| t),
-        };
-        let Some(exact) = exact else {
+        let Some(exact) = self.0.result(which) else {
             return false;
         };
         let (g, w, x) = (got.to_f64_vec(), want.to_f64_vec(), exact.to_f64_vec());
@@ -253,7 +263,7 @@ impl<'a> WideReference<'a> {
 /// The third opinion, on a result that [`close`] refused and the `f64` value did not excuse:
 /// the graph evaluated by the interpreter with its `f32` functions (`exp`, `log`, `tanh`,
 /// `sin`, `cos`, `pow`) computed in `f64` and rounded once
-/// (`adjoint_autodiff::precision::round_functions_from_f64`), computed on first need.
+/// (`adjoint_autodiff::precision::round_functions_from_f64`).
 ///
 /// The interpreter's `f32` functions are libm's, which are faithful but not always correctly
 /// rounded, and so are the JIT's; a comparison, a floor or a cast downstream turns their
@@ -262,59 +272,25 @@ impl<'a> WideReference<'a> {
 /// correctly rounded `x` that the JIT returned: the `eq` flipped, and the select took the other
 /// operand. A result that agrees ([`close`]) with this evaluation is excused: it is what exact
 /// functions rounded to `f32` give. Only graphs with such an `f32` function get this opinion.
-struct RoundedFunctions<'a> {
-    graph: &'a Graph,
-    feeds: &'a Feeds,
-    eval: Option<Option<Evaluation>>,
-}
+struct RoundedFunctions<'a>(Opinion<'a>);
 
 impl<'a> RoundedFunctions<'a> {
     fn new(graph: &'a Graph, feeds: &'a Feeds) -> Self {
-        RoundedFunctions {
-            graph,
-            feeds,
-            eval: None,
-        }
-    }
-
-    /// The evaluation with rounded functions, or `None` for a graph without an `f32` function
-    /// or one that does not run.
-    fn evaluation(&mut self) -> Option<&Evaluation> {
-        let (g, feeds) = (self.graph, self.feeds);
-        self.eval
-            .get_or_insert_with(|| {
-                let functions = g.node_ids().any(|n| {
-                    let function = matches!(
-                        g.op(n),
-                        adjoint_ir::Op::Unary(
-                            UnaryOp::Exp
-                                | UnaryOp::Log
-                                | UnaryOp::Tanh
-                                | UnaryOp::Sin
-                                | UnaryOp::Cos
-                        ) | adjoint_ir::Op::Binary(BinaryOp::Pow)
-                    );
-                    function && g.ty(n).dtype == DType::F32
-                });
-                if !functions {
-                    return None;
-                }
-                let rounded = adjoint_autodiff::precision::round_functions_from_f64(g).ok()?;
-                adjoint_interp::run(&rounded, feeds).ok()
-            })
-            .as_ref()
+        RoundedFunctions(Opinion::new(graph, feeds, |g, feeds| {
+            let rounds = |n| adjoint_autodiff::precision::is_f32_function(g, n);
+            if !g.node_ids().any(rounds) {
+                return None;
+            }
+            let rounded = adjoint_autodiff::precision::round_functions_from_f64(g).ok()?;
+            adjoint_interp::run(&rounded, feeds).ok()
+        }))
     }
 
     /// True if `got` agrees with the same result of the graph with rounded functions.
     fn excuses(&mut self, got: &HostTensor, which: Named<'_>, terms: usize) -> bool {
-        let Some(eval) = self.evaluation() else {
-            return false;
-        };
-        let reference = match which {
-            Named::Output(name) => eval.output(name),
-            Named::Update(name) => eval.update(name),
-        };
-        reference.is_some_and(|r| close(got, r, terms).is_ok())
+        self.0
+            .result(which)
+            .is_some_and(|r| close(got, r, terms).is_ok())
     }
 }
 
