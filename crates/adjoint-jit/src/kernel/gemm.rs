@@ -38,7 +38,8 @@ impl GroupLower<'_> {
     pub(super) fn host_contraction(&self, n: NodeId) -> bool {
         let ty = self.graph.ty(n);
         let float = ty.dtype == DType::F32 || ty.dtype.is_half();
-        self.host_gemm && float && ty.shape.rank() - 2 <= MAX_BATCH
+        let rank = ty.shape.rank();
+        self.host_gemm && float && (2..=MAX_BATCH + 2).contains(&rank)
     }
 
     /// Pushes the host-kernel nest computing matmul node `n` into `c`, a row-major buffer of

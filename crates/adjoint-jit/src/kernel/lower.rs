@@ -311,12 +311,12 @@ impl<'a> GroupLower<'a> {
         let g = self.graph;
         let root = self.group.root()?;
         let m = self.group.anchor?;
-        let plain = g.ty(m).dtype == DType::F32 && self.host_contraction(m);
         (self.group.outputs.len() == 1
             && g.operands(root)[..] == [m]
             && adjoint_opt::fusion::stores_product_permuted(g, root)
-            && plain)
-            .then_some((root, m))
+            && g.ty(m).dtype == DType::F32
+            && self.host_contraction(m))
+        .then_some((root, m))
     }
 
     pub(super) fn scratch(&mut self, n: NodeId) -> BufferId {
