@@ -66,9 +66,9 @@ pub fn is_free(op: &Op) -> bool {
 /// A copy of `graph` in which every free node ([`is_free`]) has exactly one user: each user gets
 /// its own copy. A free node that is a graph output or a parameter update keeps one more copy
 /// for that role; a permute that a product is stored through ([`stores_product_permuted`]) is
-/// copied once and shared by its users. Other nodes are copied one for one, without merging equal nodes (so nodes a
-/// rematerialization duplicated on purpose stay apart). Inputs, parameters (names and order),
-/// outputs, updates and labels carry over.
+/// copied once and shared by its users. Other nodes are copied one for one, without merging
+/// equal nodes (so nodes a rematerialization duplicated on purpose stay apart). Inputs,
+/// parameters (names and order), outputs, updates and labels carry over.
 pub fn unshare_free_nodes(graph: &Graph) -> Graph {
     let bound = graph.node_ids().map(|n| n.index() + 1).max().unwrap_or(0);
     let mut map: Vec<Option<NodeId>> = vec![None; bound];
@@ -122,11 +122,11 @@ pub fn unshare_free_nodes(graph: &Graph) -> Graph {
 /// read by `p` alone, is neither a graph output nor a parameter update, and `p` puts one of
 /// the product's two matrix axes last (its columns, or its rows: a transposed product). Such a
 /// product is stored in the permuted layout, as `p` — the host kernel writes `C` at the
-/// permuted strides, whole tile rows at a time, at no cost — so the kernels reading `p` (attention's heads concatenated for the output
-/// projection, the query, key and value gradients for their weight and input products) read
-/// it in place instead of each copying it into a panel first. Free nodes are otherwise given
-/// to their readers ([`unshare_free_nodes`]); `p` is shared by them and is the root of the
-/// product's group.
+/// permuted strides, whole tile rows at a time, at no cost — so the kernels reading `p`
+/// (attention's heads concatenated for the output projection, the query, key and value
+/// gradients for their weight and input products) read it in place instead of each copying
+/// it into a panel first. Free nodes are otherwise given to their readers
+/// ([`unshare_free_nodes`]); `p` is shared by them and is the root of the product's group.
 pub fn stores_product_permuted(graph: &Graph, p: NodeId) -> bool {
     let Op::Permute { perm } = graph.op(p) else {
         return false;
@@ -141,7 +141,8 @@ pub fn stores_product_permuted(graph: &Graph, p: NodeId) -> bool {
         && perm[rank - 1] + 2 >= rank
         && matches!(graph.op(m), Op::MatMul)
         && graph.users(m) == [p]
-        && !stored_regardless(graph).contains(&m)
+        && !graph.outputs().iter().any(|&(_, v)| v == m)
+        && !graph.updates().iter().any(|&(_, v)| v == m)
 }
 
 /// The values a plan stores whatever the grouping: graph outputs and parameter updates.
