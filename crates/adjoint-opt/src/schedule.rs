@@ -37,7 +37,8 @@
 //!   (a transpose, a reshape, a broadcast) — never computed in the group, because each operand
 //!   element is read many times. The epilogue is elementwise ops with exactly the matmul's
 //!   result shape, reading it at the same index: bias add (a broadcast load), activation,
-//!   residual add, an SGD update `w - lr * g`.
+//!   residual add, an SGD update `w - lr * g` — or the one permute the product is stored
+//!   through (`fusion::stores_product_permuted`), which is then the root.
 //! - **`Gather`**: exactly one `gather`, operands loads through movement ops, and an elementwise
 //!   epilogue of the gather's result shape (e.g. `embedding[tokens] + positions`).
 //! - **`ScatterAdd`**: exactly one `scatter_add`, which is the root (no epilogue); its operands
