@@ -154,6 +154,9 @@ pub(super) struct GroupLower<'a> {
     reductions: HashMap<(NodeId, Vec<Ix>, Option<NodeId>), ExprId>,
     /// Products the host kernel writes into scratch, by matmul node ([`super::gemm`]).
     pub(super) products: HashMap<NodeId, BufferId>,
+    /// The group's product stored through its root permute ([`Self::permuted_product`]) and
+    /// the strides, per product axis, at which it is written into the root's buffer.
+    permuted: Option<(NodeId, Vec<i64>)>,
     scratch_end: usize,
     /// Matmuls go to the host kernel, which reads any affine view in place.
     pub(super) host_gemm: bool,
@@ -197,6 +200,7 @@ impl<'a> GroupLower<'a> {
             interned: HashMap::new(),
             reductions: HashMap::new(),
             products: HashMap::new(),
+            permuted: None,
             scratch_end: scratch_base,
             host_gemm,
         }
@@ -212,6 +216,7 @@ impl<'a> GroupLower<'a> {
         // A product stored through a permute (the planner's root is the permute) is written
         // by the host kernel straight into the root's buffer, at the permuted strides.
         let permuted = self.permuted_product();
+        self.permuted = permuted.map(|(p, m)| (m, self.permuted_strides(p)));
         let heavy: Vec<NodeId> = self
             .group
             .anchor
@@ -319,6 +324,20 @@ impl<'a> GroupLower<'a> {
         .then_some((root, m))
     }
 
+    /// The strides, per axis of permute `p`'s operand, of that operand's elements in `p`'s
+    /// row-major buffer: axis `perm[i]` of the operand is axis `i` of the permute.
+    fn permuted_strides(&self, p: NodeId) -> Vec<i64> {
+        let Op::Permute { perm } = self.graph.op(p) else {
+            unreachable!("a permuted product's root is a permute")
+        };
+        let stored = self.graph.ty(p).shape.strides();
+        let mut strides = vec![0; perm.len()];
+        for (i, &axis) in perm.iter().enumerate() {
+            strides[axis] = stored[i] as i64;
+        }
+        strides
+    }
+
     pub(super) fn scratch(&mut self, n: NodeId) -> BufferId {
         let bytes = self.graph.ty(n).size_bytes();
         let offset = self.scratch_end;
@@ -421,19 +440,8 @@ impl<'a> GroupLower<'a> {
         let ty = g.ty(n).clone();
         let buffer = self.target(n);
         if matches!(g.op(n), Op::MatMul) && self.host_contraction(n) {
-            return match self.permuted_product() {
-                Some((p, m)) if m == n => {
-                    // Axis `perm[i]` of the product is axis `i` of the stored permute.
-                    let Op::Permute { perm } = g.op(p) else {
-                        unreachable!("a permuted product's root is a permute")
-                    };
-                    let stored = g.ty(p).shape.strides();
-                    let mut strides = vec![0; perm.len()];
-                    for (i, &axis) in perm.iter().enumerate() {
-                        strides[axis] = stored[i] as i64;
-                    }
-                    self.host_matmul_at(n, buffer, &strides)
-                }
+            return match self.permuted.clone() {
+                Some((m, strides)) if m == n => self.host_matmul_at(n, buffer, &strides),
                 _ => self.host_matmul_into(n, buffer),
             };
         }
